@@ -1,0 +1,1 @@
+"""Ordersmith: a multi-tenant order management system."""

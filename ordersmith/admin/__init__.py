@@ -1,0 +1,1 @@
+"""Vendor-staff operations: tenant directory, audits, support access, overrides."""

@@ -1,0 +1,1 @@
+"""Plans and prices, usage metering, rating, Stripe sync and webhooks, trial lifecycle."""

@@ -1,0 +1,147 @@
+"""Engines, sessions and the tenant transaction.
+
+Two engines reach the same database. The *runtime* engine runs as `<prefix>_app`, which
+owns nothing and may only switch into tenant roles; the *owner* engine runs as
+`<prefix>_owner`, which owns the schemas and runs migrations and provisioning. Both set
+their role in the connection's start-up parameters, so a pooled connection can never
+carry a tenant role from one transaction to the next (tenant roles are `SET LOCAL`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import MetaData, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
+
+from ordersmith.platform.settings import DatabaseSettings
+
+# Tenant tables are declared in this placeholder schema and routed per transaction with
+# `schema_translate_map`; no SQL names a tenant schema by string.
+TENANT_SCHEMA = "tenant"
+PLATFORM_SCHEMA = "platform"
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def make_metadata(schema: str) -> MetaData:
+    """Metadata with the project's constraint naming convention, for one schema stream."""
+    return MetaData(schema=schema, naming_convention=NAMING_CONVENTION)
+
+
+@dataclass(frozen=True)
+class TenantContext:
+    """Who a tenant transaction is for: enough to route it, nothing more."""
+
+    tenant_id: Any  # uuid.UUID; Any keeps this module free of the registry's types
+    slug: str
+    schema_name: str
+    db_role: str
+    cluster: str = "primary"
+
+
+def to_asyncpg_url(url: str) -> str:
+    """Accept postgres://, postgresql:// or postgresql+asyncpg:// and return the asyncpg form."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        raise ValueError(f"only PostgreSQL is supported, got {parsed.get_backend_name()!r}")
+    return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+
+
+def to_libpq_url(url: str) -> str:
+    """The same URL in the plain form asyncpg.connect and psql understand."""
+    return make_url(to_asyncpg_url(url)).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def runtime_url_for(url: str, app_role: str) -> str:
+    """The same server and database, logging in as the runtime role (no password)."""
+    return (
+        make_url(to_asyncpg_url(url))
+        .set(username=app_role, password=None)
+        .render_as_string(hide_password=False)
+    )
+
+
+class Database:
+    """The runtime and owner engines for one PostgreSQL database."""
+
+    def __init__(self, settings: DatabaseSettings, url: str, owner_url: str | None = None) -> None:
+        self.settings = settings
+        if owner_url is None:
+            # One privileged URL (development, tests, CI): own with it, and run the app as
+            # its own login so that PostgreSQL, not the app, decides what it may do.
+            self.owner_url = to_asyncpg_url(url)
+            self.url = runtime_url_for(url, settings.app_role)
+        else:
+            self.owner_url = to_asyncpg_url(owner_url)
+            self.url = to_asyncpg_url(url)
+        self.runtime = self._engine(self.url, settings.app_role)
+        self.owner = self._engine(
+            self.owner_url, settings.owner_role, pool_size=settings.migration_concurrency
+        )
+
+    def _engine(self, url: str, role: str, pool_size: int | None = None) -> AsyncEngine:
+        server_settings = {
+            "role": role,
+            "statement_timeout": str(self.settings.statement_timeout_ms),
+            "application_name": "ordersmith",
+        }
+        return create_async_engine(
+            url,
+            pool_size=pool_size or self.settings.pool_size,
+            max_overflow=self.settings.max_overflow,
+            pool_recycle=self.settings.pool_recycle_seconds,
+            pool_pre_ping=False,
+            connect_args={
+                "server_settings": server_settings,
+                # Schema-qualified SQL differs per tenant, so the cache must hold
+                # several tenants' statements per connection.
+                "prepared_statement_cache_size": 1000,
+            },
+        )
+
+    async def dispose(self) -> None:
+        await self.runtime.dispose()
+        await self.owner.dispose()
+
+    @asynccontextmanager
+    async def platform_session(self) -> AsyncIterator[AsyncSession]:
+        """A runtime session on the platform schema; commits when the block succeeds."""
+        async with AsyncSession(self.runtime, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def tenant_session(self, tenant: TenantContext) -> AsyncIterator[AsyncSession]:
+        """A transaction inside one tenant's schema, running as that tenant's role.
+
+        Commits when the block succeeds, rolls back otherwise. PostgreSQL refuses any
+        statement that reaches another tenant's schema, whatever the code asks for.
+        """
+        engine = self.runtime.execution_options(schema_translate_map={TENANT_SCHEMA: tenant.schema_name})
+        async with AsyncSession(engine, expire_on_commit=False) as session, session.begin():
+            await session.execute(text("SELECT set_config('role', :role, true)"), {"role": tenant.db_role})
+            yield session
+
+    @asynccontextmanager
+    async def owner_connection(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction as the schema owner, for migrations and provisioning."""
+        async with self.owner.begin() as connection:
+            yield connection
+
+
+async def run_script(connection: AsyncConnection, script: str) -> None:
+    """Send several SQL statements in one round trip, inside the connection's transaction."""
+    # The adapter opens its transaction lazily; make sure it exists before going raw.
+    await connection.execute(text("SELECT 1"))
+    raw = await connection.get_raw_connection()
+    await raw.driver_connection.execute(script)  # type: ignore[union-attr]

@@ -1,0 +1,75 @@
+"""Typed domain errors: each maps to one HTTP status and a stable machine-readable code.
+
+The API turns them into RFC 9457 problem details; the CLI prints their detail. The
+detail always tells the caller what to do next.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One rejected input field and why."""
+
+    field: str
+    message: str
+
+
+class OrdersmithError(Exception):
+    """Base of every error a caller is meant to read."""
+
+    status: int = 400
+    code: str = "bad_request"
+    title: str = "Bad request"
+
+    def __init__(self, detail: str, *, errors: list[FieldError] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors or []
+
+
+class NotFoundError(OrdersmithError):
+    status = 404
+    code = "not_found"
+    title = "Not found"
+
+
+class ConflictError(OrdersmithError):
+    status = 409
+    code = "conflict"
+    title = "Conflict"
+
+
+class ValidationFailedError(OrdersmithError):
+    status = 422
+    code = "validation_failed"
+    title = "Validation failed"
+
+
+class TenantNotFoundError(NotFoundError):
+    code = "tenant_not_found"
+    title = "Tenant not found"
+
+
+class InvalidSlugError(ValidationFailedError):
+    code = "invalid_slug"
+    title = "Invalid tenant slug"
+
+
+class SlugTakenError(ConflictError):
+    code = "slug_taken"
+    title = "Slug already taken"
+
+
+class TenantArchivedError(OrdersmithError):
+    status = 403
+    code = "tenant_archived"
+    title = "Tenant archived"
+
+
+class ServiceUnavailableError(OrdersmithError):
+    status = 503
+    code = "service_unavailable"
+    title = "Service unavailable"

@@ -1,0 +1,119 @@
+"""The scheduler: one leader at a time enqueues periodic jobs and relays the outbox.
+
+Leadership is a PostgreSQL session advisory lock held on a dedicated connection; if
+that connection dies, the lock goes with it and another scheduler takes over. Due jobs
+are claimed with one conditional upsert, so even two leaders could not enqueue a job
+twice in one period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import Callable, Sequence
+
+from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ordersmith.platform.database import Database
+from ordersmith.platform.events import ConsumerRegistry
+from ordersmith.platform.models import ScheduledJob
+from ordersmith.platform.outbox import Publisher, relay_until_empty
+from ordersmith.platform.workers import PeriodicJob
+
+logger = logging.getLogger(__name__)
+
+# pg_advisory_lock key of the scheduler ("ordsched" as ASCII).
+SCHEDULER_LOCK_KEY = 0x6F72647373636864
+
+
+class LeaderLock:
+    """The scheduler's advisory lock, on a connection of its own."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        self._connection: AsyncConnection | None = None
+
+    async def try_acquire(self) -> bool:
+        """True if this process is (still) the leader."""
+        try:
+            if self._connection is None:
+                self._connection = await self._database.runtime.connect()
+                await self._connection.execution_options(isolation_level="AUTOCOMMIT")
+                acquired = (
+                    await self._connection.execute(
+                        text("SELECT pg_try_advisory_lock(:key)"), {"key": SCHEDULER_LOCK_KEY}
+                    )
+                ).scalar_one()
+                if not acquired:
+                    await self.release()
+                return bool(acquired)
+            await self._connection.execute(text("SELECT 1"))
+            return True
+        except Exception:
+            logger.warning("scheduler lost its database connection; leadership released")
+            await self.release()
+            return False
+
+    async def release(self) -> None:
+        if self._connection is not None:
+            try:
+                await self._connection.close()
+            except Exception:
+                logger.debug("closing the leader connection failed", exc_info=True)
+            self._connection = None
+
+
+async def claim_due_jobs(database: Database, jobs: Sequence[PeriodicJob], now: dt.datetime) -> list[str]:
+    """Mark the jobs whose period has passed as enqueued at `now`; return their names."""
+    due = []
+    async with database.platform_session() as session:
+        for job in jobs:
+            statement = (
+                pg_insert(ScheduledJob)
+                .values(name=job.name, last_enqueued_at=now)
+                .on_conflict_do_update(
+                    index_elements=[ScheduledJob.name],
+                    set_={"last_enqueued_at": now},
+                    where=ScheduledJob.last_enqueued_at <= now - dt.timedelta(seconds=job.every_seconds),
+                )
+                .returning(ScheduledJob.name)
+            )
+            if (await session.execute(statement)).scalar_one_or_none() is not None:
+                due.append(job.name)
+    return due
+
+
+async def run_scheduler(
+    database: Database,
+    jobs: Sequence[PeriodicJob],
+    enqueue_job: Callable[[str], None],
+    registry: ConsumerRegistry,
+    publish: Publisher,
+    stop: asyncio.Event,
+    *,
+    tick_seconds: float = 1.0,
+) -> None:
+    """Lead when possible: enqueue due jobs and relay the outbox every tick, until `stop`."""
+    lock = LeaderLock(database)
+    was_leader = False
+    try:
+        while not stop.is_set():
+            is_leader = await lock.try_acquire()
+            if is_leader != was_leader:
+                logger.info("scheduler is %s", "the leader" if is_leader else "standing by")
+                was_leader = is_leader
+            if is_leader:
+                try:
+                    for name in await claim_due_jobs(database, jobs, dt.datetime.now(dt.UTC)):
+                        enqueue_job(name)
+                    await relay_until_empty(database, registry, publish)
+                except Exception:
+                    logger.exception("scheduler tick failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=tick_seconds)
+    finally:
+        await lock.release()

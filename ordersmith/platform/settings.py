@@ -1,0 +1,157 @@
+"""Typed settings, one object per concern, read from the environment once.
+
+Every value has a safe development default. In production (`ORDERSMITH_ENV=production`)
+the app refuses to start with a default secret or without an explicit database.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+DEVELOPMENT_SECRET = "development-secret-do-not-use-in-production"
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message says which and how to fix it."""
+
+
+def _integer(environ: Mapping[str, str], name: str, default: int) -> int:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    """Where PostgreSQL is and how the app uses it."""
+
+    # None means: start the embedded PostgreSQL under `data_dir`.
+    url: str | None
+    # Migrations and provisioning connect here. When unset, `url` is used for them and the
+    # runtime logs in as `<prefix>_app` without a password (trusted local servers only).
+    owner_url: str | None
+    # Roles the app creates in PostgreSQL: <prefix>_owner owns every schema, <prefix>_app
+    # is the runtime role that may only switch into tenant roles.
+    role_prefix: str = "ordersmith"
+    pool_size: int = 10
+    max_overflow: int = 10
+    # Each connection caches the catalog entries of every schema it touched; recycling
+    # bounds that memory when there are thousands of tenant schemas.
+    pool_recycle_seconds: int = 1800
+    statement_timeout_ms: int = 30_000
+    # A stuck tenant must not stall a migration run over all tenants.
+    migration_lock_timeout_ms: int = 5_000
+    migration_concurrency: int = 4
+
+    @property
+    def owner_role(self) -> str:
+        return f"{self.role_prefix}_owner"
+
+    @property
+    def app_role(self) -> str:
+        return f"{self.role_prefix}_app"
+
+    @property
+    def tenant_group_role(self) -> str:
+        """Every tenant role is a member: it carries the few platform privileges tenants share."""
+        return f"{self.role_prefix}_tenant"
+
+
+@dataclass(frozen=True)
+class BrokerSettings:
+    """Where background messages go: RabbitMQ, Redis, or in-process when unset."""
+
+    url: str | None
+    # Queue names are prefixed so that deployments (or test runs) sharing a broker stay apart.
+    namespace: str = "ordersmith"
+    # Worker threads of the in-process broker inside `ordersmith run`.
+    in_process_threads: int = 2
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the process reads from its environment."""
+
+    environment: str
+    secret_key: str
+    data_dir: Path
+    database: DatabaseSettings
+    broker: BrokerSettings
+    log_level: str = "INFO"
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    @property
+    def is_development(self) -> bool:
+        return self.environment == "development"
+
+    def check(self) -> None:
+        """Refuse to run in production with development defaults."""
+        if not self.is_production:
+            return
+        if self.secret_key == DEVELOPMENT_SECRET:
+            raise SettingsError(
+                "SECRET_KEY is the development default; set a long random value in production"
+            )
+        if len(self.secret_key) < 32:
+            raise SettingsError("SECRET_KEY must be at least 32 characters in production")
+        if self.database.url is None:
+            raise SettingsError(
+                "DATABASE_URL must be set in production (the embedded PostgreSQL is for development)"
+            )
+        if self.database.owner_url is None:
+            raise SettingsError(
+                "DATABASE_OWNER_URL must be set in production: DATABASE_URL logs in as the runtime role, "
+                "DATABASE_OWNER_URL as the role that owns the schemas"
+            )
+        if self.broker.url is None:
+            raise SettingsError("BROKER_URL must be set in production (amqp://… or redis://…)")
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read settings from the environment (or the mapping given, for tests)."""
+    env = os.environ if environ is None else environ
+    environment = env.get("ORDERSMITH_ENV", "development")
+    if environment not in ("development", "test", "production"):
+        raise SettingsError(f"ORDERSMITH_ENV must be development, test or production, got {environment!r}")
+    broker_url = env.get("BROKER_URL") or None
+    if broker_url is not None and not broker_url.startswith(("amqp://", "amqps://", "redis://", "rediss://")):
+        raise SettingsError(
+            f"BROKER_URL must start with amqp://, amqps://, redis:// or rediss://, got {broker_url!r}"
+        )
+    database_url = env.get("DATABASE_URL") or None
+    settings = Settings(
+        environment=environment,
+        secret_key=env.get("SECRET_KEY", DEVELOPMENT_SECRET),
+        data_dir=Path(env.get("ORDERSMITH_DATA_DIR", ".ordersmith")).resolve(),
+        database=DatabaseSettings(
+            url=database_url,
+            owner_url=env.get("DATABASE_OWNER_URL") or None,
+            role_prefix=env.get("DATABASE_ROLE_PREFIX", "ordersmith"),
+            pool_size=_integer(env, "DATABASE_POOL_SIZE", 10),
+            max_overflow=_integer(env, "DATABASE_MAX_OVERFLOW", 10),
+            pool_recycle_seconds=_integer(env, "DATABASE_POOL_RECYCLE_SECONDS", 1800),
+            statement_timeout_ms=_integer(env, "DATABASE_STATEMENT_TIMEOUT_MS", 30_000),
+            migration_lock_timeout_ms=_integer(env, "MIGRATION_LOCK_TIMEOUT_MS", 5_000),
+            migration_concurrency=_integer(env, "MIGRATION_CONCURRENCY", 4),
+        ),
+        broker=BrokerSettings(
+            url=broker_url,
+            namespace=env.get("BROKER_NAMESPACE", "ordersmith"),
+            in_process_threads=_integer(env, "WORKER_THREADS", 2),
+        ),
+        log_level=env.get("LOG_LEVEL", "INFO").upper(),
+    )
+    if not settings.database.role_prefix.replace("_", "").isalnum():
+        raise SettingsError("DATABASE_ROLE_PREFIX may hold only letters, digits and underscores")
+    settings.check()
+    return settings

@@ -1,0 +1,30 @@
+"""The declarative base of tenant-schema tables, and the platform's own tenant table.
+
+Tenant tables live in the placeholder schema `tenant` and are routed to `t_<id>` per
+transaction. Every room that stores tenant data declares its models on `TenantBase`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from sqlalchemy import DateTime, String, func
+from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from ordersmith.platform.database import TENANT_SCHEMA, make_metadata
+
+
+class TenantBase(DeclarativeBase):
+    metadata = make_metadata(TENANT_SCHEMA)
+
+
+class TenantProcessedEvent(TenantBase):
+    """Inbox of a tenant's consumers: an event id is handled once per consumer."""
+
+    __tablename__ = "processed_events"
+
+    consumer: Mapped[str] = mapped_column(String(100), primary_key=True)
+    event_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    processed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

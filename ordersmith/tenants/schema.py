@@ -1,0 +1,17 @@
+"""What every tenant schema is made of: the tenant migration stream and the seed rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ordersmith.platform.schema_migrations import MigrationStream, TenantSchemaSpec
+from ordersmith.platform.tenant_tables import TenantBase
+from ordersmith.tenants.store import models as _store_models  # noqa: F401  (registers tables)
+from ordersmith.tenants.store.service import seed_store
+
+TENANT_MIGRATIONS = MigrationStream(name="tenant", script_location=Path(__file__).parent / "alembic")
+
+TENANT_SCHEMA = TenantSchemaSpec(migrations=TENANT_MIGRATIONS, seed=seed_store)
+
+# Every tenant table, for the models-versus-migrations check.
+TENANT_METADATA = TenantBase.metadata

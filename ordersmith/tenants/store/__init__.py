@@ -1,0 +1,1 @@
+"""The merchant's store profile: display name, default currency, time zone."""
