@@ -110,6 +110,10 @@ class Database:
             },
         )
 
+    def clone(self) -> Database:
+        """The same database with pools of its own, for another event loop."""
+        return Database(self.settings, self.url, self.owner_url)
+
     async def dispose(self) -> None:
         await self.runtime.dispose()
         await self.owner.dispose()

@@ -17,6 +17,10 @@ class FieldError:
     message: str
 
 
+class UnreachableError(RuntimeError):
+    """A configured server (database, broker) does not answer; the message says which and why."""
+
+
 class OrdersmithError(Exception):
     """Base of every error a caller is meant to read."""
 

@@ -10,13 +10,10 @@ from sqlalchemy.engine import make_url
 
 from ordersmith.platform.database import Database, to_libpq_url
 from ordersmith.platform.embedded import ensure_database, start_embedded_postgres
+from ordersmith.platform.errors import UnreachableError
 from ordersmith.platform.settings import Settings
 
 EMBEDDED_DATABASE = "ordersmith"
-
-
-class UnreachableError(RuntimeError):
-    """A configured server cannot be reached; the message is one line saying which and why."""
 
 
 def describe_url(url: str) -> str:

@@ -59,12 +59,17 @@ class LeaderLock:
             return False
 
     async def release(self) -> None:
-        if self._connection is not None:
-            try:
-                await self._connection.close()
-            except Exception:
-                logger.debug("closing the leader connection failed", exc_info=True)
-            self._connection = None
+        """Give up leadership; the connection goes back to the pool without the lock."""
+        if self._connection is None:
+            return
+        connection, self._connection = self._connection, None
+        try:
+            await connection.execute(text("SELECT pg_advisory_unlock_all()"))
+            await connection.close()
+        except Exception:
+            # A broken connection is discarded; PostgreSQL released its locks with it.
+            logger.debug("releasing the leader lock failed", exc_info=True)
+            await connection.invalidate()
 
 
 async def claim_due_jobs(database: Database, jobs: Sequence[PeriodicJob], now: dt.datetime) -> list[str]:

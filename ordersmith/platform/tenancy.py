@@ -267,3 +267,11 @@ async def get_tenant_by_id(database: Database, tenant_id: uuid.UUID) -> TenantRe
     if row is None:
         raise TenantNotFoundError(f"no tenant has the id {tenant_id}")
     return _to_record(row[0], row[1])
+
+
+async def is_slug_available(database: Database, slug: str) -> bool:
+    """Whether a valid slug is still free; `InvalidSlugError` if it breaks the rules."""
+    validate_slug(slug)
+    async with database.platform_session() as session:
+        taken = (await session.execute(select(Tenant.id).where(Tenant.slug == slug))).first()
+    return taken is None

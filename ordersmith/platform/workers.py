@@ -20,7 +20,7 @@ from dramatiq.middleware import AsyncIO
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from ordersmith.platform.database import Database
-from ordersmith.platform.errors import TenantNotFoundError
+from ordersmith.platform.errors import TenantNotFoundError, UnreachableError
 from ordersmith.platform.events import ConsumerRegistry, Event, EventConsumer
 from ordersmith.platform.models import TenantStatus
 from ordersmith.platform.settings import BrokerSettings
@@ -181,3 +181,31 @@ def start_worker(broker: dramatiq.Broker, threads: int) -> dramatiq.Worker:
     worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=500)
     worker.start()
     return worker
+
+
+def broker_is_reachable(broker: dramatiq.Broker) -> bool:
+    """True if the broker answers now (the in-process broker always does). Blocking."""
+    if isinstance(broker, StubBroker):
+        return True
+    from dramatiq.brokers.rabbitmq import RabbitmqBroker
+    from dramatiq.brokers.redis import RedisBroker
+
+    try:
+        if isinstance(broker, RabbitmqBroker):
+            return bool(broker.connection.is_open)
+        if isinstance(broker, RedisBroker):
+            return bool(broker.client.ping())
+    except Exception:
+        logger.debug("broker check failed", exc_info=True)
+    return False
+
+
+def connect_broker(settings: BrokerSettings) -> dramatiq.Broker:
+    """`make_broker`, then check it answers; `UnreachableError` in one line if not."""
+    broker = make_broker(settings)
+    if not broker_is_reachable(broker):
+        where = settings.url.split("@")[-1] if settings.url else "in-process"
+        raise UnreachableError(
+            f"cannot reach the broker at {where}; check BROKER_URL and that the broker runs"
+        )
+    return broker

@@ -1,0 +1,1 @@
+"""The HTTP layer for merchants and integrations: routes, guards, wire schemas, error mapping."""

@@ -1,0 +1,105 @@
+"""RFC 9457 problem details for every error the API returns.
+
+Domain errors carry their own status and stable `code`; framework errors (unknown
+route, malformed body, wrong method) get codes of their own; anything unexpected is a
+500 `internal_error` with the request id, and its details stay in the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from ordersmith.platform.errors import OrdersmithError
+from ordersmith.platform.logging import request_id_var
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+# A URN names the problem kind without pretending a web page exists for it.
+PROBLEM_TYPE_BASE = "urn:ordersmith:problem:"
+
+_MISSING_PARAMETER = re.compile(r"Missing required (?P<kind>\w+) parameter '(?P<name>[^']+)'")
+_HTTP_CODES = {
+    400: ("bad_request", "Bad request"),
+    401: ("unauthenticated", "Authentication required"),
+    403: ("forbidden", "Forbidden"),
+    404: ("not_found", "Not found"),
+    405: ("method_not_allowed", "Method not allowed"),
+    409: ("conflict", "Conflict"),
+    413: ("payload_too_large", "Payload too large"),
+    415: ("unsupported_media_type", "Unsupported media type"),
+    429: ("too_many_requests", "Too many requests"),
+    503: ("service_unavailable", "Service unavailable"),
+}
+
+
+def problem(
+    status: int, code: str, title: str, detail: str, errors: list[dict[str, str]] | None = None
+) -> Response[dict[str, Any]]:
+    """A problem-details response."""
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + code,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    request_id = request_id_var.get()
+    if request_id:
+        body["request_id"] = request_id
+    return Response(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE)
+
+
+def domain_error_handler(_: Request[Any, Any, Any], error: OrdersmithError) -> Response[dict[str, Any]]:
+    errors = [{"field": item.field, "message": item.message} for item in error.errors]
+    return problem(
+        error.status, error.code, error.title, error.detail, errors if error.status == 422 else None
+    )
+
+
+def validation_error_handler(
+    _: Request[Any, Any, Any], error: ValidationException
+) -> Response[dict[str, Any]]:
+    errors = []
+    for item in error.extra if isinstance(error.extra, list) else []:
+        if isinstance(item, dict):
+            field = str(item.get("key") or item.get("source") or "body")
+            errors.append({"field": field, "message": str(item["message"])})
+    # Litestar reports a missing parameter in its detail text only.
+    missing = _MISSING_PARAMETER.match(error.detail)
+    if missing:
+        errors.append({"field": missing["name"], "message": f"this {missing['kind']} parameter is required"})
+    return problem(
+        422, "validation_failed", "Validation failed", "some fields are invalid; see errors", errors
+    )
+
+
+def http_error_handler(_: Request[Any, Any, Any], error: HTTPException) -> Response[dict[str, Any]]:
+    code, title = _HTTP_CODES.get(error.status_code, ("http_error", "HTTP error"))
+    return problem(error.status_code, code, title, error.detail)
+
+
+def internal_error_handler(request: Request[Any, Any, Any], error: Exception) -> Response[dict[str, Any]]:
+    logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
+    return problem(
+        HTTP_500_INTERNAL_SERVER_ERROR,
+        "internal_error",
+        "Internal error",
+        "something went wrong on our side; retry, and quote the request id if it persists",
+    )
+
+
+EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
+    OrdersmithError: domain_error_handler,
+    ValidationException: validation_error_handler,
+    HTTPException: http_error_handler,
+    Exception: internal_error_handler,
+}

@@ -1,0 +1,113 @@
+"""The composition root: builds the Litestar app and its background services."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import dramatiq
+from litestar import Litestar
+from litestar.openapi import OpenAPIConfig
+
+from ordersmith.api.access import check_access_declared
+from ordersmith.api.health import healthz, readyz
+from ordersmith.api.middleware import RequestIdMiddleware
+from ordersmith.api.problems import EXCEPTION_HANDLERS
+from ordersmith.api.signup import slug_availability
+from ordersmith.platform.database import Database
+from ordersmith.platform.events import consumers
+from ordersmith.platform.jobs import PLATFORM_JOBS
+from ordersmith.platform.logging import configure_logging
+from ordersmith.platform.runtime import open_database
+from ordersmith.platform.scheduler import run_scheduler
+from ordersmith.platform.settings import Settings, load_settings
+from ordersmith.platform.workers import (
+    Actors,
+    DatabaseHandle,
+    PeriodicJob,
+    declare_actors,
+    make_broker,
+    start_worker,
+)
+
+logger = logging.getLogger(__name__)
+
+VERSION = "0.1.0"
+# Periodic jobs of every room; rooms add theirs here as they grow.
+JOBS: list[PeriodicJob] = [*PLATFORM_JOBS]
+
+
+def declare_process_actors(settings: Settings, broker: dramatiq.Broker, database: Database) -> Actors:
+    """Declare every consumer and job actor; actors get a database pool of their own."""
+    # Actors run on Dramatiq's event loop thread, whose connections cannot be shared
+    # with the API's loop: same server, separate pool.
+    handle = DatabaseHandle(database.clone)
+    return declare_actors(broker, consumers, JOBS, handle, settings.broker.namespace)
+
+
+@dataclass
+class Background:
+    """In-process worker threads and the scheduler task of `ordersmith run`."""
+
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    worker: dramatiq.Worker | None = None
+
+
+def create_app(
+    settings: Settings | None = None, *, database: Database | None = None, background: bool = False
+) -> Litestar:
+    """The API. With `background`, it also runs the scheduler, relay and worker threads."""
+    settings = settings or load_settings()
+    configure_logging(level=settings.log_level, as_json=settings.is_production)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        owns_database = database is None
+        app.state.database = database or await open_database(settings)
+        app.state.broker = make_broker(settings.broker)
+        services = Background()
+        if background:
+            _start_background(settings, app.state.database, app.state.broker, services)
+        try:
+            yield
+        finally:
+            await _stop_background(services)
+            app.state.broker.close()
+            if owns_database:
+                await app.state.database.dispose()
+
+    app = Litestar(
+        route_handlers=[healthz, readyz, slug_availability],
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=[lifespan],
+        openapi_config=OpenAPIConfig(title="Ordersmith API", version=VERSION, path="/api/schema"),
+        debug=False,
+        logging_config=None,  # ours, configured above
+    )
+    check_access_declared(app)
+    app.asgi_handler = RequestIdMiddleware(app.asgi_handler)
+    return app
+
+
+def _start_background(
+    settings: Settings, database: Database, broker: dramatiq.Broker, services: Background
+) -> None:
+    actors = declare_process_actors(settings, broker, database)
+    services.worker = start_worker(broker, settings.broker.in_process_threads)
+    services.tasks.append(
+        asyncio.create_task(
+            run_scheduler(database, JOBS, actors.enqueue_job, consumers, actors.publish, services.stop)
+        )
+    )
+
+
+async def _stop_background(services: Background) -> None:
+    services.stop.set()
+    for task in services.tasks:
+        await task
+    if services.worker is not None:
+        await asyncio.to_thread(services.worker.stop)

@@ -1,0 +1,361 @@
+"""The `ordersmith` command: run the app, migrate, manage tenants, run workers."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import importlib
+import json
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import click
+
+from ordersmith.platform.bootstrap import migrate_platform
+from ordersmith.platform.database import Database
+from ordersmith.platform.embedded import EmbeddedPostgresError
+from ordersmith.platform.errors import OrdersmithError, TenantNotFoundError, UnreachableError
+from ordersmith.platform.logging import configure_logging
+from ordersmith.platform.runtime import open_database
+from ordersmith.platform.settings import Settings, SettingsError, load_settings
+from ordersmith.platform.tenancy import (
+    TenantRecord,
+    archive_tenant,
+    drop_tenant,
+    get_tenant_record,
+    list_tenants,
+    provision_tenant,
+    restore_tenant,
+)
+from ordersmith.platform.tenant_migrations import TenantMigrationResult, migrate_tenants, tenant_schema_status
+from ordersmith.tenants.schema import TENANT_SCHEMA
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+DEMO_SLUG = "demo"
+DEMO_NAME = "Demo Store"
+
+
+class CommandFailedError(Exception):
+    """The command did its best and reports a failure (exit code 1) with this message."""
+
+
+def _settings() -> Settings:
+    settings = load_settings()
+    configure_logging(level=settings.log_level, as_json=settings.is_production)
+    return settings
+
+
+def async_command(function: Callable[P, Coroutine[Any, Any, None]]) -> Callable[P, None]:
+    """Run an async command; turn the errors a user can act on into one line and exit 1."""
+
+    @functools.wraps(function)
+    def run(*args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            asyncio.run(function(*args, **kwargs))
+        except (
+            SettingsError,
+            UnreachableError,
+            EmbeddedPostgresError,
+            OrdersmithError,
+            CommandFailedError,
+        ) as error:
+            click.echo(f"error: {error}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            sys.exit(130)
+
+    return run
+
+
+async def _with_database(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
+    database = await open_database(settings)
+    try:
+        return await work(database)
+    finally:
+        await database.dispose()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Ordersmith: a multi-tenant order management system."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on.")
+@click.option(
+    "--data-dir", type=click.Path(path_type=Path), help="Where the embedded PostgreSQL keeps its data."
+)
+@async_command
+async def run(host: str, port: int, data_dir: Path | None) -> None:
+    """Serve the API with the relay, scheduler and in-process workers (embedded defaults)."""
+    import uvicorn
+
+    from ordersmith.app import create_app
+    from ordersmith.platform.workers import connect_broker
+
+    if data_dir is not None:
+        os.environ["ORDERSMITH_DATA_DIR"] = str(data_dir)
+    settings = _settings()
+    # Fail fast, in one line, on a broker that does not answer; the app opens its own.
+    connect_broker(settings.broker).close()
+    database = await open_database(settings)
+    try:
+        await migrate_platform(database)
+        results = await migrate_tenants(database, TENANT_SCHEMA)
+        _raise_if_failed(results)
+        demo = await _ensure_demo_tenant(database)
+        app = create_app(settings, database=database, background=True)
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app, host=host, port=port, loop="none", http="httptools", log_config=None, lifespan="on"
+            )
+        )
+        click.echo(
+            f"\nOrdersmith is running at http://{host}:{port}\n"
+            f"  API description: http://{host}:{port}/api/schema\n"
+            f"  Demo tenant: slug {demo.slug!r} (schema {demo.schema_name})\n"
+            f"  Database: {_database_description(settings)}\n"
+            f"  Broker: {_broker_description(settings)}\n"
+            "Stop with Ctrl-C.\n"
+        )
+        await server.serve()
+    finally:
+        await database.dispose()
+
+
+def _database_description(settings: Settings) -> str:
+    if settings.database.url is None:
+        return f"embedded PostgreSQL, data in {settings.data_dir}"
+    return "DATABASE_URL"
+
+
+def _broker_description(settings: Settings) -> str:
+    return "in-process" if settings.broker.url is None else "BROKER_URL"
+
+
+async def _ensure_demo_tenant(database: Database) -> TenantRecord:
+    try:
+        return await get_tenant_record(database, DEMO_SLUG)
+    except TenantNotFoundError:
+        return await provision_tenant(database, TENANT_SCHEMA, slug=DEMO_SLUG, name=DEMO_NAME)
+
+
+@main.command()
+@async_command
+async def migrate() -> None:
+    """Create the roles, migrate the platform schema, then every tenant schema."""
+
+    async def work(database: Database) -> None:
+        await migrate_platform(database)
+        click.echo("platform schema: at head")
+        _raise_if_failed(await migrate_tenants(database, TENANT_SCHEMA, on_result=_echo_result))
+
+    await _with_database(_settings(), work)
+
+
+@main.group()
+def tenants() -> None:
+    """Create, list, migrate, archive and drop tenants."""
+
+
+@tenants.command("create")
+@click.option("--slug", required=True, help="The tenant's address: 3-40 of a-z, 0-9 and '-'.")
+@click.option("--name", required=True, help="The store's display name.")
+@click.option("--plan", default="trial", show_default=True, help="The plan the tenant starts on.")
+@async_command
+async def tenants_create(slug: str, name: str, plan: str) -> None:
+    """Provision a tenant: role, schema at head and seed rows, all or nothing."""
+    record = await _with_database(
+        _settings(),
+        lambda database: provision_tenant(database, TENANT_SCHEMA, slug=slug, name=name, plan=plan),
+    )
+    click.echo(f"created tenant {record.slug} (schema {record.schema_name}, revision {record.revision})")
+
+
+@tenants.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@async_command
+async def tenants_list(as_json: bool) -> None:
+    """List every tenant with its schema, role, status and revision."""
+    records = await _with_database(_settings(), list_tenants)
+    if as_json:
+        for record in records:
+            click.echo(json.dumps(_record_json(record)))
+        return
+    click.echo(f"{'SLUG':<30} {'SCHEMA':<14} {'STATUS':<9} {'PLAN':<10} REVISION")
+    for record in records:
+        revision = record.revision or "-"
+        click.echo(
+            f"{record.slug:<30} {record.schema_name:<14} {record.status:<9} {record.plan:<10} {revision}"
+        )
+
+
+def _record_json(record: TenantRecord) -> dict[str, Any]:
+    return {
+        "id": str(record.id),
+        "slug": record.slug,
+        "name": record.name,
+        "schema": record.schema_name,
+        "db_role": record.db_role,
+        "status": record.status,
+        "plan": record.plan,
+        "revision": record.revision,
+        "migration_error": record.migration_error,
+        "cluster": record.cluster,
+        "database": record.database_name,
+        "created_at": record.created_at.isoformat(),
+    }
+
+
+@tenants.command("migrate")
+@click.option("--concurrency", type=int, help="Tenants migrated at once (default: MIGRATION_CONCURRENCY, 4).")
+@click.option("--slug", "slugs", multiple=True, help="Only these tenants (repeatable).")
+@async_command
+async def tenants_migrate(concurrency: int | None, slugs: tuple[str, ...]) -> None:
+    """Bring tenant schemas to head; go on past failures and report them; exit 1 if any."""
+
+    async def work(database: Database) -> list[TenantMigrationResult]:
+        return await migrate_tenants(
+            database, TENANT_SCHEMA, slugs=slugs or None, concurrency=concurrency, on_result=_echo_result
+        )
+
+    _raise_if_failed(await _with_database(_settings(), work))
+
+
+def _echo_result(result: TenantMigrationResult) -> None:
+    if result.outcome == "failed":
+        click.echo(f"FAILED   {result.slug} ({result.schema_name}) at {result.from_revision}: {result.error}")
+    elif result.outcome == "migrated":
+        click.echo(f"migrated {result.slug}: {result.from_revision} -> {result.to_revision}")
+
+
+def _raise_if_failed(results: list[TenantMigrationResult]) -> None:
+    failed = [result for result in results if result.outcome == "failed"]
+    migrated = sum(1 for result in results if result.outcome == "migrated")
+    click.echo(f"tenants: {len(results)} in all, {migrated} migrated, {len(failed)} failed")
+    if failed:
+        names = ", ".join(result.slug for result in failed)
+        raise CommandFailedError(
+            f"{len(failed)} tenant(s) failed to migrate: {names}; fix the cause and run the command again"
+        )
+
+
+@tenants.command("status")
+@async_command
+async def tenants_status() -> None:
+    """List tenants whose schema is not at head, and why the last migration failed."""
+    statuses = await _with_database(
+        _settings(), lambda database: tenant_schema_status(database, TENANT_SCHEMA)
+    )
+    behind = [status for status in statuses if not status.is_at_head]
+    head = statuses[0].head if statuses else TENANT_SCHEMA.migrations.head()
+    click.echo(f"head: {head}; {len(statuses)} tenants, {len(behind)} not at head")
+    for status in behind:
+        reason = f" (last error: {status.migration_error})" if status.migration_error else ""
+        click.echo(f"  {status.slug} ({status.schema_name}) at {status.revision or 'nothing'}{reason}")
+
+
+@tenants.command("archive")
+@click.argument("slug")
+@async_command
+async def tenants_archive(slug: str) -> None:
+    """Block all access to a tenant, keeping its data."""
+    await _with_database(_settings(), lambda database: archive_tenant(database, slug))
+    click.echo(f"archived {slug}; `ordersmith tenants restore {slug}` gives access back")
+
+
+@tenants.command("restore")
+@click.argument("slug")
+@async_command
+async def tenants_restore(slug: str) -> None:
+    """Give an archived tenant its access back."""
+    await _with_database(_settings(), lambda database: restore_tenant(database, slug))
+    click.echo(f"restored {slug}")
+
+
+@tenants.command("drop")
+@click.argument("slug")
+@click.option("--confirm", required=True, help="Repeat the slug to confirm; the data is deleted for good.")
+@async_command
+async def tenants_drop(slug: str, confirm: str) -> None:
+    """Delete an archived tenant for good: schema, role and registry entry."""
+    await _with_database(_settings(), lambda database: drop_tenant(database, slug, confirm=confirm))
+    click.echo(f"dropped {slug}")
+
+
+@main.command()
+@click.option("--threads", type=int, default=4, show_default=True, help="Worker threads.")
+@click.option(
+    "--import", "modules", multiple=True, help="Also import this module (to register its consumers)."
+)
+@async_command
+async def worker(threads: int, modules: tuple[str, ...]) -> None:
+    """Run the consumer and job actors against BROKER_URL until stopped."""
+    from ordersmith.app import declare_process_actors
+    from ordersmith.platform.workers import connect_broker, start_worker
+
+    settings = _settings()
+    for module in modules:
+        importlib.import_module(module)
+    broker = connect_broker(settings.broker)
+    database = await open_database(settings)
+    declare_process_actors(settings, broker, database)
+    running = start_worker(broker, threads)
+    click.echo(f"worker: {threads} threads on the {_broker_description(settings)} broker")
+    try:
+        await _wait_for_stop_signal()
+    finally:
+        await asyncio.to_thread(running.stop)
+        broker.close()
+        await database.dispose()
+
+
+@main.command()
+@click.option("--tick", type=float, default=1.0, show_default=True, help="Seconds between scheduler passes.")
+@click.option(
+    "--import", "modules", multiple=True, help="Also import this module (to register its consumers)."
+)
+@async_command
+async def scheduler(tick: float, modules: tuple[str, ...]) -> None:
+    """Enqueue periodic jobs and relay the outbox; one leader at a time (advisory lock)."""
+    from ordersmith.app import JOBS, declare_process_actors
+    from ordersmith.platform.events import consumers
+    from ordersmith.platform.scheduler import run_scheduler
+    from ordersmith.platform.workers import connect_broker
+
+    settings = _settings()
+    for module in modules:
+        importlib.import_module(module)
+    broker = connect_broker(settings.broker)
+    database = await open_database(settings)
+    actors = declare_process_actors(settings, broker, database)
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        run_scheduler(database, JOBS, actors.enqueue_job, consumers, actors.publish, stop, tick_seconds=tick)
+    )
+    try:
+        await _wait_for_stop_signal()
+    finally:
+        stop.set()
+        await task
+        broker.close()
+        await database.dispose()
+
+
+async def _wait_for_stop_signal() -> None:
+    stopped = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signal_number in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signal_number, stopped.set)
+    await stopped.wait()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""The `ordersmith` command as a user runs it: exit codes and what it prints."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from ordersmith.cli import main
+from ordersmith.platform.database import Database
+from ordersmith.platform.tenancy import get_tenant_record
+from ordersmith.tenants.schema import TENANT_MIGRATIONS
+from tests.support.services import REPO, new_slug
+
+
+def ordersmith(*arguments: str, database_url: str, **environment: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "ORDERSMITH_ENV": "test", "DATABASE_URL": database_url, "LOG_LEVEL": "WARNING"}
+    env.pop("BROKER_URL", None)
+    env.update(environment)
+    return subprocess.run(
+        [sys.executable, "-m", "ordersmith.cli", *arguments],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+async def test_create_list_and_status(database: Database, database_url: str) -> None:
+    slug = new_slug("cli")
+    created = ordersmith("tenants", "create", "--slug", slug, "--name", "CLI Shop", database_url=database_url)
+    assert created.returncode == 0, created.stderr
+    record = await get_tenant_record(database, slug)
+    assert created.stdout == (
+        f"created tenant {slug} (schema {record.schema_name}, revision {TENANT_MIGRATIONS.head()})\n"
+    )
+
+    listed = ordersmith("tenants", "list", "--json", database_url=database_url)
+    assert listed.returncode == 0, listed.stderr
+    rows = {row["slug"]: row for row in map(json.loads, listed.stdout.splitlines())}
+    row = rows[slug]
+    assert {key: row[key] for key in ("slug", "schema", "db_role", "status", "revision", "plan")} == {
+        "slug": slug,
+        "schema": record.schema_name,
+        "db_role": record.db_role,
+        "status": "active",
+        "revision": TENANT_MIGRATIONS.head(),
+        "plan": "trial",
+    }
+
+    status = ordersmith("tenants", "status", database_url=database_url)
+    assert status.returncode == 0, status.stderr
+    assert status.stdout.startswith(f"head: {TENANT_MIGRATIONS.head()}; ")
+    assert f"{slug} " not in status.stdout
+
+
+@pytest.mark.parametrize(
+    ("slug", "message"),
+    [
+        (
+            "No_Good",
+            "error: slug 'No_Good' must be 3 to 40 characters: lowercase letters, digits and hyphens\n",
+        ),
+        ("admin", "error: slug 'admin' is reserved; choose another\n"),
+    ],
+)
+def test_a_bad_slug_is_one_clear_line_and_exit_1(database_url: str, slug: str, message: str) -> None:
+    result = ordersmith("tenants", "create", "--slug", slug, "--name", "X", database_url=database_url)
+    assert (result.returncode, result.stdout, result.stderr) == (1, "", message)
+
+
+def test_an_unknown_tenant_is_reported(database_url: str) -> None:
+    result = ordersmith("tenants", "archive", "no-such-shop", database_url=database_url)
+    assert result.returncode == 1
+    assert (
+        result.stderr == "error: no tenant has the slug 'no-such-shop'; check the spelling or list tenants\n"
+    )
+
+
+def test_an_unreachable_database_is_one_line_not_a_traceback() -> None:
+    result = ordersmith("tenants", "list", database_url="postgresql://postgres@127.0.0.1:1/ordersmith")
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: cannot reach PostgreSQL (postgresql at 127.0.0.1:1/ordersmith): ")
+    assert result.stderr.count("\n") == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_an_unreachable_broker_is_one_line_not_a_traceback(database_url: str) -> None:
+    result = ordersmith("worker", database_url=database_url, BROKER_URL="amqp://guest:guest@127.0.0.1:1/%2F")
+    assert result.returncode == 1
+    assert result.stderr.endswith(
+        "error: cannot reach the broker at 127.0.0.1:1/%2F; check BROKER_URL and that the broker runs\n"
+    )
+    assert "Traceback" not in result.stderr
+
+
+def test_a_malformed_broker_url_is_refused(database_url: str) -> None:
+    result = ordersmith("tenants", "list", database_url=database_url, BROKER_URL="kafka://somewhere")
+    assert result.returncode == 1
+    assert result.stderr == (
+        "error: BROKER_URL must start with amqp://, amqps://, redis:// or rediss://, got 'kafka://somewhere'\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "command",
+    [[], ["run"], ["migrate"], ["tenants"], ["tenants", "create"], ["tenants", "list"],
+     ["tenants", "migrate"], ["tenants", "status"], ["tenants", "archive"], ["tenants", "restore"],
+     ["tenants", "drop"], ["worker"], ["scheduler"]],
+)  # fmt: skip
+def test_every_command_has_help(command: list[str]) -> None:
+    result = CliRunner().invoke(main, [*command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("Usage: "), command
+    assert "Show this message and exit." in result.output

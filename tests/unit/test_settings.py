@@ -1,0 +1,80 @@
+"""Settings: read once from the environment, safe defaults, strict in production."""
+
+from __future__ import annotations
+
+import pytest
+
+from ordersmith.platform.settings import DEVELOPMENT_SECRET, SettingsError, load_settings
+
+PRODUCTION = {
+    "ORDERSMITH_ENV": "production",
+    "SECRET_KEY": "k" * 40,
+    "DATABASE_URL": "postgresql://ordersmith_app:pw@db:5432/ordersmith",
+    "DATABASE_OWNER_URL": "postgresql://ordersmith_owner:pw@db:5432/ordersmith",
+    "BROKER_URL": "amqp://user:pw@rabbit:5672/%2F",
+}
+
+
+def test_development_defaults() -> None:
+    settings = load_settings({})
+    assert settings.environment == "development"
+    assert settings.secret_key == DEVELOPMENT_SECRET
+    assert settings.database.url is None
+    assert settings.broker.url is None
+    assert (
+        settings.database.owner_role,
+        settings.database.app_role,
+        settings.database.tenant_group_role,
+    ) == (
+        "ordersmith_owner",
+        "ordersmith_app",
+        "ordersmith_tenant",
+    )
+    assert settings.database.pool_recycle_seconds == 1800
+    assert settings.data_dir.name == ".ordersmith"
+
+
+def test_a_complete_production_environment_is_accepted() -> None:
+    settings = load_settings(PRODUCTION)
+    assert settings.is_production
+    assert settings.broker.url == "amqp://user:pw@rabbit:5672/%2F"
+
+
+@pytest.mark.parametrize(
+    ("missing", "message"),
+    [
+        ("SECRET_KEY", "SECRET_KEY is the development default"),
+        ("DATABASE_URL", "DATABASE_URL must be set in production"),
+        ("DATABASE_OWNER_URL", "DATABASE_OWNER_URL must be set in production"),
+        ("BROKER_URL", "BROKER_URL must be set in production"),
+    ],
+)
+def test_production_refuses_to_start_without(missing: str, message: str) -> None:
+    environment = {key: value for key, value in PRODUCTION.items() if key != missing}
+    with pytest.raises(SettingsError, match=message):
+        load_settings(environment)
+
+
+def test_a_short_production_secret_is_refused() -> None:
+    with pytest.raises(SettingsError, match="at least 32 characters"):
+        load_settings({**PRODUCTION, "SECRET_KEY": "short"})
+
+
+@pytest.mark.parametrize(
+    ("environment", "message"),
+    [
+        (
+            {"ORDERSMITH_ENV": "staging"},
+            "ORDERSMITH_ENV must be development, test or production, got 'staging'",
+        ),
+        ({"DATABASE_POOL_SIZE": "ten"}, "DATABASE_POOL_SIZE must be a whole number, got 'ten'"),
+        ({"BROKER_URL": "kafka://x"}, "BROKER_URL must start with amqp://"),
+        (
+            {"DATABASE_ROLE_PREFIX": "bad-prefix"},
+            "DATABASE_ROLE_PREFIX may hold only letters, digits and underscores",
+        ),
+    ],
+)
+def test_malformed_settings_say_what_is_wrong(environment: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        load_settings(environment)
