@@ -119,3 +119,12 @@ def test_every_command_has_help(command: list[str]) -> None:
     assert result.exit_code == 0, result.output
     assert result.output.startswith("Usage: "), command
     assert "Show this message and exit." in result.output
+
+
+async def test_migrate_brings_platform_and_tenants_to_head(database: Database, database_url: str) -> None:
+    result = ordersmith("migrate", database_url=database_url)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "platform schema: at head"
+    assert lines[-1].startswith("tenants: ")
+    assert lines[-1].endswith(" in all, 0 migrated, 0 failed")

@@ -13,7 +13,7 @@ from ordersmith.api.access import UndeclaredAccessError, check_access_declared
 from ordersmith.api.problems import EXCEPTION_HANDLERS
 from ordersmith.app import create_app
 from ordersmith.platform.database import Database
-from ordersmith.platform.settings import Settings
+from ordersmith.platform.settings import Settings, load_settings
 from ordersmith.platform.tenancy import TenantRecord
 
 PROBLEM = "application/problem+json"
@@ -135,3 +135,17 @@ async def test_an_unexpected_error_is_a_500_problem_without_internals() -> None:
     body = response.json()
     assert body["code"] == "internal_error"
     assert "secret" not in response.text
+
+
+async def test_readyz_is_503_when_the_broker_is_gone(database_url: str) -> None:
+    settings = load_settings(
+        {
+            "ORDERSMITH_ENV": "test",
+            "DATABASE_URL": database_url,
+            "BROKER_URL": "amqp://guest:guest@127.0.0.1:1/%2F",
+        }
+    )
+    async with AsyncTestClient(create_app(settings)) as client:
+        response = await client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json() == {"status": "unavailable", "database": "ok", "broker": "unreachable"}

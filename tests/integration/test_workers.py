@@ -19,15 +19,15 @@ from sqlalchemy import func, select
 
 from ordersmith.app import create_app, declare_process_actors
 from ordersmith.platform.database import Database
-from ordersmith.platform.events import consumers, record_event
+from ordersmith.platform.events import ConsumerRegistry, consumers, record_event
 from ordersmith.platform.outbox import relay_until_empty
 from ordersmith.platform.settings import BrokerSettings, Settings
 from ordersmith.platform.tenancy import TenantRecord
 from ordersmith.platform.tenant_tables import TenantProcessedEvent
-from ordersmith.platform.workers import make_broker, queue_name
+from ordersmith.platform.workers import DatabaseHandle, declare_actors, make_broker, queue_name, start_worker
 from ordersmith.tenants.store.models import StoreSettings
-from tests.support.consumers import CONSUMER, TOPIC
-from tests.support.services import REPO, require_broker_url
+from tests.support.consumers import CONSUMER, TOPIC, touch_store
+from tests.support.services import REPO, require_broker_url, require_redis_url
 
 
 async def _store_name(database: Database, tenant: TenantRecord) -> str:
@@ -165,3 +165,27 @@ def _relay_blocking(database: Database, publish: Callable[..., None]) -> None:
             await clone.dispose()
 
     assert asyncio.run(relay()) >= 1
+
+
+async def test_events_flow_through_a_real_redis_broker(database: Database, tenant: TenantRecord) -> None:
+    redis_url = require_redis_url()
+    namespace = f"test-{uuid.uuid4().hex[:10]}"
+    broker = make_broker(BrokerSettings(url=redis_url, namespace=namespace))
+    registry = ConsumerRegistry()
+    registry.consumer(CONSUMER, TOPIC)(touch_store)
+    actors = declare_actors(broker, registry, [], DatabaseHandle(database.clone), namespace)
+    worker = start_worker(broker, threads=1)
+    try:
+        async with database.tenant_session(tenant.context) as session:
+            await record_event(session, tenant.context, TOPIC, {})
+        assert await relay_until_empty(database, registry, actors.publish) >= 1
+
+        async def consumed() -> bool:
+            return await _store_name(database, tenant) == "Test Shop+"
+
+        await _eventually(consumed, 30, "the Redis-backed worker to consume the event")
+    finally:
+        await asyncio.to_thread(worker.stop)
+        broker.flush_all()
+        broker.close()
+    assert await _inbox_count(database, tenant) == 1

@@ -38,3 +38,12 @@ def require_broker_url() -> str:
 def new_slug(prefix: str = "shop") -> str:
     """A slug no other test uses."""
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def require_redis_url() -> str:
+    url = os.environ.get("TEST_REDIS_URL") or None
+    if url is None:
+        if services_required():
+            pytest.fail("ORDERSMITH_REQUIRE_SERVICES=1 but TEST_REDIS_URL is not set")
+        pytest.skip("no TEST_REDIS_URL: set it to a Redis URL to run the Redis broker test")
+    return url
