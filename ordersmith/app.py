@@ -10,15 +10,20 @@ from dataclasses import dataclass, field
 
 import dramatiq
 from litestar import Litestar
+from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
+from ordersmith.admin import routes as admin_routes
+from ordersmith.api import audit, identity, mail, sso, store, users
 from ordersmith.api.access import check_access_declared
+from ordersmith.api.auth import enforce_access, provide_principal, provide_tenant_session
 from ordersmith.api.health import healthz, readyz
 from ordersmith.api.middleware import RequestIdMiddleware
 from ordersmith.api.problems import EXCEPTION_HANDLERS
 from ordersmith.api.signup import slug_availability
 from ordersmith.platform.database import Database
 from ordersmith.platform.events import consumers
+from ordersmith.platform.identity.tokens import TokenSigner
 from ordersmith.platform.jobs import PLATFORM_JOBS
 from ordersmith.platform.logging import configure_logging
 from ordersmith.platform.runtime import open_database
@@ -32,10 +37,21 @@ from ordersmith.platform.workers import (
     make_broker,
     start_worker,
 )
+from ordersmith.tenants.schema import TENANT_SCHEMA
 
 logger = logging.getLogger(__name__)
 
 VERSION = "0.1.0"
+# Every room's routes; each module declares who may call each of its routes.
+ROUTES = [
+    *identity.ROUTES,
+    *store.ROUTES,
+    *users.ROUTES,
+    *audit.ROUTES,
+    *mail.ROUTES,
+    *sso.ROUTES,
+    *admin_routes.ROUTES,
+]
 # Periodic jobs of every room; rooms add theirs here as they grow.
 JOBS: list[PeriodicJob] = [*PLATFORM_JOBS]
 
@@ -67,6 +83,9 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         owns_database = database is None
+        app.state.settings = settings
+        app.state.signer = TokenSigner(settings.secret_key)
+        app.state.tenant_schema = TENANT_SCHEMA
         app.state.database = database or await open_database(settings)
         app.state.broker = make_broker(settings.broker)
         services = Background()
@@ -81,7 +100,12 @@ def create_app(
                 await app.state.database.dispose()
 
     app = Litestar(
-        route_handlers=[healthz, readyz, slug_availability],
+        route_handlers=[healthz, readyz, slug_availability, *ROUTES],
+        guards=[enforce_access],
+        dependencies={
+            "principal": Provide(provide_principal),
+            "tenant_session": Provide(provide_tenant_session),
+        },
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(title="Ordersmith API", version=VERSION, path="/api/schema"),

@@ -69,14 +69,20 @@ async def database_url(server_url: str, database_name: str) -> AsyncIterator[str
         await admin.execute(f'CREATE DATABASE "{database_name}"')
     finally:
         await admin.close()
-    yield with_database(server_url, database_name)
+    url = with_database(server_url, database_name)
+    # Built by the migrations, never create_all: every test runs on the real schema.
+    migrator = Database(load_settings({"ORDERSMITH_ENV": "test"}).database, url)
+    try:
+        await migrate_platform(migrator)
+    finally:
+        await migrator.dispose()
+    yield url
     await _drop_database(server_url, database_name)
 
 
 @pytest.fixture(scope="session")
 async def database(settings: Settings, database_url: str) -> AsyncIterator[Database]:
     database = Database(settings.database, database_url)
-    await migrate_platform(database)
     yield database
     await database.dispose()
 

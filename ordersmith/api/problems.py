@@ -15,7 +15,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
-from ordersmith.platform.errors import OrdersmithError
+from ordersmith.platform.errors import OrdersmithError, TooManyAttemptsError
 from ordersmith.platform.logging import request_id_var
 
 logger = logging.getLogger(__name__)
@@ -60,9 +60,12 @@ def problem(
 
 def domain_error_handler(_: Request[Any, Any, Any], error: OrdersmithError) -> Response[dict[str, Any]]:
     errors = [{"field": item.field, "message": item.message} for item in error.errors]
-    return problem(
+    response = problem(
         error.status, error.code, error.title, error.detail, errors if error.status == 422 else None
     )
+    if isinstance(error, TooManyAttemptsError):
+        response.headers["Retry-After"] = str(error.retry_after_seconds)
+    return response
 
 
 def validation_error_handler(

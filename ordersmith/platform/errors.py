@@ -73,6 +73,53 @@ class TenantArchivedError(OrdersmithError):
     title = "Tenant archived"
 
 
+class UnauthenticatedError(OrdersmithError):
+    status = 401
+    code = "unauthenticated"
+    title = "Authentication required"
+
+
+class InvalidCredentialsError(OrdersmithError):
+    status = 401
+    code = "invalid_credentials"
+    title = "Invalid credentials"
+
+
+class RefreshTokenReusedError(OrdersmithError):
+    status = 401
+    code = "refresh_token_reused"
+    title = "Refresh token reused"
+
+
+class PermissionDeniedError(OrdersmithError):
+    status = 403
+    code = "permission_denied"
+    title = "Permission denied"
+
+
+class EmailTakenError(ConflictError):
+    code = "email_taken"
+    title = "Email already registered"
+
+
+class TokenGoneError(OrdersmithError):
+    """A single-use link that expired or was already used."""
+
+    status = 410
+    code = "token_gone"
+    title = "Link expired or used"
+
+
+class TooManyAttemptsError(OrdersmithError):
+    status = 429
+    code = "too_many_attempts"
+    title = "Too many attempts"
+
+    def __init__(self, detail: str, *, retry_after_seconds: int) -> None:
+        super().__init__(detail)
+        self.retry_after_seconds = retry_after_seconds
+
+
 class ServiceUnavailableError(OrdersmithError):
     status = 503
     code = "service_unavailable"

@@ -76,15 +76,22 @@ async def record_event(
 
 # A tenant consumer gets the tenant, a session in that tenant's transaction, and the event.
 TenantHandler = Callable[[TenantContext, AsyncSession, Event], Awaitable[None]]
+# A platform consumer gets a session on the platform schema (runtime role) and the event.
+PlatformHandler = Callable[[AsyncSession, Event], Awaitable[None]]
 
 
 @dataclass(frozen=True)
 class EventConsumer:
-    """One consumer: a stable name (its idempotency scope and queue) and its topics."""
+    """One consumer: a stable name (its idempotency scope and queue) and its topics.
+
+    Exactly one of `handle` (tenant-scoped: runs in the event's tenant) and
+    `handle_platform` (runs on the platform schema) is set.
+    """
 
     name: str
     topics: frozenset[str]
-    handle: TenantHandler
+    handle: TenantHandler | None = None
+    handle_platform: PlatformHandler | None = None
     max_retries: int = 10
 
 
@@ -100,12 +107,26 @@ class ConsumerRegistry:
         """Register the decorated coroutine as consumer `name` of `topics`."""
 
         def register(handle: TenantHandler) -> TenantHandler:
-            if name in self._consumers:
-                raise ValueError(f"consumer {name!r} is registered twice")
-            self._consumers[name] = EventConsumer(name, frozenset(topics), handle, max_retries)
+            self._add(EventConsumer(name, frozenset(topics), handle=handle, max_retries=max_retries))
             return handle
 
         return register
+
+    def platform_consumer(
+        self, name: str, *topics: str, max_retries: int = 10
+    ) -> Callable[[PlatformHandler], PlatformHandler]:
+        """Register the decorated coroutine as platform-level consumer `name` of `topics`."""
+
+        def register(handle: PlatformHandler) -> PlatformHandler:
+            self._add(EventConsumer(name, frozenset(topics), handle_platform=handle, max_retries=max_retries))
+            return handle
+
+        return register
+
+    def _add(self, consumer: EventConsumer) -> None:
+        if consumer.name in self._consumers:
+            raise ValueError(f"consumer {consumer.name!r} is registered twice")
+        self._consumers[consumer.name] = consumer
 
     def for_topic(self, topic: str) -> list[EventConsumer]:
         return [consumer for consumer in self._consumers.values() if topic in consumer.topics]

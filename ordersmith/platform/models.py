@@ -51,6 +51,7 @@ class Tenant(PlatformBase):
     db_role: Mapped[str] = mapped_column(String(63), unique=True)
     status: Mapped[str] = mapped_column(String(20), server_default=TenantStatus.ACTIVE.value)
     plan: Mapped[str] = mapped_column(String(40), server_default="trial")
+    trial_ends_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     # The tenant-stream revision the schema is at, as recorded by the last migration.
     revision: Mapped[str | None] = mapped_column(String(64))
     migrated_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

@@ -48,7 +48,7 @@ async def relay_batch(
         published = []
         for row in rows:
             try:
-                for consumer in registry.for_topic(row.topic) if row.tenant_id else []:
+                for consumer in registry.for_topic(row.topic):
                     publish(consumer, _event(row))
             except Exception as error:
                 # Keep the order: stop here and retry this row on the next pass.

@@ -85,6 +85,11 @@ class Settings:
     database: DatabaseSettings
     broker: BrokerSettings
     log_level: str = "INFO"
+    # Where people reach the app; links in emails start here.
+    public_url: str = "http://127.0.0.1:8000"
+    # Unset: emails land in the development mailbox (development and test only).
+    smtp_url: str | None = None
+    mail_from: str = "Ordersmith <no-reply@localhost>"
 
     @property
     def is_production(self) -> bool:
@@ -115,6 +120,8 @@ class Settings:
             )
         if self.broker.url is None:
             raise SettingsError("BROKER_URL must be set in production (amqp://… or redis://…)")
+        if self.smtp_url is None:
+            raise SettingsError("SMTP_URL must be set in production (smtp://user:password@host:587)")
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -150,6 +157,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             in_process_threads=_integer(env, "WORKER_THREADS", 2),
         ),
         log_level=env.get("LOG_LEVEL", "INFO").upper(),
+        public_url=env.get("PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/"),
+        smtp_url=env.get("SMTP_URL") or None,
+        mail_from=env.get("MAIL_FROM", "Ordersmith <no-reply@localhost>"),
     )
     if not settings.database.role_prefix.replace("_", "").isalnum():
         raise SettingsError("DATABASE_ROLE_PREFIX may hold only letters, digits and underscores")

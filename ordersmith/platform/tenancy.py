@@ -12,6 +12,7 @@ import re
 import secrets
 import string
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from sqlalchemy import Select, delete, insert, select, text, update
@@ -56,6 +57,7 @@ class TenantRecord:
     db_role: str
     status: str
     plan: str
+    trial_ends_at: dt.datetime | None
     revision: str | None
     migration_error: str | None
     created_at: dt.datetime
@@ -128,8 +130,14 @@ async def provision_tenant(
     slug: str,
     name: str,
     plan: str = "trial",
+    trial_ends_at: dt.datetime | None = None,
+    on_created: Callable[[AsyncConnection, TenantContext], Awaitable[None]] | None = None,
 ) -> TenantRecord:
-    """Create a tenant whole (registry row, role, schema at head, seed rows) or not at all."""
+    """Create a tenant whole (registry row, role, schema at head, seed rows) or not at all.
+
+    `on_created` runs in the same transaction (as the owner role), for whatever must exist
+    with the tenant or not at all, such as its first user.
+    """
     validate_slug(slug)
     name = name.strip()
     if not name:
@@ -149,6 +157,7 @@ async def provision_tenant(
                     schema_name=schema_name,
                     db_role=schema_name,
                     plan=plan,
+                    trial_ends_at=trial_ends_at,
                     revision=head,
                     migrated_at=dt.datetime.now(dt.UTC),
                 )
@@ -164,6 +173,8 @@ async def provision_tenant(
             await apply_tenant_script(connection, schema_name, script)
             seeding = await connection.execution_options(schema_translate_map={TENANT_SCHEMA: schema_name})
             await spec.seed(seeding, context, name)
+            if on_created is not None:
+                await on_created(connection, context)
     except IntegrityError as error:
         if "uq_tenants_slug" in str(error.orig):
             raise SlugTakenError(f"slug {slug!r} is already taken; choose another") from None
@@ -184,6 +195,7 @@ def _to_record(tenant: Tenant, placement: TenantPlacement) -> TenantRecord:
         db_role=tenant.db_role,
         status=tenant.status,
         plan=tenant.plan,
+        trial_ends_at=tenant.trial_ends_at,
         revision=tenant.revision,
         migration_error=tenant.migration_error,
         created_at=tenant.created_at,

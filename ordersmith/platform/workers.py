@@ -22,7 +22,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from ordersmith.platform.database import Database
 from ordersmith.platform.errors import TenantNotFoundError, UnreachableError
 from ordersmith.platform.events import ConsumerRegistry, Event, EventConsumer
-from ordersmith.platform.models import TenantStatus
+from ordersmith.platform.models import ProcessedEvent, TenantStatus
 from ordersmith.platform.settings import BrokerSettings
 from ordersmith.platform.tenancy import get_tenant_by_id
 from ordersmith.platform.tenant_tables import TenantProcessedEvent
@@ -60,7 +60,19 @@ def queue_name(namespace: str, name: str) -> str:
 
 async def deliver_event(database: Database, consumer: EventConsumer, event: Event) -> bool:
     """Run one consumer on one event, at most once per event id; True if it ran now."""
-    if event.tenant_id is None:
+    if consumer.handle_platform is not None:
+        async with database.platform_session() as session:
+            claimed = await session.execute(
+                pg_insert(ProcessedEvent)
+                .values(consumer=consumer.name, event_id=event.id)
+                .on_conflict_do_nothing()
+            )
+            if claimed.rowcount == 0:  # type: ignore[attr-defined]
+                logger.info("consumer %s already handled event %s", consumer.name, event.id)
+                return False
+            await consumer.handle_platform(session, event)
+        return True
+    if consumer.handle is None or event.tenant_id is None:
         logger.warning("consumer %s got tenantless event %s; ignored", consumer.name, event.id)
         return False
     try:

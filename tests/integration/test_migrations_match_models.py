@@ -9,7 +9,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, MetaData, text
 
 from ordersmith.platform.database import PLATFORM_SCHEMA, Database
-from ordersmith.platform.models import PlatformBase
+from ordersmith.platform.schema import PLATFORM_METADATA
 from ordersmith.platform.tenancy import TenantRecord
 from ordersmith.tenants.schema import TENANT_METADATA
 
@@ -34,7 +34,7 @@ def _differences(connection: Connection, metadata: MetaData, schema: str | None)
 
 async def test_platform_models_match_the_platform_migrations(database: Database) -> None:
     async with database.owner_connection() as connection:
-        differences = await connection.run_sync(_differences, PlatformBase.metadata, PLATFORM_SCHEMA)
+        differences = await connection.run_sync(_differences, PLATFORM_METADATA, PLATFORM_SCHEMA)
     assert differences == []
 
 

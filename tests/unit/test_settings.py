@@ -12,6 +12,7 @@ PRODUCTION = {
     "DATABASE_URL": "postgresql://ordersmith_app:pw@db:5432/ordersmith",
     "DATABASE_OWNER_URL": "postgresql://ordersmith_owner:pw@db:5432/ordersmith",
     "BROKER_URL": "amqp://user:pw@rabbit:5672/%2F",
+    "SMTP_URL": "smtp://mailer:pw@smtp:587",
 }
 
 
@@ -47,6 +48,7 @@ def test_a_complete_production_environment_is_accepted() -> None:
         ("DATABASE_URL", "DATABASE_URL must be set in production"),
         ("DATABASE_OWNER_URL", "DATABASE_OWNER_URL must be set in production"),
         ("BROKER_URL", "BROKER_URL must be set in production"),
+        ("SMTP_URL", "SMTP_URL must be set in production"),
     ],
 )
 def test_production_refuses_to_start_without(missing: str, message: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 
 from ordersmith.platform.database import PLATFORM_SCHEMA
-from ordersmith.platform.models import PlatformBase
+from ordersmith.platform.schema import PLATFORM_METADATA
 
 connection = context.config.attributes.get("connection")
 if connection is None:
@@ -13,7 +13,7 @@ if connection is None:
 
 context.configure(
     connection=connection,
-    target_metadata=PlatformBase.metadata,
+    target_metadata=PLATFORM_METADATA,
     version_table_schema=PLATFORM_SCHEMA,
     include_schemas=False,
 )

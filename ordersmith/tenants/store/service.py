@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from zoneinfo import available_timezones
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from ordersmith.platform.database import TenantContext
+from ordersmith.platform.errors import FieldError, ValidationFailedError
 from ordersmith.tenants.store.models import StoreSettings
 
 DEFAULT_CURRENCY = "EUR"
@@ -36,3 +38,35 @@ async def get_store_profile(tenant: TenantContext, session: AsyncSession) -> Sto
     return StoreProfile(
         display_name=row.display_name, default_currency=row.default_currency, timezone=row.timezone
     )
+
+
+async def update_store_profile(
+    tenant: TenantContext,
+    session: AsyncSession,
+    *,
+    display_name: str | None = None,
+    default_currency: str | None = None,
+    timezone: str | None = None,
+) -> StoreProfile:
+    """Change the store's name, default currency or time zone; 422 names what is wrong."""
+    errors = []
+    if display_name is not None and not display_name.strip():
+        errors.append(FieldError("display_name", "must not be empty"))
+    if default_currency is not None and not (len(default_currency) == 3 and default_currency.isupper()):
+        errors.append(FieldError("default_currency", "must be an ISO 4217 code such as EUR or USD"))
+    if timezone is not None and timezone not in available_timezones():
+        errors.append(FieldError("timezone", "must be an IANA time zone such as Europe/Paris"))
+    if errors:
+        raise ValidationFailedError("some fields are invalid; see errors", errors=errors)
+    changes = {
+        key: value
+        for key, value in (
+            ("display_name", display_name.strip() if display_name else None),
+            ("default_currency", default_currency),
+            ("timezone", timezone),
+        )
+        if value is not None
+    }
+    if changes:
+        await session.execute(update(StoreSettings).values(**changes, updated_at=func.now()))
+    return await get_store_profile(tenant, session)

@@ -1,0 +1,1 @@
+"""Identity and access: users, memberships, roles, tokens, API keys, staff, audit trail."""

@@ -1,0 +1,378 @@
+"""Sign-up, sign-in, token refresh and sign-out of tenant users."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets
+import unicodedata
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from ordersmith.platform.database import Database, TenantContext
+from ordersmith.platform.errors import (
+    EmailTakenError,
+    FieldError,
+    InvalidCredentialsError,
+    RefreshTokenReusedError,
+    ValidationFailedError,
+)
+from ordersmith.platform.identity import lockout
+from ordersmith.platform.identity.audit import Actor, record_audit
+from ordersmith.platform.identity.models import ActionToken, Membership, RefreshToken, User
+from ordersmith.platform.identity.passwords import check_password, hash_password, verify_password
+from ordersmith.platform.identity.permissions import Role
+from ordersmith.platform.identity.tokens import TokenSigner, new_secret, secret_hash
+from ordersmith.platform.mail import queue_email
+from ordersmith.platform.schema_migrations import TenantSchemaSpec
+from ordersmith.platform.tenancy import (
+    RESERVED_SLUGS,
+    TenantRecord,
+    get_tenant_by_id,
+    get_tenant_record,
+    provision_tenant,
+    validate_slug,
+)
+
+TRIAL_LENGTH = dt.timedelta(days=14)
+REFRESH_TOKEN_LIFETIME = dt.timedelta(days=30)
+VERIFY_EMAIL_LIFETIME = dt.timedelta(days=3)
+TENANT_REALM = "tenant"
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+@dataclass(frozen=True)
+class IssuedSession:
+    """What a successful sign-in returns."""
+
+    user_id: uuid.UUID
+    tenant: TenantRecord
+    role: str
+    access_token: str
+    access_token_id: str
+    expires_in: int
+    refresh_token: str
+
+
+def normalize_email(email: str, field: str = "email") -> str:
+    """Lower-cased, trimmed email; 422 if it cannot be an address."""
+    cleaned = email.strip().lower()
+    if len(cleaned) > 320 or not _EMAIL.fullmatch(cleaned):
+        raise ValidationFailedError(
+            f"{email!r} is not an email address",
+            errors=[FieldError(field, "must be an email address like name@example.com")],
+        )
+    return cleaned
+
+
+def slug_from_name(name: str) -> str:
+    """A slug suggested by a company name: ascii, lowercase, hyphens, with a short suffix."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    base = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:30].strip("-")
+    if len(base) < 3 or base in RESERVED_SLUGS:
+        base = f"store-{base}".strip("-")
+    # A random tail keeps two "Acme" sign-ups from colliding; the merchant can pick their own.
+    return f"{base}-{secrets.token_hex(3)}"
+
+
+async def _insert_refresh_token(
+    session: AsyncSession | AsyncConnection,
+    *,
+    user_id: uuid.UUID,
+    tenant_id: uuid.UUID,
+    family_id: uuid.UUID,
+    now: dt.datetime,
+) -> str:
+    token = new_secret("ort")
+    await session.execute(
+        insert(RefreshToken).values(
+            id=uuid.uuid4(),
+            family_id=family_id,
+            user_id=user_id,
+            tenant_id=tenant_id,
+            token_hash=secret_hash(token),
+            issued_at=now,
+            expires_at=now + REFRESH_TOKEN_LIFETIME,
+        )
+    )
+    return token
+
+
+async def create_action_token(
+    session: AsyncSession | AsyncConnection, *, user_id: uuid.UUID, purpose: str, lifetime: dt.timedelta
+) -> str:
+    """A single-use emailed token for `purpose`; only its hash is stored."""
+    token = new_secret("oat")
+    await session.execute(
+        insert(ActionToken).values(
+            id=uuid.uuid4(),
+            purpose=purpose,
+            user_id=user_id,
+            token_hash=secret_hash(token),
+            expires_at=dt.datetime.now(dt.UTC) + lifetime,
+        )
+    )
+    return token
+
+
+def _issue(
+    signer: TokenSigner, *, user_id: uuid.UUID, tenant: TenantRecord, role: str, refresh_token: str
+) -> IssuedSession:
+    access_token, claims = signer.issue(subject=user_id, tenant_id=tenant.id, role=role)
+    return IssuedSession(
+        user_id=user_id,
+        tenant=tenant,
+        role=role,
+        access_token=access_token,
+        access_token_id=claims.token_id,
+        expires_in=int((claims.expires_at - dt.datetime.now(dt.UTC)).total_seconds()),
+        refresh_token=refresh_token,
+    )
+
+
+async def sign_up(
+    database: Database,
+    spec: TenantSchemaSpec,
+    signer: TokenSigner,
+    *,
+    company_name: str,
+    email: str,
+    password: str,
+    slug: str | None,
+    public_url: str,
+    client_address: str | None,
+) -> IssuedSession:
+    """Start a free trial: a new tenant, its owner, a verification email, and a session."""
+    errors: list[FieldError] = []
+    if not company_name.strip():
+        errors.append(FieldError("company_name", "must not be empty"))
+    try:
+        email = normalize_email(email)
+    except ValidationFailedError as error:
+        errors.extend(error.errors)
+    if not errors:
+        try:
+            check_password(password, email)
+        except ValidationFailedError as error:
+            errors.extend(error.errors)
+    if slug is not None:
+        try:
+            validate_slug(slug)
+        except ValidationFailedError as error:
+            errors.extend(error.errors)
+    if errors:
+        raise ValidationFailedError("some fields are invalid; see errors", errors=errors)
+    async with database.platform_session() as session:
+        if (await session.execute(select(User.id).where(User.email == email))).first() is not None:
+            raise _email_taken()
+    password_hash = await hash_password(password)
+    user_id = uuid.uuid4()
+    family_id = uuid.uuid4()
+    now = dt.datetime.now(dt.UTC)
+    refresh_token = ""
+
+    async def create_owner(connection: AsyncConnection, tenant: TenantContext) -> None:
+        nonlocal refresh_token
+        await connection.execute(
+            insert(User).values(id=user_id, email=email, full_name="", password_hash=password_hash)
+        )
+        await connection.execute(
+            insert(Membership).values(
+                id=uuid.uuid4(), tenant_id=tenant.tenant_id, user_id=user_id, role=Role.OWNER
+            )
+        )
+        refresh_token = await _insert_refresh_token(
+            connection, user_id=user_id, tenant_id=tenant.tenant_id, family_id=family_id, now=now
+        )
+        verification = await create_action_token(
+            connection, user_id=user_id, purpose="verify_email", lifetime=VERIFY_EMAIL_LIFETIME
+        )
+        await queue_email(
+            connection,
+            tenant,
+            to=email,
+            template="verify_email",
+            context={
+                "store_name": company_name.strip(),
+                "link": f"{public_url}/verify-email?token={verification}",
+            },
+        )
+        actor = Actor("user", str(user_id), client_address)
+        await record_audit(connection, tenant_id=tenant.tenant_id, actor=actor, action="tenant.signed_up")
+
+    try:
+        tenant = await provision_tenant(
+            database,
+            spec,
+            slug=slug or slug_from_name(company_name),
+            name=company_name,
+            plan="trial",
+            trial_ends_at=now + TRIAL_LENGTH,
+            on_created=create_owner,
+        )
+    except IntegrityError as error:
+        if "uq_users_email" in str(error.orig):
+            raise _email_taken() from None
+        raise
+    return _issue(signer, user_id=user_id, tenant=tenant, role=Role.OWNER, refresh_token=refresh_token)
+
+
+def _email_taken() -> EmailTakenError:
+    # Which store the address belongs to is not said: that would leak who uses us.
+    return EmailTakenError("an account with this email already exists; sign in, or reset your password")
+
+
+_BAD_CREDENTIALS = "the email, password and store do not match; check them, or reset your password"
+
+
+async def sign_in(
+    database: Database,
+    signer: TokenSigner,
+    *,
+    email: str,
+    password: str,
+    tenant_slug: str,
+    client_address: str | None,
+) -> IssuedSession:
+    """Exchange a password for a session, slowing down and locking after failures."""
+    email = email.strip().lower()
+    tenant = await get_tenant_record(database, tenant_slug)
+    keys = [(lockout.account_key(TENANT_REALM, email), lockout.ACCOUNT_POLICY)]
+    address = lockout.address_key(TENANT_REALM, client_address)
+    if address:
+        keys.append((address, lockout.ADDRESS_POLICY))
+    now = dt.datetime.now(dt.UTC)
+    async with database.platform_session() as session:
+        await lockout.check_allowed(session, keys, now)
+        row = (
+            await session.execute(
+                select(User, Membership)
+                .outerjoin(Membership, (Membership.user_id == User.id) & (Membership.tenant_id == tenant.id))
+                .where(User.email == email)
+            )
+        ).one_or_none()
+    user, membership = (row[0], row[1]) if row is not None else (None, None)
+    password_ok = await verify_password(password, user.password_hash if user else None)
+    actor = Actor("user" if user else "anonymous", str(user.id) if user else None, client_address)
+    if not password_ok or membership is None or membership.status != "active" or tenant.status != "active":
+        reason = "bad_password" if not password_ok else "no_active_membership"
+        async with database.platform_session() as session:
+            await lockout.record_failure(session, keys, now)
+            await record_audit(
+                session,
+                tenant_id=tenant.id,
+                actor=actor,
+                action="auth.sign_in_failed",
+                data={"email": email, "reason": reason},
+            )
+        raise InvalidCredentialsError(_BAD_CREDENTIALS)
+    assert user is not None
+    async with database.platform_session() as session:
+        await lockout.clear(session, keys[0][0])
+        refresh_token = await _insert_refresh_token(
+            session, user_id=user.id, tenant_id=tenant.id, family_id=uuid.uuid4(), now=now
+        )
+        await record_audit(session, tenant_id=tenant.id, actor=actor, action="auth.signed_in")
+    return _issue(signer, user_id=user.id, tenant=tenant, role=membership.role, refresh_token=refresh_token)
+
+
+async def refresh_session(
+    database: Database, signer: TokenSigner, *, refresh_token: str, client_address: str | None
+) -> IssuedSession:
+    """Rotate a refresh token; presenting a used one ends every session of its family."""
+    now = dt.datetime.now(dt.UTC)
+    async with database.platform_session() as session:
+        record = (
+            await session.execute(
+                select(RefreshToken)
+                .where(RefreshToken.token_hash == secret_hash(refresh_token))
+                .with_for_update()
+            )
+        ).scalar_one_or_none()
+        if record is None or record.expires_at <= now:
+            raise InvalidCredentialsError("the refresh token is unknown or expired; sign in again")
+        if record.used_at is not None or record.revoked_at is not None:
+            reused = record.used_at is not None and record.revoked_at is None
+            await _revoke_family(session, record.family_id, now)
+            if reused:
+                await record_audit(
+                    session,
+                    tenant_id=record.tenant_id,
+                    actor=Actor("user", str(record.user_id), client_address),
+                    action="auth.refresh_token_reused",
+                    data={"family_id": str(record.family_id)},
+                )
+    # Raising inside the block would roll back the revocation; raise after it committed.
+    if record.used_at is not None or record.revoked_at is not None:
+        raise RefreshTokenReusedError(
+            "this refresh token was already used, so every session of this sign-in was ended; sign in again"
+        )
+    async with database.platform_session() as session:
+        membership = (
+            await session.execute(
+                select(Membership).where(
+                    Membership.tenant_id == record.tenant_id, Membership.user_id == record.user_id
+                )
+            )
+        ).scalar_one_or_none()
+        if membership is None or membership.status != "active":
+            await _revoke_family(session, record.family_id, now)
+            raise InvalidCredentialsError("this account no longer has access to this store")
+        claimed = await session.execute(
+            update(RefreshToken)
+            .where(RefreshToken.id == record.id, RefreshToken.used_at.is_(None))
+            .values(used_at=now)
+        )
+        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            raise RefreshTokenReusedError(
+                "this refresh token was just used by another request; sign in again"
+            )
+        new_token = await _insert_refresh_token(
+            session, user_id=record.user_id, tenant_id=record.tenant_id, family_id=record.family_id, now=now
+        )
+    tenant = await get_tenant_by_id(database, record.tenant_id)
+    return _issue(
+        signer, user_id=record.user_id, tenant=tenant, role=membership.role, refresh_token=new_token
+    )
+
+
+async def _revoke_family(session: AsyncSession, family_id: uuid.UUID, now: dt.datetime) -> None:
+    await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+
+
+async def sign_out(database: Database, *, refresh_token: str) -> None:
+    """End the session a refresh token belongs to (all of its rotations). Idempotent."""
+    now = dt.datetime.now(dt.UTC)
+    async with database.platform_session() as session:
+        family = (
+            await session.execute(
+                select(RefreshToken.family_id).where(RefreshToken.token_hash == secret_hash(refresh_token))
+            )
+        ).scalar_one_or_none()
+        if family is not None:
+            await _revoke_family(session, family, now)
+
+
+@dataclass(frozen=True)
+class UserProfile:
+    id: uuid.UUID
+    email: str
+    full_name: str
+    email_verified_at: dt.datetime | None
+
+
+async def get_user(database: Database, user_id: uuid.UUID) -> UserProfile:
+    """A user's own profile."""
+    async with database.platform_session() as session:
+        user = await session.get(User, user_id)
+    if user is None:
+        raise InvalidCredentialsError("this account no longer exists; sign in again")
+    return UserProfile(user.id, user.email, user.full_name, user.email_verified_at)

@@ -1,0 +1,91 @@
+"""Roles and permissions, defined in one place."""
+
+from __future__ import annotations
+
+import enum
+
+
+class Permission(enum.StrEnum):
+    # See and work orders.
+    ORDERS_READ = "orders.read"
+    ORDERS_WRITE = "orders.write"
+    # Give money back to customers.
+    ORDERS_REFUND = "orders.refund"
+    # Catalog, customers and stock.
+    CATALOG_READ = "catalog.read"
+    CATALOG_WRITE = "catalog.write"
+    CUSTOMERS_READ = "customers.read"
+    CUSTOMERS_WRITE = "customers.write"
+    INVENTORY_READ = "inventory.read"
+    INVENTORY_WRITE = "inventory.write"
+    REPORTS_READ = "reports.read"
+    # Invite people, change roles, deactivate; create API keys.
+    USERS_MANAGE = "users.manage"
+    API_KEYS_MANAGE = "api_keys.manage"
+    BILLING_MANAGE = "billing.manage"
+    DATA_EXPORT = "data.export"
+    DATA_IMPORT = "data.import"
+    # Store profile, SSO and other tenant settings.
+    SETTINGS_READ = "settings.read"
+    SETTINGS_MANAGE = "settings.manage"
+    AUDIT_READ = "audit.read"
+
+
+class Role(enum.StrEnum):
+    # Everything, including billing; a tenant always keeps at least one active owner.
+    OWNER = "owner"
+    # Everything but billing.
+    ADMIN = "admin"
+    # Runs operations: orders, refunds, stock, catalog, customers, reports, exports.
+    MANAGER = "manager"
+    # Works orders and customers day to day.
+    AGENT = "agent"
+    # Reads, changes nothing.
+    VIEWER = "viewer"
+
+
+_READ = frozenset(
+    {
+        Permission.ORDERS_READ,
+        Permission.CATALOG_READ,
+        Permission.CUSTOMERS_READ,
+        Permission.INVENTORY_READ,
+        Permission.REPORTS_READ,
+        Permission.SETTINGS_READ,
+    }
+)
+_AGENT = _READ | {Permission.ORDERS_WRITE, Permission.CUSTOMERS_WRITE}
+_MANAGER = _AGENT | {
+    Permission.ORDERS_REFUND,
+    Permission.CATALOG_WRITE,
+    Permission.INVENTORY_WRITE,
+    Permission.DATA_EXPORT,
+}
+_ADMIN = frozenset(Permission) - {Permission.BILLING_MANAGE}
+
+ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.OWNER: frozenset(Permission),
+    Role.ADMIN: _ADMIN,
+    Role.MANAGER: frozenset(_MANAGER),
+    Role.AGENT: frozenset(_AGENT),
+    Role.VIEWER: _READ,
+}
+
+
+def permissions_of(role: str) -> frozenset[Permission]:
+    """The permissions a role grants (none for an unknown role)."""
+    try:
+        return ROLE_PERMISSIONS[Role(role)]
+    except ValueError:
+        return frozenset()
+
+
+def parse_permissions(names: list[str]) -> tuple[list[Permission], list[str]]:
+    """Split names into known permissions and unknown names."""
+    known, unknown = [], []
+    for name in names:
+        try:
+            known.append(Permission(name))
+        except ValueError:
+            unknown.append(name)
+    return known, unknown

@@ -1,0 +1,150 @@
+"""Who is calling: a tenant user, an API key or a staff member, resolved from a credential."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+
+from ordersmith.platform.database import Database
+from ordersmith.platform.errors import TenantArchivedError, UnauthenticatedError
+from ordersmith.platform.identity.audit import Actor
+from ordersmith.platform.identity.models import ApiKey, Membership
+from ordersmith.platform.identity.permissions import permissions_of
+from ordersmith.platform.identity.tokens import InvalidTokenError, TokenSigner, secret_hash
+from ordersmith.platform.models import TenantStatus
+from ordersmith.platform.tenancy import TenantRecord, get_tenant_by_id
+
+API_KEY_PREFIX = "osk"
+# last_used_at is written at most once a minute per key, not on every request.
+LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated caller and what it may do."""
+
+    kind: str  # "user", "api_key" or "staff"
+    id: uuid.UUID
+    tenant: TenantRecord | None
+    role: str | None
+    permissions: frozenset[str]
+    via_cookie: bool = False
+    token_id: str | None = None
+    client_address: str | None = None
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(self.kind, str(self.id), self.client_address)
+
+    def can(self, permission: str) -> bool:
+        return permission in self.permissions
+
+
+def _unauthenticated(reason: str) -> UnauthenticatedError:
+    return UnauthenticatedError(f"{reason}; sign in again or use a valid API key")
+
+
+async def _active_tenant(database: Database, tenant_id: uuid.UUID) -> TenantRecord:
+    tenant = await get_tenant_by_id(database, tenant_id)
+    if tenant.status == TenantStatus.ARCHIVED:
+        raise TenantArchivedError(
+            f"tenant {tenant.slug!r} is archived; a vendor administrator can restore it"
+        )
+    return tenant
+
+
+async def principal_from_access_token(
+    database: Database, signer: TokenSigner, token: str, *, via_cookie: bool, client_address: str | None
+) -> Principal:
+    """The user behind a tenant access token, with their current role in that tenant."""
+    try:
+        claims = signer.verify(token)
+    except InvalidTokenError:
+        raise _unauthenticated("the access token is invalid or expired") from None
+    if claims.tenant_id is None:
+        raise _unauthenticated("the access token names no tenant")
+    async with database.platform_session() as session:
+        membership = (
+            await session.execute(
+                select(Membership).where(
+                    Membership.tenant_id == claims.tenant_id, Membership.user_id == claims.subject
+                )
+            )
+        ).scalar_one_or_none()
+    if membership is None or membership.status != "active":
+        raise _unauthenticated("this account no longer has access to this store")
+    tenant = await _active_tenant(database, claims.tenant_id)
+    return Principal(
+        kind="user",
+        id=claims.subject,
+        tenant=tenant,
+        role=membership.role,
+        permissions=frozenset(permissions_of(membership.role)),
+        via_cookie=via_cookie,
+        token_id=claims.token_id,
+        client_address=client_address,
+    )
+
+
+def split_api_key(key: str) -> tuple[str, str] | None:
+    """(prefix, key) of a well-formed key `osk_<prefix>_<secret>`, else None."""
+    parts = key.split("_", 2)
+    if len(parts) != 3 or parts[0] != API_KEY_PREFIX or not parts[1] or not parts[2]:
+        return None
+    return parts[1], key
+
+
+async def principal_from_api_key(database: Database, key: str, *, client_address: str | None) -> Principal:
+    """The integration behind an API key, limited to the key's scopes."""
+    parsed = split_api_key(key)
+    if parsed is None:
+        raise _unauthenticated("the API key is malformed")
+    prefix, _ = parsed
+    now = dt.datetime.now(dt.UTC)
+    async with database.platform_session() as session:
+        record = (await session.execute(select(ApiKey).where(ApiKey.prefix == prefix))).scalar_one_or_none()
+        if record is None or not hmac.compare_digest(record.secret_hash, secret_hash(key)):
+            raise _unauthenticated("the API key is not valid")
+        if record.revoked_at is not None:
+            raise _unauthenticated("the API key was revoked")
+        if record.last_used_at is None or now - record.last_used_at > LAST_USED_RESOLUTION:
+            await session.execute(update(ApiKey).where(ApiKey.id == record.id).values(last_used_at=now))
+    tenant = await _active_tenant(database, record.tenant_id)
+    return Principal(
+        kind="api_key",
+        id=record.id,
+        tenant=tenant,
+        role=None,
+        permissions=frozenset(record.scopes),
+        client_address=client_address,
+    )
+
+
+async def principal_from_staff_token(
+    database: Database, signer: TokenSigner, token: str, *, client_address: str | None
+) -> Principal:
+    """The vendor staff member behind a staff access token (a separate realm from tenants)."""
+    from ordersmith.platform.identity.models import StaffAccount
+    from ordersmith.platform.identity.tokens import STAFF_AUDIENCE
+
+    try:
+        claims = signer.verify(token, audience=STAFF_AUDIENCE)
+    except InvalidTokenError:
+        raise _unauthenticated("the staff access token is invalid or expired") from None
+    async with database.platform_session() as session:
+        account = await session.get(StaffAccount, claims.subject)
+    if account is None or not account.is_active:
+        raise _unauthenticated("this staff account is not active")
+    return Principal(
+        kind="staff",
+        id=account.id,
+        tenant=None,
+        role=account.role,
+        permissions=frozenset(),
+        token_id=claims.token_id,
+        client_address=client_address,
+    )
