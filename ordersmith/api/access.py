@@ -20,8 +20,8 @@ from ordersmith.platform.identity.permissions import Permission
 PUBLIC: dict[str, Any] = {"access": "public"}
 AUTHENTICATED: dict[str, Any] = {"access": "authenticated"}
 KNOWN_ACCESS = frozenset({"public", "authenticated", "permission", "staff"})
-# Litestar's own documentation routes are public by nature.
-_FRAMEWORK_PATH_PREFIX = "/api/schema"
+# Litestar's own routes serving the API description: public, and not ours to annotate.
+OPENAPI_PATH = "/api/schema"
 
 
 def requires(permission: Permission) -> dict[str, Any]:
@@ -42,7 +42,7 @@ def declared_access(app: Litestar) -> dict[str, dict[str, Any]]:
     """Every route's access declaration, keyed by "METHODS path"."""
     declared: dict[str, dict[str, Any]] = {}
     for route in app.routes:
-        if not isinstance(route, HTTPRoute) or route.path.startswith(_FRAMEWORK_PATH_PREFIX):
+        if not isinstance(route, HTTPRoute) or route.path.startswith(OPENAPI_PATH):
             continue
         for handler in route.route_handlers:
             if handler.http_methods == {"OPTIONS"}:

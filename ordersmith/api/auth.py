@@ -18,6 +18,7 @@ from litestar.di import NamedDependency
 from litestar.handlers.base import BaseRouteHandler
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ordersmith.api.access import OPENAPI_PATH
 from ordersmith.platform.database import Database
 from ordersmith.platform.errors import PermissionDeniedError, UnauthenticatedError
 from ordersmith.platform.identity.principal import (
@@ -92,7 +93,7 @@ async def authenticate_staff(connection: ASGIConnection[Any, Any, Any, Any]) -> 
 async def enforce_access(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
     """The app-wide guard: enforce the route's access declaration."""
     access = handler.opt.get("access")
-    if access == "public":
+    if access == "public" or (access is None and connection.scope["path"].startswith(OPENAPI_PATH)):
         return
     if access == "staff":
         principal = await authenticate_staff(connection)
