@@ -26,6 +26,7 @@ from ordersmith.platform.events import consumers
 from ordersmith.platform.identity.tokens import TokenSigner
 from ordersmith.platform.jobs import PLATFORM_JOBS
 from ordersmith.platform.logging import configure_logging
+from ordersmith.platform.mail import delivery as _mail_delivery  # noqa: F401  (registers the email consumer)
 from ordersmith.platform.runtime import open_database
 from ordersmith.platform.scheduler import run_scheduler
 from ordersmith.platform.settings import Settings, load_settings

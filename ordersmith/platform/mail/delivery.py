@@ -1,0 +1,1 @@
+"""Email delivery: the consumer of `email.requested` (being built)."""
