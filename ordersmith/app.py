@@ -26,7 +26,7 @@ from ordersmith.platform.events import consumers
 from ordersmith.platform.identity.tokens import TokenSigner
 from ordersmith.platform.jobs import PLATFORM_JOBS
 from ordersmith.platform.logging import configure_logging
-from ordersmith.platform.mail import delivery as _mail_delivery  # noqa: F401  (registers the email consumer)
+from ordersmith.platform.mail import delivery as mail_delivery  # registers the email consumer
 from ordersmith.platform.runtime import open_database
 from ordersmith.platform.scheduler import run_scheduler
 from ordersmith.platform.settings import Settings, load_settings
@@ -59,6 +59,7 @@ JOBS: list[PeriodicJob] = [*PLATFORM_JOBS]
 
 def declare_process_actors(settings: Settings, broker: dramatiq.Broker, database: Database) -> Actors:
     """Declare every consumer and job actor; actors get a database pool of their own."""
+    mail_delivery.configure(settings)
     # Actors run on Dramatiq's event loop thread, whose connections cannot be shared
     # with the API's loop: same server, separate pool.
     handle = DatabaseHandle(database.clone)

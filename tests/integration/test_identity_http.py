@@ -8,9 +8,12 @@ from collections.abc import AsyncIterator
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from sqlalchemy import select
 
 from ordersmith.app import create_app
+from ordersmith.platform.database import Database
 from ordersmith.platform.identity.permissions import ROLE_PERMISSIONS, Role
+from ordersmith.platform.models import OutboxEvent
 from ordersmith.platform.settings import Settings
 from tests.support.http import PASSWORD, bearer, sign_in, sign_up
 from tests.support.services import new_slug
@@ -130,7 +133,9 @@ async def test_a_malformed_email_and_slug_are_422(client: AsyncTestClient[Litest
     ]
 
 
-async def test_sign_in_refresh_and_reuse_revokes_the_family(client: AsyncTestClient[Litestar]) -> None:
+async def test_sign_in_refresh_and_reuse_revokes_the_family(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
     owner = await sign_up(client)
     slug = owner["tenant"]["slug"]
     signed_in = await client.post(
@@ -152,6 +157,23 @@ async def test_sign_in_refresh_and_reuse_revokes_the_family(client: AsyncTestCli
     after = await client.post("/api/v1/auth/refresh", json={"refresh_token": second_refresh})
     assert after.status_code == 401
     assert after.json()["code"] == "refresh_token_reused"
+    # The person is told: a reused token usually means a stolen one.
+    async with database.platform_session() as session:
+        alerts = (
+            (
+                await session.execute(
+                    select(OutboxEvent.payload).where(
+                        OutboxEvent.topic == "email.requested",
+                        OutboxEvent.payload["template"].astext == "security_alert",
+                        OutboxEvent.payload["to"].astext == owner["email"],
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert len(alerts) == 1
+    assert alerts[0]["context"]["store_name"] == "Acme Outdoor"
 
 
 async def test_logout_ends_the_session(client: AsyncTestClient[Litestar]) -> None:

@@ -28,6 +28,7 @@ from ordersmith.platform.identity.passwords import check_password, hash_password
 from ordersmith.platform.identity.permissions import Role
 from ordersmith.platform.identity.tokens import TokenSigner, new_secret, secret_hash
 from ordersmith.platform.mail import queue_email
+from ordersmith.platform.models import Tenant
 from ordersmith.platform.schema_migrations import TenantSchemaSpec
 from ordersmith.platform.tenancy import (
     RESERVED_SLUGS,
@@ -306,6 +307,7 @@ async def refresh_session(
                     action="auth.refresh_token_reused",
                     data={"family_id": str(record.family_id)},
                 )
+                await _alert_reuse(session, record, now)
     # Raising inside the block would roll back the revocation; raise after it committed.
     if record.used_at is not None or record.revoked_at is not None:
         raise RefreshTokenReusedError(
@@ -337,6 +339,25 @@ async def refresh_session(
     tenant = await get_tenant_by_id(database, record.tenant_id)
     return _issue(
         signer, user_id=record.user_id, tenant=tenant, role=membership.role, refresh_token=new_token
+    )
+
+
+async def _alert_reuse(session: AsyncSession, record: RefreshToken, now: dt.datetime) -> None:
+    # A reused refresh token usually means it was stolen: tell the person, who may not know.
+    user = await session.get(User, record.user_id)
+    tenant = await session.get(Tenant, record.tenant_id)
+    if user is None or tenant is None:
+        return
+    await queue_email(
+        session,
+        None,
+        to=user.email,
+        template="security_alert",
+        context={
+            "store_name": tenant.name,
+            "what": "an old sign-in token was used again, so we signed that session out everywhere",
+            "when": now.strftime("%Y-%m-%d %H:%M UTC"),
+        },
     )
 
 

@@ -1,4 +1,4 @@
-"""Email: templates, and an actor that sends what the outbox asks for (SMTP or the dev mailbox)."""
+"""Email: queue one in the caller's transaction; `delivery` sends it (SMTP or the dev mailbox)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from ordersmith.platform.database import TenantContext
 from ordersmith.platform.events import record_event
+from ordersmith.platform.mail.templates import check_context
 
 EMAIL_REQUESTED = "email.requested"
 
@@ -21,7 +22,12 @@ async def queue_email(
     template: str,
     context: dict[str, Any],
 ) -> uuid.UUID:
-    """Ask for an email to be sent once the caller's transaction commits."""
+    """Ask for an email to be sent once the caller's transaction commits.
+
+    An unknown template or a context without exactly the template's keys raises
+    `EmailTemplateError` here, in the caller's transaction, rather than in the worker.
+    """
+    check_context(template, context)
     return await record_event(
         session, tenant, EMAIL_REQUESTED, {"to": to, "template": template, "context": context}
     )
