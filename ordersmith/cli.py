@@ -18,7 +18,12 @@ import click
 from ordersmith.platform.bootstrap import migrate_platform
 from ordersmith.platform.database import Database
 from ordersmith.platform.embedded import EmbeddedPostgresError
-from ordersmith.platform.errors import OrdersmithError, TenantNotFoundError, UnreachableError
+from ordersmith.platform.errors import (
+    OrdersmithError,
+    TenantNotFoundError,
+    UnreachableError,
+    ValidationFailedError,
+)
 from ordersmith.platform.logging import configure_logging
 from ordersmith.platform.runtime import open_database
 from ordersmith.platform.settings import Settings, SettingsError, load_settings
@@ -288,6 +293,71 @@ async def tenants_drop(slug: str, confirm: str) -> None:
     """Delete an archived tenant for good: schema, role and registry entry."""
     await _with_database(_settings(), lambda database: drop_tenant(database, slug, confirm=confirm))
     click.echo(f"dropped {slug}")
+
+
+@main.group()
+def staff() -> None:
+    """Manage the vendor's staff accounts (a realm separate from tenant users)."""
+
+
+@staff.command("create")
+@click.option("--email", required=True, help="The staff member's email; they sign in with it.")
+@click.option(
+    "--role",
+    required=True,
+    type=click.Choice(["support", "auditor", "superadmin"]),
+    help="support: works in tenants through grants; auditor: reads; superadmin: also elevates grants.",
+)
+@click.option("--name", default="", help="The staff member's full name.")
+@click.option(
+    "--password-stdin", is_flag=True, help="Read the password from standard input instead of a prompt."
+)
+@async_command
+async def staff_create(email: str, role: str, name: str, password_stdin: bool) -> None:
+    """Create a staff account and print its id."""
+    # Imported here: identity pulls in hashing and mail, which other commands do not need.
+    from ordersmith.platform.identity.staff import create_staff_account
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        member = await _with_database(
+            _settings(),
+            lambda database: create_staff_account(
+                database, email=email, role=role, password=password, full_name=name
+            ),
+        )
+    except ValidationFailedError as error:
+        # The detail says "see errors"; on a terminal, the errors are the useful part.
+        raise CommandFailedError(
+            "; ".join(f"{item.field} {item.message}" for item in error.errors) or error.detail
+        ) from None
+    click.echo(str(member.id))
+
+
+@main.group()
+def audit() -> None:
+    """Check the audit trail."""
+
+
+@audit.command("verify")
+@async_command
+async def audit_verify() -> None:
+    """Recompute every audit chain; name the first bad entry of each broken one; exit 1 if any."""
+    from ordersmith.platform.identity.audit import verify_audit_log
+
+    result = await _with_database(_settings(), verify_audit_log)
+    if result.is_intact:
+        click.echo(f"audit log intact: {result.entries} entries in {result.chains} chains")
+        return
+    for problem in result.problems:
+        click.echo(f"chain {problem.chain}: first bad entry {problem.entry_id}: {problem.reason}")
+    raise CommandFailedError(
+        f"{len(result.problems)} of {result.chains} audit chains are broken; "
+        "restore the named entries from a backup and investigate who changed them"
+    )
 
 
 @main.command()

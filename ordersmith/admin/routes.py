@@ -1,7 +1,7 @@
-"""Vendor-staff routes under /admin/api/v1 (being built)."""
+"""Vendor-staff routes under /admin/api/v1, mounted by the composition root."""
 
 from __future__ import annotations
 
-from typing import Any
+from ordersmith.admin import staff_auth, support
 
-ROUTES: list[Any] = []
+ROUTES = [*staff_auth.ROUTES, *support.ROUTES]

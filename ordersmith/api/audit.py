@@ -1,7 +1,127 @@
-"""Routes of this area (being built)."""
+"""A store's audit trail and the vendor's support access to it, as the store's admins see them."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
-ROUTES: list[Any] = []
+import msgspec
+from litestar import get
+from litestar.datastructures import State
+from litestar.di import NamedDependency
+from litestar.params import FromQuery
+
+from ordersmith.api.access import requires
+from ordersmith.platform.identity.audit_trail import DEFAULT_PAGE_SIZE, AuditRecord, list_audit_entries
+from ordersmith.platform.identity.permissions import Permission
+from ordersmith.platform.identity.principal import Principal
+from ordersmith.platform.identity.support_grants import SupportGrantView, list_support_grants
+
+
+class AuditEntry(msgspec.Struct):
+    id: str
+    action: str
+    # "user", "api_key", "staff", "system" or "anonymous"
+    actor_type: str
+    actor_id: str | None
+    target_type: str | None
+    target_id: str | None
+    data: dict[str, Any]
+    client_address: str | None
+    created_at: dt.datetime
+
+    @classmethod
+    def of(cls, entry: AuditRecord) -> AuditEntry:
+        return cls(
+            str(entry.id),
+            entry.action,
+            entry.actor_type,
+            entry.actor_id,
+            entry.target_type,
+            entry.target_id,
+            entry.data,
+            entry.client_address,
+            entry.created_at,
+        )
+
+
+class AuditEntryList(msgspec.Struct):
+    data: list[AuditEntry]
+    next_cursor: str | None
+
+
+class SupportGrant(msgspec.Struct):
+    id: str
+    staff_email: str
+    reason: str
+    # "read_only" or "read_write"
+    access: str
+    created_at: dt.datetime
+    expires_at: dt.datetime
+    revoked_at: dt.datetime | None
+    # Neither expired nor revoked: the staff member can reach the store's data now.
+    is_active: bool
+
+    @classmethod
+    def of(cls, grant: SupportGrantView) -> SupportGrant:
+        return cls(
+            str(grant.id),
+            grant.staff_email,
+            grant.reason,
+            grant.access,
+            grant.created_at,
+            grant.expires_at,
+            grant.revoked_at,
+            grant.is_active,
+        )
+
+
+class SupportGrantList(msgspec.Struct):
+    data: list[SupportGrant]
+    next_cursor: str | None
+
+
+@get(
+    "/api/v1/audit-log",
+    operation_id="listAuditLog",
+    summary="List the store's audit trail, newest first.",
+    opt=requires(Permission.AUDIT_READ),
+    tags=["audit"],
+)
+async def list_audit_log(
+    state: State,
+    principal: NamedDependency[Principal],
+    limit: FromQuery[int] = DEFAULT_PAGE_SIZE,
+    cursor: FromQuery[str | None] = None,
+    action: FromQuery[str | None] = None,
+) -> AuditEntryList:
+    """Who did what in this store, including vendor staff; filter with ?action=, follow next_cursor."""
+    assert principal.tenant is not None
+    page = await list_audit_entries(
+        state.database, principal.tenant.id, action=action, limit=limit, cursor=cursor
+    )
+    return AuditEntryList([AuditEntry.of(entry) for entry in page.entries], page.next_cursor)
+
+
+@get(
+    "/api/v1/support-grants",
+    operation_id="listSupportGrants",
+    summary="List the vendor staff's support access to this store, newest first.",
+    opt=requires(Permission.AUDIT_READ),
+    tags=["audit"],
+)
+async def list_store_support_grants(
+    state: State,
+    principal: NamedDependency[Principal],
+    limit: FromQuery[int] = DEFAULT_PAGE_SIZE,
+    cursor: FromQuery[str | None] = None,
+) -> SupportGrantList:
+    """Which staff member asked for access, why, for how long, and whether it is still open."""
+    assert principal.tenant is not None
+    page = await list_support_grants(
+        state.database, tenant_id=principal.tenant.id, limit=limit, cursor=cursor
+    )
+    return SupportGrantList([SupportGrant.of(grant) for grant in page.grants], page.next_cursor)
+
+
+ROUTES = [list_audit_log, list_store_support_grants]

@@ -1,0 +1,174 @@
+"""A store's audit trail over HTTP: its own entries only, newest first, paginated and filtered."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlalchemy import update
+
+from ordersmith.app import create_app
+from ordersmith.platform.database import Database
+from ordersmith.platform.identity.models import Membership
+from ordersmith.platform.settings import Settings
+from tests.support.http import bearer, sign_in, sign_up
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    async with AsyncTestClient(create_app(settings)) as client:
+        yield client
+
+
+async def test_the_trail_lists_the_stores_entries_newest_first(client: AsyncTestClient[Litestar]) -> None:
+    before = dt.datetime.now(dt.UTC)
+    owner = await sign_up(client)
+    slug, user_id = owner["tenant"]["slug"], owner["user_id"]
+    token = await sign_in(client, owner["email"], slug)
+    await client.post(
+        "/api/v1/auth/token",
+        json={"email": owner["email"], "password": "Wrong-Horse-Battery-7", "tenant": slug},
+    )
+
+    response = await client.get("/api/v1/audit-log", headers=bearer(token))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["next_cursor"] is None
+    entries = body["data"]
+    assert [
+        {key: value for key, value in entry.items() if key not in ("id", "created_at")} for entry in entries
+    ] == [
+        {
+            "action": "auth.sign_in_failed",
+            "actor_type": "user",
+            "actor_id": user_id,
+            "target_type": None,
+            "target_id": None,
+            "data": {"email": owner["email"], "reason": "bad_password"},
+            "client_address": "testclient",
+        },
+        {
+            "action": "auth.signed_in",
+            "actor_type": "user",
+            "actor_id": user_id,
+            "target_type": None,
+            "target_id": None,
+            "data": {},
+            "client_address": "testclient",
+        },
+        {
+            "action": "tenant.signed_up",
+            "actor_type": "user",
+            "actor_id": user_id,
+            "target_type": None,
+            "target_id": None,
+            "data": {},
+            "client_address": "testclient",
+        },
+    ]
+    ids = [int(entry["id"]) for entry in entries]
+    assert ids == sorted(ids, reverse=True)
+    assert all(isinstance(entry["id"], str) for entry in entries)
+    created = [dt.datetime.fromisoformat(entry["created_at"]) for entry in entries]
+    assert before <= created[-1] <= created[0] <= dt.datetime.now(dt.UTC)
+    assert all(
+        entry["created_at"].endswith("Z") or entry["created_at"].endswith("+00:00") for entry in entries
+    )
+
+
+async def test_the_trail_pages_with_a_cursor_and_filters_by_action(client: AsyncTestClient[Litestar]) -> None:
+    owner = await sign_up(client)
+    slug = owner["tenant"]["slug"]
+    for _ in range(2):
+        await sign_in(client, owner["email"], slug)
+    token = owner["token"]["access_token"]
+
+    first = await client.get("/api/v1/audit-log", params={"limit": "2"}, headers=bearer(token))
+    assert first.status_code == 200, first.text
+    assert [entry["action"] for entry in first.json()["data"]] == ["auth.signed_in", "auth.signed_in"]
+    cursor = first.json()["next_cursor"]
+    assert isinstance(cursor, str)
+    second = await client.get(
+        "/api/v1/audit-log", params={"limit": "2", "cursor": cursor}, headers=bearer(token)
+    )
+    assert ([entry["action"] for entry in second.json()["data"]], second.json()["next_cursor"]) == (
+        ["tenant.signed_up"],
+        None,
+    )
+
+    filtered = await client.get(
+        "/api/v1/audit-log", params={"action": "tenant.signed_up"}, headers=bearer(token)
+    )
+    assert [entry["action"] for entry in filtered.json()["data"]] == ["tenant.signed_up"]
+    nothing = await client.get(
+        "/api/v1/audit-log", params={"action": "no.such.action"}, headers=bearer(token)
+    )
+    assert nothing.json() == {"data": [], "next_cursor": None}
+
+
+@pytest.mark.parametrize(
+    ("params", "field", "message"),
+    [
+        ({"limit": "0"}, "limit", "must be a whole number from 1 to 200"),
+        ({"limit": "201"}, "limit", "must be a whole number from 1 to 200"),
+        (
+            {"cursor": "not-a-cursor"},
+            "cursor",
+            "use the next_cursor of the previous page, or omit it to start over",
+        ),
+    ],
+)
+async def test_bad_list_parameters_are_422(
+    client: AsyncTestClient[Litestar], params: dict[str, str], field: str, message: str
+) -> None:
+    owner = await sign_up(client)
+    for path in ["/api/v1/audit-log", "/api/v1/support-grants"]:
+        response = await client.get(path, params=params, headers=bearer(owner["token"]["access_token"]))
+        assert response.status_code == 422, path
+        assert [(item["field"], item["message"]) for item in response.json()["errors"]] == [(field, message)]
+
+
+async def test_another_stores_entries_never_show(client: AsyncTestClient[Litestar]) -> None:
+    first, second = await sign_up(client), await sign_up(client)
+    await sign_in(client, first["email"], first["tenant"]["slug"])
+    first_page = await client.get("/api/v1/audit-log", headers=bearer(first["token"]["access_token"]))
+    second_page = await client.get("/api/v1/audit-log", headers=bearer(second["token"]["access_token"]))
+    first_ids = {entry["id"] for entry in first_page.json()["data"]}
+    second_entries = second_page.json()["data"]
+    assert [(entry["action"], entry["actor_id"]) for entry in second_entries] == [
+        ("tenant.signed_up", second["user_id"])
+    ]
+    assert first_ids.isdisjoint(entry["id"] for entry in second_entries)
+    # A cursor of store A's list, replayed by store B, still reads store B's trail only.
+    cursor_page = await client.get(
+        "/api/v1/audit-log",
+        params={"limit": "1"},
+        headers=bearer(first["token"]["access_token"]),
+    )
+    response = await client.get(
+        "/api/v1/audit-log",
+        params={"cursor": cursor_page.json()["next_cursor"]},
+        headers=bearer(second["token"]["access_token"]),
+    )
+    assert [entry["id"] for entry in response.json()["data"]] == [second_entries[0]["id"]]
+
+
+async def test_reading_the_trail_needs_audit_read(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    owner = await sign_up(client)
+    async with database.platform_session() as session:
+        await session.execute(
+            update(Membership).where(Membership.user_id == uuid.UUID(owner["user_id"])).values(role="manager")
+        )
+    token = await sign_in(client, owner["email"], owner["tenant"]["slug"])
+    for path in ["/api/v1/audit-log", "/api/v1/support-grants"]:
+        response = await client.get(path, headers=bearer(token))
+        assert response.status_code == 403, path
+        assert response.json()["detail"] == (
+            "this needs the 'audit.read' permission, which your role or key lacks; ask a store admin"
+        )
