@@ -24,6 +24,8 @@ from ordersmith.platform.errors import (
     UnreachableError,
     ValidationFailedError,
 )
+from ordersmith.platform.identity.accounts import sign_up
+from ordersmith.platform.identity.tokens import TokenSigner
 from ordersmith.platform.logging import configure_logging
 from ordersmith.platform.runtime import open_database
 from ordersmith.platform.settings import Settings, SettingsError, load_settings
@@ -44,6 +46,9 @@ T = TypeVar("T")
 
 DEMO_SLUG = "demo"
 DEMO_NAME = "Demo Store"
+# A known sign-in for the local demo store only: `run` creates it in development mode.
+DEMO_EMAIL = "owner@demo.example.com"
+DEMO_PASSWORD = "demo-store-2026"
 
 
 class CommandFailedError(Exception):
@@ -107,6 +112,8 @@ async def run(host: str, port: int, data_dir: Path | None) -> None:
 
     if data_dir is not None:
         os.environ["ORDERSMITH_DATA_DIR"] = str(data_dir)
+    # Links in emails point at this server unless told otherwise.
+    os.environ.setdefault("PUBLIC_URL", f"http://{host}:{port}")
     settings = _settings()
     # Fail fast, in one line, on a broker that does not answer; the app opens its own.
     connect_broker(settings.broker).close()
@@ -115,7 +122,7 @@ async def run(host: str, port: int, data_dir: Path | None) -> None:
         await migrate_platform(database)
         results = await migrate_tenants(database, TENANT_SCHEMA)
         _raise_if_failed(results)
-        demo = await _ensure_demo_tenant(database)
+        demo = await _ensure_demo_tenant(database, settings)
         app = create_app(settings, database=database, background=True)
         server = uvicorn.Server(
             uvicorn.Config(
@@ -125,7 +132,7 @@ async def run(host: str, port: int, data_dir: Path | None) -> None:
         click.echo(
             f"\nOrdersmith is running at http://{host}:{port}\n"
             f"  API description: http://{host}:{port}/api/schema\n"
-            f"  Demo tenant: slug {demo.slug!r} (schema {demo.schema_name})\n"
+            f"{demo}"
             f"  Database: {_database_description(settings)}\n"
             f"  Broker: {_broker_description(settings)}\n"
             "Stop with Ctrl-C.\n"
@@ -145,11 +152,29 @@ def _broker_description(settings: Settings) -> str:
     return "in-process" if settings.broker.url is None else "BROKER_URL"
 
 
-async def _ensure_demo_tenant(database: Database) -> TenantRecord:
+async def _ensure_demo_tenant(database: Database, settings: Settings) -> str:
+    """Create the demo store and its owner on a development first start; say how to sign in."""
+    if not settings.is_development:
+        return ""
     try:
-        return await get_tenant_record(database, DEMO_SLUG)
+        await get_tenant_record(database, DEMO_SLUG)
     except TenantNotFoundError:
-        return await provision_tenant(database, TENANT_SCHEMA, slug=DEMO_SLUG, name=DEMO_NAME)
+        await sign_up(
+            database,
+            TENANT_SCHEMA,
+            TokenSigner(settings.secret_key),
+            company_name=DEMO_NAME,
+            email=DEMO_EMAIL,
+            password=DEMO_PASSWORD,
+            slug=DEMO_SLUG,
+            public_url=settings.public_url,
+            client_address=None,
+        )
+    return (
+        f"  Demo store: {DEMO_SLUG!r}; sign in with POST /api/v1/auth/token\n"
+        f'    {{"email": "{DEMO_EMAIL}", "password": "{DEMO_PASSWORD}", "tenant": "{DEMO_SLUG}"}}\n'
+        f"  Emails go to the development mailbox: GET /api/v1/dev/mailbox\n"
+    )
 
 
 @main.command()
