@@ -1,0 +1,372 @@
+"""Invitations to a store: sent by email, single use, accepted with or without an account."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ordersmith.platform.database import Database
+from ordersmith.platform.errors import (
+    ConflictError,
+    FieldError,
+    PermissionDeniedError,
+    TenantArchivedError,
+    TokenGoneError,
+    ValidationFailedError,
+)
+from ordersmith.platform.identity.accounts import REFRESH_TOKEN_LIFETIME, IssuedSession, normalize_email
+from ordersmith.platform.identity.audit import Actor, record_audit
+from ordersmith.platform.identity.members import Page, PageRequest, not_found, parse_id, tenant_of
+from ordersmith.platform.identity.models import ApiKey, Invitation, Membership, RefreshToken, User
+from ordersmith.platform.identity.passwords import check_password, hash_password
+from ordersmith.platform.identity.permissions import Role
+from ordersmith.platform.identity.principal import Principal
+from ordersmith.platform.identity.tokens import TokenSigner, new_secret, secret_hash
+from ordersmith.platform.mail import queue_email
+from ordersmith.platform.models import TenantStatus
+from ordersmith.platform.tenancy import TenantRecord, get_tenant_by_id
+
+INVITATION_LIFETIME = dt.timedelta(days=7)
+_ROLES = ", ".join(Role)
+
+
+class AlreadyMemberError(ConflictError):
+    code = "already_member"
+    title = "Already a member"
+
+
+@dataclass(frozen=True)
+class InvitationView:
+    """An invitation as store admins see it (never its token)."""
+
+    id: uuid.UUID
+    email: str
+    role: str
+    invited_by: uuid.UUID | None
+    created_at: dt.datetime
+    expires_at: dt.datetime
+    accepted_at: dt.datetime | None
+    revoked_at: dt.datetime | None
+
+    @property
+    def status(self) -> str:
+        """pending, accepted, revoked or expired."""
+        if self.accepted_at is not None:
+            return "accepted"
+        if self.revoked_at is not None:
+            return "revoked"
+        return "expired" if self.expires_at <= dt.datetime.now(dt.UTC) else "pending"
+
+
+@dataclass(frozen=True)
+class CreatedInvitation:
+    """A new invitation and its token, which only ever leaves by email."""
+
+    invitation: InvitationView
+    token: str
+
+
+def _invitation_view(invitation: Invitation) -> InvitationView:
+    return InvitationView(
+        invitation.id,
+        invitation.email,
+        invitation.role,
+        invitation.invited_by,
+        invitation.created_at,
+        invitation.expires_at,
+        invitation.accepted_at,
+        invitation.revoked_at,
+    )
+
+
+async def _inviter_email(session: AsyncSession, principal: Principal) -> str:
+    inviter: Any = principal.id
+    if principal.kind == "api_key":
+        # An integration invites on behalf of whoever created its key.
+        inviter = select(ApiKey.created_by).where(ApiKey.id == principal.id).scalar_subquery()
+    email = await session.scalar(select(User.email).where(User.id == inviter))
+    return email or "An administrator of the store"
+
+
+async def create_invitation(
+    database: Database, principal: Principal, *, email: str, role: str, public_url: str
+) -> CreatedInvitation:
+    """Invite an email address to the store with a role; the link goes out by email."""
+    tenant = tenant_of(principal)
+    errors = []
+    try:
+        email = normalize_email(email)
+    except ValidationFailedError as error:
+        errors.extend(error.errors)
+    if role not in set(Role):
+        errors.append(FieldError("role", f"must be one of {_ROLES}"))
+    if errors:
+        raise ValidationFailedError("the invitation is invalid; see errors", errors=errors)
+    if role == Role.OWNER and principal.role != Role.OWNER:
+        raise PermissionDeniedError(
+            "only an owner can invite another owner; choose a lower role or ask an owner"
+        )
+    now = dt.datetime.now(dt.UTC)
+    token = new_secret("oin")
+    invitation = Invitation(
+        id=uuid.uuid4(),
+        tenant_id=tenant.id,
+        email=email,
+        role=role,
+        token_hash=secret_hash(token),
+        invited_by=principal.id if principal.kind == "user" else None,
+        created_at=now,
+        expires_at=now + INVITATION_LIFETIME,
+    )
+    async with database.platform_session() as session:
+        member = await session.scalar(
+            select(Membership.status)
+            .join(User, User.id == Membership.user_id)
+            .where(Membership.tenant_id == tenant.id, User.email == email)
+        )
+        if member is not None:
+            raise AlreadyMemberError(
+                f"{email} is already a member of this store ({member}); change their role or status instead"
+            )
+        # One valid link per address: a new invitation replaces any pending one.
+        replaced = await session.execute(
+            update(Invitation)
+            .where(
+                Invitation.tenant_id == tenant.id,
+                Invitation.email == email,
+                Invitation.accepted_at.is_(None),
+                Invitation.revoked_at.is_(None),
+            )
+            .values(revoked_at=now)
+        )
+        session.add(invitation)
+        await queue_email(
+            session,
+            tenant.context,
+            to=email,
+            template="invitation",
+            context={
+                "store_name": tenant.name,
+                "inviter_email": await _inviter_email(session, principal),
+                "role": role,
+                "link": f"{public_url}/accept-invitation?token={token}",
+                "expires_in_days": INVITATION_LIFETIME.days,
+            },
+        )
+        await record_audit(
+            session,
+            tenant_id=tenant.id,
+            actor=principal.actor,
+            action="invitation.created",
+            target_type="invitation",
+            target_id=str(invitation.id),
+            data={"email": email, "role": role, "replaced": replaced.rowcount},  # type: ignore[attr-defined]
+        )
+    return CreatedInvitation(_invitation_view(invitation), token)
+
+
+def _pending(now: dt.datetime) -> ColumnElement[bool]:
+    return Invitation.accepted_at.is_(None) & Invitation.revoked_at.is_(None) & (Invitation.expires_at > now)
+
+
+async def list_invitations(
+    database: Database, tenant: TenantRecord, page: PageRequest
+) -> Page[InvitationView]:
+    """The store's pending invitations (not accepted, revoked or expired), newest first."""
+    query = select(Invitation).where(Invitation.tenant_id == tenant.id, _pending(dt.datetime.now(dt.UTC)))
+    query = page.apply(query, Invitation.created_at, Invitation.id, newest_first=True)
+    async with database.platform_session() as session:
+        rows = [_invitation_view(invitation) for invitation in (await session.scalars(query)).all()]
+    return page.cut(rows, lambda invitation: (invitation.created_at, invitation.id))
+
+
+async def get_invitation(database: Database, tenant: TenantRecord, invitation_id: str) -> InvitationView:
+    """One invitation of the store, whatever became of it."""
+    target = parse_id(invitation_id, "invitation")
+    async with database.platform_session() as session:
+        invitation = await session.scalar(
+            select(Invitation).where(Invitation.id == target, Invitation.tenant_id == tenant.id)
+        )
+    if invitation is None:
+        raise not_found("invitation", invitation_id)
+    return _invitation_view(invitation)
+
+
+async def revoke_invitation(database: Database, principal: Principal, invitation_id: str) -> None:
+    """Withdraw an invitation so its link no longer works; revoking twice is harmless."""
+    tenant = tenant_of(principal)
+    target = parse_id(invitation_id, "invitation")
+    async with database.platform_session() as session:
+        invitation = await session.scalar(
+            select(Invitation)
+            .where(Invitation.id == target, Invitation.tenant_id == tenant.id)
+            .with_for_update()
+        )
+        if invitation is None:
+            raise not_found("invitation", invitation_id)
+        if invitation.accepted_at is not None:
+            raise ConflictError("this invitation was already accepted; deactivate the member instead")
+        if invitation.revoked_at is not None:
+            return
+        invitation.revoked_at = dt.datetime.now(dt.UTC)
+        await record_audit(
+            session,
+            tenant_id=tenant.id,
+            actor=principal.actor,
+            action="invitation.revoked",
+            target_type="invitation",
+            target_id=str(invitation.id),
+            data={"email": invitation.email, "role": invitation.role},
+        )
+
+
+async def _usable_invitation(session: AsyncSession, token: str, now: dt.datetime) -> Invitation:
+    invitation = await session.scalar(
+        select(Invitation).where(Invitation.token_hash == secret_hash(token)).with_for_update()
+    )
+    ask = "ask the store's admin to invite you again"
+    if invitation is None:
+        raise TokenGoneError(f"this invitation link is not valid; check that you copied all of it, or {ask}")
+    if invitation.accepted_at is not None:
+        raise TokenGoneError(f"this invitation was already accepted; sign in to the store, or {ask}")
+    if invitation.revoked_at is not None:
+        raise TokenGoneError(f"this invitation was withdrawn; {ask}")
+    if invitation.expires_at <= now:
+        raise TokenGoneError(f"this invitation expired; {ask}")
+    return invitation
+
+
+def _check_new_account(email: str, password: str | None, full_name: str) -> None:
+    errors = []
+    if not password:
+        errors.append(FieldError("password", "required: choose a password for your new account"))
+    else:
+        try:
+            check_password(password, email)
+        except ValidationFailedError as error:
+            errors.extend(error.errors)
+    if len(full_name) > 200:
+        errors.append(FieldError("full_name", "must be at most 200 characters"))
+    if errors:
+        raise ValidationFailedError("your new account's details are invalid; see errors", errors=errors)
+
+
+async def accept_invitation(
+    database: Database,
+    signer: TokenSigner,
+    *,
+    token: str,
+    password: str | None,
+    full_name: str | None,
+    client_address: str | None,
+) -> IssuedSession:
+    """Join a store from an emailed invitation and sign in; a new person also picks a password."""
+    now = dt.datetime.now(dt.UTC)
+    name = (full_name or "").strip()
+    async with database.platform_session() as session:
+        invitation = await _usable_invitation(session, token, now)
+        has_account = await session.scalar(select(User.id).where(User.email == invitation.email)) is not None
+    tenant = await get_tenant_by_id(database, invitation.tenant_id)
+    if tenant.status == TenantStatus.ARCHIVED:
+        raise TenantArchivedError("this store is archived; nobody can join it until it is restored")
+    password_hash = None
+    if not has_account:
+        _check_new_account(invitation.email, password, name)
+        # Hashing is slow on purpose: do it before the transaction, not inside it.
+        password_hash = await hash_password(password or "")
+    try:
+        async with database.platform_session() as session:
+            invitation = await _usable_invitation(session, token, now)
+            user = await session.scalar(select(User).where(User.email == invitation.email).with_for_update())
+            if user is None and password_hash is None:
+                raise ConflictError(
+                    "the account for this email was just removed; open the invitation link again"
+                )
+            if user is None:
+                # The link reached this address: that proves it, no separate verification needed.
+                user = User(
+                    id=uuid.uuid4(),
+                    email=invitation.email,
+                    full_name=name,
+                    password_hash=password_hash,
+                    email_verified_at=now,
+                )
+                session.add(user)
+                await session.flush()
+            else:
+                member = await session.scalar(
+                    select(Membership.id).where(
+                        Membership.tenant_id == tenant.id, Membership.user_id == user.id
+                    )
+                )
+                if member is not None:
+                    raise AlreadyMemberError("you are already a member of this store; sign in instead")
+                if user.email_verified_at is None:
+                    user.email_verified_at = now
+            session.add(
+                Membership(id=uuid.uuid4(), tenant_id=tenant.id, user_id=user.id, role=invitation.role)
+            )
+            invitation.accepted_at = now
+            refresh_token = await _insert_refresh_token(
+                session, user_id=user.id, tenant_id=tenant.id, now=now
+            )
+            await record_audit(
+                session,
+                tenant_id=tenant.id,
+                actor=Actor("user", str(user.id), client_address),
+                action="invitation.accepted",
+                target_type="invitation",
+                target_id=str(invitation.id),
+                data={
+                    "email": invitation.email,
+                    "role": invitation.role,
+                    "new_account": password_hash is not None,
+                },
+            )
+    except IntegrityError:
+        raise ConflictError(
+            "someone created this account or membership at the same moment; open the invitation link again"
+        ) from None
+    return _issued_session(
+        signer, user_id=user.id, tenant=tenant, role=invitation.role, refresh_token=refresh_token
+    )
+
+
+async def _insert_refresh_token(
+    session: AsyncSession, *, user_id: uuid.UUID, tenant_id: uuid.UUID, now: dt.datetime
+) -> str:
+    # Same shape as a sign-in's refresh token: a new family, rotated by /auth/refresh.
+    token = new_secret("ort")
+    await session.execute(
+        insert(RefreshToken).values(
+            id=uuid.uuid4(),
+            family_id=uuid.uuid4(),
+            user_id=user_id,
+            tenant_id=tenant_id,
+            token_hash=secret_hash(token),
+            issued_at=now,
+            expires_at=now + REFRESH_TOKEN_LIFETIME,
+        )
+    )
+    return token
+
+
+def _issued_session(
+    signer: TokenSigner, *, user_id: uuid.UUID, tenant: TenantRecord, role: str, refresh_token: str
+) -> IssuedSession:
+    access_token, claims = signer.issue(subject=user_id, tenant_id=tenant.id, role=role)
+    return IssuedSession(
+        user_id=user_id,
+        tenant=tenant,
+        role=role,
+        access_token=access_token,
+        access_token_id=claims.token_id,
+        expires_in=int((claims.expires_at - dt.datetime.now(dt.UTC)).total_seconds()),
+        refresh_token=refresh_token,
+    )

@@ -1,0 +1,276 @@
+"""A store's members: who they are, their roles and status; and the paging of lists."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import json
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar, TypeVarTuple
+
+from sqlalchemy import Select, func, select, text, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ordersmith.platform.database import Database
+from ordersmith.platform.errors import (
+    ConflictError,
+    FieldError,
+    NotFoundError,
+    PermissionDeniedError,
+    ValidationFailedError,
+)
+from ordersmith.platform.identity.audit import record_audit
+from ordersmith.platform.identity.models import Membership, RefreshToken, User
+from ordersmith.platform.identity.permissions import Role
+from ordersmith.platform.identity.principal import Principal
+from ordersmith.platform.tenancy import TenantRecord
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 200
+ACTIVE = "active"
+DEACTIVATED = "deactivated"
+_ROLES = ", ".join(Role)
+
+T = TypeVar("T")
+Columns = TypeVarTuple("Columns")
+CursorKey = tuple[dt.datetime, uuid.UUID]
+
+
+class LastOwnerError(ConflictError):
+    code = "last_owner"
+    title = "Last owner"
+
+
+# ---- lists -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a list, and the cursor of the next one (None on the last page)."""
+
+    items: list[T]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """How many items to return, and after which one (keyset on created_at, id)."""
+
+    limit: int = DEFAULT_PAGE_SIZE
+    after: CursorKey | None = None
+
+    @classmethod
+    def parse(cls, limit: int, cursor: str | None) -> PageRequest:
+        """Check `?limit=&cursor=`; 422 naming the parameter that is wrong."""
+        errors = []
+        if not 1 <= limit <= MAX_PAGE_SIZE:
+            errors.append(FieldError("limit", f"must be between 1 and {MAX_PAGE_SIZE}"))
+        after = None
+        if cursor:
+            try:
+                created_at, item_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+                after = (dt.datetime.fromisoformat(created_at), uuid.UUID(item_id))
+                if after[0].tzinfo is None:
+                    raise ValueError("cursors carry UTC timestamps")
+            except (ValueError, TypeError, AttributeError, binascii.Error):
+                errors.append(
+                    FieldError("cursor", "is not a cursor this list returned; start again without it")
+                )
+        if errors:
+            raise ValidationFailedError("the list parameters are invalid; see errors", errors=errors)
+        return cls(limit, after)
+
+    def apply(
+        self, query: Select[*Columns], created_at: Any, item_id: Any, *, newest_first: bool
+    ) -> Select[*Columns]:
+        """The query limited to this page (one extra row tells whether another page follows)."""
+        key = tuple_(created_at, item_id)
+        if self.after is not None:
+            bound = tuple_(*self.after)
+            query = query.where(key < bound if newest_first else key > bound)
+        order = (created_at.desc(), item_id.desc()) if newest_first else (created_at, item_id)
+        return query.order_by(*order).limit(self.limit + 1)
+
+    def cut(self, rows: Sequence[T], key: Callable[[T], CursorKey]) -> Page[T]:
+        """The page's items and the cursor that resumes after the last of them."""
+        if len(rows) <= self.limit:
+            return Page(list(rows), None)
+        items = list(rows[: self.limit])
+        created_at, item_id = key(items[-1])
+        raw = json.dumps([created_at.isoformat(), str(item_id)]).encode()
+        return Page(items, base64.urlsafe_b64encode(raw).decode().rstrip("="))
+
+
+def tenant_of(principal: Principal) -> TenantRecord:
+    """The store a principal acts in; staff without a support session have none."""
+    if principal.tenant is None:
+        raise PermissionDeniedError("this works on a store's people; use a store user's token or API key")
+    return principal.tenant
+
+
+def not_found(what: str, value: str) -> NotFoundError:
+    """The 404 for an id this store does not have (another store's ids included)."""
+    return NotFoundError(f"no {what} has the id {value!r} in this store; list them to find it")
+
+
+def parse_id(value: str, what: str) -> uuid.UUID:
+    """An id from a path; one that cannot exist is simply not found."""
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise not_found(what, value) from None
+
+
+# ---- members ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MemberView:
+    """A person's place in a store."""
+
+    user_id: uuid.UUID
+    email: str
+    full_name: str
+    role: str
+    status: str
+    email_verified: bool
+    created_at: dt.datetime
+
+
+def _member_view(membership: Membership, user: User) -> MemberView:
+    return MemberView(
+        user.id,
+        user.email,
+        user.full_name,
+        membership.role,
+        membership.status,
+        user.email_verified_at is not None,
+        membership.created_at,
+    )
+
+
+async def list_members(database: Database, tenant: TenantRecord, page: PageRequest) -> Page[MemberView]:
+    """The store's members, oldest first."""
+    query = select(Membership, User).join(User, User.id == Membership.user_id)
+    query = page.apply(
+        query.where(Membership.tenant_id == tenant.id),
+        Membership.created_at,
+        Membership.user_id,
+        newest_first=False,
+    )
+    async with database.platform_session() as session:
+        rows = [_member_view(membership, user) for membership, user in (await session.execute(query)).all()]
+    return page.cut(rows, lambda member: (member.created_at, member.user_id))
+
+
+async def get_member(database: Database, tenant: TenantRecord, user_id: str) -> MemberView:
+    """One member of the store."""
+    target = parse_id(user_id, "member")
+    async with database.platform_session() as session:
+        row = (
+            await session.execute(
+                select(Membership, User)
+                .join(User, User.id == Membership.user_id)
+                .where(Membership.tenant_id == tenant.id, Membership.user_id == target)
+            )
+        ).one_or_none()
+    if row is None:
+        raise not_found("member", user_id)
+    return _member_view(*row.tuple())
+
+
+async def _lock_members(session: AsyncSession, tenant_id: uuid.UUID) -> None:
+    # Changes to one store's members run one at a time, so two owners demoting each
+    # other at once cannot both pass the last-owner check.
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"ordersmith.members:{tenant_id}"}
+    )
+
+
+def _is_active_owner(role: str, status: str) -> bool:
+    return role == Role.OWNER and status == ACTIVE
+
+
+async def change_member(
+    database: Database, principal: Principal, user_id: str, *, role: str | None, status: str | None
+) -> MemberView:
+    """Change a member's role and/or status; a store always keeps one active owner."""
+    tenant = tenant_of(principal)
+    errors = []
+    if role is None and status is None:
+        errors.append(FieldError("role", "send a new role, a new status, or both"))
+    if role is not None and role not in set(Role):
+        errors.append(FieldError("role", f"must be one of {_ROLES}"))
+    if status is not None and status not in (ACTIVE, DEACTIVATED):
+        errors.append(FieldError("status", f"must be {ACTIVE} or {DEACTIVATED}"))
+    if errors:
+        raise ValidationFailedError("the change is invalid; see errors", errors=errors)
+    target = parse_id(user_id, "member")
+    async with database.platform_session() as session:
+        await _lock_members(session, tenant.id)
+        row = (
+            await session.execute(
+                select(Membership, User)
+                .join(User, User.id == Membership.user_id)
+                .where(Membership.tenant_id == tenant.id, Membership.user_id == target)
+            )
+        ).one_or_none()
+        if row is None:
+            raise not_found("member", user_id)
+        membership, user = row.tuple()
+        old_role, old_status = membership.role, membership.status
+        new_role, new_status = role or old_role, status or old_status
+        if (new_role, new_status) == (old_role, old_status):
+            return _member_view(membership, user)
+        if _is_active_owner(old_role, old_status) and not _is_active_owner(new_role, new_status):
+            owners = await session.scalar(
+                select(func.count()).where(
+                    Membership.tenant_id == tenant.id,
+                    Membership.role == Role.OWNER,
+                    Membership.status == ACTIVE,
+                )
+            )
+            if owners == 1:
+                raise LastOwnerError("this is the store's last active owner; make someone else owner first")
+        if principal.kind == "user" and principal.id == target:
+            raise PermissionDeniedError(
+                "you cannot change your own role or status; ask another owner or admin"
+            )
+        if Role.OWNER in (old_role, new_role) and principal.role != Role.OWNER:
+            raise PermissionDeniedError(
+                "only an owner can grant or remove the owner role, or change an owner's status; ask an owner"
+            )
+        membership.role, membership.status = new_role, new_status
+
+        async def audit(action: str, data: dict[str, Any] | None = None) -> None:
+            await record_audit(
+                session,
+                tenant_id=tenant.id,
+                actor=principal.actor,
+                action=action,
+                target_type="user",
+                target_id=str(target),
+                data=data,
+            )
+
+        if new_role != old_role:
+            await audit("member.role_changed", {"old": old_role, "new": new_role})
+        if new_status == DEACTIVATED and old_status != DEACTIVATED:
+            # Access tokens die on their next use (the guard reads the membership); refresh
+            # tokens must not mint new ones.
+            await session.execute(
+                update(RefreshToken)
+                .where(
+                    RefreshToken.tenant_id == tenant.id,
+                    RefreshToken.user_id == target,
+                    RefreshToken.revoked_at.is_(None),
+                )
+                .values(revoked_at=dt.datetime.now(dt.UTC))
+            )
+            await audit("member.deactivated")
+        elif new_status == ACTIVE and old_status != ACTIVE:
+            await audit("member.reactivated")
+    return _member_view(membership, user)
