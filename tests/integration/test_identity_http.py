@@ -156,7 +156,7 @@ async def test_sign_in_refresh_and_reuse_revokes_the_family(
     # The whole family is gone, including the token that was never used.
     after = await client.post("/api/v1/auth/refresh", json={"refresh_token": second_refresh})
     assert after.status_code == 401
-    assert after.json()["code"] == "refresh_token_reused"
+    assert after.json()["code"] == "invalid_credentials"
     # The person is told: a reused token usually means a stolen one.
     async with database.platform_session() as session:
         alerts = (

@@ -80,19 +80,20 @@ def slug_from_name(name: str) -> str:
     return f"{base}-{secrets.token_hex(3)}"
 
 
-async def _insert_refresh_token(
+async def insert_refresh_token(
     session: AsyncSession | AsyncConnection,
     *,
     user_id: uuid.UUID,
     tenant_id: uuid.UUID,
-    family_id: uuid.UUID,
     now: dt.datetime,
+    family_id: uuid.UUID | None = None,
 ) -> str:
+    """Store a new refresh token (of a new family unless one is given); return the secret."""
     token = new_secret("ort")
     await session.execute(
         insert(RefreshToken).values(
             id=uuid.uuid4(),
-            family_id=family_id,
+            family_id=family_id or uuid.uuid4(),
             user_id=user_id,
             tenant_id=tenant_id,
             token_hash=secret_hash(token),
@@ -101,6 +102,16 @@ async def _insert_refresh_token(
         )
     )
     return token
+
+
+async def start_session(
+    session: AsyncSession, signer: TokenSigner, *, user_id: uuid.UUID, tenant: TenantRecord, role: str
+) -> IssuedSession:
+    """Sign a member in: a new refresh-token family (in the caller's transaction) and an access token."""
+    refresh_token = await insert_refresh_token(
+        session, user_id=user_id, tenant_id=tenant.id, now=dt.datetime.now(dt.UTC)
+    )
+    return issue_session(signer, user_id=user_id, tenant=tenant, role=role, refresh_token=refresh_token)
 
 
 async def create_action_token(
@@ -120,9 +131,10 @@ async def create_action_token(
     return token
 
 
-def _issue(
+def issue_session(
     signer: TokenSigner, *, user_id: uuid.UUID, tenant: TenantRecord, role: str, refresh_token: str
 ) -> IssuedSession:
+    """An access token for a membership, packaged with its refresh token."""
     access_token, claims = signer.issue(subject=user_id, tenant_id=tenant.id, role=role)
     return IssuedSession(
         user_id=user_id,
@@ -186,7 +198,7 @@ async def sign_up(
                 id=uuid.uuid4(), tenant_id=tenant.tenant_id, user_id=user_id, role=Role.OWNER
             )
         )
-        refresh_token = await _insert_refresh_token(
+        refresh_token = await insert_refresh_token(
             connection, user_id=user_id, tenant_id=tenant.tenant_id, family_id=family_id, now=now
         )
         verification = await create_action_token(
@@ -219,7 +231,7 @@ async def sign_up(
         if "uq_users_email" in str(error.orig):
             raise _email_taken() from None
         raise
-    return _issue(signer, user_id=user_id, tenant=tenant, role=Role.OWNER, refresh_token=refresh_token)
+    return issue_session(signer, user_id=user_id, tenant=tenant, role=Role.OWNER, refresh_token=refresh_token)
 
 
 def _email_taken() -> EmailTakenError:
@@ -274,11 +286,9 @@ async def sign_in(
     assert user is not None
     async with database.platform_session() as session:
         await lockout.clear(session, keys[0][0])
-        refresh_token = await _insert_refresh_token(
-            session, user_id=user.id, tenant_id=tenant.id, family_id=uuid.uuid4(), now=now
-        )
+        issued = await start_session(session, signer, user_id=user.id, tenant=tenant, role=membership.role)
         await record_audit(session, tenant_id=tenant.id, actor=actor, action="auth.signed_in")
-    return _issue(signer, user_id=user.id, tenant=tenant, role=membership.role, refresh_token=refresh_token)
+    return issued
 
 
 async def refresh_session(
@@ -296,8 +306,10 @@ async def refresh_session(
         ).scalar_one_or_none()
         if record is None or record.expires_at <= now:
             raise InvalidCredentialsError("the refresh token is unknown or expired; sign in again")
-        if record.used_at is not None or record.revoked_at is not None:
-            reused = record.used_at is not None and record.revoked_at is None
+        # Used but not revoked: a copy of a rotated token is being replayed, so it was leaked.
+        reused = record.used_at is not None and record.revoked_at is None
+        ended = record.revoked_at is not None
+        if reused or ended:
             await _revoke_family(session, record.family_id, now)
             if reused:
                 await record_audit(
@@ -309,7 +321,11 @@ async def refresh_session(
                 )
                 await _alert_reuse(session, record, now)
     # Raising inside the block would roll back the revocation; raise after it committed.
-    if record.used_at is not None or record.revoked_at is not None:
+    if ended:
+        raise InvalidCredentialsError(
+            "this session has ended (signed out, password reset, or access removed); sign in again"
+        )
+    if reused:
         raise RefreshTokenReusedError(
             "this refresh token was already used, so every session of this sign-in was ended; sign in again"
         )
@@ -333,11 +349,11 @@ async def refresh_session(
             raise RefreshTokenReusedError(
                 "this refresh token was just used by another request; sign in again"
             )
-        new_token = await _insert_refresh_token(
+        new_token = await insert_refresh_token(
             session, user_id=record.user_id, tenant_id=record.tenant_id, family_id=record.family_id, now=now
         )
     tenant = await get_tenant_by_id(database, record.tenant_id)
-    return _issue(
+    return issue_session(
         signer, user_id=record.user_id, tenant=tenant, role=membership.role, refresh_token=new_token
     )
 

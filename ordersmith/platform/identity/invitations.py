@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, insert, select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,10 +20,10 @@ from ordersmith.platform.errors import (
     TokenGoneError,
     ValidationFailedError,
 )
-from ordersmith.platform.identity.accounts import REFRESH_TOKEN_LIFETIME, IssuedSession, normalize_email
+from ordersmith.platform.identity.accounts import IssuedSession, normalize_email, start_session
 from ordersmith.platform.identity.audit import Actor, record_audit
 from ordersmith.platform.identity.members import Page, PageRequest, not_found, parse_id, tenant_of
-from ordersmith.platform.identity.models import ApiKey, Invitation, Membership, RefreshToken, User
+from ordersmith.platform.identity.models import ApiKey, Invitation, Membership, User
 from ordersmith.platform.identity.passwords import check_password, hash_password
 from ordersmith.platform.identity.permissions import Role
 from ordersmith.platform.identity.principal import Principal
@@ -313,8 +313,8 @@ async def accept_invitation(
                 Membership(id=uuid.uuid4(), tenant_id=tenant.id, user_id=user.id, role=invitation.role)
             )
             invitation.accepted_at = now
-            refresh_token = await _insert_refresh_token(
-                session, user_id=user.id, tenant_id=tenant.id, now=now
+            issued = await start_session(
+                session, signer, user_id=user.id, tenant=tenant, role=invitation.role
             )
             await record_audit(
                 session,
@@ -333,40 +333,4 @@ async def accept_invitation(
         raise ConflictError(
             "someone created this account or membership at the same moment; open the invitation link again"
         ) from None
-    return _issued_session(
-        signer, user_id=user.id, tenant=tenant, role=invitation.role, refresh_token=refresh_token
-    )
-
-
-async def _insert_refresh_token(
-    session: AsyncSession, *, user_id: uuid.UUID, tenant_id: uuid.UUID, now: dt.datetime
-) -> str:
-    # Same shape as a sign-in's refresh token: a new family, rotated by /auth/refresh.
-    token = new_secret("ort")
-    await session.execute(
-        insert(RefreshToken).values(
-            id=uuid.uuid4(),
-            family_id=uuid.uuid4(),
-            user_id=user_id,
-            tenant_id=tenant_id,
-            token_hash=secret_hash(token),
-            issued_at=now,
-            expires_at=now + REFRESH_TOKEN_LIFETIME,
-        )
-    )
-    return token
-
-
-def _issued_session(
-    signer: TokenSigner, *, user_id: uuid.UUID, tenant: TenantRecord, role: str, refresh_token: str
-) -> IssuedSession:
-    access_token, claims = signer.issue(subject=user_id, tenant_id=tenant.id, role=role)
-    return IssuedSession(
-        user_id=user_id,
-        tenant=tenant,
-        role=role,
-        access_token=access_token,
-        access_token_id=claims.token_id,
-        expires_in=int((claims.expires_at - dt.datetime.now(dt.UTC)).total_seconds()),
-        refresh_token=refresh_token,
-    )
+    return issued

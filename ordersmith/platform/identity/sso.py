@@ -25,7 +25,6 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.platform.database import Database
 from ordersmith.platform.errors import (
@@ -40,17 +39,16 @@ from ordersmith.platform.errors import (
     ValidationFailedError,
 )
 from ordersmith.platform.identity import oidc
-from ordersmith.platform.identity.accounts import REFRESH_TOKEN_LIFETIME, IssuedSession
+from ordersmith.platform.identity.accounts import IssuedSession, start_session
 from ordersmith.platform.identity.audit import Actor, record_audit
 from ordersmith.platform.identity.models import (
     Membership,
-    RefreshToken,
     SsoLoginState,
     TenantSsoConfig,
     User,
 )
 from ordersmith.platform.identity.permissions import Role
-from ordersmith.platform.identity.tokens import TokenSigner, new_secret, secret_hash
+from ordersmith.platform.identity.tokens import TokenSigner
 from ordersmith.platform.models import TenantStatus
 from ordersmith.platform.tenancy import TenantRecord, get_tenant_by_id, get_tenant_record
 
@@ -466,7 +464,7 @@ async def _sign_in_member(
             )
         ).scalar_one()
         if membership.status == "active":
-            issued = await _start_session(
+            issued = await start_session(
                 session, signer, user_id=user_id, tenant=tenant, role=membership.role
             )
             await record_audit(
@@ -481,33 +479,4 @@ async def _sign_in_member(
     await _record_failure(database, tenant.id, client_address, config.issuer, "membership_deactivated")
     raise MembershipDeactivatedError(
         "your access to this store was deactivated; ask a store admin to reactivate it"
-    )
-
-
-async def _start_session(
-    session: AsyncSession, signer: TokenSigner, *, user_id: uuid.UUID, tenant: TenantRecord, role: str
-) -> IssuedSession:
-    # What accounts.sign_in issues (its helpers are private): a refresh token family and an access token.
-    now = dt.datetime.now(dt.UTC)
-    refresh_token = new_secret("ort")
-    await session.execute(
-        insert(RefreshToken).values(
-            id=uuid.uuid4(),
-            family_id=uuid.uuid4(),
-            user_id=user_id,
-            tenant_id=tenant.id,
-            token_hash=secret_hash(refresh_token),
-            issued_at=now,
-            expires_at=now + REFRESH_TOKEN_LIFETIME,
-        )
-    )
-    access_token, claims = signer.issue(subject=user_id, tenant_id=tenant.id, role=role)
-    return IssuedSession(
-        user_id=user_id,
-        tenant=tenant,
-        role=role,
-        access_token=access_token,
-        access_token_id=claims.token_id,
-        expires_in=int((claims.expires_at - now).total_seconds()),
-        refresh_token=refresh_token,
     )
