@@ -17,9 +17,10 @@ from ordersmith.api.access import PUBLIC, requires
 from ordersmith.api.auth import client_address
 from ordersmith.api.identity import TenantSummary, TokenResponse
 from ordersmith.platform.identity import api_keys, invitations, members
-from ordersmith.platform.identity.members import DEFAULT_PAGE_SIZE, PageRequest, tenant_of
+from ordersmith.platform.identity.members import tenant_of
 from ordersmith.platform.identity.permissions import Permission
 from ordersmith.platform.identity.principal import Principal
+from ordersmith.platform.pagination import DEFAULT_PAGE_SIZE, PageRequest
 
 
 def _id(value: uuid.UUID | None) -> str | None:

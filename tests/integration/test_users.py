@@ -68,8 +68,8 @@ async def test_list_parameters_and_ids_are_checked(client: AsyncTestClient[Lites
     bad = await client.get("/api/v1/users?limit=0&cursor=nonsense", headers=headers)
     assert bad.status_code == 422
     assert bad.json()["errors"] == [
-        {"field": "limit", "message": "must be between 1 and 200"},
-        {"field": "cursor", "message": "is not a cursor this list returned; start again without it"},
+        {"field": "limit", "message": "must be a whole number from 1 to 200"},
+        {"field": "cursor", "message": "use the next_cursor of the previous page, or omit it to start over"},
     ]
     for user_id in ("not-an-id", str(uuid.uuid4())):
         missing = await client.patch(f"/api/v1/users/{user_id}", json={"role": "viewer"}, headers=headers)

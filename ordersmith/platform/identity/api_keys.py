@@ -18,11 +18,12 @@ from ordersmith.platform.errors import (
     ValidationFailedError,
 )
 from ordersmith.platform.identity.audit import record_audit
-from ordersmith.platform.identity.members import Page, PageRequest, not_found, parse_id, tenant_of
+from ordersmith.platform.identity.members import not_found, parse_id, tenant_of
 from ordersmith.platform.identity.models import ApiKey
 from ordersmith.platform.identity.permissions import Permission, parse_permissions
 from ordersmith.platform.identity.principal import API_KEY_PREFIX, Principal
 from ordersmith.platform.identity.tokens import secret_hash
+from ordersmith.platform.pagination import Page, PageRequest
 from ordersmith.platform.tenancy import TenantRecord
 
 PREFIX_ALPHABET = string.ascii_lowercase + string.digits

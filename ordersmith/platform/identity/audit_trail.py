@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
-import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -13,8 +10,8 @@ from typing import Any
 from sqlalchemy import select
 
 from ordersmith.platform.database import Database
-from ordersmith.platform.errors import FieldError, ValidationFailedError
 from ordersmith.platform.identity.models import AuditEntry
+from ordersmith.platform.pagination import bad_cursor, check_limit, decode_cursor, encode_cursor
 
 DEFAULT_PAGE_SIZE = 50
 MAXIMUM_PAGE_SIZE = 200
@@ -43,23 +40,11 @@ class AuditPage:
     next_cursor: str | None
 
 
-def _encode_cursor(entry_id: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps([entry_id]).encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> int:
-    try:
-        (entry_id,) = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if not isinstance(entry_id, int):
-            raise TypeError(entry_id)
-        return entry_id
-    except (binascii.Error, ValueError, TypeError):
-        raise ValidationFailedError(
-            "the cursor is not one this list returned",
-            errors=[
-                FieldError("cursor", "use the next_cursor of the previous page, or omit it to start over")
-            ],
-        ) from None
+def _decode_entry_cursor(cursor: str) -> int:
+    (entry_id,) = decode_cursor(cursor, 1)
+    if not isinstance(entry_id, int):
+        raise bad_cursor()
+    return entry_id
 
 
 async def list_audit_entries(
@@ -71,17 +56,13 @@ async def list_audit_entries(
     cursor: str | None = None,
 ) -> AuditPage:
     """One tenant's audit entries, newest first, optionally of one action only."""
-    if not 1 <= limit <= MAXIMUM_PAGE_SIZE:
-        raise ValidationFailedError(
-            f"limit must be between 1 and {MAXIMUM_PAGE_SIZE}",
-            errors=[FieldError("limit", f"must be a whole number from 1 to {MAXIMUM_PAGE_SIZE}")],
-        )
+    check_limit(limit, MAXIMUM_PAGE_SIZE)
     # The tenant's own chain only: vendor-level entries (chain "platform") never show here.
     query = select(AuditEntry).where(AuditEntry.tenant_id == tenant_id, AuditEntry.chain == str(tenant_id))
     if action:
         query = query.where(AuditEntry.action == action.strip())
     if cursor:
-        query = query.where(AuditEntry.id < _decode_cursor(cursor))
+        query = query.where(AuditEntry.id < _decode_entry_cursor(cursor))
     query = query.order_by(AuditEntry.id.desc()).limit(limit + 1)
     async with database.platform_session() as session:
         rows = (await session.execute(query)).scalars().all()
@@ -99,4 +80,4 @@ async def list_audit_entries(
         )
         for row in rows[:limit]
     ]
-    return AuditPage(entries, _encode_cursor(entries[-1].id) if len(rows) > limit else None)
+    return AuditPage(entries, encode_cursor(entries[-1].id) if len(rows) > limit else None)

@@ -22,7 +22,7 @@ from ordersmith.platform.errors import (
 )
 from ordersmith.platform.identity.accounts import IssuedSession, normalize_email, start_session
 from ordersmith.platform.identity.audit import Actor, record_audit
-from ordersmith.platform.identity.members import Page, PageRequest, not_found, parse_id, tenant_of
+from ordersmith.platform.identity.members import not_found, parse_id, tenant_of
 from ordersmith.platform.identity.models import ApiKey, Invitation, Membership, User
 from ordersmith.platform.identity.passwords import check_password, hash_password
 from ordersmith.platform.identity.permissions import Role
@@ -30,6 +30,7 @@ from ordersmith.platform.identity.principal import Principal
 from ordersmith.platform.identity.tokens import TokenSigner, new_secret, secret_hash
 from ordersmith.platform.mail import queue_email
 from ordersmith.platform.models import TenantStatus
+from ordersmith.platform.pagination import Page, PageRequest
 from ordersmith.platform.tenancy import TenantRecord, get_tenant_by_id
 
 INVITATION_LIFETIME = dt.timedelta(days=7)

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
-import json
 import uuid
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar, TypeVarTuple
+from typing import Any
 
-from sqlalchemy import Select, func, select, text, tuple_, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.platform.database import Database
@@ -26,82 +22,17 @@ from ordersmith.platform.identity.audit import record_audit
 from ordersmith.platform.identity.models import Membership, RefreshToken, User
 from ordersmith.platform.identity.permissions import Role
 from ordersmith.platform.identity.principal import Principal
+from ordersmith.platform.pagination import Page, PageRequest
 from ordersmith.platform.tenancy import TenantRecord
 
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 200
 ACTIVE = "active"
 DEACTIVATED = "deactivated"
 _ROLES = ", ".join(Role)
-
-T = TypeVar("T")
-Columns = TypeVarTuple("Columns")
-CursorKey = tuple[dt.datetime, uuid.UUID]
 
 
 class LastOwnerError(ConflictError):
     code = "last_owner"
     title = "Last owner"
-
-
-# ---- lists -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Page(Generic[T]):
-    """One page of a list, and the cursor of the next one (None on the last page)."""
-
-    items: list[T]
-    next_cursor: str | None
-
-
-@dataclass(frozen=True)
-class PageRequest:
-    """How many items to return, and after which one (keyset on created_at, id)."""
-
-    limit: int = DEFAULT_PAGE_SIZE
-    after: CursorKey | None = None
-
-    @classmethod
-    def parse(cls, limit: int, cursor: str | None) -> PageRequest:
-        """Check `?limit=&cursor=`; 422 naming the parameter that is wrong."""
-        errors = []
-        if not 1 <= limit <= MAX_PAGE_SIZE:
-            errors.append(FieldError("limit", f"must be between 1 and {MAX_PAGE_SIZE}"))
-        after = None
-        if cursor:
-            try:
-                created_at, item_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-                after = (dt.datetime.fromisoformat(created_at), uuid.UUID(item_id))
-                if after[0].tzinfo is None:
-                    raise ValueError("cursors carry UTC timestamps")
-            except (ValueError, TypeError, AttributeError, binascii.Error):
-                errors.append(
-                    FieldError("cursor", "is not a cursor this list returned; start again without it")
-                )
-        if errors:
-            raise ValidationFailedError("the list parameters are invalid; see errors", errors=errors)
-        return cls(limit, after)
-
-    def apply(
-        self, query: Select[*Columns], created_at: Any, item_id: Any, *, newest_first: bool
-    ) -> Select[*Columns]:
-        """The query limited to this page (one extra row tells whether another page follows)."""
-        key = tuple_(created_at, item_id)
-        if self.after is not None:
-            bound = tuple_(*self.after)
-            query = query.where(key < bound if newest_first else key > bound)
-        order = (created_at.desc(), item_id.desc()) if newest_first else (created_at, item_id)
-        return query.order_by(*order).limit(self.limit + 1)
-
-    def cut(self, rows: Sequence[T], key: Callable[[T], CursorKey]) -> Page[T]:
-        """The page's items and the cursor that resumes after the last of them."""
-        if len(rows) <= self.limit:
-            return Page(list(rows), None)
-        items = list(rows[: self.limit])
-        created_at, item_id = key(items[-1])
-        raw = json.dumps([created_at.isoformat(), str(item_id)]).encode()
-        return Page(items, base64.urlsafe_b64encode(raw).decode().rstrip("="))
 
 
 def tenant_of(principal: Principal) -> TenantRecord:

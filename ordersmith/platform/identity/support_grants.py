@@ -9,11 +9,8 @@ tenant's admins read them.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 import enum
-import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +32,7 @@ from ordersmith.platform.identity.models import StaffAccount, SupportGrant
 from ordersmith.platform.identity.principal import Principal
 from ordersmith.platform.identity.staff import StaffRole, require_staff_role
 from ordersmith.platform.models import Tenant, TenantStatus
+from ordersmith.platform.pagination import check_limit, decode_time_cursor, encode_time_cursor
 from ordersmith.platform.tenancy import TenantRecord, get_tenant_record
 
 MINIMUM_GRANT_MINUTES = 1
@@ -262,24 +260,6 @@ async def revoke_support_grant(database: Database, staff: Principal, grant_id: s
         return await _load_grant(session, grant.id, now)
 
 
-def _encode_cursor(grant: SupportGrantView) -> str:
-    raw = json.dumps([grant.created_at.isoformat(), str(grant.id)]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
-    try:
-        created_at, grant_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return dt.datetime.fromisoformat(created_at), uuid.UUID(grant_id)
-    except (binascii.Error, ValueError, TypeError):
-        raise ValidationFailedError(
-            "the cursor is not one this list returned",
-            errors=[
-                FieldError("cursor", "use the next_cursor of the previous page, or omit it to start over")
-            ],
-        ) from None
-
-
 async def list_support_grants(
     database: Database,
     *,
@@ -290,11 +270,7 @@ async def list_support_grants(
     cursor: str | None = None,
 ) -> SupportGrantPage:
     """Support grants, newest first: of one tenant, or of all; optionally only active (or inactive) ones."""
-    if not 1 <= limit <= MAXIMUM_PAGE_SIZE:
-        raise ValidationFailedError(
-            f"limit must be between 1 and {MAXIMUM_PAGE_SIZE}",
-            errors=[FieldError("limit", f"must be a whole number from 1 to {MAXIMUM_PAGE_SIZE}")],
-        )
+    check_limit(limit, MAXIMUM_PAGE_SIZE)
     now = dt.datetime.now(dt.UTC)
     query = _grant_query()
     if tenant_id is not None:
@@ -306,13 +282,15 @@ async def list_support_grants(
         query = query.where(active if is_active else ~active)
     if cursor:
         query = query.where(
-            tuple_(SupportGrant.created_at, SupportGrant.id) < tuple_(*_decode_cursor(cursor))
+            tuple_(SupportGrant.created_at, SupportGrant.id) < tuple_(*decode_time_cursor(cursor))
         )
     query = query.order_by(SupportGrant.created_at.desc(), SupportGrant.id.desc()).limit(limit + 1)
     async with database.platform_session() as session:
         rows = (await session.execute(query)).all()
     grants = [_view(row, now) for row in rows[:limit]]
-    return SupportGrantPage(grants, _encode_cursor(grants[-1]) if len(rows) > limit else None)
+    return SupportGrantPage(
+        grants, encode_time_cursor(grants[-1].created_at, grants[-1].id) if len(rows) > limit else None
+    )
 
 
 # ---- reaching a tenant's data ------------------------------------------------------------
