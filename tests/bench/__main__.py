@@ -1,0 +1,206 @@
+"""`make bench`: provisioning and migrating tenant schemas, beside a hand-written reference.
+
+Every measured phase runs the reference, then the product, then the reference again, on
+the same server in the same invocation (shared/bench/README.md): the ratios are the
+numbers to compare across machines, the figures say where this machine stands.
+Exits 1 if the migrated schemas fail verification; a missed target only shows as "NO".
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import os
+import platform
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ordersmith.platform.bootstrap import migrate_platform
+from ordersmith.platform.database import Database
+from ordersmith.platform.settings import load_settings
+from ordersmith.tenants.schema import TENANT_MIGRATIONS
+from tests.bench import phases, report
+from tests.bench.cpu import CpuMeter, find_postmaster, machine_busy
+from tests.bench.phases import WARMUP, Bench, Migrations, Provisioning, say
+from tests.bench.reference import Reference
+from tests.bench.server import BENCH_DATABASE, Admin, create_bench_database, drop_bench_database, server_url
+from tests.support.services import REPO
+
+PROVISION_P50_TARGET_MS = 100.0
+# Targets are set for 1,000 tenants; other counts get them scaled per tenant.
+MIGRATE_TARGET_S_PER_1000 = 20.0
+NOOP_TARGET_S_PER_1000 = 3.0
+REFERENCE_WHAT = (
+    "raw asyncpg, connections logged in as the owner role like the product's; provisioning: one round "
+    "trip (registry row + placement, role, schema, grants, rendered DDL under SET LOCAL search_path, "
+    "REVOKE on alembic_version, seed row, COMMIT); migrating: per tenant 3 round trips (BEGIN + SET "
+    "LOCAL lock_timeout and search_path; read alembic_version; rendered upgrade + registry update + "
+    "COMMIT; a no-op run sends COMMIT instead; no REVOKE, the table's privileges are already right), "
+    "one connection per unit of concurrency, SQL rendered beforehand; no-op figures are the median "
+    "of 5 back-to-back runs on each side"
+)
+
+
+def _parse(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__)
+    parser.add_argument("--tenants", type=int, default=1000, help="tenant schemas to migrate (default 1000)")
+    parser.add_argument("--provision", type=int, default=50, help="timed provisions per run (default 50)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 60 tenants, 20 timed provisions")
+    parser.add_argument("--concurrency", type=int, help="migration concurrency (default: the setting, 4)")
+    parser.add_argument(
+        "--batch", type=int, default=8, help="concurrent provisions during set-up (default 8)"
+    )
+    parser.add_argument("--output", type=Path, default=REPO / ".bench" / "results.json")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.tenants, args.provision = 60, 20
+    # The reference provisions two timed runs; it must not end up with more schemas than the product.
+    if args.tenants < 2 * args.provision + WARMUP:
+        parser.error(f"--tenants must be at least 2 x --provision + {WARMUP}")
+    return args
+
+
+def _summary(
+    args: argparse.Namespace, bench: Bench, provisioning: Provisioning, migrations: Migrations
+) -> dict[str, Any]:
+    project = report.latency(provisioning.project)
+    reference_runs = [report.latency(run) for run in provisioning.reference]
+    reference_p50 = [run["p50_ms"] for run in reference_runs]
+    reference_migrate = [round(seconds, 3) for seconds in migrations.reference_s]
+    # Each side's no-op figure is the median of its repeated runs.
+    reference_noop = [round(report.percentile(runs, 0.5), 3) for runs in migrations.reference_noop_s]
+    project_noop = [run.seconds for run in migrations.project_noop]
+    migrate_key, noop_key = f"migrate_{args.tenants}_s", f"migrate_noop_{args.tenants}_s"
+    migrate_s, noop_s = round(migrations.project.seconds, 3), round(report.percentile(project_noop, 0.5), 3)
+    scale = args.tenants / 1000
+    spreads = {
+        "provision_p50": report.spread(reference_p50),
+        "migrate": report.spread(reference_migrate),
+        "migrate_noop": report.spread(reference_noop),
+    }
+    invalid = report.validity(spreads, bench.cpu)
+    return {
+        "provision_p50_ms": project["p50_ms"],
+        "provision_p95_ms": project["p95_ms"],
+        migrate_key: migrate_s,
+        noop_key: noop_s,
+        "provision_ratio": report.ratio(reference_p50, project["p50_ms"]),
+        "migrate_ratio": report.ratio(reference_migrate, migrate_s),
+        "migrate_noop_ratio": report.ratio(reference_noop, noop_s),
+        "ratio_definition": report.RATIO_DEFINITION,
+        "migrate_key": migrate_key,
+        "migrate_noop_key": noop_key,
+        "targets": {
+            "provision_p50_ms": report.target(project["p50_ms"], PROVISION_P50_TARGET_MS, "ms"),
+            migrate_key: report.target(migrate_s, MIGRATE_TARGET_S_PER_1000 * scale, "s"),
+            noop_key: report.target(noop_s, NOOP_TARGET_S_PER_1000 * scale, "s"),
+        },
+        "project": {
+            "provision": project,
+            "provision_each_ms": [round(ms, 2) for ms in provisioning.project],
+            "migrate_per_tenant": report.latency(migrations.project.per_tenant_ms),
+            "migrate_noop_runs_s": [round(seconds, 3) for seconds in project_noop],
+            "migrate_noop_per_tenant": report.latency(
+                [ms for run in migrations.project_noop for ms in run.per_tenant_ms]
+            ),
+            "migrate_outcomes": migrations.project.outcomes,
+            "migrate_noop_outcomes": [run.outcomes for run in migrations.project_noop],
+        },
+        "reference": {
+            "provision_p50_ms": reference_p50,
+            "provision_p95_ms": [run["p95_ms"] for run in reference_runs],
+            "provision_runs": reference_runs,
+            "provision_each_ms": [[round(ms, 2) for ms in run] for run in provisioning.reference],
+            "migrate_s": reference_migrate,
+            "migrate_noop_s": reference_noop,
+            "migrate_noop_runs_s": [
+                [round(seconds, 3) for seconds in runs] for runs in migrations.reference_noop_s
+            ],
+            "spread": spreads,
+            "what": REFERENCE_WHAT,
+        },
+        "extra_revision": {"revision": migrations.revision, "sql": migrations.sql},
+        "cpu_cores": bench.cpu,
+        "valid": not invalid,
+        "invalid_reasons": invalid,
+        "verification": {"ok": not migrations.problems, "problems": migrations.problems},
+    }
+
+
+async def _bench(args: argparse.Namespace, url: str, results: dict[str, Any]) -> bool:
+    settings = load_settings({"ORDERSMITH_ENV": "test", "DATABASE_URL": url})
+    database = Database(settings.database, url)
+    concurrency: int = args.concurrency or settings.database.migration_concurrency
+    admin = await Admin.connect(url)
+    try:
+        await migrate_platform(database)
+        facts = await admin.facts()
+        results.update(
+            cpu_count=os.cpu_count(),
+            postgres_version=facts["version"],
+            postgres_settings=facts["settings"],
+            python=platform.python_version(),
+            concurrency=concurrency,
+            concurrency_source="--concurrency" if args.concurrency else "settings.migration_concurrency",
+            tenants=args.tenants,
+            provisions_timed=args.provision,
+            provision_warmup=WARMUP,
+        )
+        reference = await Reference.connect(url, settings.database, TENANT_MIGRATIONS, concurrency)
+        try:
+            await reference.create_registry()
+            bench = Bench(
+                database=database,
+                reference=reference,
+                admin=admin,
+                meter=CpuMeter(find_postmaster(await admin.backend_pid()), BENCH_DATABASE),
+                database_name=database.runtime.url.database or "",
+                concurrency=concurrency,
+            )
+            say(f"provisioning: {WARMUP} warm-up each, then {args.provision} timed per run")
+            provisioning = await phases.provisioning(bench, args.provision)
+            results["setup_s"] = await phases.fill(bench, args.tenants, args.batch)
+            with tempfile.TemporaryDirectory(prefix="ordersmith-bench-") as directory:
+                migrations = await phases.migrations(bench, Path(directory), args.tenants)
+        finally:
+            await reference.close()
+        results.update(_summary(args, bench, provisioning, migrations))
+        return not migrations.problems
+    finally:
+        await admin.close()
+        await database.dispose()
+
+
+async def _main(args: argparse.Namespace) -> int:
+    server, source = server_url()
+    results: dict[str, Any] = {
+        "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "server": source,
+    }
+    busy = await machine_busy()
+    results["busy_cores_before_start"] = busy
+    if busy is not None and busy > report.MAX_OTHER_CORES:
+        say(f"warning: {busy} cores were busy before the bench started; its ratios may not hold")
+    say(f"server from {source}: fresh database, platform migrations")
+    url = await create_bench_database(server)
+    try:
+        ok = await _bench(args, url, results)
+    finally:
+        say(f"dropped the bench database and {await drop_bench_database(server)} tenant roles")
+    report.write_results(args.output, results)
+    report.print_table(results)
+    print(f"\nwrote {args.output}")
+    return 0 if ok else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the bench; 1 if the migrated schemas fail verification."""
+    return asyncio.run(_main(_parse(sys.argv[1:] if argv is None else argv)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
