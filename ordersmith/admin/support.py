@@ -9,7 +9,7 @@ import msgspec
 from litestar import Request, delete, get, patch, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency
-from litestar.params import FromQuery, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from ordersmith.admin.support_access import read_tenant_store, update_tenant_store
@@ -84,7 +84,10 @@ class SupportGrantList(msgspec.Struct):
     status_code=HTTP_201_CREATED,
 )
 async def create_grant(
-    state: State, principal: NamedDependency[Principal], slug: str, data: JSONBody[SupportGrantRequest]
+    state: State,
+    principal: NamedDependency[Principal],
+    slug: FromPath[str],
+    data: JSONBody[SupportGrantRequest],
 ) -> SupportGrant:
     """Open a read-only grant for yourself; the tenant's admins see it and every access under it."""
     grant = await request_support_grant(
@@ -122,7 +125,9 @@ async def list_grants(
     tags=["admin"],
     status_code=HTTP_200_OK,
 )
-async def elevate_grant(state: State, principal: NamedDependency[Principal], grant_id: str) -> SupportGrant:
+async def elevate_grant(
+    state: State, principal: NamedDependency[Principal], grant_id: FromPath[str]
+) -> SupportGrant:
     """Make a grant read_write, recording who elevated it; never your own grant."""
     return SupportGrant.of(await elevate_support_grant(state.database, principal, grant_id))
 
@@ -135,7 +140,9 @@ async def elevate_grant(state: State, principal: NamedDependency[Principal], gra
     tags=["admin"],
     status_code=HTTP_200_OK,
 )
-async def revoke_grant(state: State, principal: NamedDependency[Principal], grant_id: str) -> SupportGrant:
+async def revoke_grant(
+    state: State, principal: NamedDependency[Principal], grant_id: FromPath[str]
+) -> SupportGrant:
     """Its holder or a superadmin may revoke a grant; revoking it again changes nothing."""
     return SupportGrant.of(await revoke_support_grant(state.database, principal, grant_id))
 
@@ -148,7 +155,7 @@ async def revoke_grant(state: State, principal: NamedDependency[Principal], gran
     tags=["admin"],
 )
 async def read_store(
-    request: Request[Any, Any, Any], state: State, principal: NamedDependency[Principal], slug: str
+    request: Request[Any, Any, Any], state: State, principal: NamedDependency[Principal], slug: FromPath[str]
 ) -> Store:
     """Needs an active grant of your own on the tenant; the access goes to the tenant's audit trail."""
     profile = await read_tenant_store(
@@ -168,7 +175,7 @@ async def change_store(
     request: Request[Any, Any, Any],
     state: State,
     principal: NamedDependency[Principal],
-    slug: str,
+    slug: FromPath[str],
     data: JSONBody[StoreUpdate],
 ) -> Store:
     """Needs an active read_write grant of your own; the access goes to the tenant's audit trail."""

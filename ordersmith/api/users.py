@@ -10,7 +10,7 @@ import msgspec
 from litestar import Request, Response, delete, get, patch, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency
-from litestar.params import FromQuery, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from ordersmith.api.access import PUBLIC, requires
@@ -88,7 +88,7 @@ async def list_users(
     opt=requires(Permission.USERS_MANAGE),
     tags=["users"],
 )
-async def get_user(state: State, principal: NamedDependency[Principal], user_id: str) -> Member:
+async def get_user(state: State, principal: NamedDependency[Principal], user_id: FromPath[str]) -> Member:
     """A member's email, name, role and status."""
     return Member.of(await members.get_member(state.database, tenant_of(principal), user_id))
 
@@ -101,7 +101,7 @@ async def get_user(state: State, principal: NamedDependency[Principal], user_id:
     tags=["users"],
 )
 async def update_user(
-    state: State, principal: NamedDependency[Principal], user_id: str, data: JSONBody[MemberUpdate]
+    state: State, principal: NamedDependency[Principal], user_id: FromPath[str], data: JSONBody[MemberUpdate]
 ) -> Member:
     """Only owners grant or remove the owner role; the last active owner stays an owner."""
     member = await members.change_member(
@@ -206,7 +206,7 @@ async def list_invitations(
     tags=["users"],
 )
 async def get_invitation(
-    state: State, principal: NamedDependency[Principal], invitation_id: str
+    state: State, principal: NamedDependency[Principal], invitation_id: FromPath[str]
 ) -> Invitation:
     """An invitation, whether pending, accepted, revoked or expired."""
     return Invitation.of(
@@ -222,7 +222,9 @@ async def get_invitation(
     tags=["users"],
     status_code=HTTP_204_NO_CONTENT,
 )
-async def revoke_invitation(state: State, principal: NamedDependency[Principal], invitation_id: str) -> None:
+async def revoke_invitation(
+    state: State, principal: NamedDependency[Principal], invitation_id: FromPath[str]
+) -> None:
     """Revoke a pending invitation; revoking it again changes nothing."""
     await invitations.revoke_invitation(state.database, principal, invitation_id)
 
@@ -339,7 +341,9 @@ async def list_api_keys(
     opt=requires(Permission.API_KEYS_MANAGE),
     tags=["api-keys"],
 )
-async def get_api_key(state: State, principal: NamedDependency[Principal], api_key_id: str) -> ApiKey:
+async def get_api_key(
+    state: State, principal: NamedDependency[Principal], api_key_id: FromPath[str]
+) -> ApiKey:
     """A key's name, prefix, scopes and use."""
     return ApiKey.of(await api_keys.get_api_key(state.database, tenant_of(principal), api_key_id))
 
@@ -352,7 +356,9 @@ async def get_api_key(state: State, principal: NamedDependency[Principal], api_k
     tags=["api-keys"],
     status_code=HTTP_204_NO_CONTENT,
 )
-async def revoke_api_key(state: State, principal: NamedDependency[Principal], api_key_id: str) -> None:
+async def revoke_api_key(
+    state: State, principal: NamedDependency[Principal], api_key_id: FromPath[str]
+) -> None:
     """Revoke a key at once; revoking it again changes nothing."""
     await api_keys.revoke_api_key(state.database, principal, api_key_id)
 

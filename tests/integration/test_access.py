@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from litestar import Litestar, get
+from litestar.params import FromPath
 from litestar.testing import AsyncTestClient
 
 from ordersmith.api.access import KNOWN_ACCESS, PUBLIC, declared_access
@@ -209,7 +210,7 @@ def test_every_route_declares_who_may_call_it(settings: Settings) -> None:
 
 def test_the_check_catches_a_new_public_route() -> None:
     @get("/api/v1/orders/{order_id:str}/peek", opt=PUBLIC)
-    async def peek(order_id: str) -> None:
+    async def peek(order_id: FromPath[str]) -> None:
         """A route someone forgot to protect."""
 
     routes = _routes_by_method(Litestar(route_handlers=[peek], openapi_config=None))

@@ -110,7 +110,7 @@ async def get_member(database: Database, tenant: TenantRecord, user_id: str) -> 
         ).one_or_none()
     if row is None:
         raise not_found("member", user_id)
-    return _member_view(*row.tuple())
+    return _member_view(*row)
 
 
 async def _lock_members(session: AsyncSession, tenant_id: uuid.UUID) -> None:
@@ -151,7 +151,7 @@ async def change_member(
         ).one_or_none()
         if row is None:
             raise not_found("member", user_id)
-        membership, user = row.tuple()
+        membership, user = row
         old_role, old_status = membership.role, membership.status
         new_role, new_status = role or old_role, status or old_status
         if (new_role, new_status) == (old_role, old_status):
