@@ -1,4 +1,4 @@
-"""`make bench`: provisioning and migrating tenant schemas, beside a hand-written reference.
+"""`make bench`: provisioning, sign-up over HTTP and migrating tenant schemas, beside a hand-written reference.
 
 Every measured phase runs the reference, then the product, then the reference again, on
 the same server in the same invocation (shared/bench/README.md): the ratios are the
@@ -23,7 +23,7 @@ from ordersmith.platform.bootstrap import migrate_platform
 from ordersmith.platform.database import Database
 from ordersmith.platform.settings import load_settings
 from ordersmith.tenants.schema import TENANT_MIGRATIONS
-from tests.bench import phases, report
+from tests.bench import phases, report, signup
 from tests.bench.cpu import CpuMeter, find_postmaster, machine_busy
 from tests.bench.phases import WARMUP, Bench, Migrations, Provisioning, say
 from tests.bench.reference import Reference
@@ -65,9 +65,16 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
 
 
 def _summary(
-    args: argparse.Namespace, bench: Bench, provisioning: Provisioning, migrations: Migrations
+    args: argparse.Namespace,
+    bench: Bench,
+    provisioning: Provisioning,
+    migrations: Migrations,
+    signups: signup.Signups,
 ) -> dict[str, Any]:
     project = report.latency(provisioning.project)
+    signup_project = report.latency(signups.project)
+    signup_reference = [report.latency(run) for run in signups.reference]
+    signup_reference_p50 = [run["p50_ms"] for run in signup_reference]
     reference_runs = [report.latency(run) for run in provisioning.reference]
     reference_p50 = [run["p50_ms"] for run in reference_runs]
     reference_migrate = [round(seconds, 3) for seconds in migrations.reference_s]
@@ -81,6 +88,7 @@ def _summary(
         "provision_p50": report.spread(reference_p50),
         "migrate": report.spread(reference_migrate),
         "migrate_noop": report.spread(reference_noop),
+        "signup_p50": report.spread(signup_reference_p50),
     }
     invalid = report.validity(spreads, bench.cpu)
     return {
@@ -88,7 +96,10 @@ def _summary(
         "provision_p95_ms": project["p95_ms"],
         migrate_key: migrate_s,
         noop_key: noop_s,
+        "signup_p50_ms": signup_project["p50_ms"],
+        "signup_p95_ms": signup_project["p95_ms"],
         "provision_ratio": report.ratio(reference_p50, project["p50_ms"]),
+        "signup_ratio": report.ratio(signup_reference_p50, signup_project["p50_ms"]),
         "migrate_ratio": report.ratio(reference_migrate, migrate_s),
         "migrate_noop_ratio": report.ratio(reference_noop, noop_s),
         "ratio_definition": report.RATIO_DEFINITION,
@@ -96,6 +107,7 @@ def _summary(
         "migrate_noop_key": noop_key,
         "targets": {
             "provision_p50_ms": report.target(project["p50_ms"], PROVISION_P50_TARGET_MS, "ms"),
+            "signup_p50_ms": report.target(signup_project["p50_ms"], signup.SIGNUP_P50_TARGET_MS, "ms"),
             migrate_key: report.target(migrate_s, MIGRATE_TARGET_S_PER_1000 * scale, "s"),
             noop_key: report.target(noop_s, NOOP_TARGET_S_PER_1000 * scale, "s"),
         },
@@ -109,6 +121,8 @@ def _summary(
             ),
             "migrate_outcomes": migrations.project.outcomes,
             "migrate_noop_outcomes": [run.outcomes for run in migrations.project_noop],
+            "signup": signup_project,
+            "signup_adds": signup.PROJECT_ADDS,
         },
         "reference": {
             "provision_p50_ms": reference_p50,
@@ -120,6 +134,9 @@ def _summary(
             "migrate_noop_runs_s": [
                 [round(seconds, 3) for seconds in runs] for runs in migrations.reference_noop_s
             ],
+            "signup_p50_ms": signup_reference_p50,
+            "signup_p95_ms": [run["p95_ms"] for run in signup_reference],
+            "signup_what": signup.REFERENCE_WHAT,
             "spread": spreads,
             "what": REFERENCE_WHAT,
         },
@@ -166,9 +183,10 @@ async def _bench(args: argparse.Namespace, url: str, results: dict[str, Any]) ->
             results["setup_s"] = await phases.fill(bench, args.tenants, args.batch)
             with tempfile.TemporaryDirectory(prefix="ordersmith-bench-") as directory:
                 migrations = await phases.migrations(bench, Path(directory), args.tenants)
+            signups = await signup.signups(bench, url, args.provision)
         finally:
             await reference.close()
-        results.update(_summary(args, bench, provisioning, migrations))
+        results.update(_summary(args, bench, provisioning, migrations, signups))
         return not migrations.problems
     finally:
         await admin.close()

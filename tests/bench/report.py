@@ -81,6 +81,8 @@ def print_table(results: dict[str, Any]) -> None:
     for key, ref_key, ratio_key in (
         ("provision_p50_ms", "provision_p50_ms", "provision_ratio"),
         ("provision_p95_ms", "provision_p95_ms", None),
+        ("signup_p50_ms", "signup_p50_ms", "signup_ratio"),
+        ("signup_p95_ms", "signup_p95_ms", None),
         (results["migrate_key"], "migrate_s", "migrate_ratio"),
         (results["migrate_noop_key"], "migrate_noop_s", "migrate_noop_ratio"),
     ):
