@@ -1,4 +1,4 @@
-"""`make bench`: provisioning, sign-up over HTTP and migrating tenant schemas, beside a hand-written reference.
+"""`make bench`: provisioning, sign-up and migrating tenants, beside a hand-written reference.
 
 Every measured phase runs the reference, then the product, then the reference again, on
 the same server in the same invocation (shared/bench/README.md): the ratios are the
