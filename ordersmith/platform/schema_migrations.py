@@ -35,6 +35,7 @@ class MigrationStream:
     script_location: Path
     version_table_schema: str | None = None
     _rendered: dict[str | None, str] = field(default_factory=dict, repr=False)
+    _head: str | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def config(self, **attributes: Any) -> Config:
@@ -47,10 +48,13 @@ class MigrationStream:
         return ScriptDirectory.from_config(self.config())
 
     def head(self) -> str:
-        head = self.scripts().get_current_head()
-        if head is None:
-            raise RuntimeError(f"migration stream {self.name!r} has no revisions")
-        return head
+        """The newest revision (read once: the scripts do not change while the process runs)."""
+        if self._head is None:
+            head = self.scripts().get_current_head()
+            if head is None:
+                raise RuntimeError(f"migration stream {self.name!r} has no revisions")
+            self._head = head
+        return self._head
 
     def render_upgrade(self, from_revision: str | None) -> str:
         """SQL that takes a schema from `from_revision` (None: empty) to head, cached."""

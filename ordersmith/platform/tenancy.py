@@ -116,11 +116,9 @@ async def _set_search_path(connection: AsyncConnection, schema_name: str) -> Non
 
 
 async def apply_tenant_script(connection: AsyncConnection, schema_name: str, script: str) -> None:
-    """Replay rendered tenant DDL inside one schema, then keep the version table read-only."""
+    """Replay rendered tenant DDL inside one schema."""
     await _set_search_path(connection, schema_name)
     await run_script(connection, script)
-    name = _quoted(schema_name)
-    await run_script(connection, f"REVOKE INSERT, UPDATE, DELETE ON alembic_version FROM {name}")
 
 
 async def provision_tenant(
@@ -171,6 +169,10 @@ async def provision_tenant(
             )
             await run_script(connection, _schema_script(schema_name, database))
             await apply_tenant_script(connection, schema_name, script)
+            # The tenant may read its schema's revision, never change it; this outlives migrations.
+            await run_script(
+                connection, f"REVOKE INSERT, UPDATE, DELETE ON alembic_version FROM {_quoted(schema_name)}"
+            )
             seeding = await connection.execution_options(schema_translate_map={TENANT_SCHEMA: schema_name})
             await spec.seed(seeding, context, name)
             if on_created is not None:

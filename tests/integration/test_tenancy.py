@@ -211,3 +211,18 @@ async def test_dropping_needs_archiving_and_confirmation_then_removes_everything
     with pytest.raises(TenantNotFoundError):
         await get_tenant_record(database, tenant.slug)
     assert await _catalog_counts(database, tenant.schema_name) == (0, 0)
+
+
+async def test_a_tenant_reads_but_cannot_change_its_schema_revision(
+    database: Database, tenant: TenantRecord
+) -> None:
+    async with database.tenant_session(tenant.context) as session:
+        revision = (
+            await session.execute(text(f'SELECT version_num FROM "{tenant.schema_name}".alembic_version'))
+        ).scalar_one()
+    assert revision == TENANT_MIGRATIONS.head()
+    with pytest.raises(ProgrammingError, match="permission denied for table alembic_version"):
+        async with database.tenant_session(tenant.context) as session:
+            await session.execute(
+                text(f"UPDATE \"{tenant.schema_name}\".alembic_version SET version_num = 'x'")
+            )
