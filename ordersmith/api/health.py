@@ -8,7 +8,6 @@ from typing import Any
 import msgspec
 from litestar import Response, get
 from litestar.datastructures import State
-from sqlalchemy import text
 
 from ordersmith.api.access import PUBLIC
 from ordersmith.platform.database import Database
@@ -41,8 +40,8 @@ async def healthz() -> Health:
 
 async def _database_ready(database: Database) -> bool:
     try:
-        async with asyncio.timeout(READINESS_TIMEOUT_SECONDS), database.runtime.connect() as connection:
-            await connection.execute(text("SELECT 1"))
+        async with asyncio.timeout(READINESS_TIMEOUT_SECONDS):
+            await database.ping()
     except Exception:
         return False
     return True

@@ -9,10 +9,10 @@ carry a tenant role from one transaction to the next (tenant roles are `SET LOCA
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import MetaData, text
 from sqlalchemy.engine import make_url
@@ -43,7 +43,7 @@ def make_metadata(schema: str) -> MetaData:
 class TenantContext:
     """Who a tenant transaction is for: enough to route it, nothing more."""
 
-    tenant_id: Any  # uuid.UUID; Any keeps this module free of the registry's types
+    tenant_id: uuid.UUID
     slug: str
     schema_name: str
     db_role: str
@@ -113,6 +113,11 @@ class Database:
     def clone(self) -> Database:
         """The same database with pools of its own, for another event loop."""
         return Database(self.settings, self.url, self.owner_url)
+
+    async def ping(self) -> None:
+        """One round trip as the runtime role; raises if PostgreSQL does not answer."""
+        async with self.runtime.connect() as connection:
+            await connection.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
         await self.runtime.dispose()
