@@ -14,7 +14,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
 from ordersmith.admin import routes as admin_routes
-from ordersmith.api import audit, identity, mail, sso, store, users
+from ordersmith.api import audit, catalog, customers, identity, mail, sso, store, users
 from ordersmith.api.access import check_access_declared
 from ordersmith.api.auth import enforce_access, provide_principal, provide_tenant_session
 from ordersmith.api.health import healthz, readyz
@@ -47,6 +47,8 @@ VERSION = "0.1.0"
 ROUTES = [
     *identity.ROUTES,
     *store.ROUTES,
+    *catalog.ROUTES,
+    *customers.ROUTES,
     *users.ROUTES,
     *audit.ROUTES,
     *mail.ROUTES,
