@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 from click.testing import CliRunner
@@ -14,22 +11,8 @@ from ordersmith.cli import main
 from ordersmith.platform.database import Database
 from ordersmith.platform.tenancy import get_tenant_record
 from ordersmith.tenants.schema import TENANT_MIGRATIONS
-from tests.support.services import REPO, new_slug
-
-
-def ordersmith(*arguments: str, database_url: str, **environment: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "ORDERSMITH_ENV": "test", "DATABASE_URL": database_url, "LOG_LEVEL": "WARNING"}
-    env.pop("BROKER_URL", None)
-    env.update(environment)
-    return subprocess.run(
-        [sys.executable, "-m", "ordersmith.cli", *arguments],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+from tests.support.cli import run_ordersmith as ordersmith
+from tests.support.services import new_slug
 
 
 async def test_create_list_and_status(database: Database, database_url: str) -> None:
