@@ -1,0 +1,1 @@
+"""The catalog: products and their variants (SKUs), searchable by code, name and barcode."""

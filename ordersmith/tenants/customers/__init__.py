@@ -1,0 +1,1 @@
+"""Customers: contact details, addresses, tags, notes, and merging duplicates."""

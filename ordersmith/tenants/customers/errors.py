@@ -1,0 +1,20 @@
+"""Errors of the customers context."""
+
+from __future__ import annotations
+
+from ordersmith.platform.errors import ConflictError, NotFoundError
+
+
+class CustomerNotFoundError(NotFoundError):
+    code = "customer_not_found"
+    title = "Customer not found"
+
+
+class CustomerEmailTakenError(ConflictError):
+    code = "customer_email_taken"
+    title = "Customer email already used"
+
+
+class CustomerAlreadyMergedError(ConflictError):
+    code = "customer_already_merged"
+    title = "Customer already merged"

@@ -1,0 +1,86 @@
+"""Input rules of the customers context: names, emails, phones, tags, addresses, notes."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from ordersmith.platform.errors import FieldError
+
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+PHONE = re.compile(r"^\+?[0-9 ()./-]{3,50}$")
+TAG = re.compile(r"^[\w][\w .:/-]{0,49}$")
+COUNTRY = re.compile(r"^[A-Z]{2}$")
+MAX_TAGS = 50
+MAX_NOTE = 10_000
+
+
+def normalize_email(value: str) -> str:
+    """Trimmed and lower-cased, so one address is one customer whatever its spelling."""
+    return value.strip().lower()
+
+
+def normalize_tags(tags: list[str]) -> list[str]:
+    """Trimmed, de-duplicated ignoring case, in the order given."""
+    seen: dict[str, str] = {}
+    for tag in tags:
+        seen.setdefault(tag.strip().lower(), tag.strip())
+    return list(seen.values())
+
+
+def _text(field: str, value: Any, maximum: int, errors: list[FieldError], *, optional: bool) -> None:
+    if value is None and optional:
+        return
+    if not isinstance(value, str) or not value.strip() or len(value.strip()) > maximum:
+        errors.append(FieldError(field, f"must be 1 to {maximum} characters"))
+
+
+def check_customer(values: Mapping[str, Any], errors: list[FieldError]) -> None:
+    """Check the contact fields given."""
+    if "full_name" in values:
+        _text("full_name", values["full_name"], 200, errors, optional=False)
+    email = values.get("email")
+    if email is not None and (
+        not isinstance(email, str) or len(email) > 320 or not EMAIL.match(email.strip())
+    ):
+        errors.append(FieldError("email", "must be an email address such as ana@example.com"))
+    phone = values.get("phone")
+    if phone is not None and (not isinstance(phone, str) or not PHONE.match(phone.strip())):
+        errors.append(FieldError("phone", "must be a phone number of digits, spaces and + ( ) . / -"))
+    tags = values.get("tags")
+    if tags is not None:
+        if len(tags) > MAX_TAGS:
+            errors.append(FieldError("tags", f"must hold at most {MAX_TAGS} tags"))
+        for index, tag in enumerate(tags):
+            if not TAG.match(tag.strip()):
+                errors.append(
+                    FieldError(f"tags[{index}]", "must be 1 to 50 letters, digits, spaces or . : / -")
+                )
+
+
+ADDRESS_LIMITS = {
+    "label": (100, True),
+    "recipient_name": (200, False),
+    "line1": (300, False),
+    "line2": (300, True),
+    "city": (100, False),
+    "region": (100, True),
+    "postal_code": (20, True),
+}
+
+
+def check_address(values: Mapping[str, Any], prefix: str, errors: list[FieldError]) -> None:
+    """Check one postal address; the country is an ISO 3166 alpha-2 code."""
+    for field, (maximum, optional) in ADDRESS_LIMITS.items():
+        _text(prefix + field, values.get(field), maximum, errors, optional=optional)
+    country = values.get("country_code")
+    if not isinstance(country, str) or not COUNTRY.match(country):
+        errors.append(
+            FieldError(prefix + "country_code", "must be an ISO 3166 country code such as FR or US")
+        )
+
+
+def check_note(field: str, body: Any, errors: list[FieldError]) -> None:
+    """A note is 1 to 10000 characters."""
+    _text(field, body, MAX_NOTE, errors, optional=False)

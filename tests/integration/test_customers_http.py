@@ -1,0 +1,313 @@
+"""Customers over HTTP: contact details, addresses, tags, notes, merging duplicates."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlalchemy import select
+
+from ordersmith.app import create_app
+from ordersmith.platform.database import Database
+from ordersmith.platform.models import OutboxEvent
+from ordersmith.platform.settings import Settings
+from tests.support.http import bearer, sign_up
+from tests.support.members import add_member
+
+ADDRESS = {
+    "label": "Home",
+    "recipient_name": "Ana Lima",
+    "line1": "12 Rue des Lilas",
+    "city": "Lyon",
+    "postal_code": "69001",
+    "country_code": "FR",
+}
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    async with AsyncTestClient(create_app(settings)) as client:
+        yield client
+
+
+async def owner(client: AsyncTestClient[Litestar]) -> tuple[dict[str, str], str]:
+    """Headers of a new store's owner, and the owner's user id."""
+    body = await sign_up(client)
+    return bearer(body["token"]["access_token"]), body["user_id"]
+
+
+async def create_customer(
+    client: AsyncTestClient[Litestar], headers: dict[str, str], **body: Any
+) -> dict[str, Any]:
+    response = await client.post("/api/v1/customers", json=body, headers=headers)
+    assert response.status_code == 201, response.text
+    customer: dict[str, Any] = response.json()
+    return customer
+
+
+async def test_a_customer_is_created_with_contact_details_address_tags_and_note(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    headers, user_id = await owner(client)
+    customer = await create_customer(
+        client,
+        headers,
+        full_name=" Ana Lima ",
+        email=" Ana@Example.COM ",
+        phone="+33 6 12 34 56 78",
+        tags=["vip", "VIP", "wholesale"],
+        addresses=[ADDRESS],
+        note="Prefers morning deliveries.",
+    )
+
+    assert (customer["full_name"], customer["email"], customer["phone"]) == (
+        "Ana Lima",
+        "ana@example.com",
+        "+33 6 12 34 56 78",
+    )
+    assert customer["tags"] == ["vip", "wholesale"]
+    assert customer["merged_ids"] == []
+    (address,) = customer["addresses"]
+    assert {key: address[key] for key in ADDRESS} == ADDRESS
+    assert (address["line2"], address["region"]) == (None, None)
+    (note,) = customer["notes"]
+    assert (note["body"], note["author_type"], note["author_id"], note["original_customer_id"]) == (
+        "Prefers morning deliveries.",
+        "user",
+        user_id,
+        customer["id"],
+    )
+    read = await client.get(f"/api/v1/customers/{customer['id']}", headers=headers)
+    assert read.json() == customer
+
+    found = await client.get("/api/v1/customers", params={"email": "ANA@example.com"}, headers=headers)
+    assert [item["id"] for item in found.json()["data"]] == [customer["id"]]
+
+    async with database.platform_session() as session:
+        payload = await session.scalar(
+            select(OutboxEvent.payload).where(
+                OutboxEvent.topic == "customer.created",
+                OutboxEvent.payload["customer_id"].astext == customer["id"],
+            )
+        )
+    assert payload == {"customer_id": customer["id"], "email": "ana@example.com"}
+
+
+async def test_an_email_belongs_to_one_customer(client: AsyncTestClient[Litestar]) -> None:
+    headers, _ = await owner(client)
+    await create_customer(client, headers, full_name="Ana", email="ana@example.com")
+    other = await create_customer(client, headers, full_name="Bo", email="bo@example.com")
+
+    again = await client.post(
+        "/api/v1/customers", json={"full_name": "Ana 2", "email": "ANA@example.com"}, headers=headers
+    )
+    assert again.status_code == 409
+    assert again.json()["code"] == "customer_email_taken"
+    assert "merge the two with POST /api/v1/customers/{id}/merge" in again.json()["detail"]
+    changed = await client.patch(
+        f"/api/v1/customers/{other['id']}", json={"email": "ana@example.com"}, headers=headers
+    )
+    assert (changed.status_code, changed.json()["code"]) == (409, "customer_email_taken")
+
+    # Another store may have its own Ana.
+    elsewhere, _ = await owner(client)
+    await create_customer(client, elsewhere, full_name="Ana", email="ana@example.com")
+
+
+async def test_contact_details_tags_addresses_and_notes_change(client: AsyncTestClient[Litestar]) -> None:
+    headers, _ = await owner(client)
+    customer = await create_customer(client, headers, full_name="Ana", email="ana@example.com", tags=["vip"])
+
+    changed = await client.patch(
+        f"/api/v1/customers/{customer['id']}",
+        json={"full_name": "Ana Lima", "email": None, "phone": "0612345678", "tags": ["retail"]},
+        headers=headers,
+    )
+    assert changed.status_code == 200, changed.text
+    body = changed.json()
+    assert (body["full_name"], body["email"], body["phone"], body["tags"]) == (
+        "Ana Lima",
+        None,
+        "0612345678",
+        ["retail"],
+    )
+
+    with_address = await client.post(
+        f"/api/v1/customers/{customer['id']}/addresses", json=ADDRESS, headers=headers
+    )
+    assert with_address.status_code == 201, with_address.text
+    assert [item["city"] for item in with_address.json()["addresses"]] == ["Lyon"]
+    with_note = await client.post(
+        f"/api/v1/customers/{customer['id']}/notes", json={"body": "Called about a refund."}, headers=headers
+    )
+    assert with_note.status_code == 201
+    assert [note["body"] for note in with_note.json()["notes"]] == ["Called about a refund."]
+
+
+async def test_bad_input_names_every_field(client: AsyncTestClient[Litestar]) -> None:
+    headers, _ = await owner(client)
+    response = await client.post(
+        "/api/v1/customers",
+        json={
+            "full_name": "",
+            "email": "not-an-email",
+            "tags": ["ok", "!"],
+            "addresses": [{"recipient_name": "A", "line1": "B", "city": "C", "country_code": "France"}],
+        },
+        headers=headers,
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"] == [
+        {"field": "full_name", "message": "must be 1 to 200 characters"},
+        {"field": "email", "message": "must be an email address such as ana@example.com"},
+        {"field": "tags[1]", "message": "must be 1 to 50 letters, digits, spaces or . : / -"},
+        {
+            "field": "addresses[0].country_code",
+            "message": "must be an ISO 3166 country code such as FR or US",
+        },
+    ]
+    customer = await create_customer(client, headers, full_name="Ana")
+    wrong_type = await client.patch(
+        f"/api/v1/customers/{customer['id']}", json={"tags": "vip"}, headers=headers
+    )
+    assert wrong_type.status_code == 422
+    assert wrong_type.json()["errors"][0]["field"] == "tags"
+    itself = await client.post(
+        f"/api/v1/customers/{customer['id']}/merge", json={"duplicate_id": customer["id"]}, headers=headers
+    )
+    assert itself.status_code == 422
+    assert itself.json()["errors"] == [{"field": "duplicate_id", "message": "must be another customer's id"}]
+    garbage = await client.post(
+        f"/api/v1/customers/{customer['id']}/merge", json={"duplicate_id": "nope"}, headers=headers
+    )
+    assert garbage.json()["errors"] == [
+        {"field": "duplicate_id", "message": "must be the id of the customer to merge into this one"}
+    ]
+
+
+async def test_merging_moves_addresses_tags_and_notes_and_the_old_id_resolves(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    headers, user_id = await owner(client)
+    survivor = await create_customer(
+        client, headers, full_name="Ana Lima", email="ana@example.com", tags=["vip"], note="First note."
+    )
+    duplicate = await create_customer(
+        client,
+        headers,
+        full_name="A. Lima",
+        email="ana.lima@work.example",
+        phone="0612345678",
+        tags=["VIP", "wholesale"],
+        addresses=[ADDRESS],
+        note="Duplicate's note.",
+    )
+    older = await create_customer(client, headers, full_name="Ana L.")
+    folded = await client.post(
+        f"/api/v1/customers/{duplicate['id']}/merge", json={"duplicate_id": older["id"]}, headers=headers
+    )
+    assert folded.status_code == 200, folded.text
+
+    merged = await client.post(
+        f"/api/v1/customers/{survivor['id']}/merge", json={"duplicate_id": duplicate["id"]}, headers=headers
+    )
+    assert merged.status_code == 200, merged.text
+    body = merged.json()
+    assert body["id"] == survivor["id"]
+    assert (body["email"], body["phone"], body["tags"]) == (
+        "ana@example.com",
+        "0612345678",
+        ["vip", "wholesale"],
+    )
+    assert [address["line1"] for address in body["addresses"]] == ["12 Rue des Lilas"]
+    assert [(note["body"], note["original_customer_id"]) for note in body["notes"]] == [
+        ("First note.", survivor["id"]),
+        ("Duplicate's note.", duplicate["id"]),
+        (f"Merged customer Ana L. ({older['id']}) into this customer.", duplicate["id"]),
+        (
+            f"Merged customer A. Lima <ana.lima@work.example> ({duplicate['id']}) into this customer.",
+            survivor["id"],
+        ),
+    ]
+    assert body["notes"][-1]["author_id"] == user_id
+    assert sorted(body["merged_ids"]) == sorted([duplicate["id"], older["id"]])
+
+    # Both merged ids resolve to the survivor, for reading and for writing.
+    for merged_id in (duplicate["id"], older["id"]):
+        read = await client.get(f"/api/v1/customers/{merged_id}", headers=headers)
+        assert read.json()["id"] == survivor["id"]
+    listed = await client.get("/api/v1/customers", headers=headers)
+    assert [item["id"] for item in listed.json()["data"]] == [survivor["id"]]
+    # The duplicate's email is free again, and merging it twice is refused.
+    await create_customer(client, headers, full_name="New", email="ana.lima@work.example")
+    twice = await client.post(
+        f"/api/v1/customers/{survivor['id']}/merge", json={"duplicate_id": duplicate["id"]}, headers=headers
+    )
+    assert (twice.status_code, twice.json()["code"]) == (409, "customer_already_merged")
+
+    async with database.platform_session() as session:
+        payload = await session.scalar(
+            select(OutboxEvent.payload).where(
+                OutboxEvent.topic == "customer.merged",
+                OutboxEvent.payload["duplicate_id"].astext == duplicate["id"],
+            )
+        )
+    assert payload == {
+        "survivor_id": survivor["id"],
+        "duplicate_id": duplicate["id"],
+        "moved_addresses": 1,
+        "moved_notes": 2,
+        "actor_type": "user",
+        "actor_id": user_id,
+    }
+
+
+async def test_a_viewer_reads_customers_but_cannot_change_them(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    headers, _ = await owner(client)
+    customer = await create_customer(client, headers, full_name="Ana", email="ana@example.com")
+    other = await create_customer(client, headers, full_name="Bo")
+    viewer = await add_member(client, database, headers, "viewer")
+
+    assert (
+        await client.get(f"/api/v1/customers/{customer['id']}", headers=viewer.headers)
+    ).status_code == 200
+    assert (await client.get("/api/v1/customers", headers=viewer.headers)).status_code == 200
+    for method, path, body in (
+        ("POST", "/api/v1/customers", {"full_name": "X"}),
+        ("PATCH", f"/api/v1/customers/{customer['id']}", {"full_name": "X"}),
+        ("POST", f"/api/v1/customers/{customer['id']}/addresses", ADDRESS),
+        ("POST", f"/api/v1/customers/{customer['id']}/notes", {"body": "x"}),
+        ("POST", f"/api/v1/customers/{customer['id']}/merge", {"duplicate_id": other["id"]}),
+    ):
+        response = await client.request(method, path, json=body, headers=viewer.headers)
+        assert (response.status_code, response.json()["code"]) == (403, "permission_denied"), path
+    assert (await client.get(f"/api/v1/customers/{customer['id']}", headers=headers)).json() == customer
+
+
+async def test_another_store_gets_404_for_this_stores_customers(client: AsyncTestClient[Litestar]) -> None:
+    a_headers, _ = await owner(client)
+    customer = await create_customer(client, a_headers, full_name="Ana", email="ana@example.com")
+    b_headers, _ = await owner(client)
+    mine = await create_customer(client, b_headers, full_name="Bo")
+
+    for method, path, body in (
+        ("GET", f"/api/v1/customers/{customer['id']}", None),
+        ("PATCH", f"/api/v1/customers/{customer['id']}", {"full_name": "Stolen"}),
+        ("POST", f"/api/v1/customers/{customer['id']}/addresses", ADDRESS),
+        ("POST", f"/api/v1/customers/{customer['id']}/notes", {"body": "x"}),
+        ("POST", f"/api/v1/customers/{customer['id']}/merge", {"duplicate_id": mine["id"]}),
+        # Merging A's customer away into one of B's is as unknown as reading it.
+        ("POST", f"/api/v1/customers/{mine['id']}/merge", {"duplicate_id": customer["id"]}),
+        ("GET", f"/api/v1/customers/{uuid.uuid4()}", None),
+    ):
+        response = await client.request(method, path, json=body, headers=b_headers)
+        assert (response.status_code, response.json()["code"]) == (404, "customer_not_found"), path
+    listed = await client.get("/api/v1/customers", params={"email": "ana@example.com"}, headers=b_headers)
+    assert listed.json() == {"data": [], "next_cursor": None}
+    assert (await client.get(f"/api/v1/customers/{customer['id']}", headers=a_headers)).json() == customer
