@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import get, patch, post
 from litestar.di import NamedDependency
-from litestar.params import FromQuery, JSONBody, Parameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.api.access import requires
@@ -208,7 +208,9 @@ async def read_products(
     tags=["catalog"],
 )
 async def read_product(
-    principal: NamedDependency[Principal], tenant_session: NamedDependency[AsyncSession], product_id: str
+    principal: NamedDependency[Principal],
+    tenant_session: NamedDependency[AsyncSession],
+    product_id: FromPath[str],
 ) -> Product:
     """The product, its attributes and every variant."""
     assert principal.tenant is not None
@@ -225,7 +227,7 @@ async def read_product(
 async def change_product(
     principal: NamedDependency[Principal],
     tenant_session: NamedDependency[AsyncSession],
-    product_id: str,
+    product_id: FromPath[str],
     data: JSONBody[ProductUpdate],
 ) -> Product:
     """Update the fields given; the others stay as they are."""
@@ -246,7 +248,7 @@ async def change_product(
 async def add_product_variant(
     principal: NamedDependency[Principal],
     tenant_session: NamedDependency[AsyncSession],
-    product_id: str,
+    product_id: FromPath[str],
     data: JSONBody[VariantCreate],
 ) -> Variant:
     """Create a SKU; its code must be unused in the store, ignoring case."""
@@ -265,7 +267,9 @@ async def add_product_variant(
     tags=["catalog"],
 )
 async def read_variant(
-    principal: NamedDependency[Principal], tenant_session: NamedDependency[AsyncSession], variant_id: str
+    principal: NamedDependency[Principal],
+    tenant_session: NamedDependency[AsyncSession],
+    variant_id: FromPath[str],
 ) -> Variant:
     """The SKU's code, price, weight, barcode and attributes."""
     assert principal.tenant is not None
@@ -282,7 +286,7 @@ async def read_variant(
 async def change_variant(
     principal: NamedDependency[Principal],
     tenant_session: NamedDependency[AsyncSession],
-    variant_id: str,
+    variant_id: FromPath[str],
     data: JSONBody[VariantUpdate],
 ) -> Variant:
     """Update the fields given; send `"barcode": null` to clear the barcode."""
@@ -304,7 +308,7 @@ async def find_skus(
     principal: NamedDependency[Principal],
     tenant_session: NamedDependency[AsyncSession],
     # `query` is a name Litestar reserves for the whole query string, hence the alias.
-    search: Annotated[str, Parameter(query="query")],
+    search: Annotated[str, QueryParameter(name="query")],
     limit: FromQuery[int] = DEFAULT_PAGE_SIZE,
     cursor: FromQuery[str | None] = None,
 ) -> SkuList:

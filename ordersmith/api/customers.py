@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 from litestar import get, patch, post
 from litestar.di import NamedDependency
-from litestar.params import FromQuery, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.api.access import requires
@@ -229,7 +229,9 @@ async def read_customers(
     tags=["customers"],
 )
 async def read_customer(
-    principal: NamedDependency[Principal], tenant_session: NamedDependency[AsyncSession], customer_id: str
+    principal: NamedDependency[Principal],
+    tenant_session: NamedDependency[AsyncSession],
+    customer_id: FromPath[str],
 ) -> Customer:
     """The customer; the id of a merged duplicate answers with the customer it was merged into."""
     assert principal.tenant is not None
@@ -247,7 +249,7 @@ async def read_customer(
 async def change_customer(
     principal: NamedDependency[Principal],
     tenant_session: NamedDependency[AsyncSession],
-    customer_id: str,
+    customer_id: FromPath[str],
     data: JSONBody[CustomerUpdate],
 ) -> Customer:
     """Update the fields given; `tags` replaces the whole list."""
@@ -268,7 +270,7 @@ async def change_customer(
 async def add_customer_address(
     principal: NamedDependency[Principal],
     tenant_session: NamedDependency[AsyncSession],
-    customer_id: str,
+    customer_id: FromPath[str],
     data: JSONBody[AddressCreate],
 ) -> Customer:
     """Add the address and return the customer with all addresses."""
@@ -289,7 +291,7 @@ async def add_customer_address(
 async def add_customer_note(
     principal: NamedDependency[Principal],
     tenant_session: NamedDependency[AsyncSession],
-    customer_id: str,
+    customer_id: FromPath[str],
     data: JSONBody[NoteCreate],
 ) -> Customer:
     """Notes are signed with who wrote them and are never edited."""
@@ -315,7 +317,7 @@ async def add_customer_note(
 async def merge_customer(
     principal: NamedDependency[Principal],
     tenant_session: NamedDependency[AsyncSession],
-    customer_id: str,
+    customer_id: FromPath[str],
     data: JSONBody[MergeRequest],
 ) -> Customer:
     """Move the duplicate's addresses, notes and tags here; its id then resolves to this customer."""

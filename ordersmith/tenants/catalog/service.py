@@ -305,5 +305,5 @@ async def search_skus(
     )
     statement = select(Variant, Product.name).join(Product, Product.id == Variant.product_id).where(matches)
     statement = page.apply(statement, Variant.created_at, Variant.id, newest_first=True)
-    rows = [SkuView(variant, name) for variant, name in (await session.execute(statement)).tuples()]
+    rows = [SkuView(variant, name) for variant, name in (await session.execute(statement)).all()]
     return page.cut(rows, lambda row: (row.variant.created_at, row.variant.id))
