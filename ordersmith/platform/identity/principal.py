@@ -12,9 +12,9 @@ from sqlalchemy import select, update
 from ordersmith.platform.database import Database
 from ordersmith.platform.errors import TenantArchivedError, UnauthenticatedError
 from ordersmith.platform.identity.audit import Actor
-from ordersmith.platform.identity.models import ApiKey, Membership
+from ordersmith.platform.identity.models import ApiKey, Membership, StaffAccount
 from ordersmith.platform.identity.permissions import permissions_of
-from ordersmith.platform.identity.tokens import InvalidTokenError, TokenSigner, secret_hash
+from ordersmith.platform.identity.tokens import STAFF_AUDIENCE, InvalidTokenError, TokenSigner, secret_hash
 from ordersmith.platform.models import TenantStatus
 from ordersmith.platform.tenancy import TenantRecord, get_tenant_by_id
 
@@ -128,9 +128,6 @@ async def principal_from_staff_token(
     database: Database, signer: TokenSigner, token: str, *, client_address: str | None
 ) -> Principal:
     """The vendor staff member behind a staff access token (a separate realm from tenants)."""
-    from ordersmith.platform.identity.models import StaffAccount
-    from ordersmith.platform.identity.tokens import STAFF_AUDIENCE
-
     try:
         claims = signer.verify(token, audience=STAFF_AUDIENCE)
     except InvalidTokenError:

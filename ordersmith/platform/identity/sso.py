@@ -11,8 +11,6 @@ user without a password and a member with the configuration's default role.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
 import os
 import secrets
 import uuid
@@ -48,7 +46,7 @@ from ordersmith.platform.identity.models import (
     User,
 )
 from ordersmith.platform.identity.permissions import Role
-from ordersmith.platform.identity.tokens import TokenSigner
+from ordersmith.platform.identity.tokens import TokenSigner, derived_key
 from ordersmith.platform.models import TenantStatus
 from ordersmith.platform.tenancy import TenantRecord, get_tenant_by_id, get_tenant_record
 
@@ -90,7 +88,7 @@ class SsoSecretUnreadableError(ServiceUnavailableError):
 
 def _sealing_key(secret_key: str) -> bytes:
     # One SECRET_KEY, a separate key per purpose: this one can only open SSO secrets.
-    return hmac.new(secret_key.encode(), b"ordersmith/sso-client-secret", hashlib.sha256).digest()
+    return derived_key(secret_key, "sso-client-secret")
 
 
 def seal_client_secret(secret_key: str, tenant_id: uuid.UUID, client_secret: str) -> bytes:

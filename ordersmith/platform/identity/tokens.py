@@ -28,7 +28,8 @@ class InvalidTokenError(Exception):
     """The token is malformed, tampered with, expired or for another realm."""
 
 
-def _derived_key(secret_key: str, purpose: str) -> bytes:
+def derived_key(secret_key: str, purpose: str) -> bytes:
+    """A key for one purpose only, derived from SECRET_KEY."""
     # One SECRET_KEY, a separate key per purpose: a leak of one derived key exposes nothing else.
     return hmac.new(secret_key.encode(), f"ordersmith/{purpose}".encode(), hashlib.sha256).digest()
 
@@ -43,16 +44,14 @@ class AccessClaims:
     token_id: str
     audience: str
     expires_at: dt.datetime
-    # Staff tokens carry the support grant they act under, if any.
-    extra: dict[str, Any]
 
 
 class TokenSigner:
     """Issues and checks access tokens with a key derived from SECRET_KEY."""
 
     def __init__(self, secret_key: str) -> None:
-        self._key = OctKey.import_key(_derived_key(secret_key, "access-token"))
-        self._csrf_key = _derived_key(secret_key, "csrf")
+        self._key = OctKey.import_key(derived_key(secret_key, "access-token"))
+        self._csrf_key = derived_key(secret_key, "csrf")
 
     def issue(
         self,
@@ -63,7 +62,6 @@ class TokenSigner:
         audience: str = TENANT_AUDIENCE,
         lifetime: dt.timedelta = ACCESS_TOKEN_LIFETIME,
         now: dt.datetime | None = None,
-        extra: dict[str, Any] | None = None,
     ) -> tuple[str, AccessClaims]:
         """A signed access token and its claims."""
         issued = now or dt.datetime.now(dt.UTC)
@@ -77,12 +75,11 @@ class TokenSigner:
             "iat": int(issued.timestamp()),
             "exp": int(expires.timestamp()),
             "jti": token_id,
-            **(extra or {}),
         }
         if tenant_id is not None:
             claims["tid"] = str(tenant_id)
         token = jwt.encode({"alg": _ALGORITHM, "typ": "JWT"}, claims, self._key)
-        parsed = AccessClaims(subject, tenant_id, role, token_id, audience, expires, dict(extra or {}))
+        parsed = AccessClaims(subject, tenant_id, role, token_id, audience, expires)
         return token, parsed
 
     def verify(
@@ -104,7 +101,6 @@ class TokenSigner:
             registry.validate(decoded.claims)
             claims = decoded.claims
             tenant = uuid.UUID(claims["tid"]) if "tid" in claims else None
-            extra = {key: value for key, value in claims.items() if key.startswith("x_")}
             return AccessClaims(
                 subject=uuid.UUID(claims["sub"]),
                 tenant_id=tenant,
@@ -112,7 +108,6 @@ class TokenSigner:
                 token_id=str(claims["jti"]),
                 audience=audience,
                 expires_at=dt.datetime.fromtimestamp(int(claims["exp"]), dt.UTC),
-                extra=extra,
             )
         except (JoseError, ValueError, KeyError, TypeError) as error:
             raise InvalidTokenError(str(error) or type(error).__name__) from None
