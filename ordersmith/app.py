@@ -14,7 +14,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
 from ordersmith.admin import routes as admin_routes
-from ordersmith.api import audit, catalog, customers, identity, mail, sso, store, users
+from ordersmith.api import audit, catalog, customers, identity, inventory, mail, orders, sso, store, users
 from ordersmith.api.access import check_access_declared
 from ordersmith.api.auth import enforce_access, provide_principal, provide_tenant_session
 from ordersmith.api.health import healthz, readyz
@@ -49,6 +49,8 @@ ROUTES = [
     *store.ROUTES,
     *catalog.ROUTES,
     *customers.ROUTES,
+    *inventory.ROUTES,
+    *orders.ROUTES,
     *users.ROUTES,
     *audit.ROUTES,
     *mail.ROUTES,

@@ -46,6 +46,8 @@ class Variant(msgspec.Struct):
     barcode: str | None
     is_active: bool
     attributes: dict[str, Any]
+    # Whether orders may take more than is available, the rest waiting for stock.
+    allow_backorder: bool
     created_at: dt.datetime
     updated_at: dt.datetime
 
@@ -62,6 +64,7 @@ class Variant(msgspec.Struct):
             row.barcode,
             row.is_active,
             row.attributes,
+            row.allow_backorder,
             row.created_at,
             row.updated_at,
         )
@@ -121,6 +124,7 @@ class VariantCreate(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Tr
     barcode: str | msgspec.UnsetType | None = msgspec.UNSET
     is_active: bool | msgspec.UnsetType = msgspec.UNSET
     attributes: Attributes | msgspec.UnsetType = msgspec.UNSET
+    allow_backorder: bool | msgspec.UnsetType = msgspec.UNSET
 
 
 class VariantUpdate(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -132,6 +136,7 @@ class VariantUpdate(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Tr
     barcode: str | msgspec.UnsetType | None = msgspec.UNSET
     is_active: bool | msgspec.UnsetType = msgspec.UNSET
     attributes: Attributes | msgspec.UnsetType = msgspec.UNSET
+    allow_backorder: bool | msgspec.UnsetType = msgspec.UNSET
 
 
 class ProductCreate(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):

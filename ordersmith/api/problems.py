@@ -40,10 +40,16 @@ _HTTP_CODES = {
 
 
 def problem(
-    status: int, code: str, title: str, detail: str, errors: list[dict[str, str]] | None = None
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    errors: list[dict[str, str]] | None = None,
+    extensions: dict[str, Any] | None = None,
 ) -> Response[dict[str, Any]]:
-    """A problem-details response."""
+    """A problem-details response; `extensions` are extra members named by the problem's code."""
     body: dict[str, Any] = {
+        **(extensions or {}),
         "type": PROBLEM_TYPE_BASE + code,
         "title": title,
         "status": status,
@@ -61,7 +67,12 @@ def problem(
 def domain_error_handler(_: Request[Any, Any, Any], error: OrdersmithError) -> Response[dict[str, Any]]:
     errors = [{"field": item.field, "message": item.message} for item in error.errors]
     response = problem(
-        error.status, error.code, error.title, error.detail, errors if error.status == 422 else None
+        error.status,
+        error.code,
+        error.title,
+        error.detail,
+        errors if error.status == 422 else None,
+        error.extensions,
     )
     if isinstance(error, TooManyAttemptsError):
         response.headers["Retry-After"] = str(error.retry_after_seconds)

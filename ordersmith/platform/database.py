@@ -94,6 +94,7 @@ class Database:
         server_settings = {
             "role": role,
             "statement_timeout": str(self.settings.statement_timeout_ms),
+            "lock_timeout": str(self.settings.lock_timeout_ms),
             "application_name": "ordersmith",
         }
         return create_async_engine(

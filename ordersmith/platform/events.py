@@ -74,6 +74,21 @@ async def record_event(
     return event_id
 
 
+async def record_events(
+    session: AsyncSession | AsyncConnection,
+    tenant: TenantContext | None,
+    events: list[tuple[str, dict[str, Any]]],
+) -> list[uuid.UUID]:
+    """Append several (topic, payload) events in one statement; their ids, in order."""
+    rows: list[dict[str, Any]] = [
+        {"id": uuid7(), "tenant_id": tenant.tenant_id if tenant else None, "topic": topic, "payload": payload}
+        for topic, payload in events
+    ]
+    if rows:
+        await session.execute(insert(OutboxEvent), rows)
+    return [row["id"] for row in rows]
+
+
 # A tenant consumer gets the tenant, a session in that tenant's transaction, and the event.
 TenantHandler = Callable[[TenantContext, AsyncSession, Event], Awaitable[None]]
 # A platform consumer gets a session on the platform schema (runtime role) and the event.

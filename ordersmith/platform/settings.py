@@ -46,6 +46,9 @@ class DatabaseSettings:
     # bounds that memory when there are thousands of tenant schemas.
     pool_recycle_seconds: int = 1800
     statement_timeout_ms: int = 30_000
+    # No request waits longer than this for a row lock (a stock level, say): it fails
+    # with a clear "busy, retry" instead of piling up behind a stuck transaction.
+    lock_timeout_ms: int = 5_000
     # A stuck tenant must not stall a migration run over all tenants.
     migration_lock_timeout_ms: int = 5_000
     migration_concurrency: int = 4

@@ -99,6 +99,7 @@ VARIANT_FIELDS = {
     "barcode": check_barcode,
     "is_active": check_flag,
     "attributes": check_attributes,
+    "allow_backorder": check_flag,
 }
 
 

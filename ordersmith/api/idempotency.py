@@ -1,0 +1,41 @@
+"""The `Idempotency-Key` header on creating POSTs (see platform/idempotency.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ordersmith.platform import idempotency
+from ordersmith.platform.identity.principal import Principal
+
+HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+
+
+async def once(
+    request: Request[Any, Any, Any],
+    principal: Principal,
+    session: AsyncSession,
+    body: msgspec.Struct,
+    create: Callable[[], Awaitable[msgspec.Struct]],
+    *,
+    status_code: int = 201,
+) -> Response[Any]:
+    """Run `create` unless the caller's key already ran it; either way, the first response."""
+    key = request.headers.get(HEADER)
+    if key is None:
+        return Response(await create(), status_code=status_code)
+    scope = f"{principal.kind}:{principal.id}"
+    print_ = idempotency.fingerprint(
+        request.method, request.url.path, msgspec.json.encode(body, order="sorted")
+    )
+    stored = await idempotency.claim(session, scope=scope, key=key, print_=print_)
+    if stored is not None:
+        return Response(stored.body, status_code=stored.status_code, headers={REPLAYED_HEADER: "true"})
+    created = msgspec.to_builtins(await create())
+    await idempotency.remember(session, scope=scope, key=key, status_code=status_code, body=created)
+    return Response(created, status_code=status_code)

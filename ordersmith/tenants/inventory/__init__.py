@@ -1,0 +1,1 @@
+"""Inventory: locations, stock per SKU and location, the adjustment ledger, reservations."""

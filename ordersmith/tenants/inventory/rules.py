@@ -1,0 +1,64 @@
+"""Input rules of the inventory context."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from ordersmith.platform.errors import FieldError
+from ordersmith.tenants.inventory.models import LOCATION_KINDS
+
+LOCATION_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
+LOCATION_FIELDS = ("code", "name", "kind", "priority", "is_active", "address")
+MAX_QUANTITY = 10**9
+MAX_REASON = 500
+MANUAL_KINDS = ("receive", "count", "damage", "correction")
+
+
+def check_location(values: Mapping[str, Any], errors: list[FieldError], *, creating: bool) -> None:
+    """A location's code, name, kind and priority; all four are needed to create one."""
+    for field in values:
+        if field not in LOCATION_FIELDS:
+            errors.append(FieldError(field, f"is not a location field; use {', '.join(LOCATION_FIELDS)}"))
+    if creating:
+        for field in ("code", "name", "kind"):
+            if field not in values:
+                errors.append(FieldError(field, "is required"))
+    code = values.get("code")
+    if "code" in values and (not isinstance(code, str) or not LOCATION_CODE.match(code)):
+        errors.append(FieldError("code", "must be 1 to 32 letters, digits, '.', '_' or '-', such as WH-1"))
+    name = values.get("name")
+    if "name" in values and (not isinstance(name, str) or not name.strip() or len(name) > 200):
+        errors.append(FieldError("name", "must be 1 to 200 characters"))
+    if "kind" in values and values["kind"] not in LOCATION_KINDS:
+        errors.append(FieldError("kind", f"must be one of {', '.join(LOCATION_KINDS)}"))
+    priority = values.get("priority")
+    if "priority" in values and (
+        isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 10_000
+    ):
+        errors.append(FieldError("priority", "must be a whole number from 0 to 10000 (lower is tried first)"))
+    if "is_active" in values and not isinstance(values["is_active"], bool):
+        errors.append(FieldError("is_active", "must be true or false"))
+    if "address" in values and not isinstance(values["address"], Mapping):
+        errors.append(FieldError("address", "must be an object"))
+
+
+def check_adjustment(kind: str, quantity: int, reason: str, errors: list[FieldError]) -> None:
+    """An adjustment a person records: a known kind, a sensible quantity, a reason."""
+    if kind not in MANUAL_KINDS:
+        errors.append(FieldError("kind", f"must be one of {', '.join(MANUAL_KINDS)}"))
+    if isinstance(quantity, bool) or not isinstance(quantity, int) or abs(quantity) > MAX_QUANTITY:
+        errors.append(FieldError("quantity", f"must be a whole number of units up to {MAX_QUANTITY}"))
+    elif kind == "receive" and quantity <= 0:
+        errors.append(FieldError("quantity", "a receipt adds stock: give a positive quantity"))
+    elif kind == "damage" and quantity >= 0:
+        errors.append(FieldError("quantity", "damage removes stock: give a negative quantity, such as -2"))
+    elif kind == "count" and quantity < 0:
+        errors.append(FieldError("quantity", "a count is what is on the shelf: 0 or more"))
+    elif kind == "correction" and quantity == 0:
+        errors.append(FieldError("quantity", "a correction changes stock: give a non-zero quantity"))
+    if not isinstance(reason, str) or len(reason) > MAX_REASON:
+        errors.append(FieldError("reason", f"must be at most {MAX_REASON} characters"))
+    elif kind in ("damage", "correction") and not reason.strip():
+        errors.append(FieldError("reason", f"say why: a {kind} needs a reason"))

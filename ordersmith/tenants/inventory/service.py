@@ -1,0 +1,303 @@
+"""Inventory services: locations, the adjustment ledger, safety stock, and availability.
+
+on_hand changes only through `adjust_stock`, which appends to the ledger and moves the
+running total in the same transaction; reservations live in `reservations.py`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ordersmith.platform.database import TenantContext
+from ordersmith.platform.errors import FieldError, ValidationFailedError
+from ordersmith.platform.events import record_event
+from ordersmith.platform.identity.audit import Actor
+from ordersmith.platform.ids import uuid7
+from ordersmith.platform.pagination import Page, PageRequest
+from ordersmith.tenants.catalog.models import Variant
+from ordersmith.tenants.inventory.errors import (
+    LocationCodeTakenError,
+    LocationNotFoundError,
+    SkuNotStockedError,
+    StockWouldGoNegativeError,
+)
+from ordersmith.tenants.inventory.models import InventoryAdjustment, Location, StockLevel
+from ordersmith.tenants.inventory.rules import check_adjustment, check_location
+
+LOCATION_CREATED = "location.created"
+LOCATION_UPDATED = "location.updated"
+STOCK_ADJUSTED = "inventory.adjusted"
+
+
+@dataclass(frozen=True)
+class LocationStock:
+    """One SKU at one location, with what can still be promised there."""
+
+    location: Location
+    on_hand: int
+    reserved: int
+    safety_stock: int
+
+    @property
+    def available(self) -> int:
+        return max(self.on_hand - self.reserved - self.safety_stock, 0)
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Available-to-promise for one SKU, per location and in total."""
+
+    variant: Variant
+    locations: list[LocationStock]
+
+    @property
+    def on_hand(self) -> int:
+        return sum(item.on_hand for item in self.locations)
+
+    @property
+    def reserved(self) -> int:
+        return sum(item.reserved for item in self.locations)
+
+    @property
+    def available(self) -> int:
+        return sum(item.available for item in self.locations if item.location.is_active)
+
+
+def _location_missing() -> LocationNotFoundError:
+    return LocationNotFoundError("no such location in this store; check the id or list /api/v1/locations")
+
+
+def _sku_missing(sku: str) -> SkuNotStockedError:
+    return SkuNotStockedError(f"no SKU {sku!r} in this store; check the code or search /api/v1/skus")
+
+
+def location_id_of(text: str) -> uuid.UUID:
+    """The location id in a path; one that cannot exist is simply not found."""
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise _location_missing() from None
+
+
+def _location_code_taken(code: str) -> LocationCodeTakenError:
+    return LocationCodeTakenError(
+        f"location code {code!r} is already used in this store (codes ignore case); choose another"
+    )
+
+
+async def _write_location(session: AsyncSession, code: str | None, statement: Any) -> Location:
+    try:
+        async with session.begin_nested():
+            row: Location | None = (await session.scalars(statement)).one_or_none()
+    except IntegrityError as error:
+        if "uq_locations_code_lower" in str(error.orig):
+            raise _location_code_taken(code or "") from None
+        raise
+    if row is None:
+        raise _location_missing()
+    return row
+
+
+async def create_location(
+    tenant: TenantContext, session: AsyncSession, values: Mapping[str, Any]
+) -> Location:
+    """Add a warehouse or store; `priority` orders where stock is reserved first (lower first)."""
+    errors: list[FieldError] = []
+    check_location(values, errors, creating=True)
+    if errors:
+        raise ValidationFailedError("some location fields are invalid; see errors", errors=errors)
+    statement = insert(Location).values(id=uuid7(), **values).returning(Location)
+    row = await _write_location(session, values["code"], statement)
+    await record_event(session, tenant, LOCATION_CREATED, {"location_id": str(row.id), "code": row.code})
+    return row
+
+
+async def update_location(
+    tenant: TenantContext, session: AsyncSession, location_id: uuid.UUID, changes: Mapping[str, Any]
+) -> Location:
+    """Change name, code, kind, priority, address or active flag; others stay as they are."""
+    errors: list[FieldError] = []
+    check_location(changes, errors, creating=False)
+    if errors:
+        raise ValidationFailedError("some location fields are invalid; see errors", errors=errors)
+    statement = (
+        update(Location)
+        .where(Location.id == location_id)
+        .values(**changes, updated_at=func.now())
+        .returning(Location)
+    )
+    row = await _write_location(session, changes.get("code"), statement)
+    await record_event(
+        session, tenant, LOCATION_UPDATED, {"location_id": str(row.id), "changed": sorted(changes)}
+    )
+    return row
+
+
+async def get_location(tenant: TenantContext, session: AsyncSession, location_id: uuid.UUID) -> Location:
+    row = (await session.scalars(select(Location).where(Location.id == location_id))).one_or_none()
+    if row is None:
+        raise _location_missing()
+    return row
+
+
+async def list_locations(tenant: TenantContext, session: AsyncSession) -> list[Location]:
+    """Every location, in the order stock is reserved from: priority, then age.
+
+    A store has a handful of locations (the plan's limit is far below a page), so the
+    list is whole.
+    """
+    return list(await session.scalars(select(Location).order_by(Location.priority, Location.created_at)))
+
+
+async def variant_by_sku(session: AsyncSession, sku: str) -> Variant:
+    """The variant whose code is `sku`, ignoring case."""
+    row = (
+        await session.scalars(select(Variant).where(func.lower(Variant.sku_code) == sku.strip().lower()))
+    ).one_or_none()
+    if row is None:
+        raise _sku_missing(sku)
+    return row
+
+
+async def _locked_stock(session: AsyncSession, variant_id: uuid.UUID, location_id: uuid.UUID) -> StockLevel:
+    """The stock row of a SKU at a location, created empty on first use, locked."""
+    await session.execute(
+        pg_insert(StockLevel)
+        .values(variant_id=variant_id, location_id=location_id)
+        .on_conflict_do_nothing(index_elements=["variant_id", "location_id"])
+    )
+    return (
+        await session.scalars(
+            select(StockLevel)
+            .where(StockLevel.variant_id == variant_id, StockLevel.location_id == location_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    ).one()
+
+
+async def adjust_stock(
+    tenant: TenantContext,
+    session: AsyncSession,
+    *,
+    sku: str,
+    location_id: uuid.UUID,
+    kind: str,
+    quantity: int,
+    reason: str,
+    actor: Actor,
+    reference: str | None = None,
+) -> InventoryAdjustment:
+    """Append one adjustment to the ledger and move on_hand by it.
+
+    For `count`, `quantity` is what was counted and the ledger records the difference.
+    on_hand can never go below zero: such an adjustment is refused whole.
+    """
+    errors: list[FieldError] = []
+    check_adjustment(kind, quantity, reason, errors)
+    if errors:
+        raise ValidationFailedError("the adjustment is invalid; see errors", errors=errors)
+    variant = await variant_by_sku(session, sku)
+    await get_location(tenant, session, location_id)
+    stock = await _locked_stock(session, variant.id, location_id)
+    delta = quantity - stock.on_hand if kind == "count" else quantity
+    after = stock.on_hand + delta
+    if after < 0:
+        raise StockWouldGoNegativeError(
+            f"{variant.sku_code} has {stock.on_hand} on hand at this location; an adjustment of {delta} "
+            "would go below zero. Count the stock (kind 'count') to set the real figure."
+        )
+    await session.execute(
+        update(StockLevel)
+        .where(StockLevel.variant_id == variant.id, StockLevel.location_id == location_id)
+        .values(on_hand=after, updated_at=func.now())
+    )
+    row = (
+        await session.scalars(
+            insert(InventoryAdjustment)
+            .values(
+                id=uuid7(),
+                variant_id=variant.id,
+                location_id=location_id,
+                kind=kind,
+                quantity=delta,
+                on_hand_after=after,
+                reason=reason.strip(),
+                reference=reference,
+                actor_type=actor.type,
+                actor_id=actor.id,
+            )
+            .returning(InventoryAdjustment)
+        )
+    ).one()
+    await record_event(
+        session,
+        tenant,
+        STOCK_ADJUSTED,
+        {
+            "variant_id": str(variant.id),
+            "sku": variant.sku_code,
+            "location_id": str(location_id),
+            "kind": kind,
+            "quantity": delta,
+            "on_hand": after,
+        },
+    )
+    return row
+
+
+async def set_safety_stock(
+    tenant: TenantContext, session: AsyncSession, *, sku: str, location_id: uuid.UUID, safety_stock: int
+) -> None:
+    """Keep `safety_stock` units at a location out of what orders can take."""
+    if isinstance(safety_stock, bool) or not isinstance(safety_stock, int) or not 0 <= safety_stock <= 10**9:
+        raise ValidationFailedError(
+            "safety stock must be a whole number of units, 0 or more",
+            errors=[FieldError("safety_stock", "must be a whole number from 0 to 1000000000")],
+        )
+    variant = await variant_by_sku(session, sku)
+    await get_location(tenant, session, location_id)
+    await _locked_stock(session, variant.id, location_id)
+    await session.execute(
+        update(StockLevel)
+        .where(StockLevel.variant_id == variant.id, StockLevel.location_id == location_id)
+        .values(safety_stock=safety_stock, updated_at=func.now())
+    )
+
+
+async def availability(tenant: TenantContext, session: AsyncSession, sku: str) -> Availability:
+    """On hand, reserved, safety stock and available-to-promise per location for one SKU."""
+    variant = await variant_by_sku(session, sku)
+    rows = await session.execute(
+        select(Location, StockLevel.on_hand, StockLevel.reserved, StockLevel.safety_stock)
+        .join(StockLevel, StockLevel.location_id == Location.id)
+        .where(StockLevel.variant_id == variant.id)
+        .order_by(Location.priority, Location.id)
+    )
+    return Availability(
+        variant,
+        [LocationStock(location, on_hand, reserved, safety) for location, on_hand, reserved, safety in rows],
+    )
+
+
+async def ledger(
+    tenant: TenantContext, session: AsyncSession, *, sku: str, page: PageRequest
+) -> Page[InventoryAdjustment]:
+    """A SKU's adjustments at every location, newest first."""
+    variant = await variant_by_sku(session, sku)
+    query = page.apply(
+        select(InventoryAdjustment).where(InventoryAdjustment.variant_id == variant.id),
+        InventoryAdjustment.created_at,
+        InventoryAdjustment.id,
+        newest_first=True,
+    )
+    rows = list(await session.scalars(query))
+    return page.cut(rows, lambda row: (row.created_at, row.id))

@@ -1,0 +1,1 @@
+"""Orders: placement, lifecycle, holds, edits, cancellations and the timeline."""

@@ -1,0 +1,51 @@
+"""Statuses an order derives from its ledgers, never set by hand.
+
+`fulfillment_status` follows the lines' shipped quantities. `payment_status` follows the
+payments ledger, which the payments context registers with `derive_payment_status`;
+until a store has payments, an order is `unpaid`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ordersmith.tenants.orders.models import Order, OrderLine
+
+PaymentStatusSource = Callable[[AsyncSession, uuid.UUID], Awaitable[str]]
+_PAYMENT_STATUS: list[PaymentStatusSource] = []
+
+
+def derive_payment_status(source: PaymentStatusSource) -> PaymentStatusSource:
+    """Register where an order's payment status comes from (the payments ledger)."""
+    _PAYMENT_STATUS[:] = [source]
+    return source
+
+
+def fulfillment_status_of(live_units: int, shipped_units: int) -> str:
+    if shipped_units == 0:
+        return "unfulfilled"
+    return "fulfilled" if shipped_units >= live_units else "partially_fulfilled"
+
+
+async def refresh(session: AsyncSession, order_id: uuid.UUID) -> tuple[str, str]:
+    """Recompute both derived statuses from the ledgers and store them; return them."""
+    live, shipped = (
+        await session.execute(
+            select(
+                func.coalesce(func.sum(OrderLine.quantity_ordered - OrderLine.quantity_cancelled), 0),
+                func.coalesce(func.sum(OrderLine.quantity_shipped), 0),
+            ).where(OrderLine.order_id == order_id)
+        )
+    ).one()
+    fulfillment = fulfillment_status_of(int(live), int(shipped))
+    payment = await _PAYMENT_STATUS[0](session, order_id) if _PAYMENT_STATUS else "unpaid"
+    await session.execute(
+        update(Order)
+        .where(Order.id == order_id)
+        .values(fulfillment_status=fulfillment, payment_status=payment)
+    )
+    return payment, fulfillment
