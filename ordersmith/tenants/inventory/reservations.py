@@ -26,7 +26,7 @@ from sqlalchemy import Integer, Table, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.tenants.inventory.errors import InsufficientStockError, Shortfall
-from ordersmith.tenants.inventory.models import Location, StockLevel
+from ordersmith.tenants.inventory.models import Location, Reservation, StockLevel
 
 
 @dataclass(frozen=True)
@@ -177,3 +177,50 @@ async def reserve(session: AsyncSession, demands: Sequence[Demand]) -> Plan:
         session, [(item.variant_id, item.location_id, item.quantity) for item in plan.allocations]
     )
     return plan
+
+
+@dataclass(frozen=True)
+class Released:
+    """Units of a line given back at one location."""
+
+    line_id: uuid.UUID
+    location_id: uuid.UUID
+    quantity: int
+
+
+async def release(session: AsyncSession, line_id: uuid.UUID, quantity: int) -> list[Released]:
+    """Give back `quantity` reserved units of one line, last-chosen location first.
+
+    The caller holds the order's lock; the stock rows are updated in lock order. Raises
+    ValueError when the line holds fewer units: that is a bug in the caller, not input.
+    """
+    if quantity <= 0:
+        return []
+    rows = list(
+        await session.execute(
+            select(Reservation.id, Reservation.location_id, Reservation.variant_id, Reservation.quantity)
+            .join(Location, Location.id == Reservation.location_id)
+            .where(Reservation.line_id == line_id, Reservation.quantity > 0)
+            .order_by(Location.priority.desc(), Location.code.desc())
+            .with_for_update(of=Reservation)
+        )
+    )
+    if sum(row.quantity for row in rows) < quantity:
+        raise ValueError(f"line {line_id} holds fewer than {quantity} reserved units")
+    released: list[Released] = []
+    moves: list[tuple[uuid.UUID, uuid.UUID, int]] = []
+    left = quantity
+    for row in rows:
+        take = min(row.quantity, left)
+        left -= take
+        await session.execute(
+            update(Reservation)
+            .where(Reservation.id == row.id)
+            .values(quantity=Reservation.quantity - take, updated_at=func.now())
+        )
+        released.append(Released(line_id, row.location_id, take))
+        moves.append((row.variant_id, row.location_id, -take))
+        if left == 0:
+            break
+    await move_reserved(session, moves)
+    return released
