@@ -14,7 +14,21 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
 from ordersmith.admin import routes as admin_routes
-from ordersmith.api import audit, catalog, customers, identity, inventory, mail, orders, sso, store, users
+from ordersmith.api import (
+    audit,
+    catalog,
+    customers,
+    identity,
+    inventory,
+    mail,
+    order_actions,
+    order_edits,
+    orders,
+    reports,
+    sso,
+    store,
+    users,
+)
 from ordersmith.api.access import check_access_declared
 from ordersmith.api.auth import enforce_access, provide_principal, provide_tenant_session
 from ordersmith.api.health import healthz, readyz
@@ -51,6 +65,9 @@ ROUTES = [
     *customers.ROUTES,
     *inventory.ROUTES,
     *orders.ROUTES,
+    *order_actions.ROUTES,
+    *order_edits.ROUTES,
+    *reports.ROUTES,
     *users.ROUTES,
     *audit.ROUTES,
     *mail.ROUTES,

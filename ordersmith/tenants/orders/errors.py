@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ordersmith.platform.errors import ConflictError, NotFoundError
+from ordersmith.platform.errors import ConflictError, NotFoundError, PermissionDeniedError
 
 
 class OrderNotFoundError(NotFoundError):
@@ -30,3 +30,74 @@ class OrderChangedError(ConflictError):
 
     code = "order_changed"
     title = "Order changed meanwhile"
+
+
+class OrderNotOpenError(ConflictError):
+    """Holds, cancellations and edits apply only while an order is draft, placed or confirmed."""
+
+    code = "order_not_open"
+    title = "Order no longer open"
+
+    def __init__(self, current: str, action: str) -> None:
+        super().__init__(
+            f"an order that is {current} cannot {action}; only draft, placed or confirmed orders can",
+            extensions={"current_status": current},
+        )
+
+
+class HoldNotFoundError(NotFoundError):
+    code = "hold_not_found"
+    title = "Hold not found"
+
+
+class HoldAlreadyReleasedError(ConflictError):
+    code = "hold_already_released"
+    title = "Hold already released"
+
+
+class HoldReleaseForbiddenError(PermissionDeniedError):
+    code = "hold_release_forbidden"
+    title = "Not allowed to release this hold"
+
+
+class QuantityNotCancellableError(ConflictError):
+    """More was asked to be cancelled than is left unshipped on a line."""
+
+    code = "quantity_not_cancellable"
+    title = "Quantity cannot be cancelled"
+
+
+class NothingToCancelError(ConflictError):
+    code = "nothing_to_cancel"
+    title = "Nothing left to cancel"
+
+
+class OrderOnHoldError(ConflictError):
+    code = "order_on_hold"
+    title = "Order on hold"
+
+
+class OrderNotFulfilledError(ConflictError):
+    code = "order_not_fulfilled"
+    title = "Order not fulfilled"
+
+
+class OrderNotEditableError(ConflictError):
+    """Edits apply to placed or confirmed orders only; later, the order is settled or gone."""
+
+    code = "order_not_editable"
+    title = "Order cannot be edited"
+
+    def __init__(self, current: str, editable: Iterable[str]) -> None:
+        editable = sorted(editable)
+        super().__init__(
+            f"an order that is {current} cannot be edited; only {' or '.join(editable)} orders can",
+            extensions={"current_status": current, "editable_statuses": editable},
+        )
+
+
+class LineShippedError(ConflictError):
+    """An edit would change units that already left the warehouse."""
+
+    code = "line_shipped"
+    title = "Line already shipped"

@@ -42,7 +42,9 @@ ORDER_CONFIRMED = "order.confirmed"
 
 
 @dataclass(frozen=True)
-class _Sku:
+class Sku:
+    """A catalog SKU as an order line needs it (placement and edits)."""
+
     id: uuid.UUID
     code: str
     name: str
@@ -52,7 +54,8 @@ class _Sku:
     allow_backorder: bool
 
 
-async def _skus(session: AsyncSession, codes: Sequence[str]) -> dict[str, _Sku]:
+async def skus_by_code(session: AsyncSession, codes: Sequence[str]) -> dict[str, Sku]:
+    """The SKUs with these codes, matched case-insensitively, keyed by lower-case code."""
     lowered = sorted({code.lower() for code in codes})
     rows = await session.execute(
         select(
@@ -65,7 +68,7 @@ async def _skus(session: AsyncSession, codes: Sequence[str]) -> dict[str, _Sku]:
             Variant.allow_backorder,
         ).where(func.lower(Variant.sku_code).in_(lowered))
     )
-    return {row.sku_code.lower(): _Sku(*row) for row in rows}
+    return {row.sku_code.lower(): Sku(*row) for row in rows}
 
 
 async def _live_customer(session: AsyncSession, customer_id: uuid.UUID) -> uuid.UUID | None:
@@ -77,8 +80,8 @@ async def _live_customer(session: AsyncSession, customer_id: uuid.UUID) -> uuid.
 
 
 def _priced_lines(
-    request: OrderRequest, skus: dict[str, _Sku], currency: str, errors: list[FieldError]
-) -> list[tuple[_Sku, int, int]]:
+    request: OrderRequest, skus: dict[str, Sku], currency: str, errors: list[FieldError]
+) -> list[tuple[Sku, int, int]]:
     """(sku, quantity, unit price) per line, with 422s for unknown, inactive or mispriced SKUs."""
     priced = []
     for index, line in enumerate(request.lines):
@@ -104,7 +107,7 @@ def _priced_lines(
     return priced
 
 
-def _demands(priced: list[tuple[_Sku, int, int]]) -> list[Demand]:
+def _demands(priced: list[tuple[Sku, int, int]]) -> list[Demand]:
     total: dict[uuid.UUID, int] = defaultdict(int)
     by_id = {}
     for sku, quantity, _ in priced:
@@ -142,7 +145,7 @@ async def place_order(
 ) -> OrderView:
     """Reserve stock and write the order in the caller's transaction, or raise and write nothing."""
     check_order(request)
-    skus = await _skus(session, [line.sku for line in request.lines])
+    skus = await skus_by_code(session, [line.sku for line in request.lines])
     customer_id = await _live_customer(session, request.customer_id)
     errors: list[FieldError] = []
     if customer_id is None:

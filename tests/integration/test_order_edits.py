@@ -1,0 +1,722 @@
+"""Editing orders after placement: preview equals commit, stock moves with the edit, shipped units stay."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlalchemy import select, update
+
+from ordersmith.app import create_app
+from ordersmith.platform.database import Database
+from ordersmith.platform.identity.audit import SYSTEM
+from ordersmith.platform.models import OutboxEvent
+from ordersmith.platform.settings import Settings
+from ordersmith.platform.tenancy import get_tenant_record
+from ordersmith.tenants.inventory.errors import InsufficientStockError
+from ordersmith.tenants.orders.edits import AddLine, EditRequest, SetQuantity, edit_order
+from ordersmith.tenants.orders.models import Order
+from tests.support.order_edits import (
+    add,
+    commit,
+    preview,
+    remove,
+    reserved_matches_reservations,
+    set_price,
+    set_quantity,
+    ship,
+    with_ids_of,
+)
+from tests.support.orders import ADDRESS, Store, open_store
+
+# The shipping address as an order stores it: every field, unset ones null.
+STORED_ADDRESS = {"line2": None, "region": None, "label": None, **ADDRESS}
+NEW_ADDRESS = {
+    "recipient_name": "Ana Lima",
+    "line1": "3 Quai Saint-Antoine",
+    "city": "Lyon",
+    "postal_code": "69002",
+    "country_code": "FR",
+    "line2": "3e étage",
+    "region": None,
+    "label": "work",
+}
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    async with AsyncTestClient(create_app(settings)) as client:
+        yield client
+
+
+@pytest.fixture
+async def store(client: AsyncTestClient[Litestar]) -> Store:
+    store = await open_store(client)
+    await store.add_skus("TEE-S", "TEE-M", price=1999)
+    await store.add_location("WH-1", priority=10)
+    await store.add_location("WH-2", priority=20)
+    return store
+
+
+def _held(order: dict[str, Any]) -> list[tuple[int, str, int]]:
+    numbers = {line["id"]: line["line_number"] for line in order["lines"]}
+    return [(numbers[r["line_id"]], r["location_code"], r["quantity"]) for r in order["reservations"]]
+
+
+def _buckets(order: dict[str, Any]) -> list[tuple[str, int, int, int, int, int]]:
+    """(sku, ordered, cancelled, allocated, backordered, shipped) per line."""
+    return [
+        (
+            line["sku"],
+            line["quantity_ordered"],
+            line["quantity_cancelled"],
+            line["quantity_allocated"],
+            line["quantity_backordered"],
+            line["quantity_shipped"],
+        )
+        for line in order["lines"]
+    ]
+
+
+async def _reserved(store: Store, sku: str) -> list[tuple[str, int, int, int]]:
+    """(location, on_hand, reserved, available) of a SKU, from GET /api/v1/inventory."""
+    stock = await store.stock(sku)
+    return [
+        (item["location_code"], item["on_hand"], item["reserved"], item["available"])
+        for item in stock["locations"]
+    ]
+
+
+async def _timeline_kinds(store: Store, order_id: str) -> list[str]:
+    """The kinds of an order's timeline entries; those of one transaction share a time, so sorted."""
+    body = await store.call("GET", f"/api/v1/orders/{order_id}/timeline", 200)
+    return sorted(entry["kind"] for entry in body["data"])
+
+
+async def _edited_events(database: Database, order_id: str) -> list[dict[str, Any]]:
+    async with database.platform_session() as session:
+        return list(
+            await session.scalars(
+                select(OutboxEvent.payload).where(
+                    OutboxEvent.topic == "order.edited", OutboxEvent.payload["order_id"].astext == order_id
+                )
+            )
+        )
+
+
+async def test_a_preview_shows_exactly_what_the_commit_does_and_changes_nothing(
+    store: Store, database: Database
+) -> None:
+    await store.add_skus("MUG", price=800)
+    await store.receive("TEE-S", "WH-1", 3)
+    await store.receive("TEE-S", "WH-2", 4)
+    await store.receive("TEE-M", "WH-1", 5)
+    await store.receive("MUG", "WH-2", 10)
+    order = await store.place(("TEE-S", 2), ("TEE-M", 1))
+    tee, medium = (line["id"] for line in order["lines"])
+    skus = ("TEE-S", "TEE-M", "MUG")
+    stock_before = [await _reserved(store, sku) for sku in skus]
+    changes = (set_quantity(tee, 5), set_price(tee, 1500), remove(medium), add("MUG", 2))
+
+    shown = await preview(store, order["id"], *changes, shipping_address=NEW_ADDRESS)
+
+    parcel = "WH-2 (priority 20) is the first location that can ship the whole order"
+    added_id = shown["order"]["lines"][2]["id"]
+    assert shown["edit"] == {
+        "base_version": 1,
+        "version": 2,
+        "currency": "EUR",
+        "old_subtotal_amount": 5997,
+        "new_subtotal_amount": 9100,
+        "old_total_amount": 5997,
+        "new_total_amount": 9100,
+        "difference_amount": 3103,
+        "settled_amount": 5997,
+        "settled_basis": "order_total",
+        "balance_due_amount": 3103,
+        "refund_owed_amount": 0,
+        "shipping_address_changed": True,
+        "lines": [
+            {
+                "line_id": tee,
+                "line_number": 1,
+                "sku": "TEE-S",
+                "action": "changed",
+                "old_quantity": 2,
+                "new_quantity": 5,
+                "old_unit_price_amount": 1999,
+                "new_unit_price_amount": 1500,
+            },
+            {
+                "line_id": medium,
+                "line_number": 2,
+                "sku": "TEE-M",
+                "action": "removed",
+                "old_quantity": 1,
+                "new_quantity": 0,
+                "old_unit_price_amount": 1999,
+                "new_unit_price_amount": 1999,
+            },
+            {
+                "line_id": added_id,
+                "line_number": 3,
+                "sku": "MUG",
+                "action": "added",
+                "old_quantity": None,
+                "new_quantity": 2,
+                "old_unit_price_amount": None,
+                "new_unit_price_amount": 800,
+            },
+        ],
+        "stock": [
+            {
+                "sku": "TEE-S",
+                "variant_id": order["lines"][0]["variant_id"],
+                "reserved": 3,
+                "released": 0,
+                "backordered_change": 0,
+                "locations": [
+                    {
+                        "location_id": store.locations["WH-2"],
+                        "location_code": "WH-2",
+                        "reserved": 3,
+                        "released": 0,
+                        "reason": parcel,
+                    }
+                ],
+            },
+            {
+                "sku": "TEE-M",
+                "variant_id": order["lines"][1]["variant_id"],
+                "reserved": 0,
+                "released": 1,
+                "backordered_change": 0,
+                "locations": [
+                    {
+                        "location_id": store.locations["WH-1"],
+                        "location_code": "WH-1",
+                        "reserved": 0,
+                        "released": 1,
+                        "reason": None,
+                    }
+                ],
+            },
+            {
+                "sku": "MUG",
+                "variant_id": shown["order"]["lines"][2]["variant_id"],
+                "reserved": 2,
+                "released": 0,
+                "backordered_change": 0,
+                "locations": [
+                    {
+                        "location_id": store.locations["WH-2"],
+                        "location_code": "WH-2",
+                        "reserved": 2,
+                        "released": 0,
+                        "reason": parcel,
+                    }
+                ],
+            },
+        ],
+    }
+    would_be = shown["order"]
+    assert (would_be["subtotal_amount"], would_be["total_amount"], would_be["version"]) == (9100, 9100, 2)
+    assert would_be["shipping_address"] == NEW_ADDRESS
+    assert _buckets(would_be) == [
+        ("TEE-S", 5, 0, 5, 0, 0),
+        ("TEE-M", 1, 1, 0, 0, 0),
+        ("MUG", 2, 0, 2, 0, 0),
+    ]
+    assert [line["unit_price_amount"] for line in would_be["lines"]] == [1500, 1999, 800]
+    assert _held(would_be) == [(1, "WH-1", 2), (1, "WH-2", 3), (3, "WH-2", 2)]
+
+    # The preview changed nothing: not the order, its timeline, the stock or the outbox.
+    assert await store.call("GET", f"/api/v1/orders/{order['id']}", 200) == order
+    assert await _timeline_kinds(store, order["id"]) == ["confirmed", "placed"]
+    assert [await _reserved(store, sku) for sku in skus] == stock_before
+    assert await _edited_events(database, order["id"]) == []
+
+    done = await commit(
+        store,
+        order["id"],
+        *changes,
+        shipping_address=NEW_ADDRESS,
+        expected_version=shown["edit"]["base_version"],
+    )
+
+    expected = with_ids_of(shown, done)
+    del expected["order"]["updated_at"], done["order"]["updated_at"]
+    assert done == expected
+    assert done["order"]["touch_count"] == 2
+    now = await store.call("GET", f"/api/v1/orders/{order['id']}", 200)
+    del now["updated_at"]
+    assert now == done["order"]
+    # The stock moved exactly as the preview said, location by location.
+    assert await _reserved(store, "TEE-S") == [("WH-1", 3, 2, 1), ("WH-2", 4, 3, 1)]
+    assert await _reserved(store, "TEE-M") == [("WH-1", 5, 0, 5)]
+    assert await _reserved(store, "MUG") == [("WH-2", 10, 2, 8)]
+    assert await reserved_matches_reservations(database, store)
+
+    timeline = await store.call("GET", f"/api/v1/orders/{order['id']}/timeline", 200)
+    edited = timeline["data"][-1]
+    assert sorted(entry["kind"] for entry in timeline["data"][:2]) == ["confirmed", "placed"]
+    assert edited["kind"] == "edited"
+    assert (edited["actor_type"], edited["is_touch"]) == ("user", True)
+    added_id = done["order"]["lines"][2]["id"]
+    assert edited["changes"] == {
+        "lines": [
+            {
+                "line_id": tee,
+                "line_number": 1,
+                "sku": "TEE-S",
+                "action": "changed",
+                "quantity": {"old": 2, "new": 5},
+                "unit_price_amount": {"old": 1999, "new": 1500},
+            },
+            {
+                "line_id": medium,
+                "line_number": 2,
+                "sku": "TEE-M",
+                "action": "removed",
+                "quantity": {"old": 1, "new": 0},
+                "unit_price_amount": {"old": 1999, "new": 1999},
+            },
+            {
+                "line_id": added_id,
+                "line_number": 3,
+                "sku": "MUG",
+                "action": "added",
+                "quantity": {"old": None, "new": 2},
+                "unit_price_amount": {"old": None, "new": 800},
+            },
+        ],
+        "stock": [
+            {
+                "sku": "TEE-S",
+                "reserved": 3,
+                "released": 0,
+                "backordered_change": 0,
+                "locations": [{"location": "WH-2", "reserved": 3, "released": 0, "reason": parcel}],
+            },
+            {
+                "sku": "TEE-M",
+                "reserved": 0,
+                "released": 1,
+                "backordered_change": 0,
+                "locations": [{"location": "WH-1", "reserved": 0, "released": 1, "reason": None}],
+            },
+            {
+                "sku": "MUG",
+                "reserved": 2,
+                "released": 0,
+                "backordered_change": 0,
+                "locations": [{"location": "WH-2", "reserved": 2, "released": 0, "reason": parcel}],
+            },
+        ],
+        "version": {"old": 1, "new": 2},
+        "subtotal_amount": {"old": 5997, "new": 9100},
+        "total_amount": {"old": 5997, "new": 9100},
+        "shipping_address": {"old": STORED_ADDRESS, "new": NEW_ADDRESS},
+    }
+    assert await _edited_events(database, order["id"]) == [
+        {
+            "order_id": order["id"],
+            "number": order["number"],
+            "version": 2,
+            "currency": "EUR",
+            "old_total_amount": 5997,
+            "total_amount": 9100,
+            "shipping_address_changed": True,
+            "lines": [
+                {
+                    "line_id": tee,
+                    "sku": "TEE-S",
+                    "action": "changed",
+                    "quantity": 5,
+                    "unit_price_amount": 1500,
+                },
+                {
+                    "line_id": medium,
+                    "sku": "TEE-M",
+                    "action": "removed",
+                    "quantity": 0,
+                    "unit_price_amount": 1999,
+                },
+                {
+                    "line_id": added_id,
+                    "sku": "MUG",
+                    "action": "added",
+                    "quantity": 2,
+                    "unit_price_amount": 800,
+                },
+            ],
+        }
+    ]
+
+
+async def test_a_lower_total_is_a_refund_owed(store: Store) -> None:
+    await store.receive("TEE-S", "WH-1", 5)
+    order = await store.place(("TEE-S", 3))
+    shown = await preview(store, order["id"], set_quantity(order["lines"][0]["id"], 1))
+    edit = shown["edit"]
+    assert (edit["difference_amount"], edit["balance_due_amount"], edit["refund_owed_amount"]) == (
+        -3998,
+        0,
+        3998,
+    )
+
+
+async def test_more_units_split_across_locations_and_fewer_release_exactly(
+    store: Store, database: Database
+) -> None:
+    await store.receive("TEE-S", "WH-1", 3)
+    await store.receive("TEE-S", "WH-2", 3)
+    order = await store.place(("TEE-S", 2))
+    line = order["lines"][0]["id"]
+
+    grown = await commit(store, order["id"], set_quantity(line, 6))
+
+    assert [
+        (item["location_code"], item["reserved"], item["released"], item["reason"])
+        for item in grown["edit"]["stock"][0]["locations"]
+    ] == [
+        ("WH-1", 1, 0, "no location has all 4; WH-1 (priority 10) gives the 1 it has"),
+        ("WH-2", 3, 0, "no location has all 4; WH-2 (priority 20) gives the 3 it has"),
+    ]
+    # The line's units at WH-1 stay one reservation, with the reason it was first chosen.
+    assert [(r["location_code"], r["quantity"], r["reason"]) for r in grown["order"]["reservations"]] == [
+        ("WH-1", 3, "WH-1 (priority 10) is the first location with all 2"),
+        ("WH-2", 3, "no location has all 4; WH-2 (priority 20) gives the 3 it has"),
+    ]
+    assert _buckets(grown["order"]) == [("TEE-S", 6, 0, 6, 0, 0)]
+    assert await _reserved(store, "TEE-S") == [("WH-1", 3, 3, 0), ("WH-2", 3, 3, 0)]
+
+    shrunk = await commit(store, order["id"], set_quantity(line, 1))
+
+    # Given back last-chosen location first: all 3 at WH-2, then 2 of the 3 at WH-1.
+    assert shrunk["edit"]["stock"] == [
+        {
+            "sku": "TEE-S",
+            "variant_id": order["lines"][0]["variant_id"],
+            "reserved": 0,
+            "released": 5,
+            "backordered_change": 0,
+            "locations": [
+                {
+                    "location_id": store.locations["WH-1"],
+                    "location_code": "WH-1",
+                    "reserved": 0,
+                    "released": 2,
+                    "reason": None,
+                },
+                {
+                    "location_id": store.locations["WH-2"],
+                    "location_code": "WH-2",
+                    "reserved": 0,
+                    "released": 3,
+                    "reason": None,
+                },
+            ],
+        }
+    ]
+    assert _buckets(shrunk["order"]) == [("TEE-S", 1, 0, 1, 0, 0)]
+    assert _held(shrunk["order"]) == [(1, "WH-1", 1)]
+    assert await _reserved(store, "TEE-S") == [("WH-1", 3, 1, 2), ("WH-2", 3, 0, 3)]
+    assert (shrunk["order"]["version"], shrunk["order"]["total_amount"]) == (3, 1999)
+    assert await reserved_matches_reservations(database, store)
+
+
+async def test_fewer_units_drop_backorders_before_reserved_units(store: Store) -> None:
+    await store.add_skus("MUG", price=800, allow_backorder=True)
+    await store.receive("MUG", "WH-2", 2)
+    order = await store.place(("MUG", 5))
+    line = order["lines"][0]["id"]
+
+    fewer = await commit(store, order["id"], set_quantity(line, 3))
+    assert _buckets(fewer["order"]) == [("MUG", 3, 0, 2, 1, 0)]
+    assert [
+        (s["reserved"], s["released"], s["backordered_change"], s["locations"])
+        for s in fewer["edit"]["stock"]
+    ] == [(0, 0, -2, [])]
+    assert await _reserved(store, "MUG") == [("WH-2", 2, 2, 0)]
+
+    fewest = await commit(store, order["id"], set_quantity(line, 1))
+    assert _buckets(fewest["order"]) == [("MUG", 1, 0, 1, 0, 0)]
+    assert [(s["reserved"], s["released"], s["backordered_change"]) for s in fewest["edit"]["stock"]] == [
+        (0, 1, -1)
+    ]
+    assert await _reserved(store, "MUG") == [("WH-2", 2, 1, 1)]
+
+
+async def test_units_a_line_gives_back_serve_a_new_line_of_the_same_sku(store: Store) -> None:
+    await store.receive("TEE-S", "WH-1", 4)
+    order = await store.place(("TEE-S", 2))
+
+    done = await commit(store, order["id"], remove(order["lines"][0]["id"]), add("TEE-S", 4))
+
+    assert _buckets(done["order"]) == [("TEE-S", 2, 2, 0, 0, 0), ("TEE-S", 4, 0, 4, 0, 0)]
+    assert _held(done["order"]) == [(2, "WH-1", 4)]
+    assert [(s["reserved"], s["released"]) for s in done["edit"]["stock"]] == [(4, 2)]
+    assert await _reserved(store, "TEE-S") == [("WH-1", 4, 4, 0)]
+
+
+async def test_short_stock_is_409_and_the_edit_changes_nothing(store: Store, database: Database) -> None:
+    await store.receive("TEE-S", "WH-1", 3)
+    await store.receive("TEE-M", "WH-1", 2)
+    order = await store.place(("TEE-S", 2), ("TEE-M", 1))
+    changes = (set_quantity(order["lines"][0]["id"], 1), add("TEE-M", 2))
+
+    for attempt in (preview, commit):
+        problem = await attempt(store, order["id"], *changes, expected=409)
+        assert problem["code"] == "insufficient_stock"
+        assert problem["shortfalls"] == [{"sku": "TEE-M", "requested": 2, "available": 1}]
+
+    assert await store.call("GET", f"/api/v1/orders/{order['id']}", 200) == order
+    assert await _reserved(store, "TEE-S") == [("WH-1", 3, 2, 1)]
+    assert await _reserved(store, "TEE-M") == [("WH-1", 2, 1, 1)]
+    assert await _timeline_kinds(store, order["id"]) == ["confirmed", "placed"]
+    assert await _edited_events(database, order["id"]) == []
+    assert await reserved_matches_reservations(database, store)
+
+
+async def test_concurrent_edits_moving_stock_both_ways_never_deadlock_nor_oversell(
+    store: Store, database: Database
+) -> None:
+    await store.receive("TEE-S", "WH-1", 30)
+    await store.receive("TEE-M", "WH-1", 30)
+    orders = [await store.place(("TEE-S", 2), ("TEE-M", 2)) for _ in range(10)]
+    context = (await get_tenant_record(database, store.slug)).context
+    start = asyncio.Event()
+
+    async def edit(order: dict[str, Any], *changes: AddLine | SetQuantity) -> str:
+        await start.wait()
+        try:
+            async with database.tenant_session(context) as session:
+                await edit_order(context, session, uuid.UUID(order["id"]), EditRequest(changes), actor=SYSTEM)
+                # Hold the locks a moment longer, so that the transactions overlap.
+                await asyncio.sleep(0.005)
+        except InsufficientStockError:
+            return "insufficient_stock"
+        return "edited"
+
+    # Half give back TEE-S and take more TEE-M, half the other way round: opposite lock needs.
+    tasks = [
+        asyncio.create_task(
+            edit(order, SetQuantity(order["lines"][0]["id"], 1), AddLine("TEE-M", 2))
+            if index % 2
+            else edit(order, SetQuantity(order["lines"][1]["id"], 1), AddLine("TEE-S", 2))
+        )
+        for index, order in enumerate(orders)
+    ]
+    start.set()
+    outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+    assert [repr(outcome) for outcome in outcomes if isinstance(outcome, BaseException)] == []
+    assert Counter(outcomes) == {"edited": 10}
+    # 20 placed, 5 given back, 10 taken, per SKU.
+    assert await _reserved(store, "TEE-S") == [("WH-1", 30, 25, 5)]
+    assert await _reserved(store, "TEE-M") == [("WH-1", 30, 25, 5)]
+
+    # 12 edits race for the last 5 units of TEE-S: exactly 5 get one.
+    start.clear()
+    tasks = [asyncio.create_task(edit(orders[index % 10], AddLine("TEE-S", 1))) for index in range(12)]
+    start.set()
+    outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+    assert [repr(outcome) for outcome in outcomes if isinstance(outcome, BaseException)] == []
+    assert Counter(outcomes) == {"edited": 5, "insufficient_stock": 7}
+    assert await _reserved(store, "TEE-S") == [("WH-1", 30, 30, 0)]
+    assert await reserved_matches_reservations(database, store)
+
+
+async def test_shipped_units_cannot_be_edited(store: Store, database: Database) -> None:
+    await store.receive("TEE-S", "WH-1", 5)
+    await store.receive("TEE-M", "WH-1", 5)
+    order = await store.place(("TEE-S", 3), ("TEE-M", 2))
+    tee, medium = (line["id"] for line in order["lines"])
+    await ship(database, store, tee, 2)
+    await ship(database, store, medium, 2)
+    shipped = await store.call("GET", f"/api/v1/orders/{order['id']}", 200)
+
+    refusals = [
+        (set_quantity(tee, 1), "line 1 has 2 units shipped; its quantity cannot go below 2"),
+        (
+            remove(tee),
+            "line 1 has 2 units shipped, so it cannot be removed; set its quantity to 2 to drop the rest",
+        ),
+        (set_price(tee, 1000), "line 1 has 2 units shipped at its price; the price cannot change"),
+        (set_quantity(medium, 3), "line 2 has shipped all its 2 units; it cannot change any more"),
+        (remove(medium), "line 2 has shipped all its 2 units; it cannot change any more"),
+    ]
+    for change, detail in refusals:
+        problem = await commit(store, order["id"], add("TEE-M", 1), change, expected=409)
+        line = tee if change.get("line_id") == tee else medium
+        assert (problem["code"], problem["detail"]) == ("line_shipped", detail)
+        assert (problem["field"], problem["line_id"], problem["quantity_shipped"]) == ("changes[1]", line, 2)
+    assert await store.call("GET", f"/api/v1/orders/{order['id']}", 200) == shipped
+
+    # Down to what shipped is allowed: the unshipped unit is released, the line is done.
+    done = await commit(store, order["id"], set_quantity(tee, 2))
+    assert _buckets(done["order"]) == [("TEE-S", 2, 0, 0, 0, 2), ("TEE-M", 2, 0, 0, 0, 2)]
+    assert done["order"]["fulfillment_status"] == "fulfilled"
+    assert await _reserved(store, "TEE-S") == [("WH-1", 3, 0, 3)]
+    timeline = await store.call("GET", f"/api/v1/orders/{order['id']}/timeline", 200)
+    assert timeline["data"][-1]["changes"]["fulfillment_status"] == {
+        "old": "partially_fulfilled",
+        "new": "fulfilled",
+    }
+
+
+async def test_a_stale_expected_version_is_409_order_changed(store: Store) -> None:
+    await store.receive("TEE-S", "WH-1", 5)
+    order = await store.place(("TEE-S", 1))
+    line = order["lines"][0]["id"]
+    shown = await preview(store, order["id"], set_quantity(line, 2))
+    await commit(store, order["id"], set_quantity(line, 3))
+
+    for attempt in (preview, commit):
+        problem = await attempt(
+            store,
+            order["id"],
+            set_quantity(line, 2),
+            expected=409,
+            expected_version=shown["edit"]["base_version"],
+        )
+        assert (problem["code"], problem["current_version"], problem["expected_version"]) == (
+            "order_changed",
+            2,
+            1,
+        )
+    assert (await store.stock("TEE-S"))["reserved"] == 3
+
+
+async def test_an_idempotency_key_applies_an_edit_once(store: Store) -> None:
+    await store.receive("TEE-S", "WH-1", 5)
+    await store.receive("TEE-M", "WH-1", 5)
+    order = await store.place(("TEE-S", 1))
+    line = order["lines"][0]["id"]
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+
+    first = await commit(store, order["id"], add("TEE-M", 1), set_quantity(line, 2), headers=key)
+    response = await store.client.post(
+        f"/api/v1/orders/{order['id']}/edits",
+        json={"changes": [add("TEE-M", 1), set_quantity(line, 2)]},
+        headers={**store.headers, **key},
+    )
+
+    assert (response.status_code, response.json()) == (200, first)
+    assert response.headers["Idempotent-Replayed"] == "true"
+    assert (await store.stock("TEE-S"))["reserved"] == 2
+    assert (await store.call("GET", f"/api/v1/orders/{order['id']}", 200))["version"] == 2
+    problem = await commit(store, order["id"], set_quantity(line, 3), headers=key, expected=409)
+    assert problem["code"] == "idempotency_key_reused"
+
+
+async def test_only_placed_or_confirmed_orders_can_be_edited(store: Store, database: Database) -> None:
+    await store.receive("TEE-S", "WH-1", 5)
+    held = await store.place(("TEE-S", 1), hold={"type": "fraud_review", "reason": "new customer"})
+    edited = await commit(store, held["id"], set_quantity(held["lines"][0]["id"], 2))
+    assert (edited["order"]["status"], edited["order"]["total_amount"]) == ("placed", 3998)
+
+    done = await store.place(("TEE-S", 1))
+    tenant = await get_tenant_record(database, store.slug)
+    async with database.tenant_session(tenant.context) as session:
+        await session.execute(
+            update(Order).where(Order.id == uuid.UUID(done["id"])).values(status="completed")
+        )
+    for attempt in (preview, commit):
+        problem = await attempt(store, done["id"], set_quantity(done["lines"][0]["id"], 2), expected=409)
+        assert (problem["code"], problem["current_status"], problem["editable_statuses"]) == (
+            "order_not_editable",
+            "completed",
+            ["confirmed", "placed"],
+        )
+        assert (
+            problem["detail"]
+            == "an order that is completed cannot be edited; only confirmed or placed orders can"
+        )
+
+
+async def test_bad_edits_are_422_naming_the_field(store: Store) -> None:
+    await store.add_skus("USD-CAP", currency="USD")
+    await store.receive("TEE-S", "WH-1", 5)
+    await store.receive("USD-CAP", "WH-1", 5)
+    order = await store.place(("TEE-S", 1))
+    line = order["lines"][0]["id"]
+    unknown = str(uuid.uuid4())
+
+    async def fields(*changes: dict[str, Any], **body: Any) -> list[tuple[str, str]]:
+        problem = await commit(store, order["id"], *changes, expected=422, **body)
+        assert problem["code"] == "validation_failed"
+        return [(error["field"], error["message"]) for error in problem["errors"]]
+
+    assert await fields(set_quantity(line, 0), add("TEE-M", -1), set_price(line, 2**53 + 1)) == [
+        ("changes[0].quantity", "must be a whole number from 1 to 100000"),
+        ("changes[1].quantity", "must be a whole number from 1 to 100000"),
+        ("changes[2].unit_price_amount", "must be from 0 to 9007199254740992 minor units"),
+    ]
+    overflow = "the amount would exceed 9007199254740992 minor units; split the order"
+    assert await fields(
+        set_quantity(unknown, 2),
+        set_quantity("line-1", 2),
+        add("NOPE", 1),
+        add("USD-CAP", 1),
+        set_price(line, 2**52),
+        set_quantity(line, 3),
+    ) == [
+        ("changes[0].line_id", f"no line '{unknown}' on this order; see the order's lines"),
+        ("changes[1].line_id", "no line 'line-1' on this order; see the order's lines"),
+        ("changes[5].quantity", overflow),
+        ("changes[2].sku", "no SKU 'NOPE' in this store"),
+        ("changes[3].sku", "USD-CAP is priced in USD but the order is in EUR; give unit_price_amount in EUR"),
+        ("changes", overflow),
+    ]
+    assert await fields(set_quantity(line, 2), remove(line)) == [
+        ("changes[1].line_id", "line 1 is already changed by changes[0]; give one change per line and field")
+    ]
+    assert await fields(set_quantity(line, 1)) == [("changes", "this edit changes nothing on the order")]
+    assert await fields() == [("changes", "give at least one change or a shipping_address")]
+    assert await fields(shipping_address={**ADDRESS, "country_code": "France"}) == [
+        ("shipping_address.country_code", "must be an ISO 3166 country code such as FR or US")
+    ]
+    assert await fields(remove(line)) == [
+        (
+            "changes",
+            "an edit cannot remove every line; to drop them all, cancel the order with a reason "
+            "(POST /api/v1/orders/{id}/cancel)",
+        )
+    ]
+    # A price in the order's currency makes a foreign-priced SKU welcome.
+    done = await commit(store, order["id"], add("USD-CAP", 1, unit_price_amount=1200))
+    assert done["order"]["total_amount"] == 1999 + 1200
+    problem = await commit(store, order["id"], {"op": "rename", "line_id": line}, expected=422)
+    assert problem["code"] == "validation_failed"
+
+
+async def test_a_cancelled_line_cannot_be_edited(store: Store) -> None:
+    await store.receive("TEE-S", "WH-1", 5)
+    await store.receive("TEE-M", "WH-1", 5)
+    placed = await store.place(("TEE-S", 1), ("TEE-M", 1))
+    medium = placed["lines"][1]["id"]
+    await commit(store, placed["id"], remove(medium))
+    problem = await commit(store, placed["id"], set_quantity(medium, 2), expected=422)
+    assert problem["errors"] == [
+        {"field": "changes[0].line_id", "message": "line 2 is cancelled; add the SKU as a new line instead"}
+    ]
+
+
+async def test_another_stores_order_is_404_on_both_edit_routes(
+    client: AsyncTestClient[Litestar], store: Store
+) -> None:
+    await store.receive("TEE-S", "WH-1", 5)
+    order = await store.place(("TEE-S", 1))
+    other = await open_store(client)
+    change = set_quantity(order["lines"][0]["id"], 2)
+    for attempt in (preview, commit):
+        assert (await attempt(other, order["id"], change, expected=404))["code"] == "order_not_found"
+        assert (await attempt(other, "not-an-id", change, expected=404))["code"] == "order_not_found"
+    assert (await store.stock("TEE-S"))["reserved"] == 1

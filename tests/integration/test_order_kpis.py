@@ -1,0 +1,144 @@
+"""The touchless-order KPI: exact numbers from orders worked by integrations and by people."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from ordersmith.app import create_app
+from ordersmith.platform.database import Database
+from ordersmith.platform.settings import Settings
+from tests.support.members import add_member
+from tests.support.order_actions import api_key_headers, ship
+from tests.support.orders import Store, open_store
+
+REPORT = "/api/v1/reports/orders/touches"
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    async with AsyncTestClient(create_app(settings)) as client:
+        yield client
+
+
+@pytest.fixture
+async def store(client: AsyncTestClient[Litestar]) -> Store:
+    store = await open_store(client)
+    await store.add_skus("TEE-S", price=1000)
+    await store.add_location("WH-1", priority=10)
+    await store.receive("TEE-S", "WH-1", 50)
+    return store
+
+
+async def finish(
+    store: Store, database: Database, order: dict[str, Any], headers: dict[str, str]
+) -> dict[str, Any]:
+    """Ship everything (simulated) and complete the order as `headers`."""
+    await ship(database, store, order["lines"][0]["id"], order["lines"][0]["quantity_allocated"])
+    completed: dict[str, Any] = await store.call(
+        "POST", f"/api/v1/orders/{order['id']}/complete", 200, headers=headers
+    )
+    return completed
+
+
+async def test_the_touchless_rate_counts_completed_orders_nobody_touched(
+    client: AsyncTestClient[Litestar], store: Store, database: Database
+) -> None:
+    key = await api_key_headers(store)
+    empty = await store.call("GET", REPORT, 200)
+    assert {name: empty[name] for name in list(empty)[2:]} == {
+        "orders_placed": 0,
+        "orders_completed": 0,
+        "orders_completed_touchless": 0,
+        "touchless_rate": None,
+        "average_touches": None,
+    }
+
+    # By an integration from start to finish: touchless.
+    touchless = await finish(store, database, await store.place(("TEE-S", 1), headers=key), key)
+    # Placed by a person: one touch.
+    by_hand = await finish(store, database, await store.place(("TEE-S", 1)), key)
+    # Placed by an integration, then put on hold by a person: one touch.
+    held = await store.place(("TEE-S", 1), headers=key)
+    hold = await store.call(
+        "POST", f"/api/v1/orders/{held['id']}/hold", 201, json={"type": "manual", "reason": "?"}
+    )
+    await store.call(
+        "POST", f"/api/v1/orders/{held['id']}/holds/{hold['hold']['id']}/release", 200, headers=key
+    )
+    held = await finish(store, database, held, key)
+    # Still open: placed by an integration (0), and one a person placed then cancelled (2).
+    await store.place(("TEE-S", 1), headers=key)
+    cancelled = await store.place(("TEE-S", 1))
+    await store.call("POST", f"/api/v1/orders/{cancelled['id']}/cancel", 200, json={"reason": "duplicate"})
+    assert [order["touch_count"] for order in (touchless, by_hand, held)] == [0, 1, 1]
+
+    report = await store.call("GET", REPORT, 200)
+    assert {name: report[name] for name in list(report)[2:]} == {
+        "orders_placed": 5,
+        "orders_completed": 3,
+        "orders_completed_touchless": 1,
+        "touchless_rate": 0.3333,
+        "average_touches": 0.8,
+    }
+    created_before = dt.datetime.fromisoformat(report["created_before"])
+    created_after = dt.datetime.fromisoformat(report["created_after"])
+    assert created_before - created_after == dt.timedelta(days=30)
+    assert abs(created_before - dt.datetime.now(dt.UTC)) < dt.timedelta(minutes=1)
+
+    # Archiving a completed order keeps it completed; a viewer reads the report too.
+    await store.call("POST", f"/api/v1/orders/{touchless['id']}/archive", 200, headers=key)
+    viewer = await add_member(client, database, store.headers, "viewer")
+    again = await store.call("GET", REPORT, 200, headers=viewer.headers)
+    assert (again["orders_completed"], again["orders_completed_touchless"]) == (3, 1)
+
+    # A period that ends before the first order counts nothing.
+    first = dt.datetime.fromisoformat(touchless["created_at"])
+    params = {
+        "created_before": first.isoformat(),
+        "created_after": (first - dt.timedelta(days=1)).isoformat(),
+    }
+    before = await store.call("GET", REPORT, 200, params=params)
+    assert (before["orders_placed"], before["touchless_rate"], before["average_touches"]) == (0, None, None)
+    # The first order alone: [created_at, created_at + 1µs).
+    params = {
+        "created_after": first.isoformat(),
+        "created_before": (first + dt.timedelta(microseconds=1)).isoformat(),
+    }
+    alone = await store.call("GET", REPORT, 200, params=params)
+    assert (
+        alone["orders_placed"],
+        alone["orders_completed"],
+        alone["touchless_rate"],
+        alone["average_touches"],
+    ) == (
+        1,
+        1,
+        1.0,
+        0.0,
+    )
+
+    other = await open_store(client)
+    assert (await other.call("GET", REPORT, 200))["orders_placed"] == 0
+
+
+async def test_a_bad_period_is_422_and_the_report_needs_reports_read(store: Store) -> None:
+    problem = await store.call(
+        "GET",
+        REPORT,
+        422,
+        params={"created_after": "2026-11-02T00:00:00Z", "created_before": "2026-11-01T00:00:00Z"},
+    )
+    assert problem["errors"] == [{"field": "created_after", "message": "must be earlier than created_before"}]
+    problem = await store.call("GET", REPORT, 422, params={"created_after": "2026-11-01T00:00:00"})
+    assert problem["errors"] == [
+        {"field": "created_after", "message": "must carry a time zone, such as 2026-11-27T00:00:00Z"}
+    ]
+    writer = await api_key_headers(store, ["orders.read", "orders.write"])
+    problem = await store.call("GET", REPORT, 403, headers=writer)
+    assert problem["code"] == "permission_denied"
