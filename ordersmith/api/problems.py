@@ -1,8 +1,9 @@
 """RFC 9457 problem details for every error the API returns.
 
 Domain errors carry their own status and stable `code`; framework errors (unknown
-route, malformed body, wrong method) get codes of their own; anything unexpected is a
-500 `internal_error` with the request id, and its details stay in the log.
+route, malformed body, wrong method) get codes of their own; a request that lost a race
+for a lock is a 503 `busy` with Retry-After; anything unexpected is a 500
+`internal_error` with the request id, and its details stay in the log.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from typing import Any
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
-from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVICE_UNAVAILABLE
+from sqlalchemy.exc import DBAPIError
 
 from ordersmith.platform.errors import OrdersmithError, TooManyAttemptsError
 from ordersmith.platform.logging import request_id_var
@@ -37,6 +39,11 @@ _HTTP_CODES = {
     429: ("too_many_requests", "Too many requests"),
     503: ("service_unavailable", "Service unavailable"),
 }
+# SQLSTATEs of a transaction that lost a race, not of a fault: lock_not_available (the
+# connection's lock_timeout fired), serialization_failure, and deadlock_detected (our
+# fixed lock order should make it impossible; if it happens, a retry is still right).
+BUSY_SQLSTATES = frozenset({"55P03", "40001", "40P01"})
+BUSY_RETRY_AFTER_SECONDS = 1
 
 
 def problem(
@@ -111,8 +118,37 @@ def internal_error_handler(request: Request[Any, Any, Any], error: Exception) ->
     )
 
 
+def sqlstate_of(error: DBAPIError) -> str | None:
+    """The PostgreSQL error code behind a driver error, wherever the driver put it."""
+    # SQLAlchemy's asyncpg adapter copies it onto its error; the asyncpg error is the cause.
+    for candidate in (error.orig, getattr(error.orig, "__cause__", None)):
+        code = getattr(candidate, "sqlstate", None)
+        if isinstance(code, str):
+            return code
+    return None
+
+
+def database_error_handler(request: Request[Any, Any, Any], error: DBAPIError) -> Response[dict[str, Any]]:
+    """A lost lock race is a 503 `busy` with Retry-After; any other database error is a 500."""
+    sqlstate = sqlstate_of(error)
+    if sqlstate not in BUSY_SQLSTATES:
+        return internal_error_handler(request, error)
+    # The failed statement aborted its transaction, which the request boundary rolls back:
+    # sending the same request again is the cure.
+    logger.warning("busy (SQLSTATE %s) on %s %s", sqlstate, request.method, request.url.path)
+    response = problem(
+        HTTP_503_SERVICE_UNAVAILABLE,
+        "busy",
+        "Busy",
+        "other requests are changing the same records right now; retry after the Retry-After delay",
+    )
+    response.headers["Retry-After"] = str(BUSY_RETRY_AFTER_SECONDS)
+    return response
+
+
 EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     OrdersmithError: domain_error_handler,
+    DBAPIError: database_error_handler,
     ValidationException: validation_error_handler,
     HTTPException: http_error_handler,
     Exception: internal_error_handler,
