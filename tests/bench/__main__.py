@@ -1,9 +1,12 @@
-"""`make bench`: provisioning, sign-up and migrating tenants, beside a hand-written reference.
+"""`make bench`: tenants (provisioning, sign-up, migrations) and orders (placement over
+HTTP, lists), each beside a hand-written reference.
 
 Every measured phase runs the reference, then the product, then the reference again, on
 the same server in the same invocation (shared/bench/README.md): the ratios are the
-numbers to compare across machines, the figures say where this machine stands.
-Exits 1 if the migrated schemas fail verification; a missed target only shows as "NO".
+numbers to compare across machines, the figures say where this machine stands. Order
+placement's reference is the shared ceiling (../shared/bench/ceiling.py), driven by wrk
+like the product. Exits 1 if the migrated schemas fail verification or the orders'
+checks fail, 2 if something the bench needs is missing; a missed target shows as "NO".
 """
 
 from __future__ import annotations
@@ -23,13 +26,22 @@ from ordersmith.platform.bootstrap import migrate_platform
 from ordersmith.platform.database import Database
 from ordersmith.platform.settings import load_settings
 from ordersmith.tenants.schema import TENANT_MIGRATIONS
-from tests.bench import phases, report, signup
+from tests.bench import load, orders, phases, report, signup
 from tests.bench.cpu import CpuMeter, find_postmaster, machine_busy
 from tests.bench.phases import WARMUP, Bench, Migrations, Provisioning, say
 from tests.bench.reference import Reference
-from tests.bench.server import BENCH_DATABASE, Admin, create_bench_database, drop_bench_database, server_url
+from tests.bench.server import (
+    BENCH_DATABASE,
+    Admin,
+    create_bench_database,
+    create_ceiling_database,
+    drop_bench_database,
+    drop_ceiling_database,
+    server_url,
+)
 from tests.support.services import REPO
 
+PARTS = ("tenancy", "orders")
 PROVISION_P50_TARGET_MS = 100.0
 # Targets are set for 1,000 tenants; other counts get them scaled per tenant.
 MIGRATE_TARGET_S_PER_1000 = 20.0
@@ -55,13 +67,61 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
         "--batch", type=int, default=8, help="concurrent provisions during set-up (default 8)"
     )
     parser.add_argument("--output", type=Path, default=REPO / ".bench" / "results.json")
+    parser.add_argument(
+        "--only",
+        choices=PARTS,
+        help="run one part: tenancy (provisioning, sign-up, migrations) or orders (placement, lists)",
+    )
+    group = parser.add_argument_group("orders", "placement over HTTP beside the ceiling, and lists")
+    group.add_argument("--order-tenants", type=int, help="stores orders go to, round-robin (100; quick 10)")
+    group.add_argument("--order-concurrency", type=int, help="wrk connections on both sides (32)")
+    group.add_argument("--order-seconds", type=float, help="measured seconds of each run (10; quick 3)")
+    group.add_argument("--list-orders", type=int, help="orders in the store lists are timed on (100000)")
+    group.add_argument("--list-requests", type=int, help="timed list requests per filter shape (200)")
+    group.add_argument("--pool-size", type=int, help="the product's database pool (default: the connections)")
+    group.add_argument(
+        "--generic-plans",
+        action="store_true",
+        help="give the product plan_cache_mode=force_generic_plan, as the ceiling connects (default: off)",
+    )
+    group.add_argument(
+        "--idempotency", action="store_true", help="send a new Idempotency-Key with each order"
+    )
+    group.add_argument(
+        "--explain", action="store_true", help="keep the list queries' full plans in the results"
+    )
+    group.add_argument(
+        "--ceiling", type=Path, help=f"ceiling.py (default: ${load.CEILING_ENV}, else ../shared/bench)"
+    )
+    group.add_argument("--wrk", help="path to wrk (default: found on PATH)")
     args = parser.parse_args(argv)
+    args.parts = (args.only,) if args.only else PARTS
     if args.quick:
         args.tenants, args.provision = 60, 20
     # The reference provisions two timed runs; it must not end up with more schemas than the product.
-    if args.tenants < 2 * args.provision + WARMUP:
+    if "tenancy" in args.parts and args.tenants < 2 * args.provision + WARMUP:
         parser.error(f"--tenants must be at least 2 x --provision + {WARMUP}")
     return args
+
+
+def _order_options(args: argparse.Namespace) -> orders.OrdersOptions:
+    """Check for the ceiling and wrk before any long set-up; the orders phases' options."""
+    return orders.options_from(
+        load.locate_ceiling(args.ceiling),
+        load.locate_wrk(args.wrk),
+        quick=args.quick,
+        overrides={
+            "tenants": args.order_tenants,
+            "concurrency": args.order_concurrency,
+            "seconds": args.order_seconds,
+            "list_orders": args.list_orders,
+            "list_requests": args.list_requests,
+            "pool_size": args.pool_size,
+            "generic_plans": args.generic_plans or None,
+            "idempotency": args.idempotency or None,
+            "explain": args.explain or None,
+        },
+    )
 
 
 def _summary(
@@ -148,10 +208,72 @@ def _summary(
     }
 
 
-async def _bench(args: argparse.Namespace, url: str, results: dict[str, Any]) -> bool:
+async def _tenancy(
+    args: argparse.Namespace, url: str, database: Database, admin: Admin, results: dict[str, Any]
+) -> None:
     settings = load_settings({"ORDERSMITH_ENV": "test", "DATABASE_URL": url})
-    database = Database(settings.database, url)
     concurrency: int = args.concurrency or settings.database.migration_concurrency
+    results.update(
+        concurrency=concurrency,
+        concurrency_source="--concurrency" if args.concurrency else "settings.migration_concurrency",
+        tenants=args.tenants,
+        provisions_timed=args.provision,
+        provision_warmup=WARMUP,
+    )
+    reference = await Reference.connect(url, settings.database, TENANT_MIGRATIONS, concurrency)
+    try:
+        await reference.create_registry()
+        bench = Bench(
+            database=database,
+            reference=reference,
+            admin=admin,
+            meter=CpuMeter(find_postmaster(await admin.backend_pid()), BENCH_DATABASE),
+            database_name=database.runtime.url.database or "",
+            concurrency=concurrency,
+        )
+        say(f"provisioning: {WARMUP} warm-up each, then {args.provision} timed per run")
+        provisioning = await phases.provisioning(bench, args.provision)
+        results["setup_s"] = await phases.fill(bench, args.tenants, args.batch)
+        with tempfile.TemporaryDirectory(prefix="ordersmith-bench-") as directory:
+            migrations = await phases.migrations(bench, Path(directory), args.tenants)
+        signups = await signup.signups(bench, url, args.provision)
+    finally:
+        await reference.close()
+    results.update(_summary(args, bench, provisioning, migrations, signups))
+
+
+async def _orders(
+    options: orders.OrdersOptions,
+    server: str,
+    url: str,
+    database: Database,
+    admin: Admin,
+    results: dict[str, Any],
+) -> None:
+    settings = load_settings({"ORDERSMITH_ENV": "test", "DATABASE_URL": url})
+    ceiling_url = await create_ceiling_database(server)
+    try:
+        found = await orders.run(options, settings, database, admin, url, ceiling_url)
+    finally:
+        roles = await drop_ceiling_database(server, options.tenants)
+        say(f"dropped the ceiling's database and {roles} tenant roles")
+    results.setdefault("targets", {}).update(found.pop("targets"))
+    results.setdefault("invalid_reasons", []).extend(found.pop("invalid_reasons"))
+    results["valid"] = not results["invalid_reasons"]
+    verification = results.setdefault("verification", {"ok": True, "problems": []})
+    verification["problems"].extend(found.pop("problems"))
+    verification["ok"] = not verification["problems"]
+    results.update(found)
+
+
+async def _bench(
+    args: argparse.Namespace,
+    server: str,
+    url: str,
+    results: dict[str, Any],
+    options: orders.OrdersOptions | None,
+) -> bool:
+    database = Database(load_settings({"ORDERSMITH_ENV": "test", "DATABASE_URL": url}).database, url)
     admin = await Admin.connect(url)
     try:
         await migrate_platform(database)
@@ -161,39 +283,20 @@ async def _bench(args: argparse.Namespace, url: str, results: dict[str, Any]) ->
             postgres_version=facts["version"],
             postgres_settings=facts["settings"],
             python=platform.python_version(),
-            concurrency=concurrency,
-            concurrency_source="--concurrency" if args.concurrency else "settings.migration_concurrency",
-            tenants=args.tenants,
-            provisions_timed=args.provision,
-            provision_warmup=WARMUP,
+            parts=list(args.parts),
         )
-        reference = await Reference.connect(url, settings.database, TENANT_MIGRATIONS, concurrency)
-        try:
-            await reference.create_registry()
-            bench = Bench(
-                database=database,
-                reference=reference,
-                admin=admin,
-                meter=CpuMeter(find_postmaster(await admin.backend_pid()), BENCH_DATABASE),
-                database_name=database.runtime.url.database or "",
-                concurrency=concurrency,
-            )
-            say(f"provisioning: {WARMUP} warm-up each, then {args.provision} timed per run")
-            provisioning = await phases.provisioning(bench, args.provision)
-            results["setup_s"] = await phases.fill(bench, args.tenants, args.batch)
-            with tempfile.TemporaryDirectory(prefix="ordersmith-bench-") as directory:
-                migrations = await phases.migrations(bench, Path(directory), args.tenants)
-            signups = await signup.signups(bench, url, args.provision)
-        finally:
-            await reference.close()
-        results.update(_summary(args, bench, provisioning, migrations, signups))
-        return not migrations.problems
+        if "tenancy" in args.parts:
+            await _tenancy(args, url, database, admin, results)
+        if options is not None:
+            await _orders(options, server, url, database, admin, results)
+        return bool(results["verification"]["ok"])
     finally:
         await admin.close()
         await database.dispose()
 
 
 async def _main(args: argparse.Namespace) -> int:
+    options = _order_options(args) if "orders" in args.parts else None
     server, source = server_url()
     results: dict[str, Any] = {
         "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -206,7 +309,7 @@ async def _main(args: argparse.Namespace) -> int:
     say(f"server from {source}: fresh database, platform migrations")
     url = await create_bench_database(server)
     try:
-        ok = await _bench(args, url, results)
+        ok = await _bench(args, server, url, results, options)
     finally:
         say(f"dropped the bench database and {await drop_bench_database(server)} tenant roles")
     report.write_results(args.output, results)
@@ -216,8 +319,12 @@ async def _main(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the bench; 1 if the migrated schemas fail verification."""
-    return asyncio.run(_main(_parse(sys.argv[1:] if argv is None else argv)))
+    """Run the bench; 1 if a verification fails, 2 if something it needs is missing."""
+    try:
+        return asyncio.run(_main(_parse(sys.argv[1:] if argv is None else argv)))
+    except load.BenchSetupError as error:
+        print(f"bench: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

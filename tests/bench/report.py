@@ -54,6 +54,11 @@ def target(value: float, limit: float, unit: str) -> dict[str, Any]:
     return {"value": value, "target": f"< {limit:g} {unit}", "met": value < limit}
 
 
+def at_least(value: float, limit: float, unit: str) -> dict[str, Any]:
+    """A value beside the floor it must reach."""
+    return {"value": value, "target": f">= {limit:g}{' ' + unit if unit else ''}", "met": value >= limit}
+
+
 def validity(spreads: dict[str, float], cpu: dict[str, dict[str, float | None]]) -> list[str]:
     """Reasons not to trust the ratios of this run, if any."""
     reasons = [
@@ -74,29 +79,86 @@ def _format(value: Any) -> str:
     return str(value)
 
 
-def print_table(results: dict[str, Any]) -> None:
-    """The results as a few readable lines."""
-    reference = results["reference"]
-    rows = [("metric", "project", "reference (run 1, run 2)", "ratio", "target", "met")]
-    for key, ref_key, ratio_key in (
-        ("provision_p50_ms", "provision_p50_ms", "provision_ratio"),
-        ("provision_p95_ms", "provision_p95_ms", None),
-        ("signup_p50_ms", "signup_p50_ms", "signup_ratio"),
-        ("signup_p95_ms", "signup_p95_ms", None),
-        (results["migrate_key"], "migrate_s", "migrate_ratio"),
-        (results["migrate_noop_key"], "migrate_noop_s", "migrate_noop_ratio"),
-    ):
-        goal = results["targets"].get(key)
+def _rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
+    rows: list[tuple[str, ...]] = []
+    reference = results.get("reference", {})
+    targets = results.get("targets", {})
+
+    def add(key: str, references: list[Any], ratio_key: str | None, goal: dict[str, Any] | None) -> None:
         rows.append(
             (
                 key,
                 _format(results[key]),
-                ", ".join(_format(value) for value in reference[ref_key]),
+                ", ".join(_format(value) for value in references),
                 _format(results[ratio_key]) if ratio_key else "",
                 goal["target"] if goal else "",
                 ("yes" if goal["met"] else "NO") if goal else "",
             )
         )
+
+    if "provision_p50_ms" in results:
+        for key, ref_key, ratio_key in (
+            ("provision_p50_ms", "provision_p50_ms", "provision_ratio"),
+            ("provision_p95_ms", "provision_p95_ms", None),
+            ("signup_p50_ms", "signup_p50_ms", "signup_ratio"),
+            ("signup_p95_ms", "signup_p95_ms", None),
+            (results["migrate_key"], "migrate_s", "migrate_ratio"),
+            (results["migrate_noop_key"], "migrate_noop_s", "migrate_noop_ratio"),
+        ):
+            add(key, reference[ref_key], ratio_key, targets.get(key))
+    if "place_order_rps" in results:
+        ceiling = results["orders"]["ceiling"]
+        add("place_order_rps", ceiling["rps"], "place_order_ratio", targets["place_order_ratio"])
+        add("place_order_p50_ms", ceiling["p50_ms"], None, None)
+        add("place_order_p99_ms", ceiling["p99_ms"], None, targets["place_order_p99_ms"])
+        add("list_orders_p95_ms", [], None, targets["list_orders_p95_ms"])
+    return rows
+
+
+def _print_tenancy(results: dict[str, Any]) -> None:
+    print(f"tenants {results['tenants']}, concurrency {results['concurrency']}, cpus {results['cpu_count']}")
+    print("\ncores busy: client = this process, postgres = the server's processes for the bench database")
+    print("and its shared ones, irq = the kernel's network work, other = everything else")
+    for phase, cores in results["cpu_cores"].items():
+        print(f"  {phase:<22} " + "  ".join(f"{who} {_format(value):>5}" for who, value in cores.items()))
+
+
+def _print_orders(orders: dict[str, Any]) -> None:
+    project, ceiling, listing = orders["project"], orders["ceiling"], orders["list"]
+    print(
+        f"order placement over HTTP: T={orders['tenants']} stores, C={orders['concurrency']} connections, "
+        f"{orders['seconds']:g} s after {orders['warmup_orders']:,} warm-up orders, "
+        f"{orders['load_generator']}; reference = ceiling.py --mode http "
+        f"(sql {ceiling['sql']}, plan_cache_mode {ceiling['plan_cache_mode']})"
+    )
+    print(f"  product errors: {project['errors'] or 'none'}; checks: {project['checks']}")
+    print(f"  product settings: {project['settings']}")
+    print("  what the product does beyond the ceiling:")
+    for item in project["adds"]:
+        print(f"    - {item}")
+    print("  cores busy:")
+    print(
+        "    product   " + "  ".join(f"{who} {_format(value)}" for who, value in project["cpu_cores"].items())
+    )
+    for number, run in enumerate(ceiling["runs"], start=1):
+        cores = run.get("cpu_cores", {})
+        print(f"    ceiling {number} " + "  ".join(f"{who} {_format(value)}" for who, value in cores.items()))
+    print(
+        f"list orders: {listing['requests']} requests one at a time on a store of "
+        f"{listing['orders_in_store']:,} orders, pages of {listing['page_size']}"
+    )
+    for shape, figures in listing["by_shape"].items():
+        plan = listing["plans"].get(shape, {})
+        print(
+            f"  {shape:<24} p50 {_format(figures['p50_ms'])} ms  p95 {_format(figures['p95_ms'])} ms  "
+            f"rows {figures['mean_rows']}  indexes {', '.join(plan.get('indexes', [])) or '-'}"
+            + (f"  SEQ SCAN {', '.join(plan['seq_scans'])}" if plan.get("seq_scans") else "")
+        )
+
+
+def print_table(results: dict[str, Any]) -> None:
+    """The results as a few readable lines."""
+    rows = [("metric", "project", "reference (run 1, run 2)", "ratio", "target", "met"), *_rows(results)]
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     print()
     for number, row in enumerate(rows):
@@ -104,15 +166,15 @@ def print_table(results: dict[str, Any]) -> None:
         if number == 0:
             print("  ".join("-" * width for width in widths))
     print()
-    print(f"tenants {results['tenants']}, concurrency {results['concurrency']}, cpus {results['cpu_count']}")
-    print(f"server {results['postgres_version']}")
-    print("\ncores busy: client = this process, postgres = the server's processes for the bench database")
-    print("and its shared ones, irq = the kernel's network work, other = everything else")
-    for phase, cores in results["cpu_cores"].items():
-        print(f"  {phase:<22} " + "  ".join(f"{who} {_format(value):>5}" for who, value in cores.items()))
-    for reason in results["invalid_reasons"]:
+    print(f"server {results['postgres_version']}, cpus {results['cpu_count']}")
+    if "provision_p50_ms" in results:
+        _print_tenancy(results)
+    if "orders" in results:
+        print()
+        _print_orders(results["orders"])
+    for reason in results.get("invalid_reasons", []):
         print(f"INVALID: {reason}")
-    for problem in results["verification"]["problems"]:
+    for problem in results.get("verification", {}).get("problems", []):
         print(f"VERIFICATION FAILED: {problem}")
 
 

@@ -13,6 +13,11 @@ from ordersmith.platform.embedded import start_embedded_postgres, with_database
 from tests.support.services import REPO
 
 BENCH_DATABASE = "ordersmith_bench"
+# The order-placement ceiling (shared/bench/ceiling.py) replaces schemas and a
+# platform.outbox in the database it is given: it gets one of its own.
+CEILING_DATABASE = "ordersmith_ceiling"
+# ceiling.py names its tenant roles (cluster-wide, like ours) bench_t_<n>.
+_CEILING_ROLE = "bench_t_{}"
 # Where the hand-written reference keeps its registry, beside `platform`.
 REFERENCE_SCHEMA = "bench_ref"
 _REGISTRIES = ("platform.tenants", f"{REFERENCE_SCHEMA}.tenants")
@@ -97,6 +102,35 @@ async def create_bench_database(server: str) -> str:
     finally:
         await admin.close()
     return with_database(server, BENCH_DATABASE)
+
+
+async def create_ceiling_database(server: str) -> str:
+    """A fresh database for the ceiling on the bench's server; return its URL."""
+    admin = await asyncpg.connect(to_libpq_url(server))
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {_quote(CEILING_DATABASE)} WITH (FORCE)")
+        await admin.execute(f"CREATE DATABASE {_quote(CEILING_DATABASE)}")
+    finally:
+        await admin.close()
+    return with_database(server, CEILING_DATABASE)
+
+
+async def drop_ceiling_database(server: str, tenants: int) -> int:
+    """Drop the ceiling's database and the tenant roles it made; return how many roles went."""
+    admin = await asyncpg.connect(to_libpq_url(server))
+    dropped = 0
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {_quote(CEILING_DATABASE)} WITH (FORCE)")
+        for number in range(1, tenants + 1):
+            # A role another database still uses (someone else's ceiling) stays.
+            with contextlib.suppress(asyncpg.DependentObjectsStillExistError):
+                role = _CEILING_ROLE.format(number)
+                if await admin.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role):
+                    await admin.execute(f"DROP ROLE {_quote(role)}")
+                    dropped += 1
+        return dropped
+    finally:
+        await admin.close()
 
 
 class Admin:
