@@ -7,6 +7,7 @@ detail always tells the caller what to do next.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -28,10 +29,18 @@ class OrdersmithError(Exception):
     code: str = "bad_request"
     title: str = "Bad request"
 
-    def __init__(self, detail: str, *, errors: list[FieldError] | None = None) -> None:
+    def __init__(
+        self,
+        detail: str,
+        *,
+        errors: list[FieldError] | None = None,
+        extensions: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.errors = errors or []
+        # Members added to the problem document, such as the SKUs that were short.
+        self.extensions = extensions or {}
 
 
 class NotFoundError(OrdersmithError):
@@ -124,3 +133,10 @@ class ServiceUnavailableError(OrdersmithError):
     status = 503
     code = "service_unavailable"
     title = "Service unavailable"
+
+
+class AccountUnverifiedError(ConflictError):
+    """An account holds the address but never proved it: joining it could hand access to a squatter."""
+
+    code = "account_unverified"
+    title = "Account email not verified"

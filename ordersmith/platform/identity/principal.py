@@ -10,13 +10,12 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 
 from ordersmith.platform.database import Database
-from ordersmith.platform.errors import TenantArchivedError, UnauthenticatedError
+from ordersmith.platform.errors import UnauthenticatedError
 from ordersmith.platform.identity.audit import Actor
 from ordersmith.platform.identity.models import ApiKey, Membership, StaffAccount
 from ordersmith.platform.identity.permissions import permissions_of
 from ordersmith.platform.identity.tokens import STAFF_AUDIENCE, InvalidTokenError, TokenSigner, secret_hash
-from ordersmith.platform.models import TenantStatus
-from ordersmith.platform.tenancy import TenantRecord, get_tenant_by_id
+from ordersmith.platform.tenancy import TenantRecord, get_tenant_by_id, require_active
 
 API_KEY_PREFIX = "osk"
 # last_used_at is written at most once a minute per key, not on every request.
@@ -48,15 +47,6 @@ def _unauthenticated(reason: str) -> UnauthenticatedError:
     return UnauthenticatedError(f"{reason}; sign in again or use a valid API key")
 
 
-async def _active_tenant(database: Database, tenant_id: uuid.UUID) -> TenantRecord:
-    tenant = await get_tenant_by_id(database, tenant_id)
-    if tenant.status == TenantStatus.ARCHIVED:
-        raise TenantArchivedError(
-            f"tenant {tenant.slug!r} is archived; a vendor administrator can restore it"
-        )
-    return tenant
-
-
 async def principal_from_access_token(
     database: Database, signer: TokenSigner, token: str, *, via_cookie: bool, client_address: str | None
 ) -> Principal:
@@ -77,7 +67,7 @@ async def principal_from_access_token(
         ).scalar_one_or_none()
     if membership is None or membership.status != "active":
         raise _unauthenticated("this account no longer has access to this store")
-    tenant = await _active_tenant(database, claims.tenant_id)
+    tenant = require_active(await get_tenant_by_id(database, claims.tenant_id))
     return Principal(
         kind="user",
         id=claims.subject,
@@ -106,20 +96,40 @@ async def principal_from_api_key(database: Database, key: str, *, client_address
     prefix, _ = parsed
     now = dt.datetime.now(dt.UTC)
     async with database.platform_session() as session:
-        record = (await session.execute(select(ApiKey).where(ApiKey.prefix == prefix))).scalar_one_or_none()
+        row = (
+            await session.execute(
+                select(ApiKey, Membership)
+                .outerjoin(
+                    Membership,
+                    (Membership.tenant_id == ApiKey.tenant_id) & (Membership.user_id == ApiKey.created_by),
+                )
+                .where(ApiKey.prefix == prefix)
+            )
+        ).one_or_none()
+        record, creator = row if row is not None else (None, None)
         if record is None or not hmac.compare_digest(record.secret_hash, secret_hash(key)):
             raise _unauthenticated("the API key is not valid")
         if record.revoked_at is not None:
             raise _unauthenticated("the API key was revoked")
+        permissions = frozenset(record.scopes)
+        if record.created_by is not None:
+            # Deactivating or demoting the creator revokes or narrows their keys; this check
+            # holds even for a key that slipped past that (created while the change ran).
+            if creator is None or creator.status != "active":
+                raise _unauthenticated(
+                    "the person who created this API key no longer has access to this store"
+                )
+            allowed = permissions_of(creator.role)
+            permissions = frozenset(scope for scope in record.scopes if scope in allowed)
         if record.last_used_at is None or now - record.last_used_at > LAST_USED_RESOLUTION:
             await session.execute(update(ApiKey).where(ApiKey.id == record.id).values(last_used_at=now))
-    tenant = await _active_tenant(database, record.tenant_id)
+    tenant = require_active(await get_tenant_by_id(database, record.tenant_id))
     return Principal(
         kind="api_key",
         id=record.id,
         tenant=tenant,
         role=None,
-        permissions=frozenset(record.scopes),
+        permissions=permissions,
         client_address=client_address,
     )
 
