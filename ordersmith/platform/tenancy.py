@@ -189,7 +189,8 @@ def _record_query() -> Select[Tenant, TenantPlacement]:
     return select(Tenant, TenantPlacement).join(TenantPlacement, TenantPlacement.tenant_id == Tenant.id)
 
 
-def _to_record(tenant: Tenant, placement: TenantPlacement) -> TenantRecord:
+def record_of(tenant: Tenant, placement: TenantPlacement) -> TenantRecord:
+    """The record of a registry row and its placement, read together by the caller."""
     return TenantRecord(
         id=tenant.id,
         slug=tenant.slug,
@@ -213,7 +214,7 @@ async def get_tenant_record(database: Database, slug: str) -> TenantRecord:
         row = (await session.execute(_record_query().where(Tenant.slug == slug))).one_or_none()
     if row is None:
         raise TenantNotFoundError(f"no tenant has the slug {slug!r}; check the spelling or list tenants")
-    return _to_record(row[0], row[1])
+    return record_of(row[0], row[1])
 
 
 def require_active(tenant: TenantRecord) -> TenantRecord:
@@ -235,7 +236,7 @@ async def list_tenants(database: Database) -> list[TenantRecord]:
     """Every tenant in the registry, oldest first."""
     async with database.platform_session() as session:
         rows = (await session.execute(_record_query().order_by(Tenant.created_at, Tenant.slug))).all()
-    return [_to_record(row[0], row[1]) for row in rows]
+    return [record_of(row[0], row[1]) for row in rows]
 
 
 async def archive_tenant(database: Database, slug: str, *, actor: Actor) -> TenantRecord:
@@ -314,7 +315,7 @@ async def get_tenant_by_id(database: Database, tenant_id: uuid.UUID) -> TenantRe
         row = (await session.execute(_record_query().where(Tenant.id == tenant_id))).one_or_none()
     if row is None:
         raise TenantNotFoundError(f"no tenant has the id {tenant_id}")
-    return _to_record(row[0], row[1])
+    return record_of(row[0], row[1])
 
 
 async def is_slug_available(database: Database, slug: str) -> bool:
@@ -338,6 +339,6 @@ async def active_tenant_batches(
             rows = (await session.execute(query.order_by(Tenant.id).limit(batch_size))).all()
         if not rows:
             return
-        batch = [_to_record(tenant, placement) for tenant, placement in rows]
+        batch = [record_of(tenant, placement) for tenant, placement in rows]
         yield batch
         after = batch[-1].id
