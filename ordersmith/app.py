@@ -102,6 +102,8 @@ def create_app(
     """The API. With `background`, it also runs the scheduler, relay and worker threads."""
     settings = settings or load_settings()
     configure_logging(level=settings.log_level, as_json=settings.is_production)
+    # Emails queued by requests are sealed with this app's secret key, not the environment's.
+    mail_delivery.configure(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import getpass
 import importlib
 import json
 import os
@@ -25,6 +26,7 @@ from ordersmith.platform.errors import (
     ValidationFailedError,
 )
 from ordersmith.platform.identity.accounts import sign_up
+from ordersmith.platform.identity.audit import Actor
 from ordersmith.platform.identity.tokens import TokenSigner
 from ordersmith.platform.logging import configure_logging
 from ordersmith.platform.runtime import open_database
@@ -126,7 +128,15 @@ async def run(host: str, port: int, data_dir: Path | None) -> None:
         app = create_app(settings, database=database, background=True)
         server = uvicorn.Server(
             uvicorn.Config(
-                app, host=host, port=port, loop="none", http="httptools", log_config=None, lifespan="on"
+                app,
+                host=host,
+                port=port,
+                loop="none",
+                http="httptools",
+                log_config=None,
+                lifespan="on",
+                # The app reads X-Forwarded-For itself, from TRUSTED_PROXIES only.
+                proxy_headers=False,
             )
         )
         click.echo(
@@ -169,6 +179,7 @@ async def _ensure_demo_tenant(database: Database, settings: Settings) -> str:
             slug=DEMO_SLUG,
             public_url=settings.public_url,
             client_address=None,
+            signups_per_hour=settings.signup_limit_per_hour,
         )
     return (
         f"  Demo store: {DEMO_SLUG!r}; sign in with POST /api/v1/auth/token\n"
@@ -292,12 +303,22 @@ async def tenants_status() -> None:
         click.echo(f"  {status.slug} ({status.schema_name}) at {status.revision or 'nothing'}{reason}")
 
 
+def _operator() -> Actor:
+    """Who runs a vendor command, for the audit trail: the system, named by the operator's login."""
+    try:
+        login = getpass.getuser()
+    except (KeyError, OSError):
+        # A container user without a passwd entry or a login variable.
+        login = "unknown"
+    return Actor("system", f"cli:{login}")
+
+
 @tenants.command("archive")
 @click.argument("slug")
 @async_command
 async def tenants_archive(slug: str) -> None:
-    """Block all access to a tenant, keeping its data."""
-    await _with_database(_settings(), lambda database: archive_tenant(database, slug))
+    """Block all access to a tenant, keeping its data (audited)."""
+    await _with_database(_settings(), lambda database: archive_tenant(database, slug, actor=_operator()))
     click.echo(f"archived {slug}; `ordersmith tenants restore {slug}` gives access back")
 
 
@@ -305,8 +326,8 @@ async def tenants_archive(slug: str) -> None:
 @click.argument("slug")
 @async_command
 async def tenants_restore(slug: str) -> None:
-    """Give an archived tenant its access back."""
-    await _with_database(_settings(), lambda database: restore_tenant(database, slug))
+    """Give an archived tenant its access back (audited)."""
+    await _with_database(_settings(), lambda database: restore_tenant(database, slug, actor=_operator()))
     click.echo(f"restored {slug}")
 
 
@@ -315,8 +336,10 @@ async def tenants_restore(slug: str) -> None:
 @click.option("--confirm", required=True, help="Repeat the slug to confirm; the data is deleted for good.")
 @async_command
 async def tenants_drop(slug: str, confirm: str) -> None:
-    """Delete an archived tenant for good: schema, role and registry entry."""
-    await _with_database(_settings(), lambda database: drop_tenant(database, slug, confirm=confirm))
+    """Delete an archived tenant for good: schema, role and registry entry (audited)."""
+    await _with_database(
+        _settings(), lambda database: drop_tenant(database, slug, confirm=confirm, actor=_operator())
+    )
     click.echo(f"dropped {slug}")
 
 

@@ -58,7 +58,9 @@ def database_name() -> str:
 
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
-    return load_settings({"ORDERSMITH_ENV": "test", "DATABASE_URL": database_url})
+    # Every test request comes from one client address; the sign-up limit has tests of its own.
+    environ = {"ORDERSMITH_ENV": "test", "DATABASE_URL": database_url, "SIGNUP_LIMIT_PER_HOUR": "100000"}
+    return load_settings(environ)
 
 
 @pytest.fixture(scope="session")

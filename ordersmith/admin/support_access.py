@@ -36,8 +36,10 @@ async def update_tenant_store(
     )
     async with database.tenant_session(access.tenant.context) as session:
         return await update_store_profile(
+            database,
             access.tenant.context,
             session,
+            actor=staff.actor,
             display_name=display_name,
             default_currency=default_currency,
             timezone=timezone,

@@ -8,7 +8,8 @@ CSRF token (cookie `ordersmith_csrf`) in the `X-CSRF-Token` header.
 from __future__ import annotations
 
 import hmac
-from collections.abc import AsyncGenerator
+import ipaddress
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
 from litestar import Request
@@ -29,6 +30,7 @@ from ordersmith.platform.identity.principal import (
     principal_from_staff_token,
 )
 from ordersmith.platform.identity.tokens import TokenSigner
+from ordersmith.platform.settings import Network, Settings
 
 ACCESS_COOKIE = "ordersmith_access"
 REFRESH_COOKIE = "ordersmith_refresh"
@@ -43,7 +45,46 @@ class CsrfFailedError(PermissionDeniedError):
 
 
 def client_address(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
-    return connection.client.host if connection.client else None
+    """The caller's address: the peer's, or the one its trusted proxies forwarded (TRUSTED_PROXIES)."""
+    settings: Settings = connection.app.state.settings
+    peer = connection.client.host if connection.client else None
+    return forwarded_client(peer, connection.headers.getall("x-forwarded-for", []), settings.trusted_proxies)
+
+
+def _is_trusted(address: ipaddress.IPv4Address | ipaddress.IPv6Address, trusted: Sequence[Network]) -> bool:
+    # A dual-stack listener shows IPv4 peers as ::ffff:a.b.c.d.
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address in network for network in trusted)
+
+
+def forwarded_client(
+    peer: str | None, forwarded_for: Sequence[str], trusted: Sequence[Network]
+) -> str | None:
+    """The client behind a chain of trusted proxies.
+
+    Each proxy appends the address it received the request from, so the header is read
+    right to left: trusted hops are skipped and the first other address is the client.
+    Anything left of it was written by the client itself and proves nothing. A request
+    that does not come from a trusted proxy is taken at its word: its peer address.
+    """
+    try:
+        client = ipaddress.ip_address(peer or "")
+    except ValueError:
+        return peer
+    if not _is_trusted(client, trusted):
+        return peer
+    hops = [hop.strip() for value in forwarded_for for hop in value.split(",")]
+    for hop in reversed(hops):
+        try:
+            client = ipaddress.ip_address(hop)
+        except ValueError:
+            # A garbled entry cannot be trusted, nor anything left of it: stop at the
+            # last proxy that did hand the request on.
+            break
+        if not _is_trusted(client, trusted):
+            break
+    return str(client)
 
 
 async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:

@@ -126,7 +126,7 @@ def _token_response(
 async def signup(
     request: Request[Any, Any, Any], state: State, data: JSONBody[SignupRequest]
 ) -> Response[SignupResponse]:
-    """Create a trial tenant with its owner; a verification email goes out."""
+    """Create a trial tenant with its owner; a verification email goes out; 429 past the hourly limit."""
     issued = await sign_up(
         state.database,
         state.tenant_schema,
@@ -137,6 +137,7 @@ async def signup(
         slug=data.slug,
         public_url=state.settings.public_url,
         client_address=client_address(request),
+        signups_per_hour=state.settings.signup_limit_per_hour,
     )
     token = TokenResponse("Bearer", issued.access_token, issued.expires_in, issued.refresh_token)
     body = SignupResponse(TenantSummary.of(issued.tenant), str(issued.user_id), issued.role, token)
@@ -205,7 +206,7 @@ async def logout(
     """Revoke the refresh token's whole family and clear the session cookies."""
     presented = (data.refresh_token if data else None) or request.cookies.get(REFRESH_COOKIE)
     if presented:
-        await sign_out(state.database, refresh_token=presented)
+        await sign_out(state.database, refresh_token=presented, client_address=client_address(request))
     return Response(None, cookies=cleared_cookies(), status_code=HTTP_200_OK)
 
 

@@ -15,6 +15,7 @@ from litestar.status_codes import HTTP_204_NO_CONTENT, HTTP_302_FOUND
 
 from ordersmith.api.access import PUBLIC, requires
 from ordersmith.api.auth import client_address
+from ordersmith.platform.identity.oidc import NetworkPolicy
 from ordersmith.platform.identity.permissions import Permission
 from ordersmith.platform.identity.principal import Principal
 from ordersmith.platform.identity.sso import (
@@ -68,6 +69,13 @@ def _callback_url(state: State) -> str:
     return f"{state.settings.public_url}{CALLBACK_PATH}"
 
 
+def _network(state: State) -> NetworkPolicy:
+    return NetworkPolicy(
+        allow_private_addresses=state.settings.sso_allow_private_addresses,
+        require_https=state.settings.is_production,
+    )
+
+
 def _settings(state: State, principal: Principal, config: SsoConfig) -> SsoSettings:
     assert principal.tenant is not None
     return SsoSettings(
@@ -113,7 +121,7 @@ async def put_sso_settings(
         principal.tenant.id,
         actor=principal.actor,
         secret_key=state.settings.secret_key,
-        allow_loopback_http=not state.settings.is_production,
+        network=_network(state),
         issuer=data.issuer,
         client_id=data.client_id,
         client_secret=data.client_secret,
@@ -150,7 +158,11 @@ async def start_sso(
 ) -> Redirect:
     """Redirect to the provider's sign-in page with state, nonce and PKCE."""
     url = await start_sso_login(
-        state.database, tenant_slug=tenant_slug, return_to=redirect_uri, callback_url=_callback_url(state)
+        state.database,
+        network=_network(state),
+        tenant_slug=tenant_slug,
+        return_to=redirect_uri,
+        callback_url=_callback_url(state),
     )
     return Redirect(path=url, status_code=HTTP_302_FOUND)
 
@@ -173,6 +185,7 @@ async def finish_sso(
     signed_in = await finish_sso_login(
         state.database,
         state.signer,
+        network=_network(state),
         state=login_state,
         code=code,
         error=error,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import msgspec
 from litestar import get, patch
+from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -53,15 +54,18 @@ async def read_store(
     tags=["store"],
 )
 async def change_store(
+    state: State,
     principal: NamedDependency[Principal],
     tenant_session: NamedDependency[AsyncSession],
     data: JSONBody[StoreUpdate],
 ) -> Store:
-    """Update the fields given; the others stay as they are."""
+    """Update the fields given; the others stay as they are. Changes go to the audit trail."""
     assert principal.tenant is not None
     profile = await update_store_profile(
+        state.database,
         principal.tenant.context,
         tenant_session,
+        actor=principal.actor,
         display_name=data.display_name,
         default_currency=data.default_currency,
         timezone=data.timezone,

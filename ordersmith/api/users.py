@@ -103,7 +103,7 @@ async def get_user(state: State, principal: NamedDependency[Principal], user_id:
 async def update_user(
     state: State, principal: NamedDependency[Principal], user_id: FromPath[str], data: JSONBody[MemberUpdate]
 ) -> Member:
-    """Only owners grant or remove the owner role; the last active owner stays an owner."""
+    """Only owners touch owners; deactivation revokes their keys and invitations, demotion narrows them."""
     member = await members.change_member(
         state.database, principal, user_id, role=data.role, status=data.status
     )

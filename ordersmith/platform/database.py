@@ -131,6 +131,18 @@ class Database:
             yield session
 
     @asynccontextmanager
+    async def platform_reader(self) -> AsyncIterator[AsyncSession]:
+        """A runtime session for single reads of the platform schema, without a transaction.
+
+        Each statement is one round trip (no BEGIN/COMMIT): for lookups on every request,
+        such as resolving the caller's credential. Anything that writes uses
+        `platform_session`.
+        """
+        engine = self.runtime.execution_options(isolation_level="AUTOCOMMIT")
+        async with AsyncSession(engine, expire_on_commit=False) as session:
+            yield session
+
+    @asynccontextmanager
     async def tenant_session(self, tenant: TenantContext) -> AsyncIterator[AsyncSession]:
         """A transaction inside one tenant's schema, running as that tenant's role.
 

@@ -133,3 +133,10 @@ class ServiceUnavailableError(OrdersmithError):
     status = 503
     code = "service_unavailable"
     title = "Service unavailable"
+
+
+class AccountUnverifiedError(ConflictError):
+    """An account holds the address but never proved it: joining it could hand access to a squatter."""
+
+    code = "account_unverified"
+    title = "Account email not verified"

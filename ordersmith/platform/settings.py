@@ -6,12 +6,16 @@ the app refuses to start with a default secret or without an explicit database.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 DEVELOPMENT_SECRET = "development-secret-do-not-use-in-production"
+DEVELOPMENT_PUBLIC_URL = "http://127.0.0.1:8000"
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class SettingsError(Exception):
@@ -26,6 +30,31 @@ def _integer(environ: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def _boolean(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = environ.get(name, "").lower()
+    if raw == "":
+        return default
+    if raw not in ("true", "false", "1", "0"):
+        raise SettingsError(f"{name} must be true or false, got {raw!r}")
+    return raw in ("true", "1")
+
+
+def _networks(environ: Mapping[str, str], name: str) -> tuple[Network, ...]:
+    """A comma-separated list of networks (`10.0.0.0/8`) or single addresses."""
+    networks = []
+    for item in environ.get(name, "").split(","):
+        if not item.strip():
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item.strip()))
+        except ValueError:
+            raise SettingsError(
+                f"{name} must list networks separated by commas, such as 10.0.0.0/8,fd00::/8; "
+                f"{item.strip()!r} is not one (host bits set, or not an address)"
+            ) from None
+    return tuple(networks)
 
 
 @dataclass(frozen=True)
@@ -89,10 +118,19 @@ class Settings:
     broker: BrokerSettings
     log_level: str = "INFO"
     # Where people reach the app; links in emails start here.
-    public_url: str = "http://127.0.0.1:8000"
+    public_url: str = DEVELOPMENT_PUBLIC_URL
+    # The load balancers and reverse proxies in front of the app: only a request that comes
+    # from one of them may name its client in X-Forwarded-For. Empty: the header is ignored.
+    trusted_proxies: tuple[Network, ...] = ()
+    # Sign-ups one client address may make per hour: slows down probing which emails have
+    # accounts, and mass sign-ups. Tests and benches, all on one address, raise it.
+    signup_limit_per_hour: int = 10
     # Unset: emails land in the development mailbox (development and test only).
     smtp_url: str | None = None
     mail_from: str = "Ordersmith <no-reply@localhost>"
+    # Whether SSO may reach identity providers on loopback and private networks (an
+    # on-premises IdP); a tenant admin's issuer could otherwise reach internal services.
+    sso_allow_private_addresses: bool = False
 
     @property
     def is_production(self) -> bool:
@@ -125,6 +163,16 @@ class Settings:
             raise SettingsError("BROKER_URL must be set in production (amqp://… or redis://…)")
         if self.smtp_url is None:
             raise SettingsError("SMTP_URL must be set in production (smtp://user:password@host:587)")
+        if self.public_url == DEVELOPMENT_PUBLIC_URL:
+            raise SettingsError(
+                "PUBLIC_URL must be set in production: links in emails and the SSO callback start with it "
+                "(https://orders.example.com)"
+            )
+        if not self.public_url.startswith("https://"):
+            raise SettingsError(
+                f"PUBLIC_URL must start with https:// in production (sessions use secure cookies), "
+                f"got {self.public_url!r}"
+            )
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -160,11 +208,19 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             in_process_threads=_integer(env, "WORKER_THREADS", 2),
         ),
         log_level=env.get("LOG_LEVEL", "INFO").upper(),
-        public_url=env.get("PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/"),
+        public_url=env.get("PUBLIC_URL", DEVELOPMENT_PUBLIC_URL).rstrip("/"),
+        trusted_proxies=_networks(env, "TRUSTED_PROXIES"),
+        signup_limit_per_hour=_integer(env, "SIGNUP_LIMIT_PER_HOUR", 10),
         smtp_url=env.get("SMTP_URL") or None,
         mail_from=env.get("MAIL_FROM", "Ordersmith <no-reply@localhost>"),
+        # Development and tests run their identity provider on 127.0.0.1.
+        sso_allow_private_addresses=_boolean(
+            env, "SSO_ALLOW_PRIVATE_ADDRESSES", default=environment != "production"
+        ),
     )
     if not settings.database.role_prefix.replace("_", "").isalnum():
         raise SettingsError("DATABASE_ROLE_PREFIX may hold only letters, digits and underscores")
+    if settings.signup_limit_per_hour < 1:
+        raise SettingsError("SIGNUP_LIMIT_PER_HOUR must be at least 1")
     settings.check()
     return settings

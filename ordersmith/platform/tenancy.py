@@ -12,7 +12,7 @@ import re
 import secrets
 import string
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from sqlalchemy import Select, delete, insert, select, text, update
@@ -28,6 +28,7 @@ from ordersmith.platform.errors import (
     TenantArchivedError,
     TenantNotFoundError,
 )
+from ordersmith.platform.identity.audit import Actor, record_audit
 from ordersmith.platform.models import Tenant, TenantPlacement, TenantStatus
 from ordersmith.platform.schema_migrations import TenantSchemaSpec
 
@@ -188,7 +189,8 @@ def _record_query() -> Select[Tenant, TenantPlacement]:
     return select(Tenant, TenantPlacement).join(TenantPlacement, TenantPlacement.tenant_id == Tenant.id)
 
 
-def _to_record(tenant: Tenant, placement: TenantPlacement) -> TenantRecord:
+def record_of(tenant: Tenant, placement: TenantPlacement) -> TenantRecord:
+    """The record of a registry row and its placement, read together by the caller."""
     return TenantRecord(
         id=tenant.id,
         slug=tenant.slug,
@@ -212,66 +214,99 @@ async def get_tenant_record(database: Database, slug: str) -> TenantRecord:
         row = (await session.execute(_record_query().where(Tenant.slug == slug))).one_or_none()
     if row is None:
         raise TenantNotFoundError(f"no tenant has the slug {slug!r}; check the spelling or list tenants")
-    return _to_record(row[0], row[1])
+    return record_of(row[0], row[1])
+
+
+def require_active(tenant: TenantRecord) -> TenantRecord:
+    """The tenant itself if it is active; `TenantArchivedError` if it is archived."""
+    if tenant.status == TenantStatus.ARCHIVED:
+        raise TenantArchivedError(
+            f"store {tenant.slug!r} is archived: nobody can use it until a vendor administrator "
+            f"restores it (`ordersmith tenants restore {tenant.slug}`)"
+        )
+    return tenant
 
 
 async def resolve_tenant(database: Database, slug: str) -> TenantContext:
     """The context to open a tenant transaction with; refuses archived tenants."""
-    record = await get_tenant_record(database, slug)
-    if record.status == TenantStatus.ARCHIVED:
-        raise TenantArchivedError(f"tenant {slug!r} is archived; a vendor administrator can restore it")
-    return record.context
+    return require_active(await get_tenant_record(database, slug)).context
 
 
 async def list_tenants(database: Database) -> list[TenantRecord]:
     """Every tenant in the registry, oldest first."""
     async with database.platform_session() as session:
         rows = (await session.execute(_record_query().order_by(Tenant.created_at, Tenant.slug))).all()
-    return [_to_record(row[0], row[1]) for row in rows]
+    return [record_of(row[0], row[1]) for row in rows]
 
 
-async def archive_tenant(database: Database, slug: str) -> TenantRecord:
-    """Block all access to a tenant's data, keeping every row of it."""
+async def archive_tenant(database: Database, slug: str, *, actor: Actor) -> TenantRecord:
+    """Block all access to a tenant's data, keeping every row of it; audited in its trail."""
     record = await get_tenant_record(database, slug)
-    if record.status == TenantStatus.ARCHIVED:
-        return record
     async with database.owner_connection() as connection:
-        await connection.execute(
+        # The conditional update decides: of two concurrent archives, one archives and records it.
+        changed = await connection.scalar(
             update(Tenant)
-            .where(Tenant.id == record.id)
+            .where(Tenant.id == record.id, Tenant.status == TenantStatus.ACTIVE.value)
             .values(status=TenantStatus.ARCHIVED.value, archived_at=dt.datetime.now(dt.UTC))
+            .returning(Tenant.id)
         )
-        # Enforced by PostgreSQL too: the runtime role can no longer become the tenant.
-        await run_script(connection, f'REVOKE {_quoted(record.db_role)} FROM "{database.settings.app_role}"')
+        if changed is not None:
+            # Enforced by PostgreSQL too: the runtime role can no longer become the tenant.
+            await run_script(
+                connection, f'REVOKE {_quoted(record.db_role)} FROM "{database.settings.app_role}"'
+            )
+            await _audit_tenant(connection, record, actor, "tenant.archived", trail=record.id)
     return await get_tenant_record(database, slug)
 
 
-async def restore_tenant(database: Database, slug: str) -> TenantRecord:
-    """Give an archived tenant back its access."""
+async def restore_tenant(database: Database, slug: str, *, actor: Actor) -> TenantRecord:
+    """Give an archived tenant back its access; audited in its trail."""
     record = await get_tenant_record(database, slug)
-    if record.status == TenantStatus.ACTIVE:
-        return record
     async with database.owner_connection() as connection:
-        await connection.execute(
+        changed = await connection.scalar(
             update(Tenant)
-            .where(Tenant.id == record.id)
+            .where(Tenant.id == record.id, Tenant.status == TenantStatus.ARCHIVED.value)
             .values(status=TenantStatus.ACTIVE.value, archived_at=None)
+            .returning(Tenant.id)
         )
-        await run_script(connection, f'GRANT {_quoted(record.db_role)} TO "{database.settings.app_role}"')
+        if changed is not None:
+            await run_script(connection, f'GRANT {_quoted(record.db_role)} TO "{database.settings.app_role}"')
+            await _audit_tenant(connection, record, actor, "tenant.restored", trail=record.id)
     return await get_tenant_record(database, slug)
 
 
-async def drop_tenant(database: Database, slug: str, *, confirm: str) -> None:
-    """Delete an archived tenant for good: schema, role and registry entry."""
+async def drop_tenant(database: Database, slug: str, *, confirm: str, actor: Actor) -> None:
+    """Delete an archived tenant for good: schema, role and registry entry; audited by the platform."""
     record = await get_tenant_record(database, slug)
     if confirm != slug:
         raise ConflictError(f"to drop tenant {slug!r}, confirm by repeating its slug exactly")
-    if record.status != TenantStatus.ARCHIVED:
-        raise ConflictError(f"tenant {slug!r} is {record.status}; archive it before dropping it")
     name = _quoted(record.schema_name)
     async with database.owner_connection() as connection:
-        await connection.execute(delete(Tenant).where(Tenant.id == record.id))
+        dropped = await connection.scalar(
+            delete(Tenant)
+            .where(Tenant.id == record.id, Tenant.status == TenantStatus.ARCHIVED.value)
+            .returning(Tenant.id)
+        )
+        if dropped is None:
+            raise ConflictError(f"tenant {slug!r} is not archived; archive it before dropping it")
         await run_script(connection, f"DROP SCHEMA IF EXISTS {name} CASCADE; DROP ROLE IF EXISTS {name};")
+        # No admin of the tenant is left to read its own trail: the platform's records who deleted it.
+        await _audit_tenant(connection, record, actor, "tenant.dropped", trail=None)
+
+
+async def _audit_tenant(
+    connection: AsyncConnection, record: TenantRecord, actor: Actor, action: str, *, trail: uuid.UUID | None
+) -> None:
+    """Record a vendor act on a tenant in `trail`: the tenant's chain, or the platform's (None)."""
+    await record_audit(
+        connection,
+        tenant_id=trail,
+        actor=actor,
+        action=action,
+        target_type="tenant",
+        target_id=str(record.id),
+        data={"slug": record.slug, "schema": record.schema_name},
+    )
 
 
 async def get_tenant_by_id(database: Database, tenant_id: uuid.UUID) -> TenantRecord:
@@ -280,7 +315,7 @@ async def get_tenant_by_id(database: Database, tenant_id: uuid.UUID) -> TenantRe
         row = (await session.execute(_record_query().where(Tenant.id == tenant_id))).one_or_none()
     if row is None:
         raise TenantNotFoundError(f"no tenant has the id {tenant_id}")
-    return _to_record(row[0], row[1])
+    return record_of(row[0], row[1])
 
 
 async def is_slug_available(database: Database, slug: str) -> bool:
@@ -289,3 +324,21 @@ async def is_slug_available(database: Database, slug: str) -> bool:
     async with database.platform_session() as session:
         taken = (await session.execute(select(Tenant.id).where(Tenant.slug == slug))).first()
     return taken is None
+
+
+async def active_tenant_batches(
+    database: Database, *, batch_size: int = 100
+) -> AsyncIterator[list[TenantRecord]]:
+    """Every active tenant, `batch_size` at a time, each batch read in a short transaction of its own."""
+    after: uuid.UUID | None = None
+    while True:
+        query = _record_query().where(Tenant.status == TenantStatus.ACTIVE.value)
+        if after is not None:
+            query = query.where(Tenant.id > after)
+        async with database.platform_session() as session:
+            rows = (await session.execute(query.order_by(Tenant.id).limit(batch_size))).all()
+        if not rows:
+            return
+        batch = [record_of(tenant, placement) for tenant, placement in rows]
+        yield batch
+        after = batch[-1].id

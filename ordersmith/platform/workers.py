@@ -22,9 +22,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from ordersmith.platform.database import Database
 from ordersmith.platform.errors import TenantNotFoundError, UnreachableError
 from ordersmith.platform.events import ConsumerRegistry, Event, EventConsumer
-from ordersmith.platform.models import ProcessedEvent, TenantStatus
+from ordersmith.platform.models import ProcessedEvent
 from ordersmith.platform.settings import BrokerSettings
-from ordersmith.platform.tenancy import get_tenant_by_id
+from ordersmith.platform.tenancy import get_tenant_by_id, require_active
 from ordersmith.platform.tenant_tables import TenantProcessedEvent
 
 logger = logging.getLogger(__name__)
@@ -80,9 +80,8 @@ async def deliver_event(database: Database, consumer: EventConsumer, event: Even
     except TenantNotFoundError:
         logger.info("event %s belongs to a dropped tenant; ignored", event.id)
         return False
-    if tenant.status == TenantStatus.ARCHIVED:
-        # Raising makes the broker retry later: the tenant may be restored.
-        raise RuntimeError(f"tenant {tenant.slug} is archived; event {event.id} waits")
+    # Raising makes the broker retry later: an archived tenant may be restored.
+    require_active(tenant)
     async with database.tenant_session(tenant.context) as session:
         claimed = await session.execute(
             pg_insert(TenantProcessedEvent)

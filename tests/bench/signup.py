@@ -57,7 +57,15 @@ class _AppServer:
     """The product's app under uvicorn, on a thread with its own event loop."""
 
     def __init__(self, url: str) -> None:
-        settings = load_settings({"ORDERSMITH_ENV": "test", "DATABASE_URL": url, "LOG_LEVEL": "WARNING"})
+        settings = load_settings(
+            # Every sign-up of the bench comes from 127.0.0.1.
+            {
+                "ORDERSMITH_ENV": "test",
+                "DATABASE_URL": url,
+                "LOG_LEVEL": "WARNING",
+                "SIGNUP_LIMIT_PER_HOUR": "100000",
+            }
+        )
         self.port = _free_port()
         config = uvicorn.Config(
             create_app(settings),

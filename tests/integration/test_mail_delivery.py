@@ -17,7 +17,7 @@ from ordersmith.app import create_app
 from ordersmith.platform.database import Database
 from ordersmith.platform.identity.models import MailboxMessage
 from ordersmith.platform.mail import queue_email
-from ordersmith.platform.mail.delivery import CONSUMER_NAME, SmtpServer, parse_smtp_url
+from ordersmith.platform.mail.delivery import CONSUMER_NAME, MailConfig, SmtpServer, configure, parse_smtp_url
 from ordersmith.platform.models import ProcessedEvent
 from ordersmith.platform.settings import Settings, SettingsError
 from ordersmith.platform.workers import deliver_event
@@ -265,3 +265,15 @@ async def test_in_production_the_dev_mailbox_does_not_exist(settings: Settings) 
         for response in (mailbox, unknown)
     ]
     assert without_request_id[0] == without_request_id[1]
+
+
+async def test_production_refuses_to_keep_emails_in_the_dev_mailbox(settings: Settings) -> None:
+    production = dataclasses.replace(settings, environment="production", secret_key="k" * 40)
+
+    for use in (MailConfig.of, configure):
+        with pytest.raises(SettingsError) as raised:
+            use(production)
+        assert str(raised.value) == "SMTP_URL must be set in production (smtp://user:password@host:587)"
+    # With SMTP every email is sent, and the mailbox is written only without it.
+    sending = MailConfig.of(dataclasses.replace(production, smtp_url="smtps://mail.example.com"))
+    assert sending.smtp == parse_smtp_url("smtps://mail.example.com")

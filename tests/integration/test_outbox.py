@@ -9,7 +9,9 @@ import pytest
 from sqlalchemy import func, select, text, update
 
 from ordersmith.platform.database import Database
+from ordersmith.platform.errors import TenantArchivedError
 from ordersmith.platform.events import ConsumerRegistry, Event, EventConsumer, record_event
+from ordersmith.platform.identity.audit import SYSTEM
 from ordersmith.platform.models import OutboxEvent
 from ordersmith.platform.outbox import relay_batch, relay_until_empty
 from ordersmith.platform.tenancy import TenantRecord, archive_tenant, restore_tenant
@@ -171,10 +173,10 @@ async def test_events_of_an_archived_tenant_wait_until_it_is_restored(
     (_, event) = recorder.sent[-1]
     consumer = registry.for_topic(TOPIC)[0]
 
-    await archive_tenant(database, tenant.slug)
-    with pytest.raises(RuntimeError, match="is archived"):
+    await archive_tenant(database, tenant.slug, actor=SYSTEM)
+    with pytest.raises(TenantArchivedError, match="is archived"):
         await deliver_event(database, consumer, event)
-    await restore_tenant(database, tenant.slug)
+    await restore_tenant(database, tenant.slug, actor=SYSTEM)
 
     assert await deliver_event(database, consumer, event) is True
     assert await _store_name(database, tenant) == "Test Shop+"

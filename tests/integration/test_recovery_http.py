@@ -4,17 +4,25 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from sqlalchemy import insert, select, update
+from sqlalchemy import event, insert, select, update
 
 from ordersmith.app import create_app
 from ordersmith.platform.database import Database
-from ordersmith.platform.identity.models import ActionToken, ApiKey, AuditEntry, LoginFailure, Membership
+from ordersmith.platform.identity.models import (
+    ActionToken,
+    ApiKey,
+    AttemptCounter,
+    AuditEntry,
+    Membership,
+)
+from ordersmith.platform.identity.recovery import request_password_reset
 from ordersmith.platform.identity.tokens import new_secret, secret_hash
 from ordersmith.platform.settings import Settings
 from ordersmith.platform.tenancy import TenantRecord
@@ -203,6 +211,55 @@ async def test_a_reset_request_for_an_unknown_address_looks_the_same_and_sends_n
     assert reset["subject"] == "Reset your Ordersmith password"
 
 
+@contextmanager
+def _statements(database: Database) -> Iterator[list[str]]:
+    """The SQL the app runs inside the block, in order."""
+    seen: list[str] = []
+
+    def record(connection: Any, cursor: Any, statement: str, *context: Any) -> None:
+        seen.append(statement)
+
+    event.listen(database.runtime.sync_engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(database.runtime.sync_engine, "before_cursor_execute", record)
+
+
+async def test_a_reset_request_does_the_same_work_whether_or_not_the_address_has_an_account(
+    client: AsyncTestClient[Litestar], database: Database, settings: Settings
+) -> None:
+    owner = await sign_up(client)
+    await deliver_emails(database)
+    unknown = f"{new_slug('nobody')}@example.com"
+
+    with _statements(database) as for_known:
+        await request_password_reset(
+            database, email=owner["email"], public_url=settings.public_url, client_address=None
+        )
+    with _statements(database) as for_unknown:
+        await request_password_reset(
+            database, email=unknown, public_url=settings.public_url, client_address=None
+        )
+
+    # Count the request, record the address: the account is looked up by the worker.
+    assert len(for_known) == 2
+    assert for_known == for_unknown
+    async with database.platform_session() as session:
+        links = (
+            await session.execute(
+                select(ActionToken.id).where(
+                    ActionToken.user_id == uuid.UUID(owner["user_id"]),
+                    ActionToken.purpose == "reset_password",
+                )
+            )
+        ).all()
+    assert links == []
+    [reset, _verification] = await _emails(client, database, owner["email"])
+    assert reset["subject"] == "Reset your Ordersmith password"
+    assert await _emails(client, database, unknown) == []
+
+
 async def test_a_malformed_address_is_422(client: AsyncTestClient[Litestar]) -> None:
     response = await client.post("/api/v1/auth/password-reset", json={"email": "not-an-address"})
 
@@ -250,11 +307,11 @@ async def test_a_password_reset_sets_the_password_and_ends_every_session(
             )
         )
         await session.execute(
-            insert(LoginFailure).values(
+            insert(AttemptCounter).values(
                 key=f"account:tenant:{email}",
-                failures=10,
-                last_failed_at=now,
-                locked_until=now + dt.timedelta(minutes=15),
+                attempts=10,
+                last_attempt_at=now,
+                blocked_until=now + dt.timedelta(minutes=15),
             )
         )
     assert (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,6 +17,7 @@ from ordersmith.platform.database import Database
 from ordersmith.platform.errors import ValidationFailedError
 from ordersmith.platform.identity.audit import Actor
 from ordersmith.platform.identity.models import AuditEntry, TenantSsoConfig
+from ordersmith.platform.identity.oidc import NetworkPolicy
 from ordersmith.platform.identity.sso import (
     SsoSecretUnreadableError,
     configure_sso,
@@ -178,7 +180,7 @@ async def test_loopback_http_is_refused_in_production(database: Database, tenant
             tenant.id,
             actor=Actor("user"),
             secret_key="k" * 40,
-            allow_loopback_http=False,
+            network=NetworkPolicy(allow_private_addresses=False, require_https=True),
             issuer="http://127.0.0.1:9999",
             client_id="ordersmith",
             client_secret=SECRET,
@@ -189,6 +191,33 @@ async def test_loopback_http_is_refused_in_production(database: Database, tenant
     assert raised.value.errors[0].message == (
         "must be an https URL without query or fragment, like https://login.example.com"
     )
+
+
+@pytest.mark.parametrize(
+    ("issuer", "reason"),
+    [
+        ("http://127.0.0.1:9999", "127.0.0.1 is a loopback address"),
+        ("https://localhost", "localhost resolves to 127.0.0.1, a loopback address"),
+        ("https://169.254.169.254/latest", "169.254.169.254 is a link-local address"),
+        ("https://10.20.30.40:8443", "10.20.30.40 is a private address"),
+        ("https://[::ffff:127.0.0.1]", "::ffff:127.0.0.1 is a loopback address"),
+    ],
+)
+async def test_an_issuer_on_a_private_address_is_refused_unless_allowed(
+    settings: Settings, issuer: str, reason: str
+) -> None:
+    strict = dataclasses.replace(settings, sso_allow_private_addresses=False)
+    async with AsyncTestClient(create_app(strict)) as client:
+        owner = await sign_up(client)
+        headers = bearer(owner["token"]["access_token"])
+
+        response = await client.put("/api/v1/sso", json=_settings_body(issuer=issuer), headers=headers)
+
+        assert (response.status_code, response.json()["code"]) == (422, "validation_failed")
+        assert response.json()["errors"] == [
+            {"field": "issuer", "message": f"must lead to a public address, but {reason}"}
+        ]
+        assert (await client.get("/api/v1/sso", headers=headers)).status_code == 404
 
 
 async def test_removing_sso_forgets_the_settings(

@@ -8,6 +8,7 @@ the provider's redirect back to our callback.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -27,7 +28,8 @@ from ordersmith.platform.identity.models import AuditEntry, Membership, User
 from ordersmith.platform.identity.oidc import providers
 from ordersmith.platform.identity.permissions import ROLE_PERMISSIONS, Role
 from ordersmith.platform.settings import Settings
-from tests.support.http import bearer, sign_up
+from tests.support.http import PASSWORD, bearer, sign_in, sign_up
+from tests.support.members import verify_email
 from tests.support.oidc_provider import CLIENT_ID, CLIENT_SECRET, OidcProvider, TestUser, serve_oidc_provider
 
 
@@ -50,6 +52,14 @@ def provider(provider_server: OidcProvider) -> OidcProvider:
 @pytest.fixture
 async def client(settings: Settings) -> AsyncIterator[AsyncTestClient[Litestar]]:
     async with AsyncTestClient(create_app(settings)) as client:
+        yield client
+
+
+@pytest.fixture
+async def strict_client(settings: Settings) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    """The app as production runs it by default: identity providers on public addresses only."""
+    strict = dataclasses.replace(settings, sso_allow_private_addresses=False)
+    async with AsyncTestClient(create_app(strict)) as client:
         yield client
 
 
@@ -183,10 +193,11 @@ async def test_a_second_sign_in_links_the_same_person(
 
 
 async def test_an_existing_user_keeps_their_role_and_gains_a_membership_elsewhere(
-    client: AsyncTestClient[Litestar], provider: OidcProvider
+    client: AsyncTestClient[Litestar], provider: OidcProvider, database: Database
 ) -> None:
     store = await _store_with_sso(client, provider, default_role="viewer")
     elsewhere = await sign_up(client, email=provider.user.email)
+    await verify_email(client, database, provider.user.email)
 
     joined = await _sso_sign_in(client, store["tenant"]["slug"])
 
@@ -201,6 +212,51 @@ async def test_an_existing_user_keeps_their_role_and_gains_a_membership_elsewher
     )
     as_owner = await _sso_sign_in(client, elsewhere["tenant"]["slug"])
     assert as_owner.json()["role"] == "owner"
+
+
+async def test_an_account_with_an_unverified_email_is_not_linked(
+    client: AsyncTestClient[Litestar], provider: OidcProvider, database: Database
+) -> None:
+    store = await _store_with_sso(client, provider, default_role="admin")
+    # Someone who does not own the address signs up with it before its owner uses SSO.
+    squatter = await sign_up(client, email=provider.user.email)
+
+    response = await _sso_sign_in(client, store["tenant"]["slug"])
+
+    assert (response.status_code, response.json()["code"], response.json()["detail"]) == (
+        409,
+        "account_unverified",
+        f"an account for {provider.user.email} exists but its email address was never confirmed, so single "
+        "sign-on cannot use it; confirm the address with the link emailed at sign-up, or reset that "
+        "account's password (the emailed reset link confirms the address too), then sign in again",
+    )
+    async with database.platform_session() as session:
+        users = await session.scalar(select(func.count()).where(User.email == provider.user.email))
+        joined = (
+            await session.scalars(
+                select(Membership.tenant_id).where(Membership.user_id == uuid.UUID(squatter["user_id"]))
+            )
+        ).all()
+    assert (users, joined) == (1, [uuid.UUID(squatter["tenant"]["id"])])
+    [failure] = await _audit(database, store["tenant"]["id"], "auth.sso_sign_in_failed")
+    assert failure.data == {"issuer": provider.issuer, "reason": "account_unverified"}
+    assert await _audit(database, store["tenant"]["id"], "auth.sso_signed_in") == []
+    denied = await client.post(
+        "/api/v1/auth/token",
+        json={"email": provider.user.email, "password": PASSWORD, "tenant": store["tenant"]["slug"]},
+    )
+    assert (denied.status_code, denied.json()["code"]) == (401, "invalid_credentials")
+
+    # Once the address is confirmed by mail, the same sign-in links the account.
+    await verify_email(client, database, provider.user.email)
+    linked = await _sso_sign_in(client, store["tenant"]["slug"])
+    assert linked.status_code == 200, linked.text
+    assert (linked.json()["user_id"], linked.json()["created_user"], linked.json()["role"]) == (
+        squatter["user_id"],
+        False,
+        "admin",
+    )
+    assert await sign_in(client, provider.user.email, store["tenant"]["slug"])
 
 
 async def test_an_unknown_state_is_refused(client: AsyncTestClient[Litestar]) -> None:
@@ -262,7 +318,7 @@ async def test_a_bad_id_token_is_refused(
         assert await session.scalar(select(User.id).where(User.email == provider.user.email)) is None
 
 
-@pytest.mark.parametrize("verified", [False, "false"])
+@pytest.mark.parametrize("verified", [False, "false", None])
 async def test_an_unverified_email_is_refused(
     client: AsyncTestClient[Litestar], provider: OidcProvider, verified: bool | str
 ) -> None:
@@ -273,6 +329,22 @@ async def test_an_unverified_email_is_refused(
 
     assert response.status_code == 403
     assert response.json()["code"] == "sso_email_unverified"
+
+
+async def test_an_email_from_the_userinfo_needs_its_own_verified_claim(
+    client: AsyncTestClient[Litestar], provider: OidcProvider, database: Database
+) -> None:
+    owner = await _store_with_sso(client, provider)
+    provider.claims_in_id_token = False
+    # The ID token says "verified" about no email; the userinfo names one without saying so.
+    provider.id_token_overrides = {"email_verified": True}
+    provider.user.email_verified = None
+
+    response = await _sso_sign_in(client, owner["tenant"]["slug"])
+
+    assert (response.status_code, response.json()["code"]) == (403, "sso_email_unverified")
+    async with database.platform_session() as session:
+        assert await session.scalar(select(User.id).where(User.email == provider.user.email)) is None
 
 
 async def test_claims_found_only_in_the_userinfo_are_used(
@@ -407,6 +479,56 @@ async def test_an_unreachable_provider_is_502(client: AsyncTestClient[Litestar])
 
     assert response.status_code == 502
     assert response.json()["code"] == "sso_provider_unavailable"
+
+
+async def test_a_provider_on_a_private_address_is_refused_when_not_allowed(
+    client: AsyncTestClient[Litestar], strict_client: AsyncTestClient[Litestar], provider: OidcProvider
+) -> None:
+    # Configured while loopback was allowed; the deployment no longer allows it.
+    owner = await _store_with_sso(client, provider)
+    slug = owner["tenant"]["slug"]
+    refused = (
+        "single sign-on refused to connect to the identity provider: 127.0.0.1 is a loopback address; "
+        "a store admin should check the issuer URL"
+    )
+
+    login = await strict_client.get(f"/api/v1/auth/sso/{slug}/login", follow_redirects=False)
+
+    assert (login.status_code, login.json()["code"], login.json()["detail"]) == (
+        502,
+        "sso_provider_address_refused",
+        refused,
+    )
+    # The token endpoint is checked too, even with the discovery document already cached.
+    query = await _callback_query(client, slug)
+    callback = await strict_client.get(f"{CALLBACK_PATH}?{query}")
+    assert (callback.status_code, callback.json()["code"], callback.json()["detail"]) == (
+        502,
+        "sso_provider_address_refused",
+        refused,
+    )
+    assert provider.token_requests == []
+
+
+async def test_a_redirect_from_the_provider_is_not_followed(
+    client: AsyncTestClient[Litestar], provider: OidcProvider
+) -> None:
+    owner = await _store_with_sso(client, provider)
+    with _refusing_port() as port:
+        # Followed, the redirect would end in a refused connection (ConnectError).
+        provider.discovery_redirect = f"http://127.0.0.1:{port}/.well-known/openid-configuration"
+
+        response = await client.get(
+            f"/api/v1/auth/sso/{owner['tenant']['slug']}/login", follow_redirects=False
+        )
+
+    assert (response.status_code, response.json()["code"], response.json()["detail"]) == (
+        502,
+        "sso_provider_unavailable",
+        f"could not read the identity provider's discovery document at "
+        f"{provider.issuer}/.well-known/openid-configuration (HTTPStatusError); "
+        "try again later, or ask a store admin to check the issuer URL",
+    )
 
 
 async def test_a_viewer_signed_in_through_sso_cannot_change_it(

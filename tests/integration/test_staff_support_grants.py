@@ -163,6 +163,11 @@ async def test_the_whole_support_flow_is_granted_elevated_revoked_and_visible_to
         ("support.access_denied", str(support.id), {**patch, "reason": "support_grant_read_only"}),
         ("support.grant_elevated", str(boss.id), {"grant_id": grant["id"], "staff_id": str(support.id)}),
         ("support.accessed", str(support.id), {"grant_id": grant["id"], **patch}),
+        (
+            "store.profile_changed",
+            str(support.id),
+            {"changes": {"display_name": {"old": "Acme Outdoor", "new": "Fixed by support"}}},
+        ),
         ("support.grant_revoked", str(support.id), {"grant_id": grant["id"]}),
         ("support.access_denied", str(support.id), {**get, "reason": "support_grant_required"}),
     ]

@@ -17,6 +17,8 @@ from ordersmith.platform.errors import (
     TenantArchivedError,
     TenantNotFoundError,
 )
+from ordersmith.platform.identity.audit import PLATFORM_CHAIN, Actor
+from ordersmith.platform.identity.models import AuditEntry
 from ordersmith.platform.schema_migrations import TenantSchemaSpec
 from ordersmith.platform.tenancy import (
     TenantRecord,
@@ -24,6 +26,7 @@ from ordersmith.platform.tenancy import (
     drop_tenant,
     get_tenant_record,
     provision_tenant,
+    require_active,
     resolve_tenant,
     restore_tenant,
     validate_slug,
@@ -31,7 +34,10 @@ from ordersmith.platform.tenancy import (
 from ordersmith.tenants.schema import TENANT_MIGRATIONS, TENANT_SCHEMA
 from ordersmith.tenants.store.models import StoreSettings
 from ordersmith.tenants.store.service import get_store_profile
+from tests.support.members import audit_trail
 from tests.support.services import new_slug
+
+OPERATOR = Actor("system", "cli:operator")
 
 
 async def _catalog_counts(database: Database, schema_name: str) -> tuple[int, int]:
@@ -180,16 +186,25 @@ async def test_unknown_tenant_is_not_found(database: Database) -> None:
 async def test_archiving_blocks_access_in_the_app_and_in_postgresql(
     database: Database, tenant: TenantRecord
 ) -> None:
-    archived = await archive_tenant(database, tenant.slug)
+    archived = await archive_tenant(database, tenant.slug, actor=OPERATOR)
     assert archived.status == "archived"
 
-    with pytest.raises(TenantArchivedError):
+    with pytest.raises(TenantArchivedError) as refused:
         await resolve_tenant(database, tenant.slug)
+    assert (refused.value.status, refused.value.code, refused.value.detail) == (
+        403,
+        "tenant_archived",
+        f"store {tenant.slug!r} is archived: nobody can use it until a vendor administrator "
+        f"restores it (`ordersmith tenants restore {tenant.slug}`)",
+    )
+    with pytest.raises(TenantArchivedError):
+        require_active(archived)
+    assert require_active(tenant) is tenant
     with pytest.raises(ProgrammingError, match=f'permission denied to set role "{tenant.db_role}"'):
         async with database.tenant_session(tenant.context) as session:
             await session.execute(text("SELECT 1"))
 
-    restored = await restore_tenant(database, tenant.slug)
+    restored = await restore_tenant(database, tenant.slug, actor=OPERATOR)
     assert restored.status == "active"
     context = await resolve_tenant(database, tenant.slug)
     async with database.tenant_session(context) as session:
@@ -201,16 +216,61 @@ async def test_dropping_needs_archiving_and_confirmation_then_removes_everything
     database: Database, tenant: TenantRecord
 ) -> None:
     with pytest.raises(ConflictError, match="archive it before dropping it"):
-        await drop_tenant(database, tenant.slug, confirm=tenant.slug)
-    await archive_tenant(database, tenant.slug)
+        await drop_tenant(database, tenant.slug, confirm=tenant.slug, actor=OPERATOR)
+    await archive_tenant(database, tenant.slug, actor=OPERATOR)
     with pytest.raises(ConflictError, match="confirm by repeating its slug exactly"):
-        await drop_tenant(database, tenant.slug, confirm="yes")
+        await drop_tenant(database, tenant.slug, confirm="yes", actor=OPERATOR)
 
-    await drop_tenant(database, tenant.slug, confirm=tenant.slug)
+    await drop_tenant(database, tenant.slug, confirm=tenant.slug, actor=OPERATOR)
 
     with pytest.raises(TenantNotFoundError):
         await get_tenant_record(database, tenant.slug)
     assert await _catalog_counts(database, tenant.schema_name) == (0, 0)
+
+
+async def _platform_entries_about(
+    database: Database, tenant: TenantRecord
+) -> list[tuple[str, str, str | None]]:
+    async with database.platform_session() as session:
+        rows = (
+            await session.execute(
+                select(AuditEntry.action, AuditEntry.actor_type, AuditEntry.actor_id)
+                .where(AuditEntry.chain == PLATFORM_CHAIN, AuditEntry.target_id == str(tenant.id))
+                .order_by(AuditEntry.id)
+            )
+        ).all()
+    return [(action, actor_type, actor_id) for action, actor_type, actor_id in rows]
+
+
+async def test_archive_restore_and_drop_are_audited_once_each(
+    database: Database, tenant: TenantRecord
+) -> None:
+    await archive_tenant(database, tenant.slug, actor=OPERATOR)
+    # Archiving what is archived (or restoring what is active) changes nothing and records nothing.
+    await archive_tenant(database, tenant.slug, actor=OPERATOR)
+    await restore_tenant(database, tenant.slug, actor=Actor("system", "cli:someone-else"))
+    await restore_tenant(database, tenant.slug, actor=OPERATOR)
+    await archive_tenant(database, tenant.slug, actor=OPERATOR)
+    await drop_tenant(database, tenant.slug, confirm=tenant.slug, actor=OPERATOR)
+
+    about = {"slug": tenant.slug, "schema": tenant.schema_name}
+    entry = {"actor_type": "system", "target_type": "tenant", "target_id": str(tenant.id), "data": about}
+    assert await audit_trail(database, str(tenant.id)) == [
+        {"action": "tenant.archived", "actor_id": "cli:operator", **entry},
+        {"action": "tenant.restored", "actor_id": "cli:someone-else", **entry},
+        {"action": "tenant.archived", "actor_id": "cli:operator", **entry},
+    ]
+    # Nobody is left to read the tenant's own trail: the drop is on the platform's.
+    assert await _platform_entries_about(database, tenant) == [("tenant.dropped", "system", "cli:operator")]
+
+
+async def test_a_refused_drop_records_nothing(database: Database, tenant: TenantRecord) -> None:
+    with pytest.raises(ConflictError) as refused:
+        await drop_tenant(database, tenant.slug, confirm=tenant.slug, actor=OPERATOR)
+    assert refused.value.detail == f"tenant {tenant.slug!r} is not archived; archive it before dropping it"
+    assert await get_tenant_record(database, tenant.slug) == tenant
+    assert await _platform_entries_about(database, tenant) == []
+    assert await audit_trail(database, str(tenant.id)) == []
 
 
 async def test_a_tenant_reads_but_cannot_change_its_schema_revision(

@@ -1,4 +1,4 @@
-"""Invitations: single use, expiring, revocable; existing accounts join without a password."""
+"""Invitations: single use, expiring, revocable; existing verified accounts join without a password."""
 
 from __future__ import annotations
 
@@ -13,13 +13,15 @@ from sqlalchemy import select, update
 
 from ordersmith.app import create_app
 from ordersmith.platform.database import Database
-from ordersmith.platform.identity.models import Invitation
+from ordersmith.platform.identity.models import Invitation, Membership, User
 from ordersmith.platform.identity.tokens import secret_hash
 from ordersmith.platform.settings import Settings
 from tests.support.http import PASSWORD, bearer, sign_in, sign_up
-from tests.support.members import audit_trail, invitation_token, invite, last_audit_id
+from tests.support.mail import queued_email, token_in
+from tests.support.members import audit_trail, invitation_token, invite, last_audit_id, verify_email
 
 ASK_AGAIN = "ask the store's admin to invite you again"
+SQUATTER_PASSWORD = "Squatters-Keep-Out-19"
 
 
 @pytest.fixture
@@ -36,6 +38,7 @@ async def test_an_existing_account_joins_another_store_without_a_password(
     client: AsyncTestClient[Litestar], database: Database
 ) -> None:
     store_a = await sign_up(client, company_name="First Store")
+    await verify_email(client, database, store_a["email"])
     store_b = await sign_up(client, company_name="Second Store")
     b_headers = bearer(store_b["token"]["access_token"])
     await invite(client, b_headers, store_a["email"].upper(), "agent")
@@ -51,8 +54,6 @@ async def test_an_existing_account_joins_another_store_without_a_password(
     )
     me = (await client.get("/api/v1/me", headers=bearer(body["token"]["access_token"]))).json()
     assert (me["role"], me["tenant"]["slug"]) == ("agent", store_b["tenant"]["slug"])
-    # Opening the emailed link proved the address.
-    assert me["user"]["email_verified"] is True
     # One person, two stores, one password.
     assert await sign_in(client, store_a["email"], store_b["tenant"]["slug"])
     a_me = await client.get(
@@ -75,6 +76,69 @@ async def test_an_existing_account_joins_another_store_without_a_password(
     assert again.json()["detail"] == (
         f"{store_a['email']} is already a member of this store (active); change their role or status instead"
     )
+
+
+async def test_an_account_with_an_unverified_email_is_not_joined(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    email = _email()
+    # Someone who does not own the address signs up with it before its owner is invited.
+    squatter = await sign_up(client, email=email, password=SQUATTER_PASSWORD)
+    store = await sign_up(client, company_name="Victim's Employer")
+    invitation = await invite(client, bearer(store["token"]["access_token"]), email, "admin")
+    token = await invitation_token(database, email)
+
+    for body in ({"token": token}, {"token": token, "password": PASSWORD, "full_name": "Rightful Owner"}):
+        refused = await client.post("/api/v1/invitations/accept", json=body)
+        assert (refused.status_code, refused.json()["code"], refused.json()["detail"]) == (
+            409,
+            "account_unverified",
+            f"an account for {email} exists but its email address was never confirmed, so this invitation "
+            "cannot join it; confirm the address with the link emailed at sign-up, or reset that account's "
+            "password (the emailed reset link confirms the address too), then open this invitation link "
+            "again",
+        )
+
+    squatter_id = uuid.UUID(squatter["user_id"])
+    async with database.platform_session() as session:
+        joined = (
+            await session.scalars(select(Membership.tenant_id).where(Membership.user_id == squatter_id))
+        ).all()
+        account = await session.get(User, squatter_id)
+    assert joined == [uuid.UUID(squatter["tenant"]["id"])]
+    assert account is not None
+    assert account.email_verified_at is None
+    denied = await client.post(
+        "/api/v1/auth/token",
+        json={"email": email, "password": SQUATTER_PASSWORD, "tenant": store["tenant"]["slug"]},
+    )
+    assert (denied.status_code, denied.json()["code"]) == (401, "invalid_credentials")
+    headers = bearer(store["token"]["access_token"])
+    assert (await client.get(f"/api/v1/invitations/{invitation['id']}", headers=headers)).json()[
+        "status"
+    ] == "pending"
+
+    # The address's owner takes the account back through the emailed reset link; the same
+    # invitation then joins it, and the squatter's password and sessions are gone.
+    assert (await client.post("/api/v1/auth/password-reset", json={"email": email})).status_code == 202
+    reset_link = (await queued_email(database, email, "reset_password")).context()["link"]
+    reset = await client.post(
+        "/api/v1/auth/password-reset/confirm", json={"token": token_in(reset_link), "new_password": PASSWORD}
+    )
+    assert reset.status_code == 200, reset.text
+    accepted = await client.post("/api/v1/invitations/accept", json={"token": token})
+    assert accepted.status_code == 201, accepted.text
+    assert (accepted.json()["user_id"], accepted.json()["role"]) == (squatter["user_id"], "admin")
+    assert await sign_in(client, email, store["tenant"]["slug"])
+    locked_out = await client.post(
+        "/api/v1/auth/token",
+        json={"email": email, "password": SQUATTER_PASSWORD, "tenant": squatter["tenant"]["slug"]},
+    )
+    assert (locked_out.status_code, locked_out.json()["code"]) == (401, "invalid_credentials")
+    stale = await client.post(
+        "/api/v1/auth/refresh", json={"refresh_token": squatter["token"]["refresh_token"]}
+    )
+    assert (stale.status_code, stale.json()["code"]) == (401, "invalid_credentials")
 
 
 async def test_a_link_works_once_and_not_after_it_expires_or_is_withdrawn(

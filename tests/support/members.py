@@ -13,9 +13,8 @@ from sqlalchemy import select
 
 from ordersmith.platform.database import Database
 from ordersmith.platform.identity.models import AuditEntry
-from ordersmith.platform.mail import EMAIL_REQUESTED
-from ordersmith.platform.models import OutboxEvent
 from tests.support.http import PASSWORD, bearer
+from tests.support.mail import queued_email, token_in
 
 
 @dataclass(frozen=True)
@@ -34,21 +33,8 @@ class Member:
 
 
 async def invitation_email(database: Database, email: str) -> dict[str, Any]:
-    """The context of the newest invitation email queued for an address."""
-    async with database.platform_session() as session:
-        payload = await session.scalar(
-            select(OutboxEvent.payload)
-            .where(
-                OutboxEvent.topic == EMAIL_REQUESTED,
-                OutboxEvent.payload["to"].astext == email,
-                OutboxEvent.payload["template"].astext == "invitation",
-            )
-            .order_by(OutboxEvent.created_at.desc(), OutboxEvent.id.desc())
-            .limit(1)
-        )
-    assert payload is not None, f"no invitation email queued for {email}"
-    context: dict[str, Any] = payload["context"]
-    return context
+    """The context of the newest invitation email queued for an address, its link unsealed."""
+    return (await queued_email(database, email, "invitation")).context()
 
 
 async def invitation_token(database: Database, email: str) -> str:
@@ -121,3 +107,10 @@ async def last_audit_id(database: Database, tenant_id: str) -> int:
             .limit(1)
         )
     return newest or 0
+
+
+async def verify_email(client: AsyncTestClient[Litestar], database: Database, email: str) -> None:
+    """Confirm an address with the newest verification link emailed to it, as its owner would."""
+    link = (await queued_email(database, email, "verify_email")).context()["link"]
+    response = await client.post("/api/v1/auth/verify-email", json={"token": token_in(link)})
+    assert response.status_code == 200, response.text

@@ -38,7 +38,8 @@ class TestUser:
 
     sub: str = "idp-user-1"
     email: str = "ada@example.com"
-    email_verified: bool | str = True
+    # None: the claim is left out.
+    email_verified: bool | str | None = True
     name: str = "Ada Lovelace"
 
 
@@ -65,6 +66,8 @@ class OidcProvider:
     claims_in_id_token: bool = True
     # Set: /authorize answers with this OAuth error instead of a code.
     deny_with: str | None = None
+    # Set: the discovery document answers with a redirect to this URL.
+    discovery_redirect: str | None = None
     auth_methods: list[str] = field(default_factory=lambda: ["client_secret_basic", "client_secret_post"])
     # How each token request authenticated: "client_secret_basic" or "client_secret_post".
     token_requests: list[str] = field(default_factory=list)
@@ -82,6 +85,7 @@ class OidcProvider:
         self.sign_with_foreign_key = False
         self.claims_in_id_token = True
         self.deny_with = None
+        self.discovery_redirect = None
         self.auth_methods = ["client_secret_basic", "client_secret_post"]
         self.token_requests.clear()
 
@@ -165,14 +169,17 @@ class OidcProvider:
 
     @staticmethod
     def _profile(user: TestUser) -> dict[str, Any]:
-        return {"email": user.email, "email_verified": user.email_verified, "name": user.name}
+        profile = {"email": user.email, "email_verified": user.email_verified, "name": user.name}
+        return {name: value for name, value in profile.items() if value is not None}
 
     def app(self) -> Litestar:
         """The provider's HTTP endpoints."""
 
         @get("/.well-known/openid-configuration", sync_to_thread=False)
-        def discovery() -> dict[str, Any]:
-            return self.discovery()
+        def discovery() -> Response[Any]:
+            if self.discovery_redirect is not None:
+                return Redirect(self.discovery_redirect, status_code=302)
+            return Response(self.discovery())
 
         @get("/jwks", sync_to_thread=False)
         def jwks() -> dict[str, Any]:

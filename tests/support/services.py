@@ -40,6 +40,11 @@ def new_slug(prefix: str = "shop") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
+def new_client_address() -> str:
+    """A client address (IPv6, documentation range) no other test uses: counters of its own."""
+    return f"2001:db8::{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}"
+
+
 def require_redis_url() -> str:
     url = os.environ.get("TEST_REDIS_URL") or None
     if url is None:

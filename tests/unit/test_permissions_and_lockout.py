@@ -6,12 +6,10 @@ import datetime as dt
 
 import pytest
 
-from ordersmith.platform.identity.lockout import ACCOUNT_POLICY, LOCK_DURATION, _wait_seconds
-from ordersmith.platform.identity.models import LoginFailure
+from ordersmith.platform.identity.accounts import SIGNUP_WINDOW, signup_policy
+from ordersmith.platform.identity.lockout import ACCOUNT_POLICY, ADDRESS_POLICY, LOCK_DURATION, describe_wait
 from ordersmith.platform.identity.passwords import password_problems
 from ordersmith.platform.identity.permissions import Permission, permissions_of
-
-NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
 
 
 def test_roles_nest_from_viewer_to_owner() -> None:
@@ -27,34 +25,37 @@ def test_roles_nest_from_viewer_to_owner() -> None:
     assert permissions_of("intruder") == frozenset()
 
 
-def _failures(count: int, last: dt.datetime, locked_until: dt.datetime | None = None) -> LoginFailure:
-    return LoginFailure(
-        key="account:tenant:a@example.com", failures=count, last_failed_at=last, locked_until=locked_until
-    )
+@pytest.mark.parametrize(
+    ("attempts", "wait"),
+    [(1, 0), (3, 0), (4, 1), (5, 2), (6, 4), (9, 32), (10, 15 * 60), (11, 15 * 60)],
+)
+def test_waits_double_after_the_free_attempts_then_lock(attempts: int, wait: int) -> None:
+    assert ACCOUNT_POLICY.wait_after(attempts) == dt.timedelta(seconds=wait)
+
+
+def test_a_wait_never_outlasts_the_lock() -> None:
+    # From the 31st attempt the doubling would pass 15 minutes; the lock at 50 is the cap.
+    assert ADDRESS_POLICY.wait_after(30) == dt.timedelta(seconds=512)
+    assert ADDRESS_POLICY.wait_after(31) == LOCK_DURATION
+    assert ADDRESS_POLICY.wait_after(49) == LOCK_DURATION
+
+
+def test_a_sign_up_limit_lets_the_allowance_through_then_blocks_the_hour() -> None:
+    policy = signup_policy(3)
+    assert [policy.wait_after(count) for count in (1, 2, 3)] == [
+        dt.timedelta(0),
+        dt.timedelta(0),
+        SIGNUP_WINDOW,
+    ]
+    assert policy.window == SIGNUP_WINDOW
 
 
 @pytest.mark.parametrize(
-    ("failures", "seconds_since_last", "wait"),
-    [
-        (1, 0, 0),
-        (3, 0, 0),
-        (4, 0, 1),
-        (5, 0, 2),
-        (6, 1, 3),
-        (9, 0, 32),
-        (9, 40, 0),
-        (9, 16 * 60, 0),  # outside the window: forgotten
-    ],
+    ("seconds", "words"),
+    [(1, "1 second"), (2, "2 seconds"), (119, "119 seconds"), (120, "2 minutes"), (899, "15 minutes")],
 )
-def test_waits_double_after_the_free_failures(failures: int, seconds_since_last: int, wait: int) -> None:
-    record = _failures(failures, NOW - dt.timedelta(seconds=seconds_since_last))
-    assert _wait_seconds(record, ACCOUNT_POLICY, NOW) == wait
-
-
-def test_a_lock_holds_until_it_expires() -> None:
-    record = _failures(10, NOW, locked_until=NOW + LOCK_DURATION)
-    assert _wait_seconds(record, ACCOUNT_POLICY, NOW + dt.timedelta(minutes=5)) == 600
-    assert _wait_seconds(record, ACCOUNT_POLICY, NOW + LOCK_DURATION + dt.timedelta(seconds=1)) == 0
+def test_waits_read_as_seconds_then_minutes(seconds: int, words: str) -> None:
+    assert describe_wait(seconds) == words
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
 
 from ordersmith.platform.settings import DEVELOPMENT_SECRET, SettingsError, load_settings
@@ -13,6 +15,7 @@ PRODUCTION = {
     "DATABASE_OWNER_URL": "postgresql://ordersmith_owner:pw@db:5432/ordersmith",
     "BROKER_URL": "amqp://user:pw@rabbit:5672/%2F",
     "SMTP_URL": "smtp://mailer:pw@smtp:587",
+    "PUBLIC_URL": "https://orders.example.com/",
 }
 
 
@@ -39,6 +42,7 @@ def test_a_complete_production_environment_is_accepted() -> None:
     settings = load_settings(PRODUCTION)
     assert settings.is_production
     assert settings.broker.url == "amqp://user:pw@rabbit:5672/%2F"
+    assert settings.public_url == "https://orders.example.com"
 
 
 @pytest.mark.parametrize(
@@ -49,12 +53,48 @@ def test_a_complete_production_environment_is_accepted() -> None:
         ("DATABASE_OWNER_URL", "DATABASE_OWNER_URL must be set in production"),
         ("BROKER_URL", "BROKER_URL must be set in production"),
         ("SMTP_URL", "SMTP_URL must be set in production"),
+        ("PUBLIC_URL", "PUBLIC_URL must be set in production: links in emails"),
     ],
 )
 def test_production_refuses_to_start_without(missing: str, message: str) -> None:
     environment = {key: value for key, value in PRODUCTION.items() if key != missing}
     with pytest.raises(SettingsError, match=message):
         load_settings(environment)
+
+
+def test_production_needs_its_own_https_public_url() -> None:
+    for default in ("http://127.0.0.1:8000", "http://127.0.0.1:8000/"):
+        with pytest.raises(SettingsError) as refused:
+            load_settings({**PRODUCTION, "PUBLIC_URL": default})
+        assert str(refused.value) == (
+            "PUBLIC_URL must be set in production: links in emails and the SSO callback start with it "
+            "(https://orders.example.com)"
+        )
+    with pytest.raises(SettingsError) as refused:
+        load_settings({**PRODUCTION, "PUBLIC_URL": "http://orders.example.com"})
+    assert str(refused.value) == (
+        "PUBLIC_URL must start with https:// in production (sessions use secure cookies), "
+        "got 'http://orders.example.com'"
+    )
+    # Outside production the development default stands.
+    assert load_settings({}).public_url == "http://127.0.0.1:8000"
+
+
+def test_trusted_proxies_are_a_list_of_networks_and_none_by_default() -> None:
+    assert load_settings({}).trusted_proxies == ()
+    settings = load_settings({"TRUSTED_PROXIES": " 10.0.0.0/8, 192.0.2.7 ,fd00::/8,"})
+    assert settings.trusted_proxies == (
+        ipaddress.ip_network("10.0.0.0/8"),
+        ipaddress.ip_network("192.0.2.7/32"),
+        ipaddress.ip_network("fd00::/8"),
+    )
+    for bad in ("10.0.0.1/8", "proxy.internal"):
+        with pytest.raises(SettingsError) as refused:
+            load_settings({"TRUSTED_PROXIES": f"10.0.0.0/8,{bad}"})
+        assert str(refused.value) == (
+            "TRUSTED_PROXIES must list networks separated by commas, such as 10.0.0.0/8,fd00::/8; "
+            f"{bad!r} is not one (host bits set, or not an address)"
+        )
 
 
 def test_a_short_production_secret_is_refused() -> None:

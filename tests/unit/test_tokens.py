@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import json
 import uuid
 
 import pytest
@@ -41,11 +43,29 @@ def test_a_token_signed_with_another_key_is_refused() -> None:
         SIGNER.verify(token, now=NOW)
 
 
-def test_a_tampered_token_is_refused() -> None:
+def _b64decode(segment: str) -> bytes:
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+def _b64encode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def test_a_token_whose_claims_were_changed_is_refused() -> None:
     token, _ = SIGNER.issue(subject=USER, tenant_id=TENANT, role="viewer", now=NOW)
     header, payload, signature = token.split(".")
-    with pytest.raises(InvalidTokenError):
-        SIGNER.verify(f"{header}.{payload}x.{signature}", now=NOW)
+    claims = json.loads(_b64decode(payload))
+    assert claims["role"] == "viewer"
+    # A well-formed token with the viewer's signature, claiming to be an owner.
+    forged_payload = _b64encode(json.dumps({**claims, "role": "owner"}, separators=(",", ":")).encode())
+    forged = f"{header}.{forged_payload}.{signature}"
+    assert forged != token
+    assert json.loads(_b64decode(forged.split(".")[1]))["role"] == "owner"
+    with pytest.raises(InvalidTokenError, match="bad_signature"):
+        SIGNER.verify(forged, now=NOW)
+    # Re-encoding the unchanged claims the same way keeps a valid token: only the change is refused.
+    same = _b64encode(json.dumps(claims, separators=(",", ":")).encode())
+    assert SIGNER.verify(f"{header}.{same}.{signature}", now=NOW).role == "viewer"
 
 
 def test_a_tenant_token_is_worthless_in_the_staff_realm_and_back() -> None:

@@ -18,6 +18,7 @@ from ordersmith.platform.errors import (
     EmailTakenError,
     FieldError,
     InvalidCredentialsError,
+    OrdersmithError,
     RefreshTokenReusedError,
     ValidationFailedError,
 )
@@ -43,6 +44,10 @@ TRIAL_LENGTH = dt.timedelta(days=14)
 REFRESH_TOKEN_LIFETIME = dt.timedelta(days=30)
 VERIFY_EMAIL_LIFETIME = dt.timedelta(days=3)
 TENANT_REALM = "tenant"
+SIGNUP_REALM = "signup"
+SIGNUP_WINDOW = dt.timedelta(hours=1)
+# The width of `tenants.name` and of the store's display name.
+COMPANY_NAME_MAX_LENGTH = 200
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
@@ -147,6 +152,16 @@ def issue_session(
     )
 
 
+def signup_policy(signups_per_hour: int) -> lockout.Policy:
+    """At most `signups_per_hour` sign-ups from one client address; then it waits out the hour."""
+    return lockout.Policy(
+        free_attempts=signups_per_hour,
+        lock_at=signups_per_hour,
+        window=SIGNUP_WINDOW,
+        lock_duration=SIGNUP_WINDOW,
+    )
+
+
 async def sign_up(
     database: Database,
     spec: TenantSchemaSpec,
@@ -158,11 +173,23 @@ async def sign_up(
     slug: str | None,
     public_url: str,
     client_address: str | None,
+    signups_per_hour: int,
 ) -> IssuedSession:
-    """Start a free trial: a new tenant, its owner, a verification email, and a session."""
+    """Start a free trial: a new tenant, its owner, a verification email, and a session.
+
+    An email that already has an account is refused with 409 `email_taken`, which does
+    tell the caller that the address is known. Hiding it would mean answering like a
+    success, but a sign-up signs its owner straight into a working store, which cannot be
+    faked. So sign-ups are limited per client address instead (counted before anything
+    is looked up, refused ones included), which makes probing addresses slow, and the
+    answer never names the store.
+    """
+    company_name = company_name.strip()
     errors: list[FieldError] = []
-    if not company_name.strip():
+    if not company_name:
         errors.append(FieldError("company_name", "must not be empty"))
+    elif len(company_name) > COMPANY_NAME_MAX_LENGTH:
+        errors.append(FieldError("company_name", f"must be at most {COMPANY_NAME_MAX_LENGTH} characters"))
     try:
         email = normalize_email(email)
     except ValidationFailedError as error:
@@ -179,13 +206,25 @@ async def sign_up(
             errors.extend(error.errors)
     if errors:
         raise ValidationFailedError("some fields are invalid; see errors", errors=errors)
+    now = dt.datetime.now(dt.UTC)
     async with database.platform_session() as session:
-        if (await session.execute(select(User.id).where(User.email == email))).first() is not None:
-            raise _email_taken()
+        if client_address:
+            counter = lockout.Counter(
+                lockout.address_key(SIGNUP_REALM, client_address), signup_policy(signups_per_hour)
+            )
+            await lockout.reserve(
+                session,
+                [counter],
+                now,
+                refusal=lambda wait: f"too many sign-ups from your network; try again in {wait}",
+            )
+        is_taken = (await session.execute(select(User.id).where(User.email == email))).first() is not None
+    # Raised once the attempt is committed: a probe of a known address counts like any other.
+    if is_taken:
+        raise _email_taken()
     password_hash = await hash_password(password)
     user_id = uuid.uuid4()
     family_id = uuid.uuid4()
-    now = dt.datetime.now(dt.UTC)
     refresh_token = ""
 
     async def create_owner(connection: AsyncConnection, tenant: TenantContext) -> None:
@@ -209,10 +248,7 @@ async def sign_up(
             tenant,
             to=email,
             template="verify_email",
-            context={
-                "store_name": company_name.strip(),
-                "link": f"{public_url}/verify-email?token={verification}",
-            },
+            context={"store_name": company_name, "link": f"{public_url}/verify-email?token={verification}"},
         )
         actor = Actor("user", str(user_id), client_address)
         await record_audit(connection, tenant_id=tenant.tenant_id, actor=actor, action="tenant.signed_up")
@@ -254,13 +290,11 @@ async def sign_in(
     """Exchange a password for a session, slowing down and locking after failures."""
     email = email.strip().lower()
     tenant = await get_tenant_record(database, tenant_slug)
-    keys = [(lockout.account_key(TENANT_REALM, email), lockout.ACCOUNT_POLICY)]
-    address = lockout.address_key(TENANT_REALM, client_address)
-    if address:
-        keys.append((address, lockout.ADDRESS_POLICY))
-    now = dt.datetime.now(dt.UTC)
+    attempt = lockout.SignInAttempt.of(TENANT_REALM, email, client_address)
     async with database.platform_session() as session:
-        await lockout.check_allowed(session, keys, now)
+        await lockout.reserve_sign_in(
+            session, attempt, dt.datetime.now(dt.UTC), advice=", or reset your password"
+        )
         row = (
             await session.execute(
                 select(User, Membership)
@@ -274,7 +308,6 @@ async def sign_in(
     if not password_ok or membership is None or membership.status != "active" or tenant.status != "active":
         reason = "bad_password" if not password_ok else "no_active_membership"
         async with database.platform_session() as session:
-            await lockout.record_failure(session, keys, now)
             await record_audit(
                 session,
                 tenant_id=tenant.id,
@@ -285,10 +318,20 @@ async def sign_in(
         raise InvalidCredentialsError(_BAD_CREDENTIALS)
     assert user is not None
     async with database.platform_session() as session:
-        await lockout.clear(session, keys[0][0])
+        await lockout.sign_in_succeeded(session, attempt)
         issued = await start_session(session, signer, user_id=user.id, tenant=tenant, role=membership.role)
         await record_audit(session, tenant_id=tenant.id, actor=actor, action="auth.signed_in")
     return issued
+
+
+@dataclass(frozen=True)
+class _Rotated:
+    """What a rotation leaves to do once committed: sign the access token."""
+
+    user_id: uuid.UUID
+    tenant_id: uuid.UUID
+    role: str
+    refresh_token: str
 
 
 async def refresh_session(
@@ -297,65 +340,64 @@ async def refresh_session(
     """Rotate a refresh token; presenting a used one ends every session of its family."""
     now = dt.datetime.now(dt.UTC)
     async with database.platform_session() as session:
-        record = (
-            await session.execute(
-                select(RefreshToken)
-                .where(RefreshToken.token_hash == secret_hash(refresh_token))
-                .with_for_update()
-            )
-        ).scalar_one_or_none()
-        if record is None or record.expires_at <= now:
-            raise InvalidCredentialsError("the refresh token is unknown or expired; sign in again")
-        # Used but not revoked: a copy of a rotated token is being replayed, so it was leaked.
-        reused = record.used_at is not None and record.revoked_at is None
-        ended = record.revoked_at is not None
-        if reused or ended:
-            await _revoke_family(session, record.family_id, now)
-            if reused:
-                await record_audit(
-                    session,
-                    tenant_id=record.tenant_id,
-                    actor=Actor("user", str(record.user_id), client_address),
-                    action="auth.refresh_token_reused",
-                    data={"family_id": str(record.family_id)},
-                )
-                await _alert_reuse(session, record, now)
-    # Raising inside the block would roll back the revocation; raise after it committed.
-    if ended:
-        raise InvalidCredentialsError(
+        outcome = await _rotate(session, refresh_token, client_address, now)
+    # A refusal is raised only now: raised inside the block, it would roll back the
+    # revocation and audit entry written with it.
+    if isinstance(outcome, OrdersmithError):
+        raise outcome
+    tenant = await get_tenant_by_id(database, outcome.tenant_id)
+    return issue_session(
+        signer, user_id=outcome.user_id, tenant=tenant, role=outcome.role, refresh_token=outcome.refresh_token
+    )
+
+
+async def _rotate(
+    session: AsyncSession, refresh_token: str, client_address: str | None, now: dt.datetime
+) -> _Rotated | OrdersmithError:
+    """Lock, check, claim and replace a refresh token in one transaction; or the refusal to raise."""
+    # The row lock makes a second request with the same token wait, then see it used.
+    record = (
+        await session.execute(
+            select(RefreshToken)
+            .where(RefreshToken.token_hash == secret_hash(refresh_token))
+            .with_for_update()
+        )
+    ).scalar_one_or_none()
+    if record is None or record.expires_at <= now:
+        return InvalidCredentialsError("the refresh token is unknown or expired; sign in again")
+    if record.revoked_at is not None:
+        return InvalidCredentialsError(
             "this session has ended (signed out, password reset, or access removed); sign in again"
         )
-    if reused:
-        raise RefreshTokenReusedError(
+    if record.used_at is not None:
+        # Used but not revoked: a copy of a rotated token is being replayed, so it was leaked.
+        await _revoke_family(session, record.family_id, now)
+        await record_audit(
+            session,
+            tenant_id=record.tenant_id,
+            actor=Actor("user", str(record.user_id), client_address),
+            action="auth.refresh_token_reused",
+            data={"family_id": str(record.family_id)},
+        )
+        await _alert_reuse(session, record, now)
+        return RefreshTokenReusedError(
             "this refresh token was already used, so every session of this sign-in was ended; sign in again"
         )
-    async with database.platform_session() as session:
-        membership = (
-            await session.execute(
-                select(Membership).where(
-                    Membership.tenant_id == record.tenant_id, Membership.user_id == record.user_id
-                )
+    membership = (
+        await session.execute(
+            select(Membership).where(
+                Membership.tenant_id == record.tenant_id, Membership.user_id == record.user_id
             )
-        ).scalar_one_or_none()
-        if membership is None or membership.status != "active":
-            await _revoke_family(session, record.family_id, now)
-            raise InvalidCredentialsError("this account no longer has access to this store")
-        claimed = await session.execute(
-            update(RefreshToken)
-            .where(RefreshToken.id == record.id, RefreshToken.used_at.is_(None))
-            .values(used_at=now)
         )
-        if claimed.rowcount != 1:  # type: ignore[attr-defined]
-            raise RefreshTokenReusedError(
-                "this refresh token was just used by another request; sign in again"
-            )
-        new_token = await insert_refresh_token(
-            session, user_id=record.user_id, tenant_id=record.tenant_id, family_id=record.family_id, now=now
-        )
-    tenant = await get_tenant_by_id(database, record.tenant_id)
-    return issue_session(
-        signer, user_id=record.user_id, tenant=tenant, role=membership.role, refresh_token=new_token
+    ).scalar_one_or_none()
+    if membership is None or membership.status != "active":
+        await _revoke_family(session, record.family_id, now)
+        return InvalidCredentialsError("this account no longer has access to this store")
+    await session.execute(update(RefreshToken).where(RefreshToken.id == record.id).values(used_at=now))
+    new_token = await insert_refresh_token(
+        session, user_id=record.user_id, tenant_id=record.tenant_id, family_id=record.family_id, now=now
     )
+    return _Rotated(record.user_id, record.tenant_id, membership.role, new_token)
 
 
 async def _alert_reuse(session: AsyncSession, record: RefreshToken, now: dt.datetime) -> None:
@@ -377,25 +419,37 @@ async def _alert_reuse(session: AsyncSession, record: RefreshToken, now: dt.date
     )
 
 
-async def _revoke_family(session: AsyncSession, family_id: uuid.UUID, now: dt.datetime) -> None:
-    await session.execute(
+async def _revoke_family(session: AsyncSession, family_id: uuid.UUID, now: dt.datetime) -> int:
+    """Revoke every live token of a family; how many were live."""
+    revoked = await session.execute(
         update(RefreshToken)
         .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
         .values(revoked_at=now)
     )
+    return int(revoked.rowcount)  # type: ignore[attr-defined]
 
 
-async def sign_out(database: Database, *, refresh_token: str) -> None:
-    """End the session a refresh token belongs to (all of its rotations). Idempotent."""
+async def sign_out(database: Database, *, refresh_token: str, client_address: str | None) -> None:
+    """End the session a refresh token belongs to (all of its rotations), audited. Idempotent."""
     now = dt.datetime.now(dt.UTC)
     async with database.platform_session() as session:
-        family = (
+        # Locked as a refresh locks it: a refresh of the same token either finishes first,
+        # and the token it issued is revoked here too, or waits and finds the session ended.
+        record = (
             await session.execute(
-                select(RefreshToken.family_id).where(RefreshToken.token_hash == secret_hash(refresh_token))
+                select(RefreshToken)
+                .where(RefreshToken.token_hash == secret_hash(refresh_token))
+                .with_for_update()
             )
         ).scalar_one_or_none()
-        if family is not None:
-            await _revoke_family(session, family, now)
+        if record is not None and await _revoke_family(session, record.family_id, now):
+            await record_audit(
+                session,
+                tenant_id=record.tenant_id,
+                actor=Actor("user", str(record.user_id), client_address),
+                action="auth.signed_out",
+                data={"family_id": str(record.family_id)},
+            )
 
 
 @dataclass(frozen=True)

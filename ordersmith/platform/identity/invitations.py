@@ -13,10 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.platform.database import Database
 from ordersmith.platform.errors import (
+    AccountUnverifiedError,
     ConflictError,
     FieldError,
     PermissionDeniedError,
-    TenantArchivedError,
     TokenGoneError,
     ValidationFailedError,
 )
@@ -29,9 +29,8 @@ from ordersmith.platform.identity.permissions import Role
 from ordersmith.platform.identity.principal import Principal
 from ordersmith.platform.identity.tokens import TokenSigner, new_secret, secret_hash
 from ordersmith.platform.mail import queue_email
-from ordersmith.platform.models import TenantStatus
 from ordersmith.platform.pagination import Page, PageRequest
-from ordersmith.platform.tenancy import TenantRecord, get_tenant_by_id
+from ordersmith.platform.tenancy import TenantRecord, get_tenant_by_id, require_active
 
 INVITATION_LIFETIME = dt.timedelta(days=7)
 _ROLES = ", ".join(Role)
@@ -243,6 +242,14 @@ async def _usable_invitation(session: AsyncSession, token: str, now: dt.datetime
     return invitation
 
 
+def _unverified_account(email: str) -> AccountUnverifiedError:
+    return AccountUnverifiedError(
+        f"an account for {email} exists but its email address was never confirmed, so this invitation "
+        "cannot join it; confirm the address with the link emailed at sign-up, or reset that account's "
+        "password (the emailed reset link confirms the address too), then open this invitation link again"
+    )
+
+
 def _check_new_account(email: str, password: str | None, full_name: str) -> None:
     errors = []
     if not password:
@@ -267,17 +274,26 @@ async def accept_invitation(
     full_name: str | None,
     client_address: str | None,
 ) -> IssuedSession:
-    """Join a store from an emailed invitation and sign in; a new person also picks a password."""
+    """Join a store from an emailed invitation and sign in; a new person also picks a password.
+
+    An existing account joins only once its email is verified: anyone can sign up with an
+    address they do not own, and joining that account would let them into the store. The
+    invitation is refused (409 `account_unverified`) rather than taking the account over
+    here; the address's owner confirms it or resets the password by email (which also
+    ends every session of whoever signed up), then accepts again.
+    """
     now = dt.datetime.now(dt.UTC)
     name = (full_name or "").strip()
     async with database.platform_session() as session:
         invitation = await _usable_invitation(session, token, now)
-        has_account = await session.scalar(select(User.id).where(User.email == invitation.email)) is not None
-    tenant = await get_tenant_by_id(database, invitation.tenant_id)
-    if tenant.status == TenantStatus.ARCHIVED:
-        raise TenantArchivedError("this store is archived; nobody can join it until it is restored")
+        account = (
+            await session.execute(select(User.email_verified_at).where(User.email == invitation.email))
+        ).one_or_none()
+    tenant = require_active(await get_tenant_by_id(database, invitation.tenant_id))
+    if account is not None and account.email_verified_at is None:
+        raise _unverified_account(invitation.email)
     password_hash = None
-    if not has_account:
+    if account is None:
         _check_new_account(invitation.email, password, name)
         # Hashing is slow on purpose: do it before the transaction, not inside it.
         password_hash = await hash_password(password or "")
@@ -301,6 +317,9 @@ async def accept_invitation(
                 session.add(user)
                 await session.flush()
             else:
+                if user.email_verified_at is None:
+                    # Someone signed up with this address since the first look.
+                    raise _unverified_account(invitation.email)
                 member = await session.scalar(
                     select(Membership.id).where(
                         Membership.tenant_id == tenant.id, Membership.user_id == user.id
@@ -308,8 +327,6 @@ async def accept_invitation(
                 )
                 if member is not None:
                     raise AlreadyMemberError("you are already a member of this store; sign in instead")
-                if user.email_verified_at is None:
-                    user.email_verified_at = now
             session.add(
                 Membership(id=uuid.uuid4(), tenant_id=tenant.id, user_id=user.id, role=invitation.role)
             )

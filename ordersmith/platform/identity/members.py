@@ -1,4 +1,11 @@
-"""A store's members: who they are, their roles and status; and the paging of lists."""
+"""A store's members: who they are, their roles and status, and what their access leaves behind.
+
+API keys and invitations outlive the session of the person who made them, so a change
+of status or role reaches them too, in the same transaction: deactivating a member
+revokes the keys they created and the invitations they sent; demoting one narrows
+their keys to the new role's permissions (revoking those left with none) and revokes
+the invitations they could no longer send.
+"""
 
 from __future__ import annotations
 
@@ -18,9 +25,9 @@ from ordersmith.platform.errors import (
     PermissionDeniedError,
     ValidationFailedError,
 )
-from ordersmith.platform.identity.audit import record_audit
-from ordersmith.platform.identity.models import Membership, RefreshToken, User
-from ordersmith.platform.identity.permissions import Role
+from ordersmith.platform.identity.audit import Actor, record_audit
+from ordersmith.platform.identity.models import ApiKey, Invitation, Membership, RefreshToken, User
+from ordersmith.platform.identity.permissions import Permission, Role, permissions_of
 from ordersmith.platform.identity.principal import Principal
 from ordersmith.platform.pagination import Page, PageRequest
 from ordersmith.platform.tenancy import TenantRecord
@@ -202,6 +209,135 @@ async def change_member(
                 .values(revoked_at=dt.datetime.now(dt.UTC))
             )
             await audit("member.deactivated")
+            await _revoke_left_behind(session, tenant.id, target, principal.actor)
         elif new_status == ACTIVE and old_status != ACTIVE:
             await audit("member.reactivated")
+        if new_status == ACTIVE and new_role != old_role:
+            await _narrow_left_behind(session, tenant.id, target, new_role, principal.actor)
     return _member_view(membership, user)
+
+
+# ---- what a member's access leaves behind --------------------------------------------------
+
+# Why a key or an invitation was revoked or narrowed: the `reason` of its audit entry.
+CREATOR_DEACTIVATED = "creator_deactivated"
+INVITER_DEACTIVATED = "inviter_deactivated"
+CREATOR_ROLE_CHANGED = "creator_role_changed"
+INVITER_ROLE_CHANGED = "inviter_role_changed"
+
+
+async def _live_keys(session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID) -> list[ApiKey]:
+    query = (
+        select(ApiKey)
+        .where(ApiKey.tenant_id == tenant_id, ApiKey.created_by == user_id, ApiKey.revoked_at.is_(None))
+        .order_by(ApiKey.created_at, ApiKey.id)
+        .with_for_update()
+    )
+    return list((await session.scalars(query)).all())
+
+
+async def _pending_invitations(
+    session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID, now: dt.datetime
+) -> list[Invitation]:
+    query = (
+        select(Invitation)
+        .where(
+            Invitation.tenant_id == tenant_id,
+            Invitation.invited_by == user_id,
+            Invitation.accepted_at.is_(None),
+            Invitation.revoked_at.is_(None),
+            Invitation.expires_at > now,
+        )
+        .order_by(Invitation.created_at, Invitation.id)
+        .with_for_update()
+    )
+    return list((await session.scalars(query)).all())
+
+
+async def _revoke_key(
+    session: AsyncSession, key: ApiKey, actor: Actor, reason: str, now: dt.datetime
+) -> None:
+    key.revoked_at = now
+    await record_audit(
+        session,
+        tenant_id=key.tenant_id,
+        actor=actor,
+        action="api_key.revoked",
+        target_type="api_key",
+        target_id=str(key.id),
+        data={"name": key.name, "prefix": key.prefix, "reason": reason},
+    )
+
+
+async def _revoke_invitation(
+    session: AsyncSession, invitation: Invitation, actor: Actor, reason: str, now: dt.datetime
+) -> None:
+    invitation.revoked_at = now
+    await record_audit(
+        session,
+        tenant_id=invitation.tenant_id,
+        actor=actor,
+        action="invitation.revoked",
+        target_type="invitation",
+        target_id=str(invitation.id),
+        data={"email": invitation.email, "role": invitation.role, "reason": reason},
+    )
+
+
+async def _revoke_left_behind(
+    session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID, actor: Actor
+) -> None:
+    """Revoke the API keys a deactivated member created and the invitations they sent.
+
+    Reactivating them brings neither back: whoever needs one makes it anew.
+    """
+    now = dt.datetime.now(dt.UTC)
+    for key in await _live_keys(session, tenant_id, user_id):
+        await _revoke_key(session, key, actor, CREATOR_DEACTIVATED, now)
+    for invitation in await _pending_invitations(session, tenant_id, user_id, now):
+        await _revoke_invitation(session, invitation, actor, INVITER_DEACTIVATED, now)
+
+
+def _could_invite(role: str, invited_role: str) -> bool:
+    # The same rules as sending an invitation: users.manage, and only owners invite owners.
+    return Permission.USERS_MANAGE in permissions_of(role) and (
+        invited_role != Role.OWNER or role == Role.OWNER
+    )
+
+
+async def _narrow_left_behind(
+    session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID, role: str, actor: Actor
+) -> None:
+    """Keep a member's keys within their new role and withdraw invitations they could no longer send.
+
+    A key keeps the scopes the new role still grants, so an integration that needs no
+    more goes on working; one left with no scope at all is revoked.
+    """
+    now = dt.datetime.now(dt.UTC)
+    allowed = permissions_of(role)
+    for key in await _live_keys(session, tenant_id, user_id):
+        kept = [scope for scope in key.scopes if scope in allowed]
+        if kept == list(key.scopes):
+            continue
+        if not kept:
+            await _revoke_key(session, key, actor, CREATOR_ROLE_CHANGED, now)
+            continue
+        old_scopes, key.scopes = list(key.scopes), kept
+        await record_audit(
+            session,
+            tenant_id=tenant_id,
+            actor=actor,
+            action="api_key.scopes_reduced",
+            target_type="api_key",
+            target_id=str(key.id),
+            data={
+                "name": key.name,
+                "prefix": key.prefix,
+                "old": old_scopes,
+                "new": kept,
+                "reason": CREATOR_ROLE_CHANGED,
+            },
+        )
+    for invitation in await _pending_invitations(session, tenant_id, user_id, now):
+        if not _could_invite(role, invitation.role):
+            await _revoke_invitation(session, invitation, actor, INVITER_ROLE_CHANGED, now)

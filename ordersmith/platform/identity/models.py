@@ -151,16 +151,18 @@ class ApiKey(PlatformBase):
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-class LoginFailure(PlatformBase):
-    """Failed sign-ins per account or per client address, for slow-down and lockout."""
+class AttemptCounter(PlatformBase):
+    """Recent attempts at a guarded action (sign-in, reset request, sign-up) under one key."""
 
-    __tablename__ = "login_failures"
+    __tablename__ = "attempt_counters"
 
-    # "account:<realm>:<email>" or "address:<ip>"
+    # "account:<realm>:<email>" or "address:<realm>:<client address>"
     key: Mapped[str] = mapped_column(String(400), primary_key=True)
-    failures: Mapped[int] = mapped_column(Integer)
-    last_failed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # Attempts reserved in the current run (successes give theirs back where failures count).
+    attempts: Mapped[int] = mapped_column(Integer)
+    last_attempt_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    # No attempt is reserved before this moment: a slow-down or a lock.
+    blocked_until: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
 
 
 class StaffAccount(PlatformBase):

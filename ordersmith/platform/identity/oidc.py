@@ -4,12 +4,20 @@ It knows providers, not tenants: `identify` turns an authorization code into a v
 identity or raises a typed error. Discovery documents and key sets are cached briefly.
 The code exchange is a plain httpx request (Authlib's httpx integration warns on import
 that it wants httpx2); Authlib's `CodeIDToken` checks the ID token's claims.
+
+Tenant admins choose the issuer, and the discovery document names the other endpoints,
+so every URL here is someone else's choice: `provider_client` resolves each host, refuses
+loopback, private, link-local and other non-public addresses (unless the deployment
+allows them), connects to the address it checked, and never follows redirects.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
+import ipaddress
+import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +49,18 @@ class SsoProviderUnavailableError(OrdersmithError):
     title = "Identity provider unavailable"
 
 
+class SsoProviderAddressRefusedError(SsoProviderUnavailableError):
+    code = "sso_provider_address_refused"
+    title = "Identity provider address refused"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(
+            f"single sign-on refused to connect to the identity provider: {reason}; "
+            "a store admin should check the issuer URL"
+        )
+        self.reason = reason
+
+
 class SsoCodeRejectedError(UnauthenticatedError):
     code = "sso_code_rejected"
     title = "Sign-in code rejected"
@@ -54,6 +74,94 @@ class SsoTokenInvalidError(UnauthenticatedError):
 class SsoEmailUnverifiedError(PermissionDeniedError):
     code = "sso_email_unverified"
     title = "Email address not verified"
+
+
+@dataclass(frozen=True)
+class NetworkPolicy:
+    """Where the relying party may connect to reach identity providers."""
+
+    # Loopback and private networks: a test provider on 127.0.0.1, an on-premises IdP.
+    allow_private_addresses: bool
+    # Plain http is for development only.
+    require_https: bool
+
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def non_public_kind(address: IPAddress) -> str | None:
+    """What keeps a server-side request away from `address`, like "a loopback address"; None if public."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        # ::ffff:127.0.0.1 is 127.0.0.1 on a dual-stack socket.
+        address = address.ipv4_mapped
+    # In order: the first that applies is the one named.
+    kinds = {
+        "an unspecified address": address.is_unspecified,
+        "a loopback address": address.is_loopback,
+        "a link-local address": address.is_link_local,
+        "a multicast address": address.is_multicast,
+        "a reserved address": address.is_reserved,
+        "a private address": address.is_private,
+        "not a public address": not address.is_global,
+    }
+    return next((kind for kind, applies in kinds.items() if applies), None)
+
+
+def _names(host: str, address: IPAddress) -> bool:
+    """Whether `host` is `address` written out, rather than a name that resolved to it."""
+    try:
+        return ipaddress.ip_address(host) == address
+    except ValueError:
+        return False
+
+
+async def checked_address(host: str, *, allow_private_addresses: bool) -> str:
+    """The address to connect to for `host`, once every address it resolves to is public.
+
+    Raises `SsoProviderAddressRefusedError`, or OSError when the name does not resolve.
+    Connecting to the address checked here, not to the name, leaves a DNS answer no
+    chance to change in between.
+    """
+    found = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    addresses = [ipaddress.ip_address(sockaddr[0]) for *_, sockaddr in found]
+    if not allow_private_addresses:
+        for address in sorted(set(addresses), key=lambda address: (address.version, int(address))):
+            kind = non_public_kind(address)
+            if kind is not None:
+                where = f"{host} is" if _names(host, address) else f"{host} resolves to {address},"
+                raise SsoProviderAddressRefusedError(f"{where} {kind}")
+    return str(addresses[0])
+
+
+class _CheckedTransport(httpx.AsyncHTTPTransport):
+    """Sends each request to the checked address of its host, keeping the name for Host and TLS."""
+
+    def __init__(self, policy: NetworkPolicy) -> None:
+        super().__init__()
+        self._policy = policy
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        if self._policy.require_https and url.scheme != "https":
+            raise SsoProviderAddressRefusedError(f"{url} is not an https URL")
+        try:
+            address = await checked_address(
+                url.host, allow_private_addresses=self._policy.allow_private_addresses
+            )
+        except OSError as error:
+            raise httpx.ConnectError(f"{url.host} does not resolve ({error})", request=request) from None
+        # The Host header was set from the name already; SNI and the certificate check use it too.
+        request.url = url.copy_with(host=address)
+        request.extensions = {**request.extensions, "sni_hostname": url.host}
+        return await super().handle_async_request(request)
+
+
+def provider_client(policy: NetworkPolicy) -> httpx.AsyncClient:
+    """An HTTP client for identity providers: checked addresses only, and no redirects."""
+    # A redirect could lead anywhere, and providers answer these requests directly.
+    return httpx.AsyncClient(
+        transport=_CheckedTransport(policy), timeout=HTTP_TIMEOUT, follow_redirects=False
+    )
 
 
 @dataclass(frozen=True)
@@ -264,7 +372,10 @@ async def _userinfo(
     # OpenID Connect Core 5.3.2: the userinfo of another subject must not be used.
     if info.get("sub") != subject:
         raise _token_invalid("the userinfo names another subject than the ID token")
-    return {name: info[name] for name in ("email", "email_verified", "name") if name in info}
+    # Both always, even when absent: an email_verified left from the ID token would vouch
+    # for an email it never named.
+    profile = {"email": info.get("email"), "email_verified": info.get("email_verified")}
+    return profile | ({"name": info["name"]} if "name" in info else {})
 
 
 def _verified_email(claims: dict[str, Any]) -> str:

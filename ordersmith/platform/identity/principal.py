@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 
 from ordersmith.platform.database import Database
-from ordersmith.platform.errors import TenantArchivedError, UnauthenticatedError
+from ordersmith.platform.errors import UnauthenticatedError
 from ordersmith.platform.identity.audit import Actor
 from ordersmith.platform.identity.models import ApiKey, Membership, StaffAccount
 from ordersmith.platform.identity.permissions import permissions_of
 from ordersmith.platform.identity.tokens import STAFF_AUDIENCE, InvalidTokenError, TokenSigner, secret_hash
-from ordersmith.platform.models import TenantStatus
-from ordersmith.platform.tenancy import TenantRecord, get_tenant_by_id
+from ordersmith.platform.models import Tenant, TenantPlacement
+from ordersmith.platform.tenancy import TenantRecord, record_of, require_active
 
 API_KEY_PREFIX = "osk"
 # last_used_at is written at most once a minute per key, not on every request.
@@ -48,15 +48,6 @@ def _unauthenticated(reason: str) -> UnauthenticatedError:
     return UnauthenticatedError(f"{reason}; sign in again or use a valid API key")
 
 
-async def _active_tenant(database: Database, tenant_id: uuid.UUID) -> TenantRecord:
-    tenant = await get_tenant_by_id(database, tenant_id)
-    if tenant.status == TenantStatus.ARCHIVED:
-        raise TenantArchivedError(
-            f"tenant {tenant.slug!r} is archived; a vendor administrator can restore it"
-        )
-    return tenant
-
-
 async def principal_from_access_token(
     database: Database, signer: TokenSigner, token: str, *, via_cookie: bool, client_address: str | None
 ) -> Principal:
@@ -67,21 +58,23 @@ async def principal_from_access_token(
         raise _unauthenticated("the access token is invalid or expired") from None
     if claims.tenant_id is None:
         raise _unauthenticated("the access token names no tenant")
-    async with database.platform_session() as session:
-        membership = (
+    # One round trip: the membership and the tenant it belongs to.
+    async with database.platform_reader() as session:
+        row = (
             await session.execute(
-                select(Membership).where(
-                    Membership.tenant_id == claims.tenant_id, Membership.user_id == claims.subject
-                )
+                select(Membership, Tenant, TenantPlacement)
+                .join(Tenant, Tenant.id == Membership.tenant_id)
+                .join(TenantPlacement, TenantPlacement.tenant_id == Tenant.id)
+                .where(Membership.tenant_id == claims.tenant_id, Membership.user_id == claims.subject)
             )
-        ).scalar_one_or_none()
-    if membership is None or membership.status != "active":
+        ).one_or_none()
+    if row is None or row[0].status != "active":
         raise _unauthenticated("this account no longer has access to this store")
-    tenant = await _active_tenant(database, claims.tenant_id)
+    membership, tenant, placement = row
     return Principal(
         kind="user",
         id=claims.subject,
-        tenant=tenant,
+        tenant=require_active(record_of(tenant, placement)),
         role=membership.role,
         permissions=frozenset(permissions_of(membership.role)),
         via_cookie=via_cookie,
@@ -105,21 +98,43 @@ async def principal_from_api_key(database: Database, key: str, *, client_address
         raise _unauthenticated("the API key is malformed")
     prefix, _ = parsed
     now = dt.datetime.now(dt.UTC)
-    async with database.platform_session() as session:
-        record = (await session.execute(select(ApiKey).where(ApiKey.prefix == prefix))).scalar_one_or_none()
-        if record is None or not hmac.compare_digest(record.secret_hash, secret_hash(key)):
-            raise _unauthenticated("the API key is not valid")
-        if record.revoked_at is not None:
-            raise _unauthenticated("the API key was revoked")
-        if record.last_used_at is None or now - record.last_used_at > LAST_USED_RESOLUTION:
+    # One round trip: the key, its creator's membership and the tenant.
+    async with database.platform_reader() as session:
+        row = (
+            await session.execute(
+                select(ApiKey, Membership, Tenant, TenantPlacement)
+                .outerjoin(
+                    Membership,
+                    (Membership.tenant_id == ApiKey.tenant_id) & (Membership.user_id == ApiKey.created_by),
+                )
+                .join(Tenant, Tenant.id == ApiKey.tenant_id)
+                .join(TenantPlacement, TenantPlacement.tenant_id == Tenant.id)
+                .where(ApiKey.prefix == prefix)
+            )
+        ).one_or_none()
+    if row is None or not hmac.compare_digest(row[0].secret_hash, secret_hash(key)):
+        raise _unauthenticated("the API key is not valid")
+    record, creator, tenant, placement = row
+    if record.revoked_at is not None:
+        raise _unauthenticated("the API key was revoked")
+    permissions = frozenset(record.scopes)
+    if record.created_by is not None:
+        # Deactivating or demoting the creator revokes or narrows their keys; this check
+        # holds even for a key that slipped past that (created while the change ran).
+        if creator is None or creator.status != "active":
+            raise _unauthenticated("the person who created this API key no longer has access to this store")
+        allowed = permissions_of(creator.role)
+        permissions = frozenset(scope for scope in record.scopes if scope in allowed)
+    active = require_active(record_of(tenant, placement))
+    if record.last_used_at is None or now - record.last_used_at > LAST_USED_RESOLUTION:
+        async with database.platform_session() as session:
             await session.execute(update(ApiKey).where(ApiKey.id == record.id).values(last_used_at=now))
-    tenant = await _active_tenant(database, record.tenant_id)
     return Principal(
         kind="api_key",
         id=record.id,
-        tenant=tenant,
+        tenant=active,
         role=None,
-        permissions=frozenset(record.scopes),
+        permissions=permissions,
         client_address=client_address,
     )
 

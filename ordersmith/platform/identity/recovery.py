@@ -2,10 +2,11 @@
 
 Both rest on `action_tokens`: only a token's hash is stored, it expires, and using it
 marks it used in the same transaction as its effect. Asking for a reset never says
-whether an account exists, and is rate-limited per address with the lockout module
-(the first three requests in 15 minutes go through at once, then 1 s and 2 s waits, and
-the fifth locks the address out of resets for 15 minutes) whether or not the address
-has an account, so that a 429 reveals nothing either.
+whether an account exists, by its answer or by its timing: the request only records the
+address, and a worker looks the account up and sends the link. It is rate-limited per
+address with the lockout module (the first three requests in 15 minutes go through at
+once, then 1 s and 2 s waits, and the fifth locks the address out of resets for 15
+minutes) whether or not the address has an account, so that a 429 reveals nothing either.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from ordersmith.platform.errors import (
     TokenGoneError,
     TooManyAttemptsError,
 )
+from ordersmith.platform.events import Event, consumers, record_event
 from ordersmith.platform.identity import lockout
 from ordersmith.platform.identity.accounts import (
     TENANT_REALM,
@@ -46,7 +48,10 @@ RESET_PASSWORD_LIFETIME = dt.timedelta(minutes=60)
 # A person who just got a verification email waits a minute before asking for another.
 RESEND_COOLDOWN = dt.timedelta(seconds=60)
 RESET_REALM = "password_reset"
-RESET_POLICY = lockout.Policy(free_failures=2, lock_at=5)
+RESET_POLICY = lockout.Policy(free_attempts=2, lock_at=5)
+# Recorded by a reset request; the worker that consumes it sends the link, if any.
+PASSWORD_RESET_REQUESTED = "identity.password_reset_requested"
+RESET_SENDER = "identity.reset_sender"
 # Where a person goes for a fresh link, by purpose; said in every 410.
 _NEXT_STEP = {
     VERIFY_EMAIL: "request a new link: sign in and ask for the verification email again",
@@ -75,10 +80,6 @@ class PasswordReset:
     user_id: uuid.UUID
     email: str
     sessions_ended: int
-
-
-def _seconds(count: int) -> str:
-    return f"{count} second" if count == 1 else f"{count} seconds"
 
 
 def _link(public_url: str, path: str, token: str) -> str:
@@ -171,7 +172,7 @@ async def resend_verification(
             wait = max(1, math.ceil((last_sent + RESEND_COOLDOWN - now).total_seconds()))
             raise TooManyAttemptsError(
                 f"a verification email went to {user.email} moments ago; check your inbox and spam "
-                f"folder, or ask again in {_seconds(wait)}",
+                f"folder, or ask again in {lockout.describe_wait(wait)}",
                 retry_after_seconds=wait,
             )
         token = await create_action_token(
@@ -190,48 +191,61 @@ async def resend_verification(
 async def request_password_reset(
     database: Database, *, email: str, public_url: str, client_address: str | None
 ) -> None:
-    """Email a reset link if the address has an account; the caller learns nothing either way."""
+    """Ask for a reset link for the address; the caller learns nothing about its account.
+
+    The request does the same work whatever the address: it counts the request and
+    records an event naming the address, in one transaction. Whether an account uses the
+    address is looked up later by the worker (`send_reset_link`), so that neither the
+    answer nor the time it takes tells the caller.
+    """
     email = normalize_email(email)
-    now = dt.datetime.now(dt.UTC)
-    key = lockout.account_key(RESET_REALM, email)
+    counter = lockout.Counter(lockout.account_key(RESET_REALM, email), RESET_POLICY)
     async with database.platform_session() as session:
-        try:
-            await lockout.check_allowed(session, [(key, RESET_POLICY)], now)
-        except TooManyAttemptsError as error:
-            wait = error.retry_after_seconds
-            raise TooManyAttemptsError(
-                f"too many reset requests for this address; check your inbox for the link already "
-                f"sent, or try again in {_seconds(wait)}",
-                retry_after_seconds=wait,
-            ) from None
-        await lockout.record_failure(session, [(key, RESET_POLICY)], now)
-        user = (await session.execute(select(User).where(User.email == email))).scalar_one_or_none()
-        # People who only sign in through their company's SSO have no password to reset.
-        if user is None or user.password_hash is None:
-            return
-        # A new link replaces the older ones: only the latest email works.
-        await session.execute(
-            update(ActionToken)
-            .where(
-                ActionToken.user_id == user.id,
-                ActionToken.purpose == RESET_PASSWORD,
-                ActionToken.used_at.is_(None),
-            )
-            .values(used_at=now)
-        )
-        token = await create_action_token(
-            session, user_id=user.id, purpose=RESET_PASSWORD, lifetime=RESET_PASSWORD_LIFETIME
-        )
-        await queue_email(
+        await lockout.reserve(
             session,
-            None,
-            to=user.email,
-            template="reset_password",
-            context={
-                "link": _link(public_url, "reset-password", token),
-                "expires_in_minutes": int(RESET_PASSWORD_LIFETIME.total_seconds() // 60),
-            },
+            [counter],
+            dt.datetime.now(dt.UTC),
+            refusal=lambda wait: (
+                "too many reset requests for this address; check your inbox for the link already "
+                f"sent, or try again in {wait}"
+            ),
         )
+        await record_event(
+            session, None, PASSWORD_RESET_REQUESTED, {"email": email, "public_url": public_url}
+        )
+
+
+@consumers.platform_consumer(RESET_SENDER, PASSWORD_RESET_REQUESTED)
+async def send_reset_link(session: AsyncSession, event: Event) -> None:
+    """Email a reset link to the account that uses the requested address, if there is one."""
+    email: str = event.payload["email"]
+    user = (await session.execute(select(User).where(User.email == email))).scalar_one_or_none()
+    # People who only sign in through their company's SSO have no password to reset.
+    if user is None or user.password_hash is None:
+        return
+    # A new link replaces the older ones: only the latest email works.
+    await session.execute(
+        update(ActionToken)
+        .where(
+            ActionToken.user_id == user.id,
+            ActionToken.purpose == RESET_PASSWORD,
+            ActionToken.used_at.is_(None),
+        )
+        .values(used_at=dt.datetime.now(dt.UTC))
+    )
+    token = await create_action_token(
+        session, user_id=user.id, purpose=RESET_PASSWORD, lifetime=RESET_PASSWORD_LIFETIME
+    )
+    await queue_email(
+        session,
+        None,
+        to=user.email,
+        template="reset_password",
+        context={
+            "link": _link(event.payload["public_url"], "reset-password", token),
+            "expires_in_minutes": int(RESET_PASSWORD_LIFETIME.total_seconds() // 60),
+        },
+    )
 
 
 async def confirm_password_reset(

@@ -4,8 +4,11 @@ A tenant admin registers the provider (issuer, client id and secret); the client
 is encrypted at rest with AES-GCM under a key derived from SECRET_KEY and bound to the
 tenant. Sign-in is the authorization-code flow with state, nonce and PKCE (S256), each
 attempt remembered for ten minutes and usable once; `oidc.identify` checks what the
-provider answers. People are matched by verified email: an unknown address becomes a
-user without a password and a member with the configuration's default role.
+provider answers. People are matched by the email the provider verified: an unknown
+address becomes a user without a password and a member with the configuration's
+default role; an existing account is joined only if it verified that address itself.
+Every connection to the provider goes through `oidc.provider_client`, which refuses
+private and loopback addresses unless the deployment allows them.
 """
 
 from __future__ import annotations
@@ -18,20 +21,20 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-import httpx
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.platform.database import Database
 from ordersmith.platform.errors import (
+    AccountUnverifiedError,
     FieldError,
     NotFoundError,
     OrdersmithError,
     PermissionDeniedError,
     ServiceUnavailableError,
-    TenantArchivedError,
     TenantNotFoundError,
     UnauthenticatedError,
     ValidationFailedError,
@@ -47,8 +50,7 @@ from ordersmith.platform.identity.models import (
 )
 from ordersmith.platform.identity.permissions import Role
 from ordersmith.platform.identity.tokens import TokenSigner, derived_key
-from ordersmith.platform.models import TenantStatus
-from ordersmith.platform.tenancy import TenantRecord, get_tenant_by_id, get_tenant_record
+from ordersmith.platform.tenancy import TenantRecord, get_tenant_by_id, get_tenant_record, require_active
 
 LOGIN_STATE_LIFETIME = dt.timedelta(minutes=10)
 # Roles SSO may hand out to new members; ownership is never granted by a provider.
@@ -143,20 +145,39 @@ def _view(row: TenantSsoConfig) -> SsoConfig:
 def _issuer_errors(issuer: str, *, allow_loopback_http: bool) -> list[FieldError]:
     try:
         parts = urlsplit(issuer)
-        host = parts.hostname
+        # Reading the port raises ValueError when it is not a number from 0 to 65535.
+        host, port = parts.hostname, parts.port
     except ValueError:
-        parts, host = None, None
+        parts, host, port = None, None, None
     secure = parts is not None and parts.scheme == "https"
     loopback = (
         allow_loopback_http and parts is not None and parts.scheme == "http" and host in _LOOPBACK_HOSTS
     )
-    well_formed = parts is not None and host and not (parts.query or parts.fragment or parts.username)
+    well_formed = (
+        parts is not None and host and port != 0 and not (parts.query or parts.fragment or parts.username)
+    )
     if (secure or loopback) and well_formed and len(issuer) <= 500:
         return []
     message = "must be an https URL without query or fragment, like https://login.example.com"
     if allow_loopback_http:
         message += " (http://127.0.0.1 and http://localhost are accepted outside production)"
     return [FieldError("issuer", message)]
+
+
+async def _issuer_address_errors(issuer: str, network: oidc.NetworkPolicy) -> list[FieldError]:
+    """Refuse now an issuer on a private address, which every connection would refuse later."""
+    if network.allow_private_addresses:
+        return []
+    parts = urlsplit(issuer)
+    assert parts.hostname is not None  # _issuer_errors checked the URL
+    try:
+        await oidc.checked_address(parts.hostname, allow_private_addresses=False)
+    except oidc.SsoProviderAddressRefusedError as refused:
+        return [FieldError("issuer", f"must lead to a public address, but {refused.reason}")]
+    except OSError:
+        # A name that does not resolve yet may still be right; each connection checks again.
+        return []
+    return []
 
 
 async def get_sso_config(database: Database, tenant_id: uuid.UUID) -> SsoConfig:
@@ -174,7 +195,7 @@ async def configure_sso(
     *,
     actor: Actor,
     secret_key: str,
-    allow_loopback_http: bool,
+    network: oidc.NetworkPolicy,
     issuer: str,
     client_id: str,
     client_secret: str | None,
@@ -183,7 +204,9 @@ async def configure_sso(
 ) -> SsoConfig:
     """Set the tenant's OIDC provider; without a client secret, the stored one is kept."""
     issuer, client_id = issuer.strip(), client_id.strip()
-    errors = _issuer_errors(issuer, allow_loopback_http=allow_loopback_http)
+    errors = _issuer_errors(issuer, allow_loopback_http=not network.require_https)
+    if not errors:
+        errors = await _issuer_address_errors(issuer, network)
     if not client_id or len(client_id) > 200:
         errors.append(
             FieldError("client_id", "must be the client id your provider issued (1-200 characters)")
@@ -284,11 +307,6 @@ def _not_configured(slug: str) -> SsoNotConfiguredError:
     )
 
 
-def _check_active(tenant: TenantRecord) -> None:
-    if tenant.status != TenantStatus.ACTIVE:
-        raise TenantArchivedError(f"store {tenant.slug!r} is archived; a vendor administrator can restore it")
-
-
 async def _enabled_config(database: Database, tenant: TenantRecord) -> TenantSsoConfig:
     async with database.platform_session() as session:
         config = await session.get(TenantSsoConfig, tenant.id)
@@ -298,7 +316,12 @@ async def _enabled_config(database: Database, tenant: TenantRecord) -> TenantSso
 
 
 async def start_sso_login(
-    database: Database, *, tenant_slug: str, return_to: str | None, callback_url: str
+    database: Database,
+    *,
+    network: oidc.NetworkPolicy,
+    tenant_slug: str,
+    return_to: str | None,
+    callback_url: str,
 ) -> str:
     """The provider's authorization URL for signing in to a store; the attempt lives 10 minutes."""
     return_path = validate_return_path(return_to)
@@ -306,9 +329,9 @@ async def start_sso_login(
         tenant = await get_tenant_record(database, tenant_slug)
     except TenantNotFoundError:
         raise _not_configured(tenant_slug) from None
-    _check_active(tenant)
+    require_active(tenant)
     config = await _enabled_config(database, tenant)
-    async with httpx.AsyncClient(timeout=oidc.HTTP_TIMEOUT) as client:
+    async with oidc.provider_client(network) as client:
         metadata = await oidc.providers.metadata(client, config.issuer)
     state, nonce, verifier = secrets.token_urlsafe(32), secrets.token_urlsafe(32), secrets.token_urlsafe(48)
     now = dt.datetime.now(dt.UTC)
@@ -345,6 +368,7 @@ async def finish_sso_login(
     database: Database,
     signer: TokenSigner,
     *,
+    network: oidc.NetworkPolicy,
     state: str,
     code: str | None,
     error: str | None,
@@ -381,10 +405,10 @@ async def finish_sso_login(
         )
     assert code is not None
     tenant = await get_tenant_by_id(database, login.tenant_id)
-    _check_active(tenant)
+    require_active(tenant)
     config = await _enabled_config(database, tenant)
     client_secret = open_client_secret(secret_key, tenant.id, config.client_secret_encrypted)
-    async with httpx.AsyncClient(timeout=oidc.HTTP_TIMEOUT) as client:
+    async with oidc.provider_client(network) as client:
         try:
             identity = await oidc.identify(
                 client,
@@ -427,6 +451,40 @@ async def _record_failure(
         )
 
 
+async def _find_or_create_user(session: AsyncSession, identity: oidc.Identity) -> tuple[uuid.UUID, bool]:
+    """The user with the provider's email (and whether it is new); an unverified one is refused.
+
+    Anyone can sign up with an address they do not own: linking that account to the
+    provider's person would hand the store to whoever knows its password.
+    """
+    # ON CONFLICT: two first sign-ins of one person at once must not create two users.
+    created = (
+        await session.execute(
+            pg_insert(User)
+            .values(
+                id=uuid.uuid4(),
+                email=identity.email,
+                full_name=identity.full_name,
+                email_verified_at=dt.datetime.now(dt.UTC),
+            )
+            .on_conflict_do_nothing(index_elements=[User.email])
+            .returning(User.id)
+        )
+    ).scalar_one_or_none()
+    if created is not None:
+        return created, True
+    user_id, verified_at = (
+        await session.execute(select(User.id, User.email_verified_at).where(User.email == identity.email))
+    ).one()
+    if verified_at is None:
+        raise AccountUnverifiedError(
+            f"an account for {identity.email} exists but its email address was never confirmed, so single "
+            "sign-on cannot use it; confirm the address with the link emailed at sign-up, or reset that "
+            "account's password (the emailed reset link confirms the address too), then sign in again"
+        )
+    return user_id, False
+
+
 async def _sign_in_member(
     database: Database,
     signer: TokenSigner,
@@ -437,42 +495,34 @@ async def _sign_in_member(
     return_to: str,
     client_address: str | None,
 ) -> SsoSignIn:
-    email, now = identity.email, dt.datetime.now(dt.UTC)
-    async with database.platform_session() as session:
-        # ON CONFLICT: two first sign-ins of one person at once must not create two users.
-        user_id = (
+    try:
+        async with database.platform_session() as session:
+            user_id, created_user = await _find_or_create_user(session, identity)
             await session.execute(
-                pg_insert(User)
-                .values(id=uuid.uuid4(), email=email, full_name=identity.full_name, email_verified_at=now)
-                .on_conflict_do_nothing(index_elements=[User.email])
-                .returning(User.id)
+                pg_insert(Membership)
+                .values(id=uuid.uuid4(), tenant_id=tenant.id, user_id=user_id, role=config.default_role)
+                .on_conflict_do_nothing(index_elements=[Membership.tenant_id, Membership.user_id])
             )
-        ).scalar_one_or_none()
-        created_user = user_id is not None
-        if user_id is None:
-            user_id = (await session.execute(select(User.id).where(User.email == email))).scalar_one()
-        await session.execute(
-            pg_insert(Membership)
-            .values(id=uuid.uuid4(), tenant_id=tenant.id, user_id=user_id, role=config.default_role)
-            .on_conflict_do_nothing(index_elements=[Membership.tenant_id, Membership.user_id])
-        )
-        membership = (
-            await session.execute(
-                select(Membership).where(Membership.tenant_id == tenant.id, Membership.user_id == user_id)
-            )
-        ).scalar_one()
-        if membership.status == "active":
-            issued = await start_session(
-                session, signer, user_id=user_id, tenant=tenant, role=membership.role
-            )
-            await record_audit(
-                session,
-                tenant_id=tenant.id,
-                actor=Actor("user", str(user_id), client_address),
-                action="auth.sso_signed_in",
-                data={"issuer": config.issuer, "created_user": created_user},
-            )
-            return SsoSignIn(issued, created_user, return_to)
+            membership = (
+                await session.execute(
+                    select(Membership).where(Membership.tenant_id == tenant.id, Membership.user_id == user_id)
+                )
+            ).scalar_one()
+            if membership.status == "active":
+                issued = await start_session(
+                    session, signer, user_id=user_id, tenant=tenant, role=membership.role
+                )
+                await record_audit(
+                    session,
+                    tenant_id=tenant.id,
+                    actor=Actor("user", str(user_id), client_address),
+                    action="auth.sso_signed_in",
+                    data={"issuer": config.issuer, "created_user": created_user},
+                )
+                return SsoSignIn(issued, created_user, return_to)
+    except AccountUnverifiedError as refused:
+        await _record_failure(database, tenant.id, client_address, config.issuer, refused.code)
+        raise
     # A deactivated member stays out: an admin reactivates people, a provider does not.
     await _record_failure(database, tenant.id, client_address, config.issuer, "membership_deactivated")
     raise MembershipDeactivatedError(

@@ -123,13 +123,9 @@ async def sign_in_staff(
 ) -> StaffSession:
     """Exchange a staff password for a 15-minute staff token, slowing down and locking after failures."""
     email = email.strip().lower()
-    keys = [(lockout.account_key(STAFF_REALM, email), lockout.ACCOUNT_POLICY)]
-    address = lockout.address_key(STAFF_REALM, client_address)
-    if address:
-        keys.append((address, lockout.ADDRESS_POLICY))
-    now = dt.datetime.now(dt.UTC)
+    attempt = lockout.SignInAttempt.of(STAFF_REALM, email, client_address)
     async with database.platform_session() as session:
-        await lockout.check_allowed(session, keys, now)
+        await lockout.reserve_sign_in(session, attempt, dt.datetime.now(dt.UTC))
         account = (
             await session.execute(select(StaffAccount).where(StaffAccount.email == email))
         ).scalar_one_or_none()
@@ -142,7 +138,6 @@ async def sign_in_staff(
             else Actor("anonymous", None, client_address)
         )
         async with database.platform_session() as session:
-            await lockout.record_failure(session, keys, now)
             await record_audit(
                 session,
                 tenant_id=None,
@@ -152,7 +147,7 @@ async def sign_in_staff(
             )
         raise InvalidCredentialsError(_BAD_STAFF_CREDENTIALS)
     async with database.platform_session() as session:
-        await lockout.clear(session, keys[0][0])
+        await lockout.sign_in_succeeded(session, attempt)
         await record_audit(
             session,
             tenant_id=None,

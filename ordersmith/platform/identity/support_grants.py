@@ -24,16 +24,15 @@ from ordersmith.platform.errors import (
     FieldError,
     NotFoundError,
     PermissionDeniedError,
-    TenantArchivedError,
     ValidationFailedError,
 )
 from ordersmith.platform.identity.audit import record_audit
 from ordersmith.platform.identity.models import StaffAccount, SupportGrant
 from ordersmith.platform.identity.principal import Principal
 from ordersmith.platform.identity.staff import StaffRole, require_staff_role
-from ordersmith.platform.models import Tenant, TenantStatus
+from ordersmith.platform.models import Tenant
 from ordersmith.platform.pagination import check_limit, decode_time_cursor, encode_time_cursor
-from ordersmith.platform.tenancy import TenantRecord, get_tenant_record
+from ordersmith.platform.tenancy import TenantRecord, get_tenant_record, require_active
 
 MINIMUM_GRANT_MINUTES = 1
 MAXIMUM_GRANT_MINUTES = 480
@@ -131,12 +130,6 @@ def _view(row: Any, now: dt.datetime) -> SupportGrantView:
     )
 
 
-def _active_tenant(tenant: TenantRecord) -> TenantRecord:
-    if tenant.status == TenantStatus.ARCHIVED:
-        raise TenantArchivedError(f"tenant {tenant.slug!r} is archived; a superadmin can restore it first")
-    return tenant
-
-
 async def request_support_grant(
     database: Database, staff: Principal, tenant_slug: str, *, reason: str | None, minutes: int | None
 ) -> SupportGrantView:
@@ -157,7 +150,7 @@ async def request_support_grant(
         )
     if errors:
         raise ValidationFailedError("the support grant request is invalid; see errors", errors=errors)
-    tenant = _active_tenant(await get_tenant_record(database, tenant_slug))
+    tenant = require_active(await get_tenant_record(database, tenant_slug))
     now = dt.datetime.now(dt.UTC)
     grant_id = uuid.uuid4()
     async with database.platform_session() as session:
@@ -336,7 +329,7 @@ async def open_support_access(
     who tried.
     """
     require_staff_role(staff, StaffRole.SUPPORT, StaffRole.SUPERADMIN)
-    tenant = _active_tenant(await get_tenant_record(database, tenant_slug))
+    tenant = require_active(await get_tenant_record(database, tenant_slug))
     now = dt.datetime.now(dt.UTC)
     async with database.platform_session() as session:
         grants = list(

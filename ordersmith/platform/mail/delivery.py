@@ -2,9 +2,10 @@
 
 With `SMTP_URL` set (`smtp://user:password@host:587`, STARTTLS when the server offers
 it; `smtps://…:465` for implicit TLS) each email is sent; without it, it is kept in
-`platform.mailbox` for the development mailbox. The consumer runs once per event id
-(`deliver_event`); an email is at-least-once on the wire, and its Message-ID is derived
-from the event id so that a receiver can drop a duplicate.
+`platform.mailbox` for the development mailbox, which production never uses. The
+consumer runs once per event id (`deliver_event`); an email is at-least-once on the
+wire, and its Message-ID is derived from the event id so that a receiver can drop a
+duplicate. Its secret values are opened (`sealing.py`) only here, just before rendering.
 """
 
 from __future__ import annotations
@@ -26,6 +27,12 @@ from ordersmith.platform.identity.models import MailboxMessage
 from ordersmith.platform.ids import uuid7
 from ordersmith.platform.mail import EMAIL_REQUESTED
 from ordersmith.platform.mail.rendering import RenderedEmail, compose_message, render_email
+from ordersmith.platform.mail.sealing import (
+    SealedContextError,
+    current_sealer,
+    open_context,
+    use_secret_key,
+)
 from ordersmith.platform.settings import Settings, SettingsError, load_settings
 
 logger = logging.getLogger(__name__)
@@ -85,6 +92,9 @@ class MailConfig:
 
     @classmethod
     def of(cls, settings: Settings) -> MailConfig:
+        if settings.is_production and not settings.smtp_url:
+            # The development mailbox keeps every email, links included, readable in the database.
+            raise SettingsError("SMTP_URL must be set in production (smtp://user:password@host:587)")
         smtp = parse_smtp_url(settings.smtp_url) if settings.smtp_url else None
         return cls(smtp=smtp, sender=settings.mail_from)
 
@@ -93,9 +103,10 @@ _config: MailConfig | None = None
 
 
 def configure(settings: Settings | None) -> None:
-    """Deliver with these settings from now on; None goes back to reading the environment."""
+    """Queue and deliver with these settings from now on; None goes back to reading the environment."""
     global _config
     _config = MailConfig.of(settings) if settings is not None else None
+    use_secret_key(settings.secret_key if settings is not None else None)
 
 
 def current_config() -> MailConfig:
@@ -160,7 +171,13 @@ async def keep_in_mailbox(session: AsyncSession, event: Event, to: str, email: R
 async def deliver_email(session: AsyncSession, event: Event) -> None:
     """Render the requested email and send it (SMTP) or keep it (development mailbox)."""
     to = str(event.payload["to"])
-    email = render_email(str(event.payload["template"]), event.payload["context"])
+    try:
+        context = open_context(current_sealer(), event.tenant_id, event.payload)
+    except SealedContextError as error:
+        # Raising keeps the event unprocessed: retried, then dead-lettered, and never sent.
+        logger.error("email event %s to %s refused: %s", event.id, to, error)
+        raise
+    email = render_email(str(event.payload["template"]), context)
     config = current_config()
     if config.smtp is None:
         await keep_in_mailbox(session, event, to, email)

@@ -3,7 +3,9 @@
 A template is `templates/<name>.txt` (the plain-text part) and `templates/<name>.html`
 (the HTML part, placed inside `templates/layout.html`), written with `string.Template`
 placeholders (`${link}`). The keys are declared here so that a caller who forgets one
-fails when it queues the email, not when a customer reads a half-empty message.
+fails when it queues the email, not when a customer reads a half-empty message. Keys
+marked secret (a link ending in a single-use token) are sealed while the email waits in
+the outbox (`sealing.py`).
 """
 
 from __future__ import annotations
@@ -24,11 +26,13 @@ class EmailTemplateError(ValueError):
 
 @dataclass(frozen=True)
 class EmailTemplate:
-    """One kind of email: its subject line and the context keys its parts use."""
+    """One kind of email: its subject line, the context keys its parts use, and the secret ones."""
 
     name: str
     subject: str
     keys: frozenset[str]
+    # Values that would let whoever reads them act as the recipient: never stored in clear.
+    secret_keys: frozenset[str] = frozenset()
 
     @property
     def text_path(self) -> Path:
@@ -39,17 +43,29 @@ class EmailTemplate:
         return TEMPLATE_DIRECTORY / f"{self.name}.html"
 
 
-def _template(name: str, subject: str, *keys: str) -> EmailTemplate:
-    return EmailTemplate(name, subject, frozenset(keys))
+def _template(name: str, subject: str, *keys: str, secret: tuple[str, ...] = ()) -> EmailTemplate:
+    return EmailTemplate(name, subject, frozenset(keys), frozenset(secret))
 
 
 TEMPLATES: dict[str, EmailTemplate] = {
     template.name: template
     for template in (
         # Sent at sign-up and on request; the link ends in a single-use token.
-        _template("verify_email", "Confirm your email address for ${store_name}", "store_name", "link"),
+        _template(
+            "verify_email",
+            "Confirm your email address for ${store_name}",
+            "store_name",
+            "link",
+            secret=("link",),
+        ),
         # Sent when someone asks for a password reset of an existing account.
-        _template("reset_password", "Reset your Ordersmith password", "link", "expires_in_minutes"),
+        _template(
+            "reset_password",
+            "Reset your Ordersmith password",
+            "link",
+            "expires_in_minutes",
+            secret=("link",),
+        ),
         # Sent by the invitation service when an admin invites someone to a store.
         _template(
             "invitation",
@@ -59,6 +75,7 @@ TEMPLATES: dict[str, EmailTemplate] = {
             "role",
             "link",
             "expires_in_days",
+            secret=("link",),
         ),
         # Sent after a security-relevant act: password changed, refresh token reused, ...
         _template(

@@ -1,15 +1,16 @@
-"""Store profile services."""
+"""Store profile services: the merchant's store name, default currency and time zone."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from zoneinfo import available_timezones
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from ordersmith.platform.database import TenantContext
+from ordersmith.platform.database import Database, TenantContext
 from ordersmith.platform.errors import FieldError, ValidationFailedError
+from ordersmith.platform.identity.audit import Actor, record_audit
 from ordersmith.tenants.store.models import StoreSettings
 
 DEFAULT_CURRENCY = "EUR"
@@ -40,15 +41,13 @@ async def get_store_profile(tenant: TenantContext, session: AsyncSession) -> Sto
     )
 
 
-async def update_store_profile(
-    tenant: TenantContext,
+async def _write_profile(
     session: AsyncSession,
     *,
-    display_name: str | None = None,
-    default_currency: str | None = None,
-    timezone: str | None = None,
-) -> StoreProfile:
-    """Change the store's name, default currency or time zone; 422 names what is wrong."""
+    display_name: str | None,
+    default_currency: str | None,
+    timezone: str | None,
+) -> None:
     errors = []
     if display_name is not None and not display_name.strip():
         errors.append(FieldError("display_name", "must not be empty"))
@@ -69,4 +68,40 @@ async def update_store_profile(
     }
     if changes:
         await session.execute(update(StoreSettings).values(**changes, updated_at=func.now()))
-    return await get_store_profile(tenant, session)
+
+
+async def update_store_profile(
+    database: Database,
+    tenant: TenantContext,
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    display_name: str | None = None,
+    default_currency: str | None = None,
+    timezone: str | None = None,
+) -> StoreProfile:
+    """Change the store's name, default currency or time zone (422 names what is wrong); audited."""
+    # Locked, so that two changes at once each record what they really replaced.
+    await session.execute(select(StoreSettings.id).with_for_update())
+    before = await get_store_profile(tenant, session)
+    await _write_profile(
+        session, display_name=display_name, default_currency=default_currency, timezone=timezone
+    )
+    after = await get_store_profile(tenant, session)
+    old, new = asdict(before), asdict(after)
+    changes = {field: {"old": old[field], "new": new[field]} for field in old if old[field] != new[field]}
+    if changes:
+        # Tenant roles cannot write the audit log, so the entry commits in a platform
+        # transaction of its own, before the caller commits the change: a change is never
+        # missing from the trail (at worst, a commit that fails after it leaves one entry
+        # too many), as with staff access.
+        async with database.platform_session() as platform:
+            await record_audit(
+                platform,
+                tenant_id=tenant.tenant_id,
+                actor=actor,
+                action="store.profile_changed",
+                target_type="store",
+                data={"changes": changes},
+            )
+    return after
