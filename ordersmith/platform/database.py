@@ -20,9 +20,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, c
 
 from ordersmith.platform.settings import DatabaseSettings
 
-# Tenant tables are declared in this placeholder schema and routed per transaction with
-# `schema_translate_map`; no SQL names a tenant schema by string.
-TENANT_SCHEMA = "tenant"
 PLATFORM_SCHEMA = "platform"
 
 NAMING_CONVENTION = {
@@ -34,8 +31,17 @@ NAMING_CONVENTION = {
 }
 
 
-def make_metadata(schema: str) -> MetaData:
-    """Metadata with the project's constraint naming convention, for one schema stream."""
+# Tenant tables are declared without a schema: SQL names them unqualified and the
+# transaction's search_path routes them to the tenant's schema. So every tenant shares
+# one SQL text per statement (one prepared statement per connection, whatever the
+# number of tenants), and no SQL names a tenant schema by string. Both settings last
+# until the transaction ends; the role is what keeps tenants apart: PostgreSQL refuses
+# another tenant's schema to it, whatever the search_path says.
+_ENTER_TENANT = text("SELECT set_config('role', :role, true), set_config('search_path', :schema, true)")
+
+
+def make_metadata(schema: str | None) -> MetaData:
+    """Metadata with the project's constraint naming convention (None: tenant tables)."""
     return MetaData(schema=schema, naming_convention=NAMING_CONVENTION)
 
 
@@ -86,6 +92,8 @@ class Database:
             self.owner_url = to_asyncpg_url(owner_url)
             self.url = to_asyncpg_url(url)
         self.runtime = self._engine(self.url, settings.app_role)
+        # Made once: deriving an engine costs more than the read it serves.
+        self._reader = self.runtime.execution_options(isolation_level="AUTOCOMMIT")
         self.owner = self._engine(
             self.owner_url, settings.owner_role, pool_size=settings.migration_concurrency
         )
@@ -105,8 +113,8 @@ class Database:
             pool_pre_ping=False,
             connect_args={
                 "server_settings": server_settings,
-                # Schema-qualified SQL differs per tenant, so the cache must hold
-                # several tenants' statements per connection.
+                # Tenant SQL is the same text for every tenant: the statements of all
+                # rooms fit, with room to spare.
                 "prepared_statement_cache_size": 1000,
             },
         )
@@ -138,8 +146,7 @@ class Database:
         such as resolving the caller's credential. Anything that writes uses
         `platform_session`.
         """
-        engine = self.runtime.execution_options(isolation_level="AUTOCOMMIT")
-        async with AsyncSession(engine, expire_on_commit=False) as session:
+        async with AsyncSession(self._reader, expire_on_commit=False) as session:
             yield session
 
     @asynccontextmanager
@@ -149,9 +156,8 @@ class Database:
         Commits when the block succeeds, rolls back otherwise. PostgreSQL refuses any
         statement that reaches another tenant's schema, whatever the code asks for.
         """
-        engine = self.runtime.execution_options(schema_translate_map={TENANT_SCHEMA: tenant.schema_name})
-        async with AsyncSession(engine, expire_on_commit=False) as session, session.begin():
-            await session.execute(text("SELECT set_config('role', :role, true)"), {"role": tenant.db_role})
+        async with AsyncSession(self.runtime, expire_on_commit=False) as session, session.begin():
+            await session.execute(_ENTER_TENANT, {"role": tenant.db_role, "schema": tenant.schema_name})
             yield session
 
     @asynccontextmanager

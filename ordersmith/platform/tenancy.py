@@ -19,7 +19,7 @@ from sqlalchemy import Select, delete, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ordersmith.platform.database import TENANT_SCHEMA, Database, TenantContext, run_script
+from ordersmith.platform.database import Database, TenantContext, run_script
 from ordersmith.platform.errors import (
     ConflictError,
     FieldError,
@@ -174,8 +174,8 @@ async def provision_tenant(
             await run_script(
                 connection, f"REVOKE INSERT, UPDATE, DELETE ON alembic_version FROM {_quoted(schema_name)}"
             )
-            seeding = await connection.execution_options(schema_translate_map={TENANT_SCHEMA: schema_name})
-            await spec.seed(seeding, context, name)
+            # The search_path set for the script still holds: the seed lands in the new schema.
+            await spec.seed(connection, context, name)
             if on_created is not None:
                 await on_created(connection, context)
     except IntegrityError as error:

@@ -14,11 +14,11 @@ from sqlalchemy import DateTime, Index, Integer, String, func
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from ordersmith.platform.database import TENANT_SCHEMA, make_metadata
+from ordersmith.platform.database import make_metadata
 
 
 class TenantBase(DeclarativeBase):
-    metadata = make_metadata(TENANT_SCHEMA)
+    metadata = make_metadata(None)
 
 
 class TenantProcessedEvent(TenantBase):
