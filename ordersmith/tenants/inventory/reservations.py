@@ -59,7 +59,9 @@ class Plan:
 
 
 @dataclass(frozen=True)
-class _Stock:
+class StockRow:
+    """A locked stock row as the planner sees it: where, how preferred, how much is free."""
+
     variant_id: uuid.UUID
     location_id: uuid.UUID
     code: str
@@ -67,11 +69,11 @@ class _Stock:
     available: int
 
 
-def _by_priority(stock: list[_Stock]) -> list[_Stock]:
+def _by_priority(stock: list[StockRow]) -> list[StockRow]:
     return sorted(stock, key=lambda item: (item.priority, item.code))
 
 
-async def _lock_stock(session: AsyncSession, variant_ids: Sequence[uuid.UUID]) -> list[_Stock]:
+async def _lock_stock(session: AsyncSession, variant_ids: Sequence[uuid.UUID]) -> list[StockRow]:
     """Lock the stock rows of these SKUs at active locations, in a fixed order."""
     rows = await session.execute(
         select(
@@ -86,14 +88,14 @@ async def _lock_stock(session: AsyncSession, variant_ids: Sequence[uuid.UUID]) -
         .order_by(StockLevel.variant_id, StockLevel.location_id)
         .with_for_update(of=StockLevel)
     )
-    return [_Stock(*row) for row in rows]
+    return [StockRow(*row) for row in rows]
 
 
-def _one_parcel(demands: Sequence[Demand], stock: list[_Stock]) -> Plan | None:
+def _one_parcel(demands: Sequence[Demand], stock: list[StockRow]) -> Plan | None:
     """Everything from one location, the highest-priority one that has it all."""
     if len(demands) < 2:
         return None
-    by_location: dict[uuid.UUID, dict[uuid.UUID, _Stock]] = {}
+    by_location: dict[uuid.UUID, dict[uuid.UUID, StockRow]] = {}
     for item in stock:
         by_location.setdefault(item.location_id, {})[item.variant_id] = item
     candidates = [
@@ -111,7 +113,7 @@ def _one_parcel(demands: Sequence[Demand], stock: list[_Stock]) -> Plan | None:
     )
 
 
-def _plan_sku(demand: Demand, stock: list[_Stock], plan: Plan, short: list[Shortfall]) -> None:
+def _plan_sku(demand: Demand, stock: list[StockRow], plan: Plan, short: list[Shortfall]) -> None:
     ranked = [item for item in _by_priority(stock) if item.available > 0]
     whole = next((item for item in ranked if item.available >= demand.quantity), None)
     if whole is not None:
@@ -139,7 +141,7 @@ def _plan_sku(demand: Demand, stock: list[_Stock], plan: Plan, short: list[Short
         plan.backordered[demand.variant_id] = missing
 
 
-def plan_reservations(demands: Sequence[Demand], stock: list[_Stock]) -> Plan:
+def plan_reservations(demands: Sequence[Demand], stock: list[StockRow]) -> Plan:
     """Decide where each unit comes from (pure: the caller holds the locks)."""
     parcel = _one_parcel(demands, stock)
     if parcel is not None:

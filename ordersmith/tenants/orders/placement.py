@@ -15,22 +15,24 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import CTE, Select, Table, bindparam, column, func, insert, select, true, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.selectable import TableValuedAlias
 
 from ordersmith.platform.database import TenantContext
 from ordersmith.platform.errors import FieldError
-from ordersmith.platform.events import record_events
 from ordersmith.platform.identity.audit import Actor
 from ordersmith.platform.ids import uuid7
+from ordersmith.platform.models import OutboxEvent
 from ordersmith.tenants.catalog.models import Variant
 from ordersmith.tenants.customers.models import Customer
-from ordersmith.tenants.inventory.models import Reservation
-from ordersmith.tenants.inventory.reservations import Allocation, Demand, Plan, reserve
+from ordersmith.tenants.inventory.models import Location, Reservation, StockLevel
+from ordersmith.tenants.inventory.reservations import Allocation, Demand, Plan, StockRow, plan_reservations
 from ordersmith.tenants.orders import lifecycle
 from ordersmith.tenants.orders.models import Order, OrderEvent, OrderHold, OrderLine
 from ordersmith.tenants.orders.rules import OrderRequest, check_order, check_total, clean_tags, raise_if
@@ -39,6 +41,24 @@ from ordersmith.tenants.orders.views import OrderView, ReservationView
 
 ORDER_PLACED = "order.placed"
 ORDER_CONFIRMED = "order.confirmed"
+
+
+def _table(model: Any) -> Table:
+    table: Table = model.__table__
+    return table
+
+
+# Core tables: placement is the hot path, and Core statements skip the ORM's bookkeeping.
+_VARIANTS = _table(Variant)
+_CUSTOMERS = _table(Customer)
+_STOCK = _table(StockLevel)
+_LOCATIONS = _table(Location)
+_ORDERS = _table(Order)
+_LINES = _table(OrderLine)
+_RESERVATIONS = _table(Reservation)
+_EVENTS = _table(OrderEvent)
+_HOLDS = _table(OrderHold)
+_OUTBOX = _table(OutboxEvent)
 
 
 @dataclass(frozen=True)
@@ -140,13 +160,65 @@ def _spread(
     return lines, held
 
 
+async def _read_and_lock(
+    session: AsyncSession, request: OrderRequest
+) -> tuple[dict[str, Sku], list[StockRow], uuid.UUID | None]:
+    """The SKUs, their stock rows at active locations (locked) and the live customer id.
+
+    One round trip in the common case: the stock rows are locked in (variant, location)
+    order like every other stock change (ADR 0006), with the customer as an uncorrelated
+    subquery. A SKU with no stock row at an active location, and the customer when no
+    row came back at all, are looked up on their own.
+    """
+    lowered = sorted({line.sku.lower() for line in request.lines})
+    customer = (
+        select(func.coalesce(_CUSTOMERS.c.merged_into_id, _CUSTOMERS.c.id))
+        .where(_CUSTOMERS.c.id == request.customer_id)
+        .scalar_subquery()
+    )
+    rows = (
+        await session.execute(
+            select(
+                _VARIANTS.c.id,
+                _VARIANTS.c.sku_code,
+                _VARIANTS.c.name,
+                _VARIANTS.c.price_amount,
+                _VARIANTS.c.currency,
+                _VARIANTS.c.is_active,
+                _VARIANTS.c.allow_backorder,
+                _STOCK.c.location_id,
+                _LOCATIONS.c.code,
+                _LOCATIONS.c.priority,
+                _STOCK.c.on_hand - _STOCK.c.reserved - _STOCK.c.safety_stock,
+                customer,
+            )
+            .join(_STOCK, _STOCK.c.variant_id == _VARIANTS.c.id)
+            .join(_LOCATIONS, (_LOCATIONS.c.id == _STOCK.c.location_id) & _LOCATIONS.c.is_active)
+            .where(func.lower(_VARIANTS.c.sku_code).in_(lowered))
+            .order_by(_STOCK.c.variant_id, _STOCK.c.location_id)
+            .with_for_update(of=_STOCK)
+        )
+    ).all()
+    skus = {row[1].lower(): Sku(*row[:7]) for row in rows}
+    stock = [StockRow(row[0], row[7], row[8], row[9], row[10]) for row in rows]
+    missing = [code for code in lowered if code not in skus]
+    if missing:
+        skus.update(await skus_by_code(session, missing))
+    customer_id = rows[0][11] if rows else await _live_customer(session, request.customer_id)
+    return skus, stock, customer_id
+
+
 async def place_order(
     tenant: TenantContext, session: AsyncSession, request: OrderRequest, *, actor: Actor
 ) -> OrderView:
-    """Reserve stock and write the order in the caller's transaction, or raise and write nothing."""
+    """Reserve stock and write the order in the caller's transaction, or raise and write nothing.
+
+    Three statements: read and lock, then (in Python) the checks and the plan, then one
+    statement that moves the reserved totals and writes the order, its lines, their
+    reservations, the hold, the timeline and the outbox events.
+    """
     check_order(request)
-    skus = await skus_by_code(session, [line.sku for line in request.lines])
-    customer_id = await _live_customer(session, request.customer_id)
+    skus, stock, customer_id = await _read_and_lock(session, request)
     errors: list[FieldError] = []
     if customer_id is None:
         errors.append(FieldError("customer_id", "no such customer in this store; create it first"))
@@ -159,124 +231,307 @@ async def place_order(
     raise_if(errors)
     assert customer_id is not None
 
-    plan = await reserve(session, _demands(priced))
-    order_id = uuid7()
-    now = dt.datetime.now(dt.UTC)
-    confirmed = request.hold is None
-    status = lifecycle.CONFIRMED if confirmed else lifecycle.PLACED
+    demands = sorted(_demands(priced), key=lambda demand: demand.variant_id)
+    plan = plan_reservations(demands, stock)
+    written = _Written.of(tenant, request, actor, customer_id, currency, subtotal, priced, plan)
+    number, created_at = (await session.execute(_WRITE, written.parameters())).one()
+    return written.view(number, created_at)
+
+
+def _unnest(name: str, table: Table, keys: Sequence[str]) -> TableValuedAlias:
+    """Rows from parallel array parameters `<name>_<key>`: `unnest(…) AS name(keys…)`.
+
+    The statement's shape does not depend on how many rows there are, so it is built,
+    compiled and prepared once (a multi-row VALUES would be compiled for every order).
+    """
+    parameters = [bindparam(f"{name}_{key}", type_=ARRAY(table.c[key].type)) for key in keys]
+    columns = [column(key, table.c[key].type) for key in keys]
+    return func.unnest(*parameters).table_valued(*columns, name=name).render_derived()
+
+
+def _insert_rows(table: Table, name: str, keys: Sequence[str]) -> CTE:
+    source = _unnest(name, table, keys)
+    return insert(table).from_select(list(keys), select(*(source.c[key] for key in keys))).cte(name)
+
+
+_ORDER_KEYS = (
+    "id",
+    "status",
+    "payment_status",
+    "fulfillment_status",
+    "customer_id",
+    "currency",
+    "subtotal_amount",
+    "total_amount",
+    "shipping_address",
+    "channel",
+    "external_reference",
+    "tags",
+    "open_hold_count",
+    "touch_count",
+    "placed_at",
+    "confirmed_at",
+    "version",
+)
+_LINE_KEYS = (
+    "id",
+    "order_id",
+    "line_number",
+    "variant_id",
+    "sku_code",
+    "name",
+    "unit_price_amount",
+    "quantity_ordered",
+    "quantity_cancelled",
+    "quantity_shipped",
+    "quantity_returned",
+    "quantity_allocated",
+    "quantity_backordered",
+)
+_RESERVATION_KEYS = ("id", "order_id", "line_id", "variant_id", "location_id", "quantity", "reason")
+_EVENT_KEYS = ("id", "order_id", "kind", "changes", "actor_type", "actor_id", "is_touch")
+_HOLD_KEYS = ("id", "order_id", "type", "reason", "release_role", "placed_by_type", "placed_by_id")
+_OUTBOX_KEYS = ("id", "tenant_id", "topic", "payload")
+_MOVE_KEYS = ("variant_id", "location_id", "reserved")
+
+
+def _write_statement() -> Select[Any]:
+    """Placement's one write, built once: data-modifying CTEs that all run to completion.
+
+    The stock rows were locked by `_read_and_lock`; the foreign keys between the new
+    rows are checked at the end of the statement, when all of them exist. The order
+    number exists only inside the statement, so the outbox payloads get it there.
+    """
     order = (
-        await session.scalars(
-            insert(Order)
-            .values(
-                id=order_id,
-                status=status,
-                customer_id=customer_id,
-                currency=currency,
-                subtotal_amount=subtotal,
-                total_amount=subtotal,
-                shipping_address=dict(request.shipping_address),
-                channel=request.channel,
-                external_reference=request.external_reference,
-                tags=clean_tags(request.tags),
-                open_hold_count=0 if confirmed else 1,
-                touch_count=1 if is_touch(actor) else 0,
-                placed_at=now,
-                confirmed_at=now if confirmed else None,
-            )
-            .returning(Order)
+        insert(_ORDERS)
+        .values({key: bindparam(f"o_{key}", type_=_ORDERS.c[key].type) for key in _ORDER_KEYS})
+        .returning(_ORDERS.c.number, _ORDERS.c.created_at)
+        .cte("o")
+    )
+    moves = _unnest("m", _STOCK, _MOVE_KEYS)
+    reserve = (
+        update(_STOCK)
+        .where(_STOCK.c.variant_id == moves.c.variant_id, _STOCK.c.location_id == moves.c.location_id)
+        .values(reserved=_STOCK.c.reserved + moves.c.reserved, updated_at=func.now())
+        .cte("s")
+    )
+    events = _unnest("x", _OUTBOX, _OUTBOX_KEYS)
+    with_number = events.c.payload.op("||")(func.jsonb_build_object("number", order.c.number))
+    outbox = (
+        insert(_OUTBOX)
+        .from_select(
+            list(_OUTBOX_KEYS),
+            select(events.c.id, events.c.tenant_id, events.c.topic, with_number).select_from(
+                events.join(order, true())
+            ),
         )
-    ).one()
-    line_rows = [
-        {
-            "id": uuid7(),
-            "order_id": order_id,
-            "line_number": number,
-            "variant_id": sku.id,
-            "sku_code": sku.code,
-            "name": sku.name,
-            "unit_price_amount": price,
-            "quantity_ordered": quantity,
+        .cte("x")
+    )
+    return select(order.c.number, order.c.created_at).add_cte(
+        _insert_rows(_LINES, "l", _LINE_KEYS),
+        _insert_rows(_RESERVATIONS, "r", _RESERVATION_KEYS),
+        _insert_rows(_HOLDS, "h", _HOLD_KEYS),
+        _insert_rows(_EVENTS, "e", _EVENT_KEYS),
+        reserve,
+        outbox,
+    )
+
+
+_WRITE = _write_statement()
+
+
+def _arrays(name: str, keys: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    return {f"{name}_{key}": [row[key] for row in rows] for key in keys}
+
+
+@dataclass
+class _Written:
+    """The rows one placement writes, and the single statement that writes them."""
+
+    tenant: TenantContext
+    order: dict[str, Any]
+    lines: list[dict[str, Any]]
+    reservations: list[dict[str, Any]]
+    views: list[ReservationView]
+    hold: dict[str, Any] | None
+    entries: list[dict[str, Any]]
+    moves: list[tuple[uuid.UUID, uuid.UUID, int]]
+    events: list[tuple[str, dict[str, Any]]]
+
+    @classmethod
+    def of(
+        cls,
+        tenant: TenantContext,
+        request: OrderRequest,
+        actor: Actor,
+        customer_id: uuid.UUID,
+        currency: str,
+        subtotal: int,
+        priced: list[tuple[Sku, int, int]],
+        plan: Plan,
+    ) -> _Written:
+        order_id = uuid7()
+        now = dt.datetime.now(dt.UTC)
+        confirmed = request.hold is None
+        order = {
+            "id": order_id,
+            "status": lifecycle.CONFIRMED if confirmed else lifecycle.PLACED,
+            "payment_status": "unpaid",
+            "fulfillment_status": "unfulfilled",
+            "customer_id": customer_id,
+            "currency": currency,
+            "subtotal_amount": subtotal,
+            "total_amount": subtotal,
+            "shipping_address": dict(request.shipping_address),
+            "channel": request.channel,
+            "external_reference": request.external_reference,
+            "tags": clean_tags(request.tags),
+            "open_hold_count": 0 if confirmed else 1,
+            "touch_count": 1 if is_touch(actor) else 0,
+            "placed_at": now,
+            "confirmed_at": now if confirmed else None,
+            "version": 1,
         }
-        for number, (sku, quantity, price) in enumerate(priced, start=1)
-    ]
-    line_rows, held = _spread(order_id, line_rows, plan)
-    lines = list(await session.scalars(insert(OrderLine).returning(OrderLine), line_rows))
-    if held:
-        await session.execute(
-            insert(Reservation),
-            [
-                {
-                    "id": uuid7(),
-                    "order_id": order_id,
-                    "line_id": line_id,
-                    "variant_id": allocation.variant_id,
-                    "location_id": allocation.location_id,
-                    "quantity": quantity,
-                    "reason": allocation.reason,
-                }
-                for line_id, allocation, quantity in held
-            ],
-        )
-    holds = []
-    if request.hold is not None:
-        holds = list(
-            await session.scalars(
-                insert(OrderHold)
-                .values(
-                    id=uuid7(),
-                    order_id=order_id,
-                    type=request.hold.type,
-                    reason=request.hold.reason.strip(),
-                    release_role=request.hold.release_role,
-                    placed_by_type=actor.type,
-                    placed_by_id=actor.id,
-                )
-                .returning(OrderHold)
-            )
-        )
-    reservations = [
-        ReservationView(line_id, a.location_id, a.location_code, quantity, a.reason)
-        for line_id, a, quantity in held
-    ]
-    entries = [
-        Entry(
-            "placed",
+        lines = [
             {
-                "status": change(None, lifecycle.PLACED),
-                "reservations": [
-                    {
-                        "line_id": str(r.line_id),
-                        "location": r.location_code,
-                        "quantity": r.quantity,
-                        "reason": r.reason,
-                    }
-                    for r in reservations
-                ],
-                "backordered": {
-                    str(line.id): line.quantity_backordered for line in lines if line.quantity_backordered
+                "id": uuid7(),
+                "order_id": order_id,
+                "line_number": number,
+                "variant_id": sku.id,
+                "sku_code": sku.code,
+                "name": sku.name,
+                "unit_price_amount": price,
+                "quantity_ordered": quantity,
+                "quantity_cancelled": 0,
+                "quantity_shipped": 0,
+                "quantity_returned": 0,
+            }
+            for number, (sku, quantity, price) in enumerate(priced, start=1)
+        ]
+        lines, held = _spread(order_id, lines, plan)
+        reservations = [
+            {
+                "id": uuid7(),
+                "order_id": order_id,
+                "line_id": line_id,
+                "variant_id": allocation.variant_id,
+                "location_id": allocation.location_id,
+                "quantity": quantity,
+                "reason": allocation.reason,
+            }
+            for line_id, allocation, quantity in held
+        ]
+        views = [
+            ReservationView(line_id, a.location_id, a.location_code, quantity, a.reason)
+            for line_id, a, quantity in held
+        ]
+        hold = None
+        entries = [
+            Entry(
+                "placed",
+                {
+                    "status": change(None, lifecycle.PLACED),
+                    "reservations": [
+                        {
+                            "line_id": str(r.line_id),
+                            "location": r.location_code,
+                            "quantity": r.quantity,
+                            "reason": r.reason,
+                        }
+                        for r in views
+                    ],
+                    "backordered": {
+                        str(line["id"]): line["quantity_backordered"]
+                        for line in lines
+                        if line["quantity_backordered"]
+                    },
                 },
-            },
+            )
+        ]
+        if request.hold is None:
+            entries.append(Entry("confirmed", {"status": change(lifecycle.PLACED, lifecycle.CONFIRMED)}))
+        else:
+            reason = request.hold.reason.strip()
+            hold = {
+                "id": uuid7(),
+                "order_id": order_id,
+                "type": request.hold.type,
+                "reason": reason,
+                "release_role": request.hold.release_role,
+                "placed_by_type": actor.type,
+                "placed_by_id": actor.id,
+            }
+            entries.append(Entry("hold_placed", {"type": request.hold.type, "reason": reason}))
+        payload = {
+            "order_id": str(order_id),
+            "customer_id": str(customer_id),
+            "currency": currency,
+            "total_amount": subtotal,
+            "channel": request.channel,
+            "lines": [{"sku": line["sku_code"], "quantity": line["quantity_ordered"]} for line in lines],
+        }
+        events = [(ORDER_PLACED, payload)]
+        if confirmed:
+            events.append((ORDER_CONFIRMED, {"order_id": str(order_id)}))
+        # One move per stock row: UPDATE … FROM applies only one source row to each target.
+        totals: dict[tuple[uuid.UUID, uuid.UUID], int] = defaultdict(int)
+        for _, allocation, quantity in held:
+            totals[allocation.variant_id, allocation.location_id] += quantity
+        moves = sorted(
+            (variant_id, location_id, quantity) for (variant_id, location_id), quantity in totals.items()
         )
-    ]
-    if confirmed:
-        entries.append(Entry("confirmed", {"status": change(lifecycle.PLACED, lifecycle.CONFIRMED)}))
-    else:
-        assert request.hold is not None
-        entries.append(
-            Entry("hold_placed", {"type": request.hold.type, "reason": request.hold.reason.strip()})
+        return cls(
+            tenant,
+            order,
+            lines,
+            reservations,
+            views,
+            hold,
+            entry_rows(order_id, entries, actor),
+            moves,
+            events,
         )
-    await session.execute(insert(OrderEvent), entry_rows(order_id, entries, actor))
-    payload = {
-        "order_id": str(order_id),
-        "number": order.number,
-        "customer_id": str(customer_id),
-        "currency": currency,
-        "total_amount": subtotal,
-        "channel": request.channel,
-        "lines": [{"sku": line.sku_code, "quantity": line.quantity_ordered} for line in lines],
-    }
-    events = [(ORDER_PLACED, payload)]
-    if confirmed:
-        events.append((ORDER_CONFIRMED, {"order_id": str(order_id), "number": order.number}))
-    await record_events(session, tenant, events)
-    return OrderView(order, lines, reservations, holds)
+
+    def parameters(self) -> dict[str, Any]:
+        """The parameters of `_WRITE` for this order."""
+        moves = [dict(zip(_MOVE_KEYS, move, strict=True)) for move in self.moves]
+        outbox = [
+            {"id": uuid7(), "tenant_id": self.tenant.tenant_id, "topic": topic, "payload": payload}
+            for topic, payload in self.events
+        ]
+        return {
+            **{f"o_{key}": self.order[key] for key in _ORDER_KEYS},
+            **_arrays("l", _LINE_KEYS, self.lines),
+            **_arrays("r", _RESERVATION_KEYS, self.reservations),
+            **_arrays("h", _HOLD_KEYS, [self.hold] if self.hold else []),
+            **_arrays("e", _EVENT_KEYS, self.entries),
+            **_arrays("m", _MOVE_KEYS, moves),
+            **_arrays("x", _OUTBOX_KEYS, outbox),
+        }
+
+    def view(self, number: int, created_at: dt.datetime) -> OrderView:
+        """The order as written, from the rows in hand: nothing is read back."""
+        stamps = {"created_at": created_at, "updated_at": created_at}
+        order = Order(
+            **self.order,
+            number=number,
+            completed_at=None,
+            cancelled_at=None,
+            archived_at=None,
+            cancel_reason=None,
+            **stamps,
+        )
+        lines = [OrderLine(**line, **stamps) for line in self.lines]
+        holds = []
+        if self.hold is not None:
+            holds = [
+                OrderHold(
+                    **self.hold,
+                    released_at=None,
+                    released_by_type=None,
+                    released_by_id=None,
+                    release_note=None,
+                    created_at=created_at,
+                )
+            ]
+        return OrderView(order, lines, self.views, holds)
