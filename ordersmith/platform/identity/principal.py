@@ -7,7 +7,7 @@ import hmac
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from ordersmith.platform.database import Database
 from ordersmith.platform.errors import UnauthenticatedError
@@ -44,6 +44,26 @@ class Principal:
         return permission in self.permissions
 
 
+# Built once: every request runs one of these, and a prebuilt statement skips
+# SQLAlchemy's per-statement cache-key work.
+_MEMBER = (
+    select(Membership, Tenant, TenantPlacement)
+    .join(Tenant, Tenant.id == Membership.tenant_id)
+    .join(TenantPlacement, TenantPlacement.tenant_id == Tenant.id)
+    .where(Membership.tenant_id == bindparam("tenant_id"), Membership.user_id == bindparam("user_id"))
+)
+_API_KEY = (
+    select(ApiKey, Membership, Tenant, TenantPlacement)
+    .outerjoin(
+        Membership,
+        (Membership.tenant_id == ApiKey.tenant_id) & (Membership.user_id == ApiKey.created_by),
+    )
+    .join(Tenant, Tenant.id == ApiKey.tenant_id)
+    .join(TenantPlacement, TenantPlacement.tenant_id == Tenant.id)
+    .where(ApiKey.prefix == bindparam("prefix"))
+)
+
+
 def _unauthenticated(reason: str) -> UnauthenticatedError:
     return UnauthenticatedError(f"{reason}; sign in again or use a valid API key")
 
@@ -61,12 +81,7 @@ async def principal_from_access_token(
     # One round trip: the membership and the tenant it belongs to.
     async with database.platform_reader() as session:
         row = (
-            await session.execute(
-                select(Membership, Tenant, TenantPlacement)
-                .join(Tenant, Tenant.id == Membership.tenant_id)
-                .join(TenantPlacement, TenantPlacement.tenant_id == Tenant.id)
-                .where(Membership.tenant_id == claims.tenant_id, Membership.user_id == claims.subject)
-            )
+            await session.execute(_MEMBER, {"tenant_id": claims.tenant_id, "user_id": claims.subject})
         ).one_or_none()
     if row is None or row[0].status != "active":
         raise _unauthenticated("this account no longer has access to this store")
@@ -100,18 +115,7 @@ async def principal_from_api_key(database: Database, key: str, *, client_address
     now = dt.datetime.now(dt.UTC)
     # One round trip: the key, its creator's membership and the tenant.
     async with database.platform_reader() as session:
-        row = (
-            await session.execute(
-                select(ApiKey, Membership, Tenant, TenantPlacement)
-                .outerjoin(
-                    Membership,
-                    (Membership.tenant_id == ApiKey.tenant_id) & (Membership.user_id == ApiKey.created_by),
-                )
-                .join(Tenant, Tenant.id == ApiKey.tenant_id)
-                .join(TenantPlacement, TenantPlacement.tenant_id == Tenant.id)
-                .where(ApiKey.prefix == prefix)
-            )
-        ).one_or_none()
+        row = (await session.execute(_API_KEY, {"prefix": prefix})).one_or_none()
     if row is None or not hmac.compare_digest(row[0].secret_hash, secret_hash(key)):
         raise _unauthenticated("the API key is not valid")
     record, creator, tenant, placement = row

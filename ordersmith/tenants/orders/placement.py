@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import CTE, Select, Table, bindparam, column, func, insert, select, true, update
+from sqlalchemy import CTE, Select, Table, any_, bindparam, column, func, insert, select, true, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.selectable import TableValuedAlias
@@ -160,6 +160,40 @@ def _spread(
     return lines, held
 
 
+def _read_and_lock_statement() -> Select[Any]:
+    customer = (
+        select(func.coalesce(_CUSTOMERS.c.merged_into_id, _CUSTOMERS.c.id))
+        .where(_CUSTOMERS.c.id == bindparam("customer_id", type_=_CUSTOMERS.c.id.type))
+        .scalar_subquery()
+    )
+    codes = bindparam("codes", type_=ARRAY(_VARIANTS.c.sku_code.type))
+    return (
+        select(
+            _VARIANTS.c.id,
+            _VARIANTS.c.sku_code,
+            _VARIANTS.c.name,
+            _VARIANTS.c.price_amount,
+            _VARIANTS.c.currency,
+            _VARIANTS.c.is_active,
+            _VARIANTS.c.allow_backorder,
+            _STOCK.c.location_id,
+            _LOCATIONS.c.code,
+            _LOCATIONS.c.priority,
+            _STOCK.c.on_hand - _STOCK.c.reserved - _STOCK.c.safety_stock,
+            customer,
+        )
+        .join(_STOCK, _STOCK.c.variant_id == _VARIANTS.c.id)
+        .join(_LOCATIONS, (_LOCATIONS.c.id == _STOCK.c.location_id) & _LOCATIONS.c.is_active)
+        .where(func.lower(_VARIANTS.c.sku_code) == any_(codes))
+        .order_by(_STOCK.c.variant_id, _STOCK.c.location_id)
+        .with_for_update(of=_STOCK)
+    )
+
+
+# Built once: the hot path only binds parameters (see `_write_statement`).
+_READ_AND_LOCK = _read_and_lock_statement()
+
+
 async def _read_and_lock(
     session: AsyncSession, request: OrderRequest
 ) -> tuple[dict[str, Sku], list[StockRow], uuid.UUID | None]:
@@ -171,33 +205,8 @@ async def _read_and_lock(
     row came back at all, are looked up on their own.
     """
     lowered = sorted({line.sku.lower() for line in request.lines})
-    customer = (
-        select(func.coalesce(_CUSTOMERS.c.merged_into_id, _CUSTOMERS.c.id))
-        .where(_CUSTOMERS.c.id == request.customer_id)
-        .scalar_subquery()
-    )
     rows = (
-        await session.execute(
-            select(
-                _VARIANTS.c.id,
-                _VARIANTS.c.sku_code,
-                _VARIANTS.c.name,
-                _VARIANTS.c.price_amount,
-                _VARIANTS.c.currency,
-                _VARIANTS.c.is_active,
-                _VARIANTS.c.allow_backorder,
-                _STOCK.c.location_id,
-                _LOCATIONS.c.code,
-                _LOCATIONS.c.priority,
-                _STOCK.c.on_hand - _STOCK.c.reserved - _STOCK.c.safety_stock,
-                customer,
-            )
-            .join(_STOCK, _STOCK.c.variant_id == _VARIANTS.c.id)
-            .join(_LOCATIONS, (_LOCATIONS.c.id == _STOCK.c.location_id) & _LOCATIONS.c.is_active)
-            .where(func.lower(_VARIANTS.c.sku_code).in_(lowered))
-            .order_by(_STOCK.c.variant_id, _STOCK.c.location_id)
-            .with_for_update(of=_STOCK)
-        )
+        await session.execute(_READ_AND_LOCK, {"codes": lowered, "customer_id": request.customer_id})
     ).all()
     skus = {row[1].lower(): Sku(*row[:7]) for row in rows}
     stock = [StockRow(row[0], row[7], row[8], row[9], row[10]) for row in rows]
