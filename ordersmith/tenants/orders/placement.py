@@ -1,13 +1,18 @@
 """Placing an order: one transaction that reserves stock and writes the order, or fails whole.
 
-The steps, all in the caller's tenant transaction:
+The steps, all in the caller's tenant transaction, in three statements:
 1. check the request (422 naming each bad field);
-2. look up the SKUs and the customer;
-3. sum the demand per SKU (two lines of one SKU count together) and reserve it
-   (`inventory.reservations.reserve`: fixed lock order, lock timeout, never oversells);
-4. write the order, its lines, where each line's units are held and why, the timeline
-   and the outbox events.
-Confirmation is automatic unless the order arrives with a hold.
+2. read the SKUs and the customer and lock the SKUs' stock rows, in (variant, location)
+   order like every stock change (ADR 0006), in one statement;
+3. sum the demand per SKU (two lines of one SKU count together) and plan where each
+   unit comes from (`inventory.reservations.plan_reservations`), under those locks: the
+   plan never promises what the locked rows do not hold;
+4. in one prebuilt statement, move the reserved totals and write the order, its lines,
+   where each line's units are held and why, the hold, the timeline and the outbox
+   events.
+Confirmation is automatic unless the order arrives with a hold. Placement is the hot
+path, so it uses Core statements built once at import (only parameters change per
+order) and builds its response from the rows it wrote, reading nothing back.
 """
 
 from __future__ import annotations
