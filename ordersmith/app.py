@@ -41,6 +41,7 @@ from ordersmith.platform.identity.tokens import TokenSigner
 from ordersmith.platform.jobs import PLATFORM_JOBS
 from ordersmith.platform.logging import configure_logging
 from ordersmith.platform.mail import delivery as mail_delivery  # registers the email consumer
+from ordersmith.platform.mail.sealing import use_secret_key
 from ordersmith.platform.runtime import open_database
 from ordersmith.platform.scheduler import run_scheduler
 from ordersmith.platform.settings import Settings, load_settings
@@ -103,7 +104,7 @@ def create_app(
     settings = settings or load_settings()
     configure_logging(level=settings.log_level, as_json=settings.is_production)
     # Emails queued by requests are sealed with this app's secret key, not the environment's.
-    mail_delivery.configure(settings)
+    use_secret_key(settings.secret_key)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
