@@ -7,7 +7,10 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
 
+from ordersmith.app import create_app
 from ordersmith.platform.bootstrap import migrate_platform
 from ordersmith.platform.database import Database, to_libpq_url
 from ordersmith.platform.embedded import start_embedded_postgres, with_database
@@ -93,3 +96,10 @@ async def database(settings: Settings, database_url: str) -> AsyncIterator[Datab
 async def tenant(database: Database) -> TenantRecord:
     """A fresh tenant with its own schema and role."""
     return await provision_tenant(database, TENANT_SCHEMA, slug=new_slug(), name="Test Shop")
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    """The app, started with the test settings, behind an in-process HTTP client."""
+    async with AsyncTestClient(create_app(settings)) as client:
+        yield client

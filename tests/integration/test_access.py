@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import AsyncIterator
 
-import pytest
 from litestar import Litestar, get
 from litestar.params import FromPath
 from litestar.testing import AsyncTestClient
@@ -44,12 +42,6 @@ PUBLIC_ROUTES = frozenset(
     }
 )
 _TYPED_PARAMETER = re.compile(r"\{(\w+):\w+\}")
-
-
-@pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    async with AsyncTestClient(create_app(settings)) as client:
-        yield client
 
 
 async def test_an_invited_person_joins_with_the_invited_role(

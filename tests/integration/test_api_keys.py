@@ -4,26 +4,16 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import AsyncIterator
 
-import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import select
 
-from ordersmith.app import create_app
 from ordersmith.platform.database import Database
 from ordersmith.platform.identity.models import ApiKey
 from ordersmith.platform.identity.tokens import secret_hash
-from ordersmith.platform.settings import Settings
 from tests.support.http import bearer, sign_up
 from tests.support.members import add_member, audit_trail, invitation_email, last_audit_id
-
-
-@pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    async with AsyncTestClient(create_app(settings)) as client:
-        yield client
 
 
 async def test_a_key_is_shown_once_and_stored_hashed(

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import select
 
-from ordersmith.app import create_app
 from ordersmith.platform.database import Database
 from ordersmith.platform.models import OutboxEvent
-from ordersmith.platform.settings import Settings
 from tests.support.http import bearer, sign_up
 from tests.support.members import add_member
 
@@ -26,12 +22,6 @@ ADDRESS = {
     "postal_code": "69001",
     "country_code": "FR",
 }
-
-
-@pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    async with AsyncTestClient(create_app(settings)) as client:
-        yield client
 
 
 async def owner(client: AsyncTestClient[Litestar]) -> tuple[dict[str, str], str]:

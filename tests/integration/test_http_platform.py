@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 
 import pytest
 from litestar import Litestar, get
@@ -17,12 +16,6 @@ from ordersmith.platform.settings import Settings, load_settings
 from ordersmith.platform.tenancy import TenantRecord
 
 PROBLEM = "application/problem+json"
-
-
-@pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    async with AsyncTestClient(create_app(settings)) as client:
-        yield client
 
 
 async def test_healthz_answers_with_a_request_id(client: AsyncTestClient[Litestar]) -> None:

@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
 
-import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import select
 
-from ordersmith.app import create_app
 from ordersmith.platform.database import Database
 from ordersmith.platform.identity.permissions import ROLE_PERMISSIONS, Role
 from ordersmith.platform.models import OutboxEvent
-from ordersmith.platform.settings import Settings
 from tests.support.http import PASSWORD, bearer, sign_in, sign_up
 from tests.support.services import new_slug
-
-
-@pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    async with AsyncTestClient(create_app(settings)) as client:
-        yield client
 
 
 async def test_signup_creates_a_trial_store_and_signs_the_owner_in(client: AsyncTestClient[Litestar]) -> None:

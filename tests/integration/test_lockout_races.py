@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import datetime as dt
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select, update
 
-from ordersmith.app import create_app
 from ordersmith.platform.database import Database
 from ordersmith.platform.errors import OrdersmithError, TooManyAttemptsError
 from ordersmith.platform.identity.accounts import sign_in
@@ -25,12 +24,6 @@ from tests.support.services import new_client_address
 from tests.support.staff import create_staff
 
 WRONG_PASSWORD = "Wrong-Horse-Battery-7"
-
-
-@pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    async with AsyncTestClient(create_app(settings)) as client:
-        yield client
 
 
 @pytest.fixture

@@ -28,12 +28,6 @@ from tests.support.smtp import LoopbackSmtp, running_smtp_server, self_signed_ce
 
 
 @pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    async with AsyncTestClient(create_app(settings)) as client:
-        yield client
-
-
-@pytest.fixture
 async def smtp_server(settings: Settings, database: Database) -> AsyncIterator[LoopbackSmtp]:
     """A loopback SMTP server that the email consumer sends to during the test."""
     with mail_settings(settings):

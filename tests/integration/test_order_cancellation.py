@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -13,10 +12,8 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ordersmith.app import create_app
 from ordersmith.platform.database import Database
 from ordersmith.platform.identity.audit import Actor
-from ordersmith.platform.settings import Settings
 from ordersmith.tenants.orders.cancellation import CancelRequest, LineCancel, cancel_order
 from ordersmith.tenants.orders.errors import OrderChangedError
 from ordersmith.tenants.orders.models import OrderLine
@@ -29,22 +26,12 @@ from tests.support.order_actions import (
     tenant_context,
     timeline_of,
 )
-from tests.support.orders import Store, open_store
-
-
-@pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    async with AsyncTestClient(create_app(settings)) as client:
-        yield client
+from tests.support.orders import Store, open_store, two_sku_store
 
 
 @pytest.fixture
 async def store(client: AsyncTestClient[Litestar]) -> Store:
-    store = await open_store(client)
-    await store.add_skus("TEE-S", "TEE-M", price=1000)
-    await store.add_location("WH-1", priority=10)
-    await store.add_location("WH-2", priority=20)
-    return store
+    return await two_sku_store(client, price=1000)
 
 
 def cancel_path(order: dict[str, Any]) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -13,11 +12,9 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import select, update
 
-from ordersmith.app import create_app
 from ordersmith.platform.database import Database
 from ordersmith.platform.identity.audit import SYSTEM
 from ordersmith.platform.models import OutboxEvent
-from ordersmith.platform.settings import Settings
 from ordersmith.platform.tenancy import get_tenant_record
 from ordersmith.tenants.inventory.errors import InsufficientStockError
 from ordersmith.tenants.orders.edits import AddLine, EditRequest, SetQuantity, edit_order
@@ -33,7 +30,7 @@ from tests.support.order_edits import (
     ship,
     with_ids_of,
 )
-from tests.support.orders import ADDRESS, Store, open_store
+from tests.support.orders import ADDRESS, Store, open_store, two_sku_store
 
 # The shipping address as an order stores it: every field, unset ones null.
 STORED_ADDRESS = {"line2": None, "region": None, "label": None, **ADDRESS}
@@ -50,18 +47,8 @@ NEW_ADDRESS = {
 
 
 @pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    async with AsyncTestClient(create_app(settings)) as client:
-        yield client
-
-
-@pytest.fixture
 async def store(client: AsyncTestClient[Litestar]) -> Store:
-    store = await open_store(client)
-    await store.add_skus("TEE-S", "TEE-M", price=1999)
-    await store.add_location("WH-1", priority=10)
-    await store.add_location("WH-2", priority=20)
-    return store
+    return await two_sku_store(client, price=1999)
 
 
 def _held(order: dict[str, Any]) -> list[tuple[int, str, int]]:

@@ -3,25 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from ordersmith.app import create_app
 from ordersmith.platform.database import Database
-from ordersmith.platform.settings import Settings
 from ordersmith.tenants.orders.holds import may_release, release_standing
 from tests.support.members import add_member
 from tests.support.order_actions import api_key_headers, entry, events_of, steps, timeline_of, user_id
 from tests.support.orders import Store, open_store
-
-
-@pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    async with AsyncTestClient(create_app(settings)) as client:
-        yield client
 
 
 @pytest.fixture

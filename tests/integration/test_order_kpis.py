@@ -3,27 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from ordersmith.app import create_app
 from ordersmith.platform.database import Database
-from ordersmith.platform.settings import Settings
 from tests.support.members import add_member
 from tests.support.order_actions import api_key_headers, ship
 from tests.support.orders import Store, open_store
 
 REPORT = "/api/v1/reports/orders/touches"
-
-
-@pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    async with AsyncTestClient(create_app(settings)) as client:
-        yield client
 
 
 @pytest.fixture

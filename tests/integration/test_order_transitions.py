@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from ordersmith.app import create_app
 from ordersmith.platform.database import Database
-from ordersmith.platform.settings import Settings
 from tests.support.order_actions import events_of, ship, steps, timeline_of
 from tests.support.orders import Store, open_store
-
-
-@pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    async with AsyncTestClient(create_app(settings)) as client:
-        yield client
 
 
 @pytest.fixture

@@ -3,33 +3,20 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import select
 
-from ordersmith.app import create_app
 from ordersmith.platform.database import Database
 from ordersmith.platform.models import OutboxEvent
-from ordersmith.platform.settings import Settings
-from tests.support.orders import Store, open_store
-
-
-@pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    async with AsyncTestClient(create_app(settings)) as client:
-        yield client
+from tests.support.orders import Store, open_store, two_sku_store
 
 
 @pytest.fixture
 async def store(client: AsyncTestClient[Litestar]) -> Store:
-    store = await open_store(client)
-    await store.add_skus("TEE-S", "TEE-M", price=1999)
-    await store.add_location("WH-1", priority=10)
-    await store.add_location("WH-2", priority=20)
-    return store
+    return await two_sku_store(client, price=1999)
 
 
 async def test_an_order_reserves_its_stock_and_is_confirmed(store: Store, database: Database) -> None:

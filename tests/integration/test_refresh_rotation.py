@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import select, update
 
-from ordersmith.app import create_app
 from ordersmith.platform.database import Database
 from ordersmith.platform.errors import InvalidCredentialsError, OrdersmithError, RefreshTokenReusedError
 from ordersmith.platform.identity.accounts import refresh_session
@@ -20,12 +18,6 @@ from ordersmith.platform.identity.tokens import TokenSigner, secret_hash
 from ordersmith.platform.settings import Settings
 from tests.support.http import sign_up
 from tests.support.members import audit_trail
-
-
-@pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    async with AsyncTestClient(create_app(settings)) as client:
-        yield client
 
 
 @pytest.fixture

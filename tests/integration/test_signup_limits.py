@@ -39,12 +39,6 @@ async def limited_client(settings: Settings, database: Database) -> AsyncIterato
         await _forget_test_client_signups(database)
 
 
-@pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    async with AsyncTestClient(create_app(settings)) as client:
-        yield client
-
-
 def _signup(email: str, **fields: str) -> dict[str, str]:
     return {
         "company_name": "Acme Outdoor",

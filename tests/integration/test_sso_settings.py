@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -30,12 +29,6 @@ from tests.support.http import bearer, sign_up
 
 SECRET = "s3cr3t-value-from-the-provider"
 ISSUER = "https://login.acme-idp.example"
-
-
-@pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    async with AsyncTestClient(create_app(settings)) as client:
-        yield client
 
 
 def _settings_body(**overrides: Any) -> dict[str, Any]:

@@ -50,12 +50,6 @@ def provider(provider_server: OidcProvider) -> OidcProvider:
 
 
 @pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    async with AsyncTestClient(create_app(settings)) as client:
-        yield client
-
-
-@pytest.fixture
 async def strict_client(settings: Settings) -> AsyncIterator[AsyncTestClient[Litestar]]:
     """The app as production runs it by default: identity providers on public addresses only."""
     strict = dataclasses.replace(settings, sso_allow_private_addresses=False)

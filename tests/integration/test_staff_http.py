@@ -3,29 +3,20 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import select
 
-from ordersmith.app import create_app
 from ordersmith.platform.database import Database
 from ordersmith.platform.errors import ValidationFailedError
 from ordersmith.platform.identity.models import AuditEntry, StaffAccount
 from ordersmith.platform.identity.staff import StaffEmailTakenError, create_staff_account
-from ordersmith.platform.settings import Settings
 from tests.support.http import PASSWORD, bearer, sign_up
 from tests.support.staff import create_staff, staff_token
 
 BAD_CREDENTIALS = "the email and password do not match an active staff account; check them"
-
-
-@pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    async with AsyncTestClient(create_app(settings)) as client:
-        yield client
 
 
 async def _platform_entries(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -12,20 +11,12 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import update
 
-from ordersmith.app import create_app
 from ordersmith.platform.database import Database
 from ordersmith.platform.identity.models import SupportGrant
-from ordersmith.platform.settings import Settings
 from tests.support.http import bearer, sign_up
 from tests.support.staff import staff_token
 
 STORE = {"display_name": "Acme Outdoor", "default_currency": "EUR", "timezone": "UTC"}
-
-
-@pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    async with AsyncTestClient(create_app(settings)) as client:
-        yield client
 
 
 async def _grant(client: AsyncTestClient[Litestar], token: str, slug: str, **body: Any) -> dict[str, Any]:

@@ -4,31 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 
-import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import select, text
 
-from ordersmith.app import create_app
 from ordersmith.platform.database import Database
 from ordersmith.platform.identity.members import change_member
 from ordersmith.platform.identity.models import Membership
 from ordersmith.platform.identity.permissions import permissions_of
 from ordersmith.platform.identity.principal import Principal
-from ordersmith.platform.settings import Settings
 from ordersmith.platform.tenancy import get_tenant_by_id
 from tests.support.http import PASSWORD, bearer, sign_up
 from tests.support.members import add_member, audit_trail, last_audit_id
 
 LAST_OWNER = "this is the store's last active owner; make someone else owner first"
-
-
-@pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    async with AsyncTestClient(create_app(settings)) as client:
-        yield client
 
 
 async def test_members_are_listed_oldest_first_in_pages(

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import delete, update
 
-from ordersmith.app import create_app
 from ordersmith.platform.database import Database
 from ordersmith.platform.identity.models import Membership
-from ordersmith.platform.settings import Settings
 from tests.support.http import PASSWORD, bearer, sign_up
 from tests.support.members import add_member, audit_trail, invitation_token, invite, last_audit_id
 
@@ -24,12 +20,6 @@ CREATOR_GONE = (
     "sign in again or use a valid API key"
 )
 WITHDRAWN = "this invitation was withdrawn; ask the store's admin to invite you again"
-
-
-@pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    async with AsyncTestClient(create_app(settings)) as client:
-        yield client
 
 
 async def _key(

@@ -4,30 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterator
 
-import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import select, update
 
-from ordersmith.app import create_app
 from ordersmith.platform.database import Database
 from ordersmith.platform.identity.models import Invitation, Membership, User
 from ordersmith.platform.identity.tokens import secret_hash
-from ordersmith.platform.settings import Settings
 from tests.support.http import PASSWORD, bearer, sign_in, sign_up
 from tests.support.mail import queued_email, token_in
 from tests.support.members import audit_trail, invitation_token, invite, last_audit_id, verify_email
 
 ASK_AGAIN = "ask the store's admin to invite you again"
 SQUATTER_PASSWORD = "Squatters-Keep-Out-19"
-
-
-@pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    async with AsyncTestClient(create_app(settings)) as client:
-        yield client
 
 
 def _email() -> str:

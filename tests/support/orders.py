@@ -99,3 +99,12 @@ async def open_store(client: AsyncTestClient[Litestar]) -> Store:
     store = Store(client, bearer(body["token"]["access_token"]), body["tenant"]["slug"])
     await store.add_customer()
     return store
+
+
+async def two_sku_store(client: AsyncTestClient[Litestar], *, price: int) -> Store:
+    """A store with SKUs TEE-S and TEE-M and two empty warehouses, WH-1 tried before WH-2."""
+    store = await open_store(client)
+    await store.add_skus("TEE-S", "TEE-M", price=price)
+    await store.add_location("WH-1", priority=10)
+    await store.add_location("WH-2", priority=20)
+    return store
