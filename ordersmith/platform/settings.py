@@ -199,6 +199,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             max_overflow=_integer(env, "DATABASE_MAX_OVERFLOW", 10),
             pool_recycle_seconds=_integer(env, "DATABASE_POOL_RECYCLE_SECONDS", 1800),
             statement_timeout_ms=_integer(env, "DATABASE_STATEMENT_TIMEOUT_MS", 30_000),
+            lock_timeout_ms=_integer(env, "DATABASE_LOCK_TIMEOUT_MS", 5_000),
             migration_lock_timeout_ms=_integer(env, "MIGRATION_LOCK_TIMEOUT_MS", 5_000),
             migration_concurrency=_integer(env, "MIGRATION_CONCURRENCY", 4),
         ),

@@ -35,7 +35,12 @@ def test_development_defaults() -> None:
         "ordersmith_tenant",
     )
     assert settings.database.pool_recycle_seconds == 1800
+    assert (settings.database.statement_timeout_ms, settings.database.lock_timeout_ms) == (30_000, 5_000)
     assert settings.data_dir.name == ".ordersmith"
+
+
+def test_the_lock_timeout_is_read_from_the_environment() -> None:
+    assert load_settings({"DATABASE_LOCK_TIMEOUT_MS": "750"}).database.lock_timeout_ms == 750
 
 
 def test_a_complete_production_environment_is_accepted() -> None:
