@@ -18,7 +18,7 @@ Each allocation carries the reason in words, for the order's timeline.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -71,6 +71,23 @@ class StockRow:
 
 def _by_priority(stock: list[StockRow]) -> list[StockRow]:
     return sorted(stock, key=lambda item: (item.priority, item.code))
+
+
+async def lock_stock(session: AsyncSession, variant_ids: Iterable[uuid.UUID]) -> None:
+    """Lock every stock row of these SKUs in (variant, location) order: the one lock order.
+
+    A transaction that gives units back or moves them between lines (cancellation,
+    edits) calls this, after locking its order, before touching any stock row: taking
+    the rows one line at a time could deadlock with a placement locking them in order.
+    """
+    ordered = sorted(set(variant_ids))
+    if ordered:
+        await session.execute(
+            select(StockLevel.variant_id)
+            .where(StockLevel.variant_id.in_(ordered))
+            .order_by(StockLevel.variant_id, StockLevel.location_id)
+            .with_for_update()
+        )
 
 
 async def _lock_stock(session: AsyncSession, variant_ids: Sequence[uuid.UUID]) -> list[StockRow]:

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,8 +35,7 @@ from ordersmith.platform.database import TenantContext
 from ordersmith.platform.errors import FieldError, ValidationFailedError
 from ordersmith.platform.events import record_events
 from ordersmith.platform.identity.audit import Actor
-from ordersmith.tenants.inventory.models import Reservation, StockLevel
-from ordersmith.tenants.inventory.reservations import release
+from ordersmith.tenants.inventory.reservations import lock_stock, release
 from ordersmith.tenants.orders import derived, holds, lifecycle, timeline
 from ordersmith.tenants.orders.errors import (
     NothingToCancelError,
@@ -207,29 +206,6 @@ async def _apply(session: AsyncSession, cut: _Cut, now: dt.datetime) -> None:
         raise _changed() from None
 
 
-async def _lock_stock(session: AsyncSession, cuts: list[_Cut]) -> None:
-    """Lock the stock rows the cuts give units back to, all at once in (variant, location) order.
-
-    Releasing line by line would touch them in line order; a placement locking the same
-    rows in its fixed order could then deadlock with us.
-    """
-    line_ids = [cut.line.id for cut in cuts if cut.from_allocated]
-    if line_ids:
-        await session.execute(
-            select(StockLevel.variant_id)
-            .join(
-                Reservation,
-                and_(
-                    Reservation.variant_id == StockLevel.variant_id,
-                    Reservation.location_id == StockLevel.location_id,
-                ),
-            )
-            .where(Reservation.line_id.in_(line_ids), Reservation.quantity > 0)
-            .order_by(StockLevel.variant_id, StockLevel.location_id)
-            .with_for_update(of=StockLevel)
-        )
-
-
 def _line_change(cut: _Cut, released: list[dict[str, Any]]) -> dict[str, Any]:
     line = cut.line
     return {
@@ -266,7 +242,8 @@ async def cancel_order(
 
     for cut in cuts:
         await _apply(session, cut, now)
-    await _lock_stock(session, cuts)
+    # All at once, in the one lock order; releasing line by line could deadlock with a placement.
+    await lock_stock(session, [cut.line.variant_id for cut in cuts if cut.from_allocated])
     line_changes = []
     for cut in cuts:
         given_back = await release(session, cut.line.id, cut.from_allocated)

@@ -2,7 +2,7 @@
 
 `edits.py` works out each line's new quantity and price; this module moves the
 reservations to match, inside the edit's transaction:
-1. `lock_stock` locks every stock row of the SKUs whose quantities change, in
+1. `reservations.lock_stock` locks every stock row of the SKUs whose quantities change, in
    (variant, location) order, the order placement locks in, before anything moves;
 2. `move_stock` gives back what lines give up (backordered units first, then reserved
    ones, through `reservations.release`) and then reserves what lines need more of,
@@ -23,7 +23,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.platform.ids import uuid7
-from ordersmith.tenants.inventory.models import Location, Reservation, StockLevel
+from ordersmith.tenants.inventory.models import Location, Reservation
 from ordersmith.tenants.inventory.reservations import Demand, Plan, Released, release, reserve
 from ordersmith.tenants.orders.models import OrderLine
 
@@ -109,17 +109,6 @@ class EditedLine:
             self.was is None
             or self.new_quantity != self.old_quantity
             or self.new_price != self.was.unit_price_amount
-        )
-
-
-async def lock_stock(session: AsyncSession, variant_ids: set[uuid.UUID]) -> None:
-    """Lock every stock row of these SKUs in (variant, location) order, placement's lock order."""
-    if variant_ids:
-        await session.execute(
-            select(StockLevel.variant_id)
-            .where(StockLevel.variant_id.in_(sorted(variant_ids)))
-            .order_by(StockLevel.variant_id, StockLevel.location_id)
-            .with_for_update()
         )
 
 

@@ -56,12 +56,12 @@ from ordersmith.platform.tenant_tables import TenantBase
 from ordersmith.tenants.catalog.models import Variant
 from ordersmith.tenants.catalog.rules import check_price, check_sku_code
 from ordersmith.tenants.customers.rules import check_address
+from ordersmith.tenants.inventory.reservations import lock_stock
 from ordersmith.tenants.orders import derived, lifecycle, timeline
 from ordersmith.tenants.orders.edit_stock import (
     EditedLine,
     LineBefore,
     StockEffect,
-    lock_stock,
     move_stock,
     stock_effects,
     write_reservations,
