@@ -351,18 +351,23 @@ async def refresh_session(
     )
 
 
-async def _rotate(
-    session: AsyncSession, refresh_token: str, client_address: str | None, now: dt.datetime
-) -> _Rotated | OrdersmithError:
-    """Lock, check, claim and replace a refresh token in one transaction; or the refusal to raise."""
-    # The row lock makes a second request with the same token wait, then see it used.
-    record = (
+async def _locked_refresh_token(session: AsyncSession, refresh_token: str) -> RefreshToken | None:
+    """The stored refresh token, locked until the transaction ends; None if unknown."""
+    return (
         await session.execute(
             select(RefreshToken)
             .where(RefreshToken.token_hash == secret_hash(refresh_token))
             .with_for_update()
         )
     ).scalar_one_or_none()
+
+
+async def _rotate(
+    session: AsyncSession, refresh_token: str, client_address: str | None, now: dt.datetime
+) -> _Rotated | OrdersmithError:
+    """Lock, check, claim and replace a refresh token in one transaction; or the refusal to raise."""
+    # The row lock makes a second request with the same token wait, then see it used.
+    record = await _locked_refresh_token(session, refresh_token)
     if record is None or record.expires_at <= now:
         return InvalidCredentialsError("the refresh token is unknown or expired; sign in again")
     if record.revoked_at is not None:
@@ -435,13 +440,7 @@ async def sign_out(database: Database, *, refresh_token: str, client_address: st
     async with database.platform_session() as session:
         # Locked as a refresh locks it: a refresh of the same token either finishes first,
         # and the token it issued is revoked here too, or waits and finds the session ended.
-        record = (
-            await session.execute(
-                select(RefreshToken)
-                .where(RefreshToken.token_hash == secret_hash(refresh_token))
-                .with_for_update()
-            )
-        ).scalar_one_or_none()
+        record = await _locked_refresh_token(session, refresh_token)
         if record is not None and await _revoke_family(session, record.family_id, now):
             await record_audit(
                 session,
