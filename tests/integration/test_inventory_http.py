@@ -1,0 +1,111 @@
+"""Locations and stock over HTTP: the adjustment ledger, counts, safety stock, refusals."""
+
+from __future__ import annotations
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from tests.support.orders import Store, open_store, two_sku_store
+
+
+@pytest.fixture
+async def store(client: AsyncTestClient[Litestar]) -> Store:
+    return await two_sku_store(client, price=500)
+
+
+async def adjust(store: Store, expected: int, **body: object) -> dict[str, object]:
+    result: dict[str, object] = await store.call("POST", "/api/v1/inventory/adjustments", expected, json=body)
+    return result
+
+
+async def test_on_hand_follows_the_ledger_and_a_count_records_the_difference(store: Store) -> None:
+    wh1 = store.locations["WH-1"]
+    await adjust(store, 201, sku="TEE-S", location_id=wh1, kind="receive", quantity=12, reason="PO 77")
+    damaged = await adjust(
+        store, 201, sku="tee-s", location_id=wh1, kind="damage", quantity=-2, reason="torn"
+    )
+    counted = await adjust(store, 201, sku="TEE-S", location_id=wh1, kind="count", quantity=7)
+
+    assert (damaged["quantity"], damaged["on_hand_after"]) == (-2, 10)
+    assert (counted["kind"], counted["quantity"], counted["on_hand_after"]) == ("count", -3, 7)
+    ledger = await store.call("GET", "/api/v1/inventory/adjustments", 200, params={"sku": "TEE-S"})
+    assert [(row["kind"], row["quantity"], row["reason"]) for row in ledger["data"]] == [
+        ("count", -3, ""),
+        ("damage", -2, "torn"),
+        ("receive", 12, "PO 77"),
+    ]
+    assert {row["actor_type"] for row in ledger["data"]} == {"user"}
+    stock = await store.stock("TEE-S")
+    assert (stock["on_hand"], stock["reserved"], stock["available"]) == (7, 0, 7)
+    assert [(loc["location_code"], loc["on_hand"]) for loc in stock["locations"]] == [("WH-1", 7)]
+
+
+async def test_stock_never_goes_below_zero_and_bad_adjustments_say_why(store: Store) -> None:
+    wh1 = store.locations["WH-1"]
+    await store.receive("TEE-S", "WH-1", 3)
+    problem = await adjust(
+        store, 409, sku="TEE-S", location_id=wh1, kind="correction", quantity=-4, reason="x"
+    )
+    assert problem["code"] == "stock_would_go_negative"
+    assert (await store.stock("TEE-S"))["on_hand"] == 3
+
+    problem = await adjust(store, 422, sku="TEE-S", location_id=wh1, kind="damage", quantity=2, reason="")
+    assert problem["errors"] == [
+        {"field": "quantity", "message": "damage removes stock: give a negative quantity, such as -2"},
+        {"field": "reason", "message": "say why: a damage needs a reason"},
+    ]
+    problem = await adjust(store, 422, sku="TEE-S", location_id=wh1, kind="shipment", quantity=-1)
+    assert problem["errors"] == [
+        {"field": "kind", "message": "must be one of receive, count, damage, correction"}
+    ]
+
+
+async def test_locations_are_listed_in_reservation_order_and_codes_are_unique(store: Store) -> None:
+    await store.add_location("SHOP-1", priority=5, kind="store")
+    listed = await store.call("GET", "/api/v1/locations", 200)
+    assert [loc["code"] for loc in listed["data"]] == ["SHOP-1", "WH-1", "WH-2"]
+
+    problem = await store.call(
+        "POST", "/api/v1/locations", 409, json={"code": "wh-1", "name": "Again", "kind": "warehouse"}
+    )
+    assert problem["code"] == "location_code_taken"
+    changed = await store.call(
+        "PATCH", f"/api/v1/locations/{store.locations['WH-2']}", 200, json={"priority": 1, "is_active": False}
+    )
+    assert (changed["priority"], changed["is_active"]) == (1, False)
+
+
+async def test_an_inactive_location_keeps_its_stock_but_promises_none(store: Store) -> None:
+    await store.receive("TEE-S", "WH-2", 4)
+    await store.call("PATCH", f"/api/v1/locations/{store.locations['WH-2']}", 200, json={"is_active": False})
+    stock = await store.stock("TEE-S")
+    assert (stock["on_hand"], stock["available"]) == (4, 0)
+    problem = await store.place(("TEE-S", 1), expected=409)
+    assert problem["shortfalls"] == [{"sku": "TEE-S", "requested": 1, "available": 0}]
+
+
+async def test_another_stores_locations_and_skus_are_404(
+    client: AsyncTestClient[Litestar], store: Store
+) -> None:
+    await store.receive("TEE-S", "WH-1", 5)
+    other = await open_store(client)
+    location = store.locations["WH-1"]
+    assert (await other.call("GET", f"/api/v1/locations/{location}", 404))["code"] == "location_not_found"
+    assert (await other.call("PATCH", f"/api/v1/locations/{location}", 404, json={"name": "Mine"}))[
+        "code"
+    ] == "location_not_found"
+    assert (await other.call("GET", "/api/v1/locations", 200))["data"] == []
+    for path in ("/api/v1/inventory", "/api/v1/inventory/adjustments"):
+        assert (await other.call("GET", path, 404, params={"sku": "TEE-S"}))["code"] == "sku_not_found"
+    await other.add_skus("TEE-S")
+    problem = await adjust(other, 404, sku="TEE-S", location_id=location, kind="receive", quantity=1)
+    assert problem["code"] == "location_not_found"
+    problem = await other.call(
+        "PUT",
+        "/api/v1/inventory/safety-stock",
+        404,
+        json={"sku": "TEE-S", "location_id": location, "safety_stock": 1},
+    )
+    assert problem["code"] == "location_not_found"
+    assert (await store.stock("TEE-S"))["on_hand"] == 5
