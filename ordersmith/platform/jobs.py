@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import ColumnElement, delete, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
+from ordersmith.platform import idempotency
 from ordersmith.platform.database import Database
 from ordersmith.platform.identity.models import ActionToken, AttemptCounter, Invitation, RefreshToken
 from ordersmith.platform.models import PlatformBase, ProcessedEvent
@@ -118,27 +121,46 @@ async def purge_processed_events(database: Database) -> int:
         ProcessedEvent.consumer,
         ProcessedEvent.event_id,
     )
+
+    async def purge_inbox(session: AsyncSession) -> int:
+        result = await session.execute(
+            delete(TenantProcessedEvent)
+            .where(TenantProcessedEvent.processed_at < cutoff)
+            .execution_options(synchronize_session=False)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
     # Archived tenants receive no events; their inboxes wait until they are restored.
+    return total + await _in_each_active_tenant(database, "inbox", purge_inbox)
+
+
+async def _in_each_active_tenant(
+    database: Database, what: str, purge: Callable[[AsyncSession], Awaitable[int]]
+) -> int:
+    """Run one purge in every active tenant, a batch of tenants at a time; rows deleted."""
+    total = 0
     async for tenants in active_tenant_batches(database, batch_size=TENANT_BATCH_SIZE):
         for tenant in tenants:
             try:
                 async with database.tenant_session(tenant.context) as session:
-                    result = await session.execute(
-                        delete(TenantProcessedEvent)
-                        .where(TenantProcessedEvent.processed_at < cutoff)
-                        .execution_options(synchronize_session=False)
-                    )
-                total += int(result.rowcount)  # type: ignore[attr-defined]
+                    total += await purge(session)
             except Exception:
                 # Archived since it was listed, say: the next run gets it; the others go on.
-                logger.exception("purging the inbox of tenant %s failed", tenant.slug)
+                logger.exception("purging the %s of tenant %s failed", what, tenant.slug)
     return total
 
 
+async def purge_idempotency_keys(database: Database) -> int:
+    """Forget idempotency keys older than a day in every active tenant (ADR 0007); how many."""
+    return await _in_each_active_tenant(database, "idempotency keys", idempotency.purge)
+
+
 async def purge_inboxes(database: Database) -> None:
-    """Delete inbox rows older than a month, everywhere, and log how many."""
+    """The daily sweep of replay protection: month-old inbox rows everywhere and day-old
+    idempotency keys in every tenant; log how many."""
     deleted = await purge_processed_events(database)
-    logger.info("inbox purge deleted %d processed events", deleted)
+    keys = await purge_idempotency_keys(database)
+    logger.info("inbox purge deleted %d processed events and %d idempotency keys", deleted, keys)
 
 
 PLATFORM_JOBS = [

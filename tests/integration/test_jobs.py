@@ -21,12 +21,13 @@ from ordersmith.platform.identity.models import (
 )
 from ordersmith.platform.models import ProcessedEvent
 from ordersmith.platform.tenancy import TenantRecord, archive_tenant, provision_tenant, restore_tenant
-from ordersmith.platform.tenant_tables import TenantProcessedEvent
+from ordersmith.platform.tenant_tables import TenantIdempotencyKey, TenantProcessedEvent
 from ordersmith.tenants.schema import TENANT_SCHEMA
 from tests.support.services import new_slug
 
 NOW = dt.datetime.now(dt.UTC)
 DAY = dt.timedelta(days=1)
+HOUR = dt.timedelta(hours=1)
 
 
 @pytest.fixture(autouse=True)
@@ -248,3 +249,20 @@ async def test_inboxes_keep_a_month_of_processed_events_in_every_active_tenant(
     # An archived tenant's inbox waits until it is restored.
     await restore_tenant(database, archived.slug, actor=SYSTEM)
     assert await _tenant_inbox(database, archived) == {"tests.31 days", "tests.29 days", "tests.today"}
+
+
+async def test_idempotency_keys_are_forgotten_after_a_day(database: Database, tenant: TenantRecord) -> None:
+    await jobs.purge_idempotency_keys(database)
+    async with database.tenant_session(tenant.context) as session:
+        await session.execute(
+            insert(TenantIdempotencyKey),
+            [
+                {"scope": "user:1", "key": age, "fingerprint": "f" * 64, "created_at": at}
+                for age, at in {"25 hours": NOW - 25 * HOUR, "23 hours": NOW - 23 * HOUR}.items()
+            ],
+        )
+
+    assert await jobs.purge_idempotency_keys(database) == 1
+
+    async with database.tenant_session(tenant.context) as session:
+        assert list(await session.scalars(select(TenantIdempotencyKey.key))) == ["23 hours"]
