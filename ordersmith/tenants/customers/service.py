@@ -165,14 +165,19 @@ async def create_customer(
     return await get_customer(tenant, session, customer_id)
 
 
-async def _live_id(session: AsyncSession, customer_id: uuid.UUID, *, lock: bool = False) -> uuid.UUID:
-    """The id of the live customer `customer_id` is (or was merged into)."""
+async def live_customer_id(session: AsyncSession, customer_id: uuid.UUID) -> uuid.UUID | None:
+    """The id of the live customer `customer_id` is (or was merged into); None if there is none."""
     row = (
         await session.execute(select(Customer.id, Customer.merged_into_id).where(Customer.id == customer_id))
     ).one_or_none()
-    if row is None:
+    return None if row is None else (row.merged_into_id or row.id)
+
+
+async def _live_id(session: AsyncSession, customer_id: uuid.UUID, *, lock: bool = False) -> uuid.UUID:
+    """The id of the live customer `customer_id` is (or was merged into)."""
+    live_id = await live_customer_id(session, customer_id)
+    if live_id is None:
         raise _missing()
-    live_id: uuid.UUID = row.merged_into_id or row.id
     if lock:
         await session.execute(select(Customer.id).where(Customer.id == live_id).with_for_update())
     return live_id

@@ -36,6 +36,7 @@ from ordersmith.platform.ids import uuid7
 from ordersmith.platform.models import OutboxEvent
 from ordersmith.tenants.catalog.models import Variant
 from ordersmith.tenants.customers.models import Customer
+from ordersmith.tenants.customers.service import live_customer_id
 from ordersmith.tenants.inventory.models import Location, Reservation, StockLevel
 from ordersmith.tenants.inventory.reservations import Allocation, Demand, Plan, StockRow, plan_reservations
 from ordersmith.tenants.orders import lifecycle
@@ -94,14 +95,6 @@ async def skus_by_code(session: AsyncSession, codes: Sequence[str]) -> dict[str,
         ).where(func.lower(Variant.sku_code).in_(lowered))
     )
     return {row.sku_code.lower(): Sku(*row) for row in rows}
-
-
-async def _live_customer(session: AsyncSession, customer_id: uuid.UUID) -> uuid.UUID | None:
-    """The customer's id, or the one it was merged into; None when there is no such customer."""
-    row = (
-        await session.execute(select(Customer.id, Customer.merged_into_id).where(Customer.id == customer_id))
-    ).one_or_none()
-    return None if row is None else (row.merged_into_id or row.id)
 
 
 def _priced_lines(
@@ -218,7 +211,7 @@ async def _read_and_lock(
     missing = [code for code in lowered if code not in skus]
     if missing:
         skus.update(await skus_by_code(session, missing))
-    customer_id = rows[0][11] if rows else await _live_customer(session, request.customer_id)
+    customer_id = rows[0][11] if rows else await live_customer_id(session, request.customer_id)
     return skus, stock, customer_id
 
 
