@@ -12,19 +12,18 @@ import base64
 import contextlib
 import hashlib
 import secrets
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-import uvicorn
 from joserfc import jwt
 from joserfc.jwk import KeySet, RSAKey
 from litestar import Litestar, Request, Response, get, post
 from litestar.response import Redirect
+
+from tests.support.loopback import serve_on_loopback
 
 CLIENT_ID = "ordersmith-test"
 CLIENT_SECRET = "test-client-secret-0123456789"
@@ -206,21 +205,11 @@ class OidcProvider:
 @contextlib.contextmanager
 def serve_oidc_provider(redirect_uri: str) -> Iterator[OidcProvider]:
     """Run a provider on 127.0.0.1 (a free port) in a background thread for the block."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    provider = OidcProvider(issuer=f"http://127.0.0.1:{sock.getsockname()[1]}", redirect_uri=redirect_uri)
-    config = uvicorn.Config(provider.app(), log_level="warning", lifespan="off", loop="asyncio")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the test OIDC provider did not start")
-        time.sleep(0.01)
-    try:
-        yield provider
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    providers: list[OidcProvider] = []
+
+    def build(base_url: str) -> Litestar:
+        providers.append(OidcProvider(issuer=base_url, redirect_uri=redirect_uri))
+        return providers[0].app()
+
+    with serve_on_loopback(build):
+        yield providers[0]

@@ -1,0 +1,1 @@
+"""The fake's payment resources (a merchant's own account): PaymentIntents, refunds."""
