@@ -91,6 +91,11 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
         "--explain", action="store_true", help="keep the list queries' full plans in the results"
     )
     group.add_argument(
+        "--profile",
+        type=Path,
+        help="py-spy samples of the product during the measured run, into this file (collapsed stacks)",
+    )
+    group.add_argument(
         "--ceiling", type=Path, help=f"ceiling.py (default: ${load.CEILING_ENV}, else ../shared/bench)"
     )
     group.add_argument("--wrk", help="path to wrk (default: found on PATH)")
@@ -120,6 +125,7 @@ def _order_options(args: argparse.Namespace) -> orders.OrdersOptions:
             "generic_plans": args.generic_plans or None,
             "idempotency": args.idempotency or None,
             "explain": args.explain or None,
+            "profile": args.profile,
         },
     )
 

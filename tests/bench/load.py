@@ -286,6 +286,30 @@ async def serve_product(url: str, pool_size: int) -> AsyncIterator[AppServer]:
                 await process.wait()
 
 
+async def start_profiler(pid: int, output: Path | None, seconds: float) -> asyncio.subprocess.Process | None:
+    """py-spy sampling a process for `seconds` into a file of collapsed stacks; None without an output."""
+    if output is None:
+        return None
+    py_spy = shutil.which("py-spy")
+    if py_spy is None:
+        raise BenchSetupError("--profile needs py-spy on PATH (pip install py-spy)")
+    return await asyncio.create_subprocess_exec(
+        py_spy,
+        "record",
+        "--pid",
+        str(pid),
+        "--duration",
+        str(max(1, round(seconds))),
+        "--format",
+        "raw",
+        "--output",
+        str(output),
+        "--nonblocking",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+
+
 async def _wait_ready(process: asyncio.subprocess.Process, base_url: str) -> None:
     deadline = time.monotonic() + 60
     async with httpx.AsyncClient(base_url=base_url, timeout=5) as client:
