@@ -36,7 +36,7 @@ from ordersmith.platform.errors import FieldError, ValidationFailedError
 from ordersmith.platform.events import record_events
 from ordersmith.platform.identity.audit import Actor
 from ordersmith.tenants.inventory.reservations import lock_stock, release
-from ordersmith.tenants.orders import derived, holds, lifecycle, timeline
+from ordersmith.tenants.orders import completion, derived, holds, lifecycle, timeline
 from ordersmith.tenants.orders.errors import (
     NothingToCancelError,
     OrderChangedError,
@@ -45,7 +45,7 @@ from ordersmith.tenants.orders.errors import (
 from ordersmith.tenants.orders.models import Order, OrderLine
 from ordersmith.tenants.orders.rules import MAX_LINE_QUANTITY, MAX_LINES, MAX_REASON
 from ordersmith.tenants.orders.timeline import Entry, change
-from ordersmith.tenants.orders.views import OrderView, load_order
+from ordersmith.tenants.orders.views import OrderView, cancellable, load_order
 
 ORDER_CANCELLED = "order.cancelled"
 ORDER_LINES_CANCELLED = "order.lines_cancelled"
@@ -79,11 +79,6 @@ class _Cut:
     @property
     def quantity(self) -> int:
         return self.from_backordered + self.from_allocated
-
-
-def cancellable(line: OrderLine) -> int:
-    """Units of a line that can still be cancelled: all but the shipped ones."""
-    return line.quantity_allocated + line.quantity_backordered
 
 
 def _cut(line: OrderLine, quantity: int) -> _Cut:
@@ -305,4 +300,6 @@ async def cancel_order(
     await derived.refresh(session, order_id)
     await timeline.record(session, order_id, entries, actor)
     await record_events(session, tenant, events)
+    # Cancelling the last unshipped units of a paid order leaves nothing to wait for.
+    await completion.settle(tenant, session, order_id)
     return await load_order(session, order_id)

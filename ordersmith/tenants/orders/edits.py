@@ -57,7 +57,7 @@ from ordersmith.tenants.catalog.models import Variant
 from ordersmith.tenants.catalog.rules import check_price, check_sku_code
 from ordersmith.tenants.customers.rules import check_address
 from ordersmith.tenants.inventory.reservations import lock_stock
-from ordersmith.tenants.orders import derived, lifecycle, timeline
+from ordersmith.tenants.orders import completion, derived, lifecycle, timeline
 from ordersmith.tenants.orders.edit_stock import (
     EditedLine,
     LineBefore,
@@ -565,6 +565,8 @@ async def _apply(
             ],
         },
     )
+    # Removing the last unshipped units of a paid order leaves nothing to wait for.
+    await completion.settle(tenant, session, order_id)
     return EditOutcome(
         await load_order(session, order_id),
         old["version"],

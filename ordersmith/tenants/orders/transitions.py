@@ -18,20 +18,19 @@ from ordersmith.platform.database import TenantContext
 from ordersmith.platform.events import record_events
 from ordersmith.platform.identity.audit import Actor
 from ordersmith.tenants.orders import derived, lifecycle, timeline
-from ordersmith.tenants.orders.cancellation import cancellable
 from ordersmith.tenants.orders.errors import OrderNotFulfilledError, OrderOnHoldError
 from ordersmith.tenants.orders.models import Order
 from ordersmith.tenants.orders.timeline import Entry, change
-from ordersmith.tenants.orders.views import OrderView, load_order
+from ordersmith.tenants.orders.views import OrderView, cancellable, load_order
 
 ORDER_COMPLETED = "order.completed"
 ORDER_ARCHIVED = "order.archived"
 
 
-async def _move(
+async def move(
     tenant: TenantContext, session: AsyncSession, view: OrderView, wanted: str, topic: str, *, actor: Actor
 ) -> OrderView:
-    """Write the checked move: status, its timestamp, version, timeline and event."""
+    """Write a checked move to completed or archived: status, its timestamp, version, timeline, event."""
     order = view.order
     current, number = order.status, order.number
     now = dt.datetime.now(dt.UTC)
@@ -75,7 +74,7 @@ async def complete_order(
                 ],
             },
         )
-    return await _move(tenant, session, view, lifecycle.COMPLETED, ORDER_COMPLETED, actor=actor)
+    return await move(tenant, session, view, lifecycle.COMPLETED, ORDER_COMPLETED, actor=actor)
 
 
 async def archive_order(
@@ -84,4 +83,4 @@ async def archive_order(
     """File a completed or cancelled order away for good; it stays readable."""
     view = await load_order(session, order_id, lock=True)
     lifecycle.check_transition(view.order.status, lifecycle.ARCHIVED)
-    return await _move(tenant, session, view, lifecycle.ARCHIVED, ORDER_ARCHIVED, actor=actor)
+    return await move(tenant, session, view, lifecycle.ARCHIVED, ORDER_ARCHIVED, actor=actor)

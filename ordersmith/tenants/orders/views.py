@@ -37,6 +37,11 @@ class OrderView:
         return [hold for hold in self.holds if hold.released_at is None]
 
 
+def cancellable(line: OrderLine) -> int:
+    """Units of a line that can still be cancelled: all but the shipped ones."""
+    return line.quantity_allocated + line.quantity_backordered
+
+
 def order_missing() -> OrderNotFoundError:
     return OrderNotFoundError("no such order in this store; check the id or list /api/v1/orders")
 
