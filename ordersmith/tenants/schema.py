@@ -8,8 +8,11 @@ from ordersmith.platform.schema_migrations import MigrationStream, TenantSchemaS
 from ordersmith.platform.tenant_tables import TenantBase
 from ordersmith.tenants.catalog import models as _catalog_models  # noqa: F401  (registers tables)
 from ordersmith.tenants.customers import models as _customers_models  # noqa: F401  (registers tables)
+from ordersmith.tenants.fulfillment import models as _fulfillment_models  # noqa: F401  (registers tables)
 from ordersmith.tenants.inventory import models as _inventory_models  # noqa: F401  (registers tables)
 from ordersmith.tenants.orders import models as _orders_models  # noqa: F401  (registers tables)
+from ordersmith.tenants.payments import models as _payments_models  # noqa: F401  (registers tables)
+from ordersmith.tenants.returns import models as _returns_models  # noqa: F401  (registers tables)
 from ordersmith.tenants.store import models as _store_models  # noqa: F401  (registers tables)
 from ordersmith.tenants.store.service import seed_store
 

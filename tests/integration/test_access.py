@@ -37,6 +37,8 @@ PUBLIC_ROUTES = frozenset(
         "GET /api/v1/dev/mailbox",
         "GET /api/v1/auth/sso/{tenant_slug}/login",
         "GET /api/v1/auth/sso/callback",
+        # Proven by the store's Stripe signing secret, not a bearer token.
+        "POST /api/v1/payments/stripe/webhook/{store}",
         # Vendor staff sign in here; every other staff route needs a staff token.
         "POST /admin/api/v1/auth/token",
     }

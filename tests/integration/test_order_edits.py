@@ -31,6 +31,7 @@ from tests.support.order_edits import (
     with_ids_of,
 )
 from tests.support.orders import ADDRESS, Store, open_store, two_sku_store
+from tests.support.payments import pay
 
 # The shipping address as an order stores it: every field, unset ones null.
 STORED_ADDRESS = {"line2": None, "region": None, "label": None, **ADDRESS}
@@ -106,6 +107,9 @@ async def test_a_preview_shows_exactly_what_the_commit_does_and_changes_nothing(
     await store.receive("TEE-M", "WH-1", 5)
     await store.receive("MUG", "WH-2", 10)
     order = await store.place(("TEE-S", 2), ("TEE-M", 1))
+    # Paid in full in cash: what the edit weighs the new total against.
+    await pay(store, order["id"], provider="manual", method="cash")
+    order = await store.call("GET", f"/api/v1/orders/{order['id']}", 200)
     tee, medium = (line["id"] for line in order["lines"])
     skus = ("TEE-S", "TEE-M", "MUG")
     stock_before = [await _reserved(store, sku) for sku in skus]
@@ -125,7 +129,7 @@ async def test_a_preview_shows_exactly_what_the_commit_does_and_changes_nothing(
         "new_total_amount": 9100,
         "difference_amount": 3103,
         "settled_amount": 5997,
-        "settled_basis": "order_total",
+        "settled_basis": "payments",
         "balance_due_amount": 3103,
         "refund_owed_amount": 0,
         "shipping_address_changed": True,
@@ -225,7 +229,7 @@ async def test_a_preview_shows_exactly_what_the_commit_does_and_changes_nothing(
 
     # The preview changed nothing: not the order, its timeline, the stock or the outbox.
     assert await store.call("GET", f"/api/v1/orders/{order['id']}", 200) == order
-    assert await _timeline_kinds(store, order["id"]) == ["confirmed", "placed"]
+    assert await _timeline_kinds(store, order["id"]) == ["confirmed", "payment_captured", "placed"]
     assert [await _reserved(store, sku) for sku in skus] == stock_before
     assert await _edited_events(database, order["id"]) == []
 
@@ -240,7 +244,8 @@ async def test_a_preview_shows_exactly_what_the_commit_does_and_changes_nothing(
     expected = with_ids_of(shown, done)
     del expected["order"]["updated_at"], done["order"]["updated_at"]
     assert done == expected
-    assert done["order"]["touch_count"] == 2
+    # Paying in person and editing: two touches after the placement by a person.
+    assert done["order"]["touch_count"] == 3
     now = await store.call("GET", f"/api/v1/orders/{order['id']}", 200)
     del now["updated_at"]
     assert now == done["order"]
@@ -350,6 +355,7 @@ async def test_a_preview_shows_exactly_what_the_commit_does_and_changes_nothing(
 async def test_a_lower_total_is_a_refund_owed(store: Store) -> None:
     await store.receive("TEE-S", "WH-1", 5)
     order = await store.place(("TEE-S", 3))
+    await pay(store, order["id"], provider="manual", method="cash")
     shown = await preview(store, order["id"], set_quantity(order["lines"][0]["id"], 1))
     edit = shown["edit"]
     assert (edit["difference_amount"], edit["balance_due_amount"], edit["refund_owed_amount"]) == (

@@ -35,6 +35,8 @@ from ordersmith.tenants.inventory.rules import check_adjustment, check_location
 LOCATION_CREATED = "location.created"
 LOCATION_UPDATED = "location.updated"
 STOCK_ADJUSTED = "inventory.adjusted"
+# Ledger kinds written by fulfillment (units leaving) and returns (units put back), never by hand.
+SYSTEM_KINDS = ("shipment", "return")
 
 
 @dataclass(frozen=True)
@@ -209,6 +211,67 @@ async def adjust_stock(
     await get_location(tenant, session, location_id)
     stock = await _locked_stock(session, variant.id, location_id)
     delta = quantity - stock.on_hand if kind == "count" else quantity
+    return await _append(
+        tenant,
+        session,
+        variant,
+        stock,
+        kind=kind,
+        delta=delta,
+        reason=reason,
+        actor=actor,
+        reference=reference,
+    )
+
+
+async def record_movement(
+    tenant: TenantContext,
+    session: AsyncSession,
+    *,
+    variant_id: uuid.UUID,
+    location_id: uuid.UUID,
+    kind: str,
+    quantity: int,
+    reason: str,
+    actor: Actor,
+    reference: str,
+) -> InventoryAdjustment:
+    """Move on_hand by a shipment (negative) or a returned unit put back (positive), through the ledger.
+
+    Fulfillment and returns call this inside their own transaction, having locked the
+    order and then the stock rows (ADR 0006); a person's adjustments use `adjust_stock`.
+    """
+    if kind not in SYSTEM_KINDS or quantity == 0:
+        raise ValueError(f"a {kind!r} movement of {quantity} is not one the ledger takes from a service")
+    variant = (await session.scalars(select(Variant).where(Variant.id == variant_id))).one()
+    stock = await _locked_stock(session, variant_id, location_id)
+    return await _append(
+        tenant,
+        session,
+        variant,
+        stock,
+        kind=kind,
+        delta=quantity,
+        reason=reason,
+        actor=actor,
+        reference=reference,
+    )
+
+
+async def _append(
+    tenant: TenantContext,
+    session: AsyncSession,
+    variant: Variant,
+    stock: StockLevel,
+    *,
+    kind: str,
+    delta: int,
+    reason: str,
+    actor: Actor,
+    reference: str | None,
+) -> InventoryAdjustment:
+    """Write one ledger row and move the running total with it; never below zero."""
+    location_id = stock.location_id
     after = stock.on_hand + delta
     if after < 0:
         raise StockWouldGoNegativeError(

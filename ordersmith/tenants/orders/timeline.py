@@ -1,7 +1,8 @@
 """An order's timeline: every change, with old and new values and who made it.
 
 A *touch* is a change made by a person (a store user or vendor staff); API keys and
-automation do not count. Each order keeps its touch count beside the timeline so the
+automation do not count, and one request by a person is one touch however many entries
+it writes. Each order keeps its touch count beside the timeline so the
 touchless-order rate is one indexed count away.
 """
 
@@ -56,12 +57,20 @@ def entry_rows(order_id: uuid.UUID, entries: Sequence[Entry], actor: Actor) -> l
     ]
 
 
+# Orders a person has already touched in the session's transaction (kept in `session.info`).
+_TOUCHED = "ordersmith.touched_orders"
+
+
 async def record(session: AsyncSession, order_id: uuid.UUID, entries: Sequence[Entry], actor: Actor) -> None:
     """Append entries to an order's timeline; a person's change counts as one touch."""
     if not entries:
         return
     await session.execute(insert(OrderEvent), entry_rows(order_id, entries, actor))
-    if is_touch(actor):
+    touched: set[uuid.UUID] = session.info.setdefault(_TOUCHED, set())
+    # One request is one touch, however many entries it writes (a refund for a return
+    # writes the payment's entry and the return's; a shipment may capture a payment).
+    if is_touch(actor) and order_id not in touched:
+        touched.add(order_id)
         await session.execute(
             update(Order).where(Order.id == order_id).values(touch_count=Order.touch_count + 1)
         )

@@ -1,0 +1,1 @@
+"""Fulfillment: fulfillment orders per location, shipments with their packages and tracking."""

@@ -1,0 +1,205 @@
+"""A location turning down units it was asked to ship (damaged, not found), and re-routing them.
+
+In one transaction, order first and then stock (ADR 0006): the units' reservation at the
+rejecting location is given back, the planner (`reservations.plan_reservations`) looks
+for them at every other active location by priority, and what it finds is reserved
+there and added to that location's live fulfillment order (opened if needed). What no
+other location has moves to the line's backordered units and the order gets a `stock`
+hold with the reason, so someone decides (wait, substitute or cancel). The reason is on
+the order's timeline either way.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ordersmith.platform.database import TenantContext
+from ordersmith.platform.events import record_event
+from ordersmith.platform.identity.audit import Actor
+from ordersmith.platform.ids import uuid7
+from ordersmith.tenants.fulfillment import lifecycle
+from ordersmith.tenants.fulfillment.errors import FulfillmentOrderClosedError, OrderNotReleasableError
+from ordersmith.tenants.fulfillment.models import FulfillmentOrderLine
+from ordersmith.tenants.fulfillment.release import assign, assigned_details, created_payloads, sync
+from ordersmith.tenants.fulfillment.rules import LineQuantity, RejectRequest, check_reject, line_ids
+from ordersmith.tenants.fulfillment.stock import check_held, held_here, plan_elsewhere, reserve_at, take_here
+from ordersmith.tenants.fulfillment.views import (
+    FulfillmentOrderView,
+    fulfillment_order_row,
+    fulfillment_orders_of,
+)
+from ordersmith.tenants.inventory.models import Location
+from ordersmith.tenants.inventory.reservations import lock_stock
+from ordersmith.tenants.orders import derived, holds, timeline
+from ordersmith.tenants.orders import lifecycle as order_lifecycle
+from ordersmith.tenants.orders.errors import OrderChangedError
+from ordersmith.tenants.orders.models import Order, OrderLine
+from ordersmith.tenants.orders.rules import HoldRequest
+from ordersmith.tenants.orders.timeline import Entry, change
+from ordersmith.tenants.orders.views import load_order
+
+FULFILLMENT_LINE_REJECTED = "fulfillment_order.line_rejected"
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """What became of rejected units: where they went, what is backordered, and the order's fulfillment."""
+
+    rerouted: list[dict[str, Any]]
+    backordered: int
+    hold_id: uuid.UUID | None
+    fulfillment_orders: list[FulfillmentOrderView]
+
+
+async def _backorder(session: AsyncSession, line: OrderLine, quantity: int) -> None:
+    moved = await session.execute(
+        update(OrderLine)
+        .where(OrderLine.id == line.id, OrderLine.quantity_allocated >= quantity)
+        .values(
+            quantity_allocated=OrderLine.quantity_allocated - quantity,
+            quantity_backordered=OrderLine.quantity_backordered + quantity,
+            updated_at=dt.datetime.now(dt.UTC),
+        )
+        .returning(OrderLine.id)
+        .execution_options(synchronize_session=False)
+    )
+    if moved.one_or_none() is None:
+        raise OrderChangedError("the order changed while the line was being re-routed; read it and retry")
+
+
+async def reject_line(
+    tenant: TenantContext,
+    session: AsyncSession,
+    fulfillment_order_id: uuid.UUID,
+    request: RejectRequest,
+    *,
+    actor: Actor,
+) -> Rejection:
+    """Turn down units at this location: re-route them to another one, or backorder and hold."""
+    check_reject(request)
+    order_id = (await fulfillment_order_row(session, fulfillment_order_id)).order_id
+    view = await load_order(session, order_id, lock=True)
+    fulfillment_order = await fulfillment_order_row(session, fulfillment_order_id, lock=True)
+    if fulfillment_order.status not in lifecycle.LIVE:
+        raise FulfillmentOrderClosedError(
+            f"this fulfillment order is {fulfillment_order.status}: it holds nothing to reject"
+        )
+    order = view.order
+    if order.status != order_lifecycle.CONFIRMED:
+        raise OrderNotReleasableError(
+            f"an order that is {order.status} has nothing in fulfillment to reject",
+            extensions={"current_status": order.status},
+        )
+    number = order.number
+    lines = {line.id: line for line in view.lines}
+    [(line_id, quantity)] = line_ids([LineQuantity(request.line_id, request.quantity)], set(lines))
+    line = lines[line_id]
+    location_id = fulfillment_order.location_id
+    code = await session.scalar(select(Location.code).where(Location.id == location_id))
+    assert code is not None
+    reason = request.reason.strip()
+
+    await lock_stock(session, [line.variant_id])
+    held = await held_here(session, [line.id], location_id)
+    check_held([(line, quantity)], held, code, "reject")
+    await take_here(session, line, location_id, quantity)
+    now = dt.datetime.now(dt.UTC)
+    await session.execute(
+        pg_insert(FulfillmentOrderLine)
+        .values(
+            id=uuid7(),
+            fulfillment_order_id=fulfillment_order_id,
+            order_line_id=line.id,
+            quantity_rejected=quantity,
+        )
+        .on_conflict_do_update(
+            index_elements=["fulfillment_order_id", "order_line_id"],
+            set_={"quantity_rejected": FulfillmentOrderLine.quantity_rejected + quantity, "updated_at": now},
+        )
+    )
+    plan = await plan_elsewhere(session, line, location_id, quantity)
+    rerouted = []
+    for allocation in plan.allocations:
+        await reserve_at(
+            session,
+            line,
+            allocation.location_id,
+            allocation.quantity,
+            f"re-routed from {code} ({reason}): {allocation.reason}",
+        )
+        rerouted.append(
+            {
+                "location": allocation.location_code,
+                "quantity": allocation.quantity,
+                "reason": allocation.reason,
+            }
+        )
+    backordered = plan.backordered.get(line.variant_id, 0)
+    if backordered:
+        await _backorder(session, line, backordered)
+    assigned = await assign(
+        session, order_id, create=True, only={allocation.location_id for allocation in plan.allocations}
+    )
+    await session.execute(
+        update(Order).where(Order.id == order_id).values(version=Order.version + 1, updated_at=now)
+    )
+    details: dict[str, Any] = {
+        "fulfillment_order_id": str(fulfillment_order_id),
+        "location": code,
+        "line_id": str(line.id),
+        "line_number": line.line_number,
+        "sku": line.sku_code,
+        "quantity": quantity,
+        "reason": reason,
+        "rerouted": rerouted,
+        "backordered": backordered,
+    }
+    if assigned:
+        details["fulfillment_orders"] = assigned_details(assigned)
+    if backordered:
+        details["quantity_backordered"] = change(
+            line.quantity_backordered, line.quantity_backordered + backordered
+        )
+    await timeline.record(session, order_id, [Entry("fulfillment_line_rejected", details)], actor)
+    await record_event(
+        session,
+        tenant,
+        FULFILLMENT_LINE_REJECTED,
+        {
+            "order_id": str(order_id),
+            "number": number,
+            "fulfillment_order_id": str(fulfillment_order_id),
+            "line_id": str(line.id),
+            "sku": line.sku_code,
+            "quantity": quantity,
+            "reason": reason,
+            "rerouted": [{"location": item["location"], "quantity": item["quantity"]} for item in rerouted],
+            "backordered": backordered,
+        },
+    )
+    for topic, payload in created_payloads(order, assigned):
+        await record_event(session, tenant, topic, payload)
+    hold_id = None
+    if backordered:
+        hold = await holds.place_hold(
+            tenant,
+            session,
+            order_id,
+            HoldRequest(
+                "stock",
+                f"{line.sku_code}: {backordered} unit(s) rejected at {code} ({reason[:500]}) and no other "
+                "location has them; they are backordered",
+            ),
+            actor=actor,
+        )
+        hold_id = hold.hold.id
+    await sync(session, order_id)
+    await derived.refresh(session, order_id)
+    return Rejection(rerouted, backordered, hold_id, await fulfillment_orders_of(session, order_id))

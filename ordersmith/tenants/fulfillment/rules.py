@@ -1,0 +1,145 @@
+"""Input rules of the fulfillment context: what a valid shipment or rejection is."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from ordersmith.platform.errors import FieldError, ValidationFailedError
+
+MAX_LINES = 250
+MAX_PACKAGES = 50
+MAX_QUANTITY = 100_000
+MAX_REASON = 1_000
+# 1 tonne and 10 metres: beyond that it is freight, not a parcel.
+MAX_WEIGHT_GRAMS = 1_000_000
+MAX_DIMENSION_MM = 10_000
+
+
+@dataclass(frozen=True)
+class LineQuantity:
+    """Units of one order line (its id as given by the caller)."""
+
+    line_id: str
+    quantity: int
+
+
+@dataclass(frozen=True)
+class Package:
+    weight_grams: int | None = None
+    length_mm: int | None = None
+    width_mm: int | None = None
+    height_mm: int | None = None
+
+
+@dataclass(frozen=True)
+class ShipmentRequest:
+    """What left the building: which units, with which carrier, in which parcels."""
+
+    carrier: str
+    lines: Sequence[LineQuantity]
+    packages: Sequence[Package] = field(default_factory=lambda: [Package()])
+    service: str | None = None
+    tracking_number: str | None = None
+    tracking_url: str | None = None
+    shipped_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class RejectRequest:
+    """A location turning down units of a line it was asked to ship, and why."""
+
+    line_id: str
+    quantity: int
+    reason: str
+
+
+def _quantity_ok(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_QUANTITY
+
+
+def _text(errors: list[FieldError], name: str, value: str | None, limit: int, *, required: bool) -> None:
+    if value is None or not value.strip():
+        if required:
+            errors.append(FieldError(name, "is required"))
+        return
+    if len(value) > limit:
+        errors.append(FieldError(name, f"must be at most {limit} characters"))
+
+
+def _measure(errors: list[FieldError], name: str, value: int | None, limit: int) -> None:
+    if value is not None and (isinstance(value, bool) or not 1 <= value <= limit):
+        errors.append(FieldError(name, f"must be a whole number from 1 to {limit}, or left out"))
+
+
+def check_lines(lines: Sequence[LineQuantity], errors: list[FieldError]) -> None:
+    """At least one line, each named once with 1 to 100000 units."""
+    if not lines:
+        errors.append(FieldError("lines", "give at least one line and its quantity"))
+    if len(lines) > MAX_LINES:
+        errors.append(FieldError("lines", f"at most {MAX_LINES} lines at once"))
+    seen: set[str] = set()
+    for index, item in enumerate(lines):
+        if item.line_id in seen:
+            errors.append(FieldError(f"lines[{index}].line_id", "this line is named twice; name it once"))
+        seen.add(item.line_id)
+        if not _quantity_ok(item.quantity):
+            errors.append(
+                FieldError(f"lines[{index}].quantity", f"must be a whole number from 1 to {MAX_QUANTITY}")
+            )
+
+
+def check_shipment(request: ShipmentRequest) -> None:
+    """422 naming each bad field of a shipment."""
+    errors: list[FieldError] = []
+    _text(errors, "carrier", request.carrier, 100, required=True)
+    _text(errors, "service", request.service, 100, required=False)
+    _text(errors, "tracking_number", request.tracking_number, 100, required=False)
+    url = request.tracking_url
+    if url is not None and (len(url) > 2000 or not url.startswith(("https://", "http://"))):
+        errors.append(FieldError("tracking_url", "must be an http(s) address of at most 2000 characters"))
+    if request.shipped_at is not None and request.shipped_at.tzinfo is None:
+        errors.append(FieldError("shipped_at", "must carry a time zone, such as 2026-11-28T09:30:00Z"))
+    check_lines(request.lines, errors)
+    if not request.packages:
+        errors.append(FieldError("packages", "give at least one package"))
+    if len(request.packages) > MAX_PACKAGES:
+        errors.append(FieldError("packages", f"at most {MAX_PACKAGES} packages"))
+    for index, package in enumerate(request.packages):
+        _measure(errors, f"packages[{index}].weight_grams", package.weight_grams, MAX_WEIGHT_GRAMS)
+        for name in ("length_mm", "width_mm", "height_mm"):
+            _measure(errors, f"packages[{index}].{name}", getattr(package, name), MAX_DIMENSION_MM)
+    if errors:
+        raise ValidationFailedError("the shipment is invalid; see errors", errors=errors)
+
+
+def check_reject(request: RejectRequest) -> None:
+    """422 naming each bad field of a rejection."""
+    errors: list[FieldError] = []
+    if not _quantity_ok(request.quantity):
+        errors.append(FieldError("quantity", f"must be a whole number from 1 to {MAX_QUANTITY}"))
+    _text(errors, "reason", request.reason, MAX_REASON, required=True)
+    if errors:
+        raise ValidationFailedError("the rejection is invalid; see errors", errors=errors)
+
+
+def line_ids(
+    lines: Sequence[LineQuantity], known: set[uuid.UUID], *, field_name: str = "lines"
+) -> list[tuple[uuid.UUID, int]]:
+    """The lines as (order line id, quantity); 422 for ids that are not lines of the order."""
+    errors: list[FieldError] = []
+    parsed: list[tuple[uuid.UUID, int]] = []
+    for index, item in enumerate(lines):
+        try:
+            key = uuid.UUID(item.line_id)
+        except ValueError:
+            key = None
+        if key is None or key not in known:
+            errors.append(FieldError(f"{field_name}[{index}].line_id", "no such line on this order"))
+        else:
+            parsed.append((key, item.quantity))
+    if errors:
+        raise ValidationFailedError("some lines are not on this order; see errors", errors=errors)
+    return parsed

@@ -1,0 +1,7 @@
+"""Payments: an append-only ledger per payment, providers as plug-ins, provider webhooks.
+
+Importing the package registers the ledger with the orders context, as the source of
+an order's `payment_status` and of the amount it has paid.
+"""
+
+from ordersmith.tenants.payments import ledger as _ledger  # noqa: F401  (registers the order hooks)

@@ -1,0 +1,1 @@
+"""Payment providers as plug-ins: one small interface, one module per provider."""

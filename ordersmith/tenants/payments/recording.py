@@ -1,0 +1,201 @@
+"""Sending one request to a provider and writing it, and its outcome, to the ledger.
+
+Every money movement goes through `run`: a `request` row (with the idempotency key the
+provider receives), the provider call, then one outcome row. The order row and the
+payment row are locked by the caller before, so limits checked against the ledger still
+hold when the outcome is written. Then the order hears of it: timeline entries, outbox
+events, the derived `payment_status`, and a `payment` hold when money failed to move.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ordersmith.platform.database import TenantContext
+from ordersmith.platform.events import record_events
+from ordersmith.platform.identity.audit import SYSTEM, Actor
+from ordersmith.platform.ids import uuid7
+from ordersmith.tenants.orders import completion, derived, lifecycle, timeline
+from ordersmith.tenants.orders.holds import place_hold
+from ordersmith.tenants.orders.models import Order, OrderHold
+from ordersmith.tenants.orders.rules import HoldRequest
+from ordersmith.tenants.orders.timeline import Entry, change
+from ordersmith.tenants.payments import ledger, status
+from ordersmith.tenants.payments.models import Payment, PaymentTransaction
+from ordersmith.tenants.payments.providers.base import UNREACHABLE, ProviderResult
+
+# Failures after which the very same request may be sent again (same idempotency key).
+RETRYABLE_ERRORS = frozenset({UNREACHABLE, "provider_credentials_invalid"})
+
+# What each ledger outcome is called on the timeline and in the outbox.
+_VERBS = {
+    ("authorize", status.SUCCESS): "authorized",
+    ("capture", status.SUCCESS): "captured",
+    ("void", status.SUCCESS): "voided",
+    ("refund", status.SUCCESS): "refunded",
+    ("chargeback", status.SUCCESS): "charged_back",
+}
+
+
+def verb_of(row: PaymentTransaction) -> str:
+    """A ledger outcome's name on the timeline (`payment_<verb>`) and in the outbox (`payment.<verb>`)."""
+    if row.state == status.REQUIRES_ACTION:
+        return "action_required"
+    if row.state == status.FAILURE:
+        return f"{row.kind}_failed"
+    return _VERBS[(row.kind, row.state)]
+
+
+def provider_key(payment: Payment, kind: str, request_id: uuid.UUID) -> str:
+    """The idempotency key a provider receives for one ledger request: deterministic, never reused."""
+    return f"ordersmith:{payment.id}:{kind}:{request_id}"
+
+
+@dataclass
+class Recorder:
+    """What one operation on an order's payments wrote, to announce together at the end."""
+
+    tenant: TenantContext
+    session: AsyncSession
+    order: Order
+    actor: Actor
+    outcomes: list[tuple[Payment, PaymentTransaction]] = field(default_factory=list)
+    # Why the order must wait, when something other than a failure calls for a hold (a chargeback).
+    hold_reason: str | None = None
+
+    async def run(
+        self,
+        payment: Payment,
+        kind: str,
+        amount: int,
+        call: Callable[[str], Awaitable[ProviderResult]],
+        *,
+        reason: str | None = None,
+        key: str | None = None,
+        retry_of: PaymentTransaction | None = None,
+    ) -> tuple[PaymentTransaction, ProviderResult]:
+        """Record the request, ask the provider (with the request's key), record the outcome."""
+        request_id = uuid7()
+        if retry_of is not None:
+            key = retry_of.idempotency_key
+        key = key or provider_key(payment, kind, request_id)
+        request = await ledger.append(
+            self.session,
+            payment,
+            kind,
+            status.REQUEST,
+            amount,
+            actor=self.actor,
+            row_id=request_id,
+            idempotency_key=key,
+            reason=reason,
+            retry_of_id=retry_of.id if retry_of else None,
+        )
+        result = await call(key)
+        state = result.outcome
+        outcome = await ledger.append(
+            self.session,
+            payment,
+            kind,
+            state,
+            result.amount if state == status.SUCCESS else amount,
+            actor=self.actor,
+            request_id=request.id,
+            idempotency_key=key,
+            provider_reference=result.reference,
+            error_code=result.error_code,
+            error_message=result.error_message,
+            reason=reason,
+        )
+        self.outcomes.append((payment, outcome))
+        return outcome, result
+
+    async def note(
+        self, payment: Payment, kind: str, state: str, amount: int, **details: Any
+    ) -> PaymentTransaction:
+        """An outcome nobody asked for: a webhook reported it, or a capture released the rest."""
+        row = await ledger.append(self.session, payment, kind, state, amount, actor=self.actor, **details)
+        self.outcomes.append((payment, row))
+        return row
+
+    async def finish(self) -> str:
+        """Refresh the order's payment status, tell the order (timeline, events, hold); return the status."""
+        old_status = self.order.payment_status
+        new_status, _ = await derived.refresh(self.session, self.order.id)
+        if not self.outcomes:
+            return new_status
+        await self.session.execute(
+            update(Order).where(Order.id == self.order.id).values(updated_at=dt.datetime.now(dt.UTC))
+        )
+        entries: list[Entry] = []
+        events: list[tuple[str, dict[str, Any]]] = []
+        for index, (payment, row) in enumerate(self.outcomes):
+            last = index == len(self.outcomes) - 1
+            details: dict[str, Any] = {
+                "payment_id": str(payment.id),
+                "transaction_id": str(row.id),
+                "provider": payment.provider,
+                "amount": row.amount,
+                "currency": row.currency,
+            }
+            if row.error_code:
+                details["error_code"] = row.error_code
+            if row.reason:
+                details["reason"] = row.reason
+            if last and new_status != old_status:
+                details["payment_status"] = change(old_status, new_status)
+            entries.append(Entry(f"payment_{verb_of(row)}", details))
+            events.append(
+                (
+                    f"payment.{verb_of(row)}",
+                    {
+                        "order_id": str(self.order.id),
+                        "number": self.order.number,
+                        **{key: value for key, value in details.items() if key != "payment_status"},
+                        "payment_status": new_status,
+                    },
+                )
+            )
+        await timeline.record(self.session, self.order.id, entries, self.actor)
+        await record_events(self.session, self.tenant, events)
+        failures = [row for _, row in self.outcomes if row.state == status.FAILURE]
+        if failures:
+            failure = failures[-1]
+            reason = f"{failure.kind} failed: {failure.error_code}"
+            if failure.error_message:
+                reason = f"{reason} ({failure.error_message})"
+            await self._hold(reason)
+        elif self.hold_reason:
+            await self._hold(self.hold_reason)
+        # The payment that settles a fully shipped order completes it.
+        await completion.settle(self.tenant, self.session, self.order.id)
+        return new_status
+
+    async def _hold(self, reason: str) -> None:
+        # A closed order takes no holds; an order already waiting on payment needs no second one.
+        if self.order.status not in lifecycle.OPEN:
+            return
+        already = await self.session.scalar(
+            select(OrderHold.id).where(
+                OrderHold.order_id == self.order.id,
+                OrderHold.type == "payment",
+                OrderHold.released_at.is_(None),
+            )
+        )
+        if already is not None:
+            return
+        # The system places it, whoever's request failed: a hold nobody chose is no touch.
+        await place_hold(
+            self.tenant,
+            self.session,
+            self.order.id,
+            HoldRequest("payment", reason[:500], "agent"),
+            actor=SYSTEM,
+        )

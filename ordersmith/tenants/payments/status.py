@@ -1,0 +1,142 @@
+"""What a payment ledger adds up to: pure functions, tested as tables.
+
+Every amount here is derived from ledger rows, never stored: what was authorized,
+captured, voided, refunded and charged back, per payment, and from those the order's
+`payment_status`. Only outcomes count (`success`, and `requires_action` for a payment
+waiting on its customer); requests and failures move no money.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+AUTHORIZE, CAPTURE, VOID, REFUND, CHARGEBACK = "authorize", "capture", "void", "refund", "chargeback"
+REQUEST, SUCCESS, FAILURE, REQUIRES_ACTION = "request", "success", "failure", "requires_action"
+
+UNPAID = "unpaid"
+AUTHORIZED = "authorized"
+PARTIALLY_PAID = "partially_paid"
+PAID = "paid"
+PARTIALLY_REFUNDED = "partially_refunded"
+REFUNDED = "refunded"
+VOIDED = "voided"
+PENDING_ACTION = "requires_action"
+OVERPAID = "overpaid"
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """The part of a ledger row the arithmetic needs."""
+
+    payment_id: uuid.UUID
+    kind: str
+    state: str
+    amount: int
+
+
+@dataclass(frozen=True)
+class PaymentAmounts:
+    """One payment's money, as its ledger says."""
+
+    authorized: int = 0
+    captured: int = 0
+    voided: int = 0
+    refunded: int = 0
+    charged_back: int = 0
+    # The last word on its authorization is "the customer must authenticate".
+    awaiting_action: bool = False
+    # Its last outcome was a failure (a decline, an unreachable provider).
+    last_failed: bool = False
+
+    @property
+    def capturable(self) -> int:
+        """Authorized funds not yet captured nor released."""
+        return max(self.authorized - self.captured - self.voided, 0)
+
+    @property
+    def refundable(self) -> int:
+        """Captured money not yet given back (by a refund or a chargeback)."""
+        return max(self.captured - self.refunded - self.charged_back, 0)
+
+    @property
+    def net(self) -> int:
+        """What the merchant holds from this payment."""
+        return self.captured - self.refunded - self.charged_back
+
+
+def amounts_of(entries: Iterable[LedgerEntry]) -> PaymentAmounts:
+    """Add up one payment's ledger entries (oldest first)."""
+    totals = {AUTHORIZE: 0, CAPTURE: 0, VOID: 0, REFUND: 0, CHARGEBACK: 0}
+    awaiting_action = last_failed = False
+    for entry in entries:
+        if entry.state == SUCCESS:
+            totals[entry.kind] += entry.amount
+        if entry.kind == AUTHORIZE and entry.state in (SUCCESS, FAILURE, REQUIRES_ACTION):
+            awaiting_action = entry.state == REQUIRES_ACTION
+        if entry.state in (SUCCESS, FAILURE, REQUIRES_ACTION):
+            last_failed = entry.state == FAILURE
+    return PaymentAmounts(
+        authorized=totals[AUTHORIZE],
+        captured=totals[CAPTURE],
+        voided=totals[VOID],
+        refunded=totals[REFUND],
+        charged_back=totals[CHARGEBACK],
+        awaiting_action=awaiting_action,
+        last_failed=last_failed,
+    )
+
+
+def amounts_by_payment(entries: Iterable[LedgerEntry]) -> dict[uuid.UUID, PaymentAmounts]:
+    """Each payment's amounts, from the entries of several payments (oldest first)."""
+    grouped: dict[uuid.UUID, list[LedgerEntry]] = {}
+    for entry in entries:
+        grouped.setdefault(entry.payment_id, []).append(entry)
+    return {payment_id: amounts_of(items) for payment_id, items in grouped.items()}
+
+
+def payment_status(payments: Sequence[PaymentAmounts], order_total: int) -> str:
+    """The order's payment status from its payments' amounts and what the order now costs.
+
+    Money taken decides first: all of it given back is `refunded`; holding more than the
+    order costs is `overpaid` (a refund is owed); some given back is `partially_refunded`;
+    else `paid` or `partially_paid`. Without money taken: open authorizations make it
+    `authorized`, a payment waiting on its customer `requires_action`, released
+    authorizations `voided`, and otherwise it is `unpaid`.
+    """
+    captured = sum(item.captured for item in payments)
+    given_back = sum(item.refunded + item.charged_back for item in payments)
+    if captured > 0:
+        net = captured - given_back
+        if given_back >= captured:
+            return REFUNDED
+        if net > order_total:
+            return OVERPAID
+        if given_back > 0:
+            return PARTIALLY_REFUNDED
+        return PAID if net >= order_total else PARTIALLY_PAID
+    if any(item.capturable > 0 for item in payments):
+        return AUTHORIZED
+    if any(item.awaiting_action for item in payments):
+        return PENDING_ACTION
+    if any(item.voided > 0 for item in payments):
+        return VOIDED
+    return UNPAID
+
+
+def single_payment_status(amounts: PaymentAmounts) -> str:
+    """One payment's own status, for reading it: where its money stands."""
+    if amounts.captured > 0:
+        if amounts.refunded + amounts.charged_back >= amounts.captured:
+            return "refunded"
+        if amounts.refunded + amounts.charged_back > 0:
+            return "partially_refunded"
+        return "partially_captured" if amounts.capturable > 0 else "captured"
+    if amounts.capturable > 0:
+        return "authorized"
+    if amounts.awaiting_action:
+        return "requires_action"
+    if amounts.voided > 0:
+        return "voided"
+    return "failed" if amounts.last_failed else "pending"

@@ -1,0 +1,1 @@
+"""Returns (RMA): approval, a disposition per unit on receipt, refund, store credit or exchange."""

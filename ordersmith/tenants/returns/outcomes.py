@@ -1,0 +1,310 @@
+"""How a return is resolved: a refund through the order's payments, store credit, or an exchange.
+
+Outcomes are not statuses: staff may give them while a return is approved, in transit
+or received, so a return can be refunded before (or without) the goods coming back.
+Refund and store credit together never exceed what the returned units were sold for
+(422 `resolution_exceeds_return_value` with what remains); a refund also never exceeds
+what was captured (the payments context answers 422 `refund_exceeds_captured`).
+
+A refund's provider idempotency key is the return and the refund's sequence number on
+it: a request retried after a failure (its transaction rolled back, the sequence number
+unchanged) reuses the key, so the provider never pays the same refund twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ordersmith.platform.database import TenantContext
+from ordersmith.platform.errors import FieldError, ValidationFailedError
+from ordersmith.platform.events import record_event
+from ordersmith.platform.identity.audit import Actor
+from ordersmith.platform.ids import uuid7
+from ordersmith.tenants.orders import derived, timeline
+from ordersmith.tenants.orders.models import Order
+from ordersmith.tenants.orders.placement import place_order
+from ordersmith.tenants.orders.rules import LineRequest, OrderRequest
+from ordersmith.tenants.orders.timeline import Entry
+from ordersmith.tenants.payments.service import refund_order
+from ordersmith.tenants.returns import lifecycle, store_credit
+from ordersmith.tenants.returns.errors import (
+    ExchangeExistsError,
+    ResolutionExceedsReturnValueError,
+    ReturnNotResolvableError,
+)
+from ordersmith.tenants.returns.models import Return, ReturnResolution
+from ordersmith.tenants.returns.rules import MAX_NOTE, ExchangeRequest, check_amount
+from ordersmith.tenants.returns.service import locked_return
+from ordersmith.tenants.returns.views import ReturnView, return_view
+
+RETURN_REFUNDED = "return.refunded"
+RETURN_STORE_CREDITED = "return.store_credited"
+RETURN_EXCHANGED = "return.exchanged"
+
+
+def _check_resolvable(row: Return, action: str) -> None:
+    if row.status not in lifecycle.RESOLVABLE:
+        raise ReturnNotResolvableError(
+            f"a return that is {row.status} cannot {action}; "
+            "only approved, in-transit or received returns can",
+            extensions={"current_status": row.status},
+        )
+
+
+def _reason(reason: str) -> str:
+    if len(reason) > MAX_NOTE:
+        raise ValidationFailedError(
+            "the reason is invalid; see errors",
+            errors=[FieldError("reason", f"must be at most {MAX_NOTE} characters")],
+        )
+    return reason.strip()
+
+
+async def _amount(session: AsyncSession, row: Return, amount: int | None) -> int:
+    """The amount asked, or what is left of the return's value; 422 beyond what is left."""
+    check_amount(amount)
+    view = await return_view(session, row.id)
+    remaining = view.value - row.refunded_amount - row.store_credit_amount
+    wanted = remaining if amount is None else amount
+    if wanted > remaining or wanted == 0:
+        raise ResolutionExceedsReturnValueError(
+            f"the returned units are worth {view.value} {row.currency}; {row.refunded_amount} refunded and "
+            f"{row.store_credit_amount} given as store credit leave {remaining}; ask for at most that",
+            errors=[FieldError("amount", f"must be at most {remaining}")],
+            extensions={"remaining": remaining, "currency": row.currency},
+        )
+    return wanted
+
+
+async def _record(
+    tenant: TenantContext,
+    session: AsyncSession,
+    order: Order,
+    row: Return,
+    kind: str,
+    topic: str,
+    *,
+    amount: int,
+    actor: Actor,
+    reason: str,
+    details: dict[str, Any],
+    transaction_ids: list[uuid.UUID] | None = None,
+    exchange_order_id: uuid.UUID | None = None,
+) -> ReturnView:
+    await session.execute(
+        insert(ReturnResolution).values(
+            id=uuid7(),
+            return_id=row.id,
+            kind=kind,
+            amount=amount,
+            currency=row.currency,
+            reason=reason,
+            payment_transaction_ids=transaction_ids or [],
+            exchange_order_id=exchange_order_id,
+            actor_type=actor.type,
+            actor_id=actor.id,
+        )
+    )
+    base = {"return_id": str(row.id), "return_number": row.number, "amount": amount, "currency": row.currency}
+    # The timeline names the outcome as its event does: return_refunded, return_store_credited, …
+    entry = Entry(topic.replace(".", "_"), {**base, **details})
+    await timeline.record(session, order.id, [entry], actor)
+    await record_event(
+        session, tenant, topic, {"order_id": str(order.id), "number": order.number, **base, **details}
+    )
+    return await return_view(session, row.id)
+
+
+async def refund_return(
+    tenant: TenantContext,
+    session: AsyncSession,
+    return_id: uuid.UUID,
+    *,
+    amount: int | None,
+    reason: str,
+    actor: Actor,
+) -> ReturnView:
+    """Give money back for a return through the order's original payment(s)."""
+    reason = _reason(reason)
+    order, row = await locked_return(session, return_id)
+    _check_resolvable(row, "be refunded")
+    wanted = await _amount(session, row, amount)
+    sequence = 1 + int(
+        await session.scalar(
+            select(func.count())
+            .select_from(ReturnResolution)
+            .where(ReturnResolution.return_id == return_id, ReturnResolution.kind == "refund")
+        )
+        or 0
+    )
+    outcome = await refund_order(
+        tenant,
+        session,
+        order.id,
+        wanted,
+        reason=reason or f"return {row.number}",
+        actor=actor,
+        idempotency_key=f"return:{return_id}:refund:{sequence}",
+    )
+    await derived.refresh(session, order.id)
+    details: dict[str, Any] = {"transaction_ids": [str(item) for item in outcome.transaction_ids]}
+    if not outcome.is_complete:
+        # The provider failed: payments recorded the attempt and held the order. Nothing
+        # more is written here, so a retry reuses this refund's key and pays at most once.
+        details |= {"requested": wanted, "error_code": outcome.error_code}
+    if outcome.refunded == 0:
+        await timeline.record(
+            session,
+            order.id,
+            [
+                Entry(
+                    "return_refund_failed",
+                    {"return_id": str(return_id), "return_number": row.number, **details},
+                )
+            ],
+            actor,
+        )
+        return await return_view(session, return_id)
+    await session.execute(
+        update(Return)
+        .where(Return.id == return_id)
+        .values(refunded_amount=Return.refunded_amount + outcome.refunded, updated_at=func.now())
+    )
+    return await _record(
+        tenant,
+        session,
+        order,
+        row,
+        "refund",
+        RETURN_REFUNDED,
+        amount=outcome.refunded,
+        actor=actor,
+        reason=reason,
+        details=details,
+        transaction_ids=list(outcome.transaction_ids),
+    )
+
+
+async def credit_return(
+    tenant: TenantContext,
+    session: AsyncSession,
+    return_id: uuid.UUID,
+    *,
+    amount: int | None,
+    reason: str,
+    actor: Actor,
+) -> ReturnView:
+    """Resolve a return with store credit on the customer's ledger instead of money."""
+    reason = _reason(reason)
+    order, row = await locked_return(session, return_id)
+    _check_resolvable(row, "be given store credit")
+    wanted = await _amount(session, row, amount)
+    entry = await store_credit.grant(
+        tenant,
+        session,
+        row.customer_id,
+        wanted,
+        row.currency,
+        reason=reason or f"return {row.number} of order {order.number}",
+        actor=actor,
+        return_id=return_id,
+        order_id=order.id,
+    )
+    await session.execute(
+        update(Return)
+        .where(Return.id == return_id)
+        .values(store_credit_amount=Return.store_credit_amount + wanted, updated_at=func.now())
+    )
+    return await _record(
+        tenant,
+        session,
+        order,
+        row,
+        "store_credit",
+        RETURN_STORE_CREDITED,
+        amount=wanted,
+        actor=actor,
+        reason=reason,
+        details={"customer_id": str(entry.customer_id), "store_credit_entry_id": str(entry.id)},
+    )
+
+
+async def exchange_return(
+    tenant: TenantContext,
+    session: AsyncSession,
+    return_id: uuid.UUID,
+    request: ExchangeRequest,
+    *,
+    actor: Actor,
+) -> ReturnView:
+    """Place a linked replacement order that reserves its stock now; one exchange per return."""
+    note = _reason(request.note)
+    order, row = await locked_return(session, return_id)
+    _check_resolvable(row, "be exchanged")
+    if row.exchange_order_id is not None:
+        raise ExchangeExistsError(
+            f"this return already has its exchange order {row.exchange_order_id}; read that order",
+            extensions={"exchange_order_id": str(row.exchange_order_id)},
+        )
+    placed = await place_order(
+        tenant,
+        session,
+        OrderRequest(
+            customer_id=row.customer_id,
+            lines=[
+                LineRequest(
+                    line.sku, line.quantity, 0 if line.unit_price_amount is None else line.unit_price_amount
+                )
+                for line in request.lines
+            ],
+            shipping_address=order.shipping_address,
+            channel="exchange",
+            external_reference=f"RMA-{row.number}",
+            currency=order.currency,
+            tags=["exchange", *request.tags],
+        ),
+        actor=actor,
+    )
+    replacement = placed.order
+    await session.execute(
+        update(Return)
+        .where(Return.id == return_id)
+        .values(exchange_order_id=replacement.id, updated_at=func.now())
+    )
+    await timeline.record(
+        session,
+        replacement.id,
+        [
+            Entry(
+                "exchange_for",
+                {
+                    "order_id": str(order.id),
+                    "order_number": order.number,
+                    "return_id": str(return_id),
+                    "return_number": row.number,
+                },
+            )
+        ],
+        actor,
+    )
+    return await _record(
+        tenant,
+        session,
+        order,
+        row,
+        "exchange",
+        RETURN_EXCHANGED,
+        amount=replacement.total_amount,
+        actor=actor,
+        reason=note,
+        details={
+            "exchange_order_id": str(replacement.id),
+            "exchange_order_number": replacement.number,
+            "lines": [{"sku": line.sku_code, "quantity": line.quantity_ordered} for line in placed.lines],
+        },
+        exchange_order_id=replacement.id,
+    )

@@ -1,0 +1,147 @@
+"""Store credit: an append-only ledger per customer; the balance is the sum of its entries.
+
+Credit is given to the live customer (a merged customer's credit follows the survivor:
+the balance sums the entries of every id merged into it). Spending takes the live
+customer's row lock first, so two spends at once cannot take the same credit twice.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ordersmith.platform.database import TenantContext
+from ordersmith.platform.errors import FieldError, ValidationFailedError
+from ordersmith.platform.events import record_event
+from ordersmith.platform.identity.audit import Actor
+from ordersmith.platform.ids import uuid7
+from ordersmith.tenants.customers.models import Customer
+from ordersmith.tenants.customers.service import customer_ids_for_history
+from ordersmith.tenants.returns.errors import StoreCreditInsufficientError
+from ordersmith.tenants.returns.models import StoreCreditEntry
+
+STORE_CREDIT_GRANTED = "store_credit.granted"
+STORE_CREDIT_SPENT = "store_credit.spent"
+CURRENCY = re.compile(r"^[A-Z]{3}$")
+
+
+@dataclass(frozen=True)
+class StoreCredit:
+    """A customer's balance per currency and the entries behind it, newest first."""
+
+    customer_id: uuid.UUID
+    balances: dict[str, int]
+    entries: list[StoreCreditEntry]
+
+
+async def _balances(session: AsyncSession, customer_ids: list[uuid.UUID]) -> dict[str, int]:
+    rows = await session.execute(
+        select(StoreCreditEntry.currency, func.sum(StoreCreditEntry.amount))
+        .where(StoreCreditEntry.customer_id.in_(customer_ids))
+        .group_by(StoreCreditEntry.currency)
+        .order_by(StoreCreditEntry.currency)
+    )
+    return {currency: int(total) for currency, total in rows}
+
+
+async def store_credit(tenant: TenantContext, session: AsyncSession, customer_id: uuid.UUID) -> StoreCredit:
+    """A customer's store credit: balance per currency and every entry, newest first."""
+    ids = await customer_ids_for_history(tenant, session, customer_id)
+    entries = await session.scalars(
+        select(StoreCreditEntry)
+        .where(StoreCreditEntry.customer_id.in_(ids))
+        .order_by(StoreCreditEntry.created_at.desc(), StoreCreditEntry.id.desc())
+    )
+    return StoreCredit(ids[0], await _balances(session, ids), list(entries))
+
+
+async def grant(
+    tenant: TenantContext,
+    session: AsyncSession,
+    customer_id: uuid.UUID,
+    amount: int,
+    currency: str,
+    *,
+    reason: str,
+    actor: Actor,
+    return_id: uuid.UUID | None = None,
+    order_id: uuid.UUID | None = None,
+) -> StoreCreditEntry:
+    """Add credit to the live customer's ledger."""
+    ids = await customer_ids_for_history(tenant, session, customer_id)
+    return await _append(tenant, session, ids[0], amount, currency, reason, actor, return_id, order_id)
+
+
+async def spend(
+    tenant: TenantContext,
+    session: AsyncSession,
+    customer_id: uuid.UUID,
+    amount: int,
+    currency: str,
+    *,
+    reason: str,
+    actor: Actor,
+    order_id: uuid.UUID | None = None,
+) -> StoreCreditEntry:
+    """Take credit off the customer's balance; 409 `store_credit_insufficient` if it would go below zero."""
+    if not CURRENCY.match(currency):
+        raise ValidationFailedError(
+            "the spend is invalid; see errors",
+            errors=[FieldError("currency", "must be an ISO 4217 code such as EUR or USD")],
+        )
+    ids = await customer_ids_for_history(tenant, session, customer_id)
+    await session.execute(select(Customer.id).where(Customer.id == ids[0]).with_for_update())
+    balance = (await _balances(session, ids)).get(currency, 0)
+    if amount > balance:
+        raise StoreCreditInsufficientError(
+            f"the customer has {balance} {currency} of store credit; {amount} cannot be spent",
+            extensions={"balance": balance, "currency": currency},
+        )
+    return await _append(tenant, session, ids[0], -amount, currency, reason, actor, None, order_id)
+
+
+async def _append(
+    tenant: TenantContext,
+    session: AsyncSession,
+    customer_id: uuid.UUID,
+    amount: int,
+    currency: str,
+    reason: str,
+    actor: Actor,
+    return_id: uuid.UUID | None,
+    order_id: uuid.UUID | None,
+) -> StoreCreditEntry:
+    entry = (
+        await session.scalars(
+            insert(StoreCreditEntry)
+            .values(
+                id=uuid7(),
+                customer_id=customer_id,
+                amount=amount,
+                currency=currency,
+                reason=reason,
+                return_id=return_id,
+                order_id=order_id,
+                actor_type=actor.type,
+                actor_id=actor.id,
+            )
+            .returning(StoreCreditEntry)
+        )
+    ).one()
+    await record_event(
+        session,
+        tenant,
+        STORE_CREDIT_GRANTED if amount > 0 else STORE_CREDIT_SPENT,
+        {
+            "customer_id": str(customer_id),
+            "amount": abs(amount),
+            "currency": currency,
+            "return_id": str(return_id) if return_id else None,
+            "order_id": str(order_id) if order_id else None,
+        },
+    )
+    return entry

@@ -1,0 +1,123 @@
+"""Reading returns: a return with its lines, dispositions and resolutions."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ordersmith.tenants.orders.models import Order, OrderLine
+from ordersmith.tenants.returns.errors import ReturnNotFoundError
+from ordersmith.tenants.returns.models import Return, ReturnDisposition, ReturnLine, ReturnResolution
+
+
+@dataclass(frozen=True)
+class ReturnLineView:
+    line: ReturnLine
+    sku: str
+    name: str
+    unit_price_amount: int
+    # {disposition: units}, once received.
+    dispositions: dict[str, int]
+
+
+@dataclass(frozen=True)
+class ReturnView:
+    row: Return
+    order_number: int
+    lines: list[ReturnLineView]
+    dispositions: list[ReturnDisposition]
+    resolutions: list[ReturnResolution]
+
+    @property
+    def value(self) -> int:
+        """What the returned units were sold for: the most refund and credit together may give."""
+        return sum(item.unit_price_amount * item.line.quantity for item in self.lines)
+
+
+def return_missing() -> ReturnNotFoundError:
+    return ReturnNotFoundError("no such return in this store; check the id or list the order's returns")
+
+
+def return_id_of(text: str) -> uuid.UUID:
+    """The return id in a path; one that cannot exist is simply not found."""
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise return_missing() from None
+
+
+async def return_row(session: AsyncSession, return_id: uuid.UUID, *, lock: bool = False) -> Return:
+    """The return; lock it only once its order is locked (the order is always locked first)."""
+    query = select(Return).where(Return.id == return_id).execution_options(populate_existing=True)
+    row = (await session.scalars(query.with_for_update() if lock else query)).one_or_none()
+    if row is None:
+        raise return_missing()
+    return row
+
+
+async def return_views(session: AsyncSession, rows: Sequence[Return]) -> list[ReturnView]:
+    """Returns with their lines, dispositions and resolutions, in the order given."""
+    if not rows:
+        return []
+    ids = [row.id for row in rows]
+    numbers = {
+        key: value
+        for key, value in await session.execute(
+            select(Order.id, Order.number).where(Order.id.in_({row.order_id for row in rows}))
+        )
+    }
+    dispositions: dict[uuid.UUID, list[ReturnDisposition]] = defaultdict(list)
+    per_line: dict[uuid.UUID, dict[str, int]] = defaultdict(dict)
+    for item in await session.scalars(
+        select(ReturnDisposition)
+        .where(ReturnDisposition.return_id.in_(ids))
+        .order_by(ReturnDisposition.created_at, ReturnDisposition.id)
+    ):
+        dispositions[item.return_id].append(item)
+        counts = per_line[item.return_line_id]
+        counts[item.disposition] = counts.get(item.disposition, 0) + item.quantity
+    lines: dict[uuid.UUID, list[ReturnLineView]] = defaultdict(list)
+    for line, sku, name, price in await session.execute(
+        select(ReturnLine, OrderLine.sku_code, OrderLine.name, OrderLine.unit_price_amount)
+        .join(OrderLine, OrderLine.id == ReturnLine.order_line_id)
+        .where(ReturnLine.return_id.in_(ids))
+        .order_by(ReturnLine.line_number, ReturnLine.id)
+    ):
+        lines[line.return_id].append(ReturnLineView(line, sku, name, price, per_line.get(line.id, {})))
+    resolutions: dict[uuid.UUID, list[ReturnResolution]] = defaultdict(list)
+    for resolution in await session.scalars(
+        select(ReturnResolution)
+        .where(ReturnResolution.return_id.in_(ids))
+        .order_by(ReturnResolution.created_at, ReturnResolution.id)
+    ):
+        resolutions[resolution.return_id].append(resolution)
+    return [
+        ReturnView(row, numbers[row.order_id], lines[row.id], dispositions[row.id], resolutions[row.id])
+        for row in rows
+    ]
+
+
+async def return_view(session: AsyncSession, return_id: uuid.UUID) -> ReturnView:
+    """One return whole."""
+    [view] = await return_views(session, [await return_row(session, return_id)])
+    return view
+
+
+async def returns_of(
+    session: AsyncSession, order_ids: Sequence[uuid.UUID], *, statuses: frozenset[str] | None = None
+) -> list[ReturnView]:
+    """The returns of these orders, oldest first (only those in `statuses` when given)."""
+    if not order_ids:
+        return []
+    query = select(Return).where(Return.order_id.in_(order_ids))
+    if statuses is not None:
+        query = query.where(Return.status.in_(statuses))
+    rows = await session.scalars(
+        query.order_by(Return.created_at, Return.id).execution_options(populate_existing=True)
+    )
+    return await return_views(session, list(rows))

@@ -1,0 +1,103 @@
+"""Helpers for payment tests: a stocked store with payments set up, Stripe pointed at the fake, webhooks."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlalchemy import select
+
+from ordersmith.platform.database import Database
+from ordersmith.tenants.payments import config
+from ordersmith.tenants.payments.models import PaymentTransaction
+from tests.support.fake_stripe import SECRET_KEY, FakeStripe, sign_webhook
+from tests.support.order_actions import tenant_context
+from tests.support.orders import Store, open_store
+
+WEBHOOK_SECRET = "whsec_test_0123456789abcdef"
+PRICE = 2500
+
+
+@contextmanager
+def stripe_at(fake: FakeStripe, secret_key: str) -> Iterator[None]:
+    """Point the payments context's Stripe calls at the fake for the block."""
+    config.configure(config.PaymentsConfig(secret_key=secret_key, stripe_api_base=fake.base_url))
+    try:
+        yield
+    finally:
+        config.configure(None)
+
+
+async def payment_store(
+    client: AsyncTestClient[Litestar],
+    *,
+    providers: tuple[str, ...] = ("manual",),
+    capture_policy: str = "at_placement",
+) -> Store:
+    """A store selling TEE-S at 25.00 EUR with 50 in WH-1, its payment providers set up."""
+    store = await open_store(client)
+    await store.add_skus("TEE-S", price=PRICE)
+    await store.add_location("WH-1", priority=10)
+    await store.receive("TEE-S", "WH-1", 50)
+    settings: dict[str, Any] = {"enabled_providers": list(providers), "capture_policy": capture_policy}
+    if "stripe" in providers:
+        settings |= {"stripe_secret_key": SECRET_KEY, "stripe_webhook_secret": WEBHOOK_SECRET}
+    await store.call("PUT", "/api/v1/payment-settings", 200, json=settings)
+    return store
+
+
+async def pay(store: Store, order_id: str, expected: int = 201, **body: Any) -> dict[str, Any]:
+    """POST a payment on an order; returns the response body."""
+    result: dict[str, Any] = await store.call(
+        "POST", f"/api/v1/orders/{order_id}/payments", expected, json=body, headers=body.pop("headers", {})
+    )
+    return result
+
+
+async def payments_of(store: Store, order_id: str) -> dict[str, Any]:
+    result: dict[str, Any] = await store.call("GET", f"/api/v1/orders/{order_id}/payments", 200)
+    return result
+
+
+def ledger(payment: dict[str, Any]) -> list[tuple[str, str, int]]:
+    """A payment's ledger as (kind, state, amount), oldest first."""
+    return [(item["kind"], item["state"], item["amount"]) for item in payment["transactions"]]
+
+
+async def send_webhook(
+    store: Store,
+    body: dict[str, Any],
+    *,
+    secret: str = WEBHOOK_SECRET,
+    timestamp: int | None = None,
+    expected: int = 200,
+    signature: str | None = None,
+) -> dict[str, Any]:
+    """POST a Stripe event to the store's webhook, signed like Stripe signs it."""
+    payload = json.dumps(body).encode()
+    header = signature if signature is not None else sign_webhook(payload, secret, timestamp=timestamp)
+    response = await store.client.post(
+        f"/api/v1/payments/stripe/webhook/{store.slug}",
+        content=payload,
+        headers={"Stripe-Signature": header, "Content-Type": "application/json"},
+    )
+    assert response.status_code == expected, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def ledger_rows(database: Database, store: Store, order_id: str) -> list[PaymentTransaction]:
+    """Every ledger row of an order straight from the database, oldest first."""
+    tenant = await tenant_context(database, store)
+    async with database.tenant_session(tenant) as session:
+        rows = await session.scalars(
+            select(PaymentTransaction)
+            .where(PaymentTransaction.order_id == uuid.UUID(order_id))
+            .order_by(PaymentTransaction.created_at, PaymentTransaction.id)
+        )
+        return list(rows)

@@ -1,0 +1,113 @@
+"""The payments ledger's arithmetic and the payment statuses it derives, as tables."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from ordersmith.tenants.payments.status import (
+    LedgerEntry,
+    PaymentAmounts,
+    amounts_by_payment,
+    amounts_of,
+    payment_status,
+    single_payment_status,
+)
+
+A, B = uuid.UUID(int=1), uuid.UUID(int=2)
+
+
+def rows(*items: tuple[str, str, int]) -> list[LedgerEntry]:
+    return [LedgerEntry(A, kind, state, amount) for kind, state, amount in items]
+
+
+def test_only_successes_move_money_and_the_last_authorize_outcome_says_whether_action_is_awaited() -> None:
+    amounts = amounts_of(
+        rows(
+            ("authorize", "request", 5000),
+            ("authorize", "requires_action", 5000),
+            ("authorize", "success", 5000),
+            ("capture", "request", 3000),
+            ("capture", "failure", 3000),
+            ("capture", "request", 2000),
+            ("capture", "success", 2000),
+            ("refund", "success", 500),
+            ("chargeback", "success", 300),
+        )
+    )
+    assert amounts == PaymentAmounts(
+        authorized=5000, captured=2000, voided=0, refunded=500, charged_back=300, awaiting_action=False
+    )
+    assert (amounts.capturable, amounts.refundable, amounts.net) == (3000, 1200, 1200)
+    waiting = amounts_of(rows(("authorize", "request", 900), ("authorize", "requires_action", 900)))
+    assert (waiting.awaiting_action, waiting.capturable, waiting.last_failed) == (True, 0, False)
+    failed = amounts_of(rows(("authorize", "request", 900), ("authorize", "failure", 900)))
+    assert (failed.awaiting_action, failed.last_failed) == (False, True)
+
+
+def test_a_void_and_a_sale_without_authorization_leave_nothing_capturable() -> None:
+    assert amounts_of(rows(("authorize", "success", 1000), ("void", "success", 1000))).capturable == 0
+    sale = amounts_of(rows(("capture", "success", 1000)))
+    assert (sale.capturable, sale.refundable) == (0, 1000)
+    by_payment = amounts_by_payment(
+        [LedgerEntry(A, "capture", "success", 10), LedgerEntry(B, "refund", "success", 4)]
+    )
+    assert (by_payment[A].captured, by_payment[B].refunded) == (10, 4)
+
+
+def pay(**amounts: int | bool) -> PaymentAmounts:
+    return PaymentAmounts(**amounts)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("payments", "total", "expected"),
+    [
+        ([], 5000, "unpaid"),
+        ([pay()], 5000, "unpaid"),
+        ([pay(last_failed=True)], 5000, "unpaid"),
+        ([pay(authorized=5000)], 5000, "authorized"),
+        ([pay(authorized=2000)], 5000, "authorized"),
+        ([pay(awaiting_action=True)], 5000, "requires_action"),
+        ([pay(authorized=1000), pay(awaiting_action=True)], 5000, "authorized"),
+        ([pay(authorized=5000, voided=5000)], 5000, "voided"),
+        ([pay(authorized=5000, voided=5000), pay(awaiting_action=True)], 5000, "requires_action"),
+        ([pay(authorized=5000, captured=2000)], 5000, "partially_paid"),
+        ([pay(captured=2000), pay(captured=3000)], 5000, "paid"),
+        ([pay(authorized=5000, captured=5000)], 5000, "paid"),
+        ([pay(captured=6000)], 5000, "overpaid"),
+        ([pay(captured=6000, refunded=1000)], 5000, "partially_refunded"),
+        ([pay(captured=6000, refunded=500)], 5000, "overpaid"),
+        ([pay(captured=5000, refunded=1000)], 5000, "partially_refunded"),
+        ([pay(captured=5000, charged_back=5000)], 5000, "refunded"),
+        ([pay(captured=2000, refunded=2000), pay(captured=3000)], 5000, "partially_refunded"),
+        ([pay(captured=5000, refunded=3000, charged_back=2000)], 5000, "refunded"),
+        # A cancelled order costs nothing: whatever is still held is owed back.
+        ([pay(captured=2500)], 0, "overpaid"),
+        ([pay(captured=2500, refunded=2500)], 0, "refunded"),
+        # An edit that lowered the total after payment.
+        ([pay(captured=5000)], 4000, "overpaid"),
+        ([pay(captured=5000, refunded=1000)], 4000, "partially_refunded"),
+    ],
+)
+def test_payment_status(payments: list[PaymentAmounts], total: int, expected: str) -> None:
+    assert payment_status(payments, total) == expected
+
+
+@pytest.mark.parametrize(
+    ("amounts", "expected"),
+    [
+        (pay(), "pending"),
+        (pay(last_failed=True), "failed"),
+        (pay(awaiting_action=True), "requires_action"),
+        (pay(authorized=100), "authorized"),
+        (pay(authorized=100, captured=40), "partially_captured"),
+        (pay(authorized=100, captured=40, voided=60), "captured"),
+        (pay(captured=100), "captured"),
+        (pay(captured=100, refunded=30), "partially_refunded"),
+        (pay(captured=100, refunded=70, charged_back=30), "refunded"),
+        (pay(authorized=100, voided=100), "voided"),
+    ],
+)
+def test_single_payment_status(amounts: PaymentAmounts, expected: str) -> None:
+    assert single_payment_status(amounts) == expected
