@@ -13,9 +13,12 @@ from litestar import Litestar
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
+from ordersmith.admin import overrides as admin_overrides
 from ordersmith.admin import routes as admin_routes
 from ordersmith.api import (
     audit,
+    billing,
+    billing_usage,
     catalog,
     customers,
     follow_ups,
@@ -36,10 +39,14 @@ from ordersmith.api import (
 )
 from ordersmith.api.access import check_access_declared
 from ordersmith.api.auth import enforce_access, provide_principal, provide_tenant_session
+from ordersmith.api.entitlements import LimitWarningMiddleware
 from ordersmith.api.health import healthz, readyz
 from ordersmith.api.middleware import RequestIdMiddleware
 from ordersmith.api.problems import EXCEPTION_HANDLERS
 from ordersmith.api.signup import slug_availability
+from ordersmith.billing import gateway as billing_gateway
+from ordersmith.billing import lifecycle as billing_lifecycle
+from ordersmith.billing.jobs import BILLING_JOBS
 from ordersmith.platform.database import Database
 from ordersmith.platform.events import consumers
 from ordersmith.platform.identity.tokens import TokenSigner
@@ -83,10 +90,13 @@ ROUTES = [
     *audit.ROUTES,
     *mail.ROUTES,
     *sso.ROUTES,
+    *billing_usage.ROUTES,
+    *billing.ROUTES,
     *admin_routes.ROUTES,
+    *admin_overrides.ROUTES,
 ]
 # Periodic jobs of every room; rooms add theirs here as they grow.
-JOBS: list[PeriodicJob] = [*PLATFORM_JOBS]
+JOBS: list[PeriodicJob] = [*PLATFORM_JOBS, *BILLING_JOBS, *billing_lifecycle.JOBS]
 
 
 def declare_process_actors(settings: Settings, broker: dramatiq.Broker, database: Database) -> Actors:
@@ -115,6 +125,8 @@ def create_app(
     configure_logging(level=settings.log_level, as_json=settings.is_production)
     # Emails queued by requests are sealed with this app's secret key, not the environment's.
     use_secret_key(settings.secret_key)
+    # Stripe (or the offline ledger) as this app's settings say, jobs and plan changes included.
+    billing_gateway.configure(settings.billing)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -149,7 +161,7 @@ def create_app(
         logging_config=None,  # ours, configured above
     )
     check_access_declared(app)
-    app.asgi_handler = RequestIdMiddleware(app.asgi_handler)
+    app.asgi_handler = RequestIdMiddleware(LimitWarningMiddleware(app.asgi_handler))
     return app
 
 

@@ -20,6 +20,7 @@ from litestar.handlers.base import BaseRouteHandler
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.api.access import OPENAPI_PATH
+from ordersmith.api.entitlements import enforce_read_only
 from ordersmith.platform.database import Database
 from ordersmith.platform.errors import PermissionDeniedError, UnauthenticatedError
 from ordersmith.platform.identity.principal import (
@@ -147,16 +148,16 @@ async def enforce_access(connection: ASGIConnection[Any, Any, Any, Any], handler
         return
     principal = await authenticate(connection)
     connection.state.principal = principal
-    if access == "authenticated":
-        return
     if access == "permission":
         permission = handler.opt["permission"]
         if not principal.can(permission):
             raise PermissionDeniedError(
                 f"this needs the {permission!r} permission, which your role or key lacks; ask a store admin"
             )
-        return
-    raise PermissionDeniedError("this route declares no access rule; it is closed")
+    elif access != "authenticated":
+        raise PermissionDeniedError("this route declares no access rule; it is closed")
+    # After authorization: a caller who may not write at all hears 403, not 402.
+    await enforce_read_only(connection, handler, principal)
 
 
 async def provide_principal(request: Request[Any, Any, Any]) -> Principal:

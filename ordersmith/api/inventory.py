@@ -7,12 +7,14 @@ from typing import Any
 
 import msgspec
 from litestar import get, patch, post, put
+from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.api.access import requires
 from ordersmith.api.catalog import given
+from ordersmith.platform.entitlements import resolve_entitlements
 from ordersmith.platform.identity.permissions import Permission
 from ordersmith.platform.identity.principal import Principal
 from ordersmith.platform.pagination import DEFAULT_PAGE_SIZE, PageRequest
@@ -185,13 +187,17 @@ class SafetyStockSet(msgspec.Struct, forbid_unknown_fields=True):
     tags=["inventory"],
 )
 async def add_location(
+    state: State,
     principal: NamedDependency[Principal],
     tenant_session: NamedDependency[AsyncSession],
     data: JSONBody[LocationCreate],
 ) -> Location:
-    """A taken code (ignoring case) is 409 `location_code_taken`."""
+    """A taken code (ignoring case) is 409 `location_code_taken`; one past the plan's, 402 `limit_reached`."""
     assert principal.tenant is not None
-    row = await create_location(principal.tenant.context, tenant_session, given(data))
+    entitlements = await resolve_entitlements(state.database, principal.tenant.id)
+    row = await create_location(
+        principal.tenant.context, tenant_session, given(data), entitlements=entitlements
+    )
     return Location.of(row)
 
 
@@ -235,15 +241,25 @@ async def read_location(
     tags=["inventory"],
 )
 async def change_location(
+    state: State,
     principal: NamedDependency[Principal],
     tenant_session: NamedDependency[AsyncSession],
     location_id: FromPath[str],
     data: JSONBody[LocationUpdate],
 ) -> Location:
-    """An inactive location keeps its stock but no new order reserves there."""
+    """An inactive location keeps its stock but no new order reserves there; reactivating one counts
+    against the plan's locations."""
     assert principal.tenant is not None
+    changes = given(data)
+    entitlements = None
+    if changes.get("is_active") is True:
+        entitlements = await resolve_entitlements(state.database, principal.tenant.id)
     row = await update_location(
-        principal.tenant.context, tenant_session, location_id_of(location_id), given(data)
+        principal.tenant.context,
+        tenant_session,
+        location_id_of(location_id),
+        changes,
+        entitlements=entitlements,
     )
     return Location.of(row)
 

@@ -1,4 +1,9 @@
-"""Single sign-on: a store's OpenID Connect settings, and signing in through them."""
+"""Single sign-on: a store's OpenID Connect settings, and signing in through them.
+
+Setting a provider up and signing in through it need the `sso` feature (402
+`feature_not_in_plan` otherwise); reading and removing the settings do not, so a store
+that lost the feature still sees what it had and can clear it.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from litestar.status_codes import HTTP_204_NO_CONTENT, HTTP_302_FOUND
 
 from ordersmith.api.access import PUBLIC, requires
 from ordersmith.api.auth import client_address
+from ordersmith.api.entitlements import requires_feature
 from ordersmith.platform.identity.oidc import NetworkPolicy
 from ordersmith.platform.identity.permissions import Permission
 from ordersmith.platform.identity.principal import Principal
@@ -26,6 +32,7 @@ from ordersmith.platform.identity.sso import (
     remove_sso,
     start_sso_login,
 )
+from ordersmith.platform.plans import Feature
 
 CALLBACK_PATH = "/api/v1/auth/sso/callback"
 BEARER = "Bearer"
@@ -109,6 +116,7 @@ async def read_sso_settings(state: State, principal: NamedDependency[Principal])
     operation_id="putSsoSettings",
     summary="Set the store's OpenID Connect provider for single sign-on.",
     opt=requires(Permission.SETTINGS_MANAGE),
+    guards=[requires_feature(Feature.SSO)],
     tags=["sso"],
 )
 async def put_sso_settings(
@@ -150,6 +158,7 @@ async def delete_sso_settings(state: State, principal: NamedDependency[Principal
     operation_id="startSsoLogin",
     summary="Start signing in to a store through its identity provider (redirects there).",
     opt=PUBLIC,
+    guards=[requires_feature(Feature.SSO)],
     tags=["auth"],
     status_code=HTTP_302_FOUND,
 )

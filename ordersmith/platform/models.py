@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     CheckConstraint,
     DateTime,
     ForeignKey,
@@ -15,6 +16,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    UniqueConstraint,
     func,
     text,
 )
@@ -35,6 +37,17 @@ class TenantStatus(enum.StrEnum):
     ARCHIVED = "archived"
 
 
+class BillingStatus(enum.StrEnum):
+    # Paid up, or on its trial (whose end is `trial_ends_at`).
+    ACTIVE = "active"
+    # A payment failed; writes keep working for a grace period from `past_due_since`.
+    PAST_DUE = "past_due"
+    # Payment retries ran out: read-only until an invoice is paid.
+    UNPAID = "unpaid"
+    # The subscription ended: read-only until a plan is chosen again.
+    CANCELED = "canceled"
+
+
 class Tenant(PlatformBase):
     """One merchant: its slug, its schema and database role, its plan and state."""
 
@@ -42,6 +55,9 @@ class Tenant(PlatformBase):
     __table_args__ = (
         CheckConstraint("slug ~ '^[a-z0-9-]{3,40}$'", name="slug_format"),
         CheckConstraint("status IN ('active', 'archived')", name="status_known"),
+        CheckConstraint(
+            "billing_status IN ('active', 'past_due', 'unpaid', 'canceled')", name="billing_status_known"
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
@@ -52,6 +68,11 @@ class Tenant(PlatformBase):
     status: Mapped[str] = mapped_column(String(20), server_default=TenantStatus.ACTIVE.value)
     plan: Mapped[str] = mapped_column(String(40), server_default="trial")
     trial_ends_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    billing_status: Mapped[str] = mapped_column(String(20), server_default=BillingStatus.ACTIVE.value)
+    past_due_since: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # Bumped by every change to the plan or the overrides: per-process entitlement caches
+    # compare it to the revision they hold.
+    entitlements_revision: Mapped[int] = mapped_column(Integer, server_default="0")
     # The tenant-stream revision the schema is at, as recorded by the last migration.
     revision: Mapped[str | None] = mapped_column(String(64))
     migrated_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
@@ -109,3 +130,65 @@ class ScheduledJob(PlatformBase):
 
     name: Mapped[str] = mapped_column(String(100), primary_key=True)
     last_enqueued_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class EntitlementOverride(PlatformBase):
+    """A vendor-staff override of one feature or limit for one tenant: it wins over the plan.
+
+    A feature's override holds `enabled`; a limit's holds `limit_value` (NULL: unlimited).
+    Replacing or removing one ends it (`ended_at`); ended rows stay as its history.
+    """
+
+    __tablename__ = "entitlement_overrides"
+    __table_args__ = (
+        CheckConstraint("kind IN ('feature', 'limit')", name="kind_known"),
+        CheckConstraint(
+            "(kind = 'feature' AND enabled IS NOT NULL AND limit_value IS NULL)"
+            " OR (kind = 'limit' AND enabled IS NULL AND (limit_value IS NULL OR limit_value >= 0))",
+            name="value_fits_kind",
+        ),
+        # One override in force per tenant and key.
+        Index(
+            "uq_entitlement_overrides_live",
+            "tenant_id",
+            "key",
+            unique=True,
+            postgresql_where=text("ended_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("platform.tenants.id", ondelete="CASCADE")
+    )
+    kind: Mapped[str] = mapped_column(String(10))
+    # A Feature or Limit value.
+    key: Mapped[str] = mapped_column(String(40))
+    enabled: Mapped[bool | None] = mapped_column(Boolean)
+    limit_value: Mapped[int | None] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(500))
+    # NULL: until removed.
+    expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    ended_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+
+
+class TrialNotice(PlatformBase):
+    """A trial email sent (reminder or end), at most once per tenant, trial end and kind."""
+
+    __tablename__ = "trial_notices"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "trial_ends_at", "kind"),
+        CheckConstraint("kind IN ('ends_in_3_days', 'ends_in_1_day', 'ended')", name="kind_known"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("platform.tenants.id", ondelete="CASCADE")
+    )
+    # The trial end the notice was about: a trial extended later gets its reminders again.
+    trial_ends_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    kind: Mapped[str] = mapped_column(String(20))
+    sent_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -83,9 +83,10 @@ PLANS: dict[str, Plan] = {
         Plan(
             code="trial",
             name="Trial",
-            # The growth features, for 14 days, with modest limits.
+            # The growth features, for 14 days, with modest limits: enough for a small team
+            # to try several locations, below Growth's.
             features=_GROWTH_FEATURES,
-            limits={Limit.SEATS: 3, Limit.LOCATIONS: 2, Limit.API_REQUESTS_PER_MINUTE: 60},
+            limits={Limit.SEATS: 5, Limit.LOCATIONS: 4, Limit.API_REQUESTS_PER_MINUTE: 60},
             included={Meter.ORDERS: 100},
             is_paid=False,
         ),
@@ -102,7 +103,8 @@ PLANS: dict[str, Plan] = {
             features=_GROWTH_FEATURES,
             limits={Limit.SEATS: 15, Limit.LOCATIONS: 5, Limit.API_REQUESTS_PER_MINUTE: 600},
             included={Meter.ORDERS: 3_000},
-            soft_limits=frozenset({Limit.API_REQUESTS_PER_MINUTE}),
+            # Seats past 15 are let in with a warning to the admins (a true-up, not a refusal).
+            soft_limits=frozenset({Limit.SEATS, Limit.API_REQUESTS_PER_MINUTE}),
         ),
         Plan(
             code="enterprise",

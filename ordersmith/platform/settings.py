@@ -108,6 +108,27 @@ class BrokerSettings:
 
 
 @dataclass(frozen=True)
+class BillingSettings:
+    """Stripe for the vendor's own billing; without a key, the offline ledger bills locally."""
+
+    # Unset: no call leaves the process; usage is rated and invoiced locally.
+    stripe_api_key: str | None = None
+    # Where the Stripe API is: a proxy, or a local fake in tests. None: Stripe's own.
+    stripe_api_base: str | None = None
+    # Signs the webhooks Stripe sends to /api/v1/billing/stripe/webhook (`whsec_…`).
+    stripe_webhook_secret: str | None = None
+    # The Billing Meter's event name; usage is sent pre-aggregated per hour under it.
+    stripe_meter_event_name: str = "ordersmith_orders"
+    # Where Stripe's billing portal sends the merchant back to.
+    portal_return_url: str | None = None
+
+    @property
+    def is_online(self) -> bool:
+        """True when usage and plans go to Stripe, False for the offline ledger."""
+        return self.stripe_api_key is not None
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the process reads from its environment."""
 
@@ -131,6 +152,7 @@ class Settings:
     # Whether SSO may reach identity providers on loopback and private networks (an
     # on-premises IdP); a tenant admin's issuer could otherwise reach internal services.
     sso_allow_private_addresses: bool = False
+    billing: BillingSettings = BillingSettings()
 
     @property
     def is_production(self) -> bool:
@@ -172,6 +194,11 @@ class Settings:
             raise SettingsError(
                 f"PUBLIC_URL must start with https:// in production (sessions use secure cookies), "
                 f"got {self.public_url!r}"
+            )
+        if self.billing.stripe_api_key is not None and self.billing.stripe_webhook_secret is None:
+            raise SettingsError(
+                "STRIPE_WEBHOOK_SECRET must be set in production when STRIPE_API_KEY is: without it no "
+                "Stripe webhook can be verified (copy the endpoint's signing secret, whsec_…)"
             )
 
 
@@ -217,6 +244,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         # Development and tests run their identity provider on 127.0.0.1.
         sso_allow_private_addresses=_boolean(
             env, "SSO_ALLOW_PRIVATE_ADDRESSES", default=environment != "production"
+        ),
+        billing=BillingSettings(
+            stripe_api_key=env.get("STRIPE_API_KEY") or None,
+            stripe_api_base=(env.get("STRIPE_API_BASE") or "").rstrip("/") or None,
+            stripe_webhook_secret=env.get("STRIPE_WEBHOOK_SECRET") or None,
+            stripe_meter_event_name=env.get("STRIPE_METER_EVENT_NAME") or "ordersmith_orders",
+            portal_return_url=env.get("BILLING_PORTAL_RETURN_URL") or None,
         ),
     )
     if not settings.database.role_prefix.replace("_", "").isalnum():

@@ -41,6 +41,8 @@ PUBLIC_ROUTES = frozenset(
         "POST /api/v1/payments/stripe/webhook/{store}",
         # Vendor staff sign in here; every other staff route needs a staff token.
         "POST /admin/api/v1/auth/token",
+        # Stripe's webhooks: verified by their signature, not a credential.
+        "POST /api/v1/billing/stripe/webhook",
     }
 )
 _TYPED_PARAMETER = re.compile(r"\{(\w+):\w+\}")

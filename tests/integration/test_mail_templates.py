@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import uuid
 
 import pytest
@@ -39,11 +40,28 @@ CONTEXTS: dict[str, dict[str, str | int]] = {
         "what": "Your password was changed.",
         "when": "2026-11-27 14:03 UTC",
     },
+    "trial_reminder": {"store_name": "Acme Outdoor", "days_left": 3, "ends_on": "2026-12-11"},
+    "trial_ended": {"store_name": "Acme Outdoor", "ended_on": "2026-12-11"},
+    "limit_exceeded": {
+        "store_name": "Acme Outdoor",
+        "limit": "seats",
+        "used": 16,
+        "allowed": 15,
+        "plan_name": "Growth",
+    },
 }
 
 
 def test_every_template_declares_exactly_the_keys_its_files_use() -> None:
-    assert sorted(TEMPLATES) == ["invitation", "reset_password", "security_alert", "verify_email"]
+    assert sorted(TEMPLATES) == [
+        "invitation",
+        "limit_exceeded",
+        "reset_password",
+        "security_alert",
+        "trial_ended",
+        "trial_reminder",
+        "verify_email",
+    ]
     for template in TEMPLATES.values():
         used = placeholders(template_source(template.text_path)) | placeholders(
             template_source(template.html_path)
@@ -62,7 +80,7 @@ def test_every_template_renders_every_value_in_both_parts(name: str) -> None:
     assert "$" not in rendered.text
     assert "$" not in rendered.html
     assert rendered.html.startswith("<!DOCTYPE html>")
-    assert f"<title>{rendered.subject}</title>" in rendered.html
+    assert f"<title>{html.escape(rendered.subject)}</title>" in rendered.html
 
 
 def test_subjects_are_filled_in() -> None:
@@ -72,6 +90,9 @@ def test_subjects_are_filled_in() -> None:
         "reset_password": "Reset your Ordersmith password",
         "invitation": "ana@example.com invited you to Acme Outdoor on Ordersmith",
         "security_alert": "Security alert for your Acme Outdoor account",
+        "trial_reminder": "Your Acme Outdoor trial ends in 3 day(s)",
+        "trial_ended": "Your Acme Outdoor trial has ended",
+        "limit_exceeded": "Acme Outdoor is over its Growth plan's seats limit",
     }
 
 
@@ -103,7 +124,8 @@ def test_an_unknown_template_fails_loudly() -> None:
         render_email("welcome", {})
     assert str(raised.value) == (
         "no email template 'welcome'; "
-        "the templates are: invitation, reset_password, security_alert, verify_email"
+        "the templates are: invitation, limit_exceeded, reset_password, security_alert, "
+        "trial_ended, trial_reminder, verify_email"
     )
 
 

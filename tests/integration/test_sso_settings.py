@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 import uuid
 from typing import Any
 
@@ -25,7 +26,19 @@ from ordersmith.platform.identity.sso import (
 )
 from ordersmith.platform.settings import Settings
 from ordersmith.platform.tenancy import TenantRecord
+from tests.support.entitlements import sign_up_with_sso
 from tests.support.http import bearer, sign_up
+
+
+@pytest.fixture(autouse=True)
+def _stores_have_sso(database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Single sign-on is an Enterprise feature: every store these tests sign up has it."""
+
+    async def sign_up_having_sso(client: AsyncTestClient[Litestar], **extra: Any) -> dict[str, Any]:
+        return await sign_up_with_sso(client, database, **extra)
+
+    monkeypatch.setattr(sys.modules[__name__], "sign_up", sign_up_having_sso)
+
 
 SECRET = "s3cr3t-value-from-the-provider"
 ISSUER = "https://login.acme-idp.example"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import socket
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -28,9 +29,20 @@ from ordersmith.platform.identity.models import AuditEntry, Membership, User
 from ordersmith.platform.identity.oidc import providers
 from ordersmith.platform.identity.permissions import ROLE_PERMISSIONS, Role
 from ordersmith.platform.settings import Settings
+from tests.support.entitlements import sign_up_with_sso
 from tests.support.http import PASSWORD, bearer, sign_in, sign_up
 from tests.support.members import verify_email
 from tests.support.oidc_provider import CLIENT_ID, CLIENT_SECRET, OidcProvider, TestUser, serve_oidc_provider
+
+
+@pytest.fixture(autouse=True)
+def _stores_have_sso(database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Single sign-on is an Enterprise feature: every store these tests sign up has it."""
+
+    async def sign_up_having_sso(client: AsyncTestClient[Litestar], **extra: Any) -> dict[str, Any]:
+        return await sign_up_with_sso(client, database, **extra)
+
+    monkeypatch.setattr(sys.modules[__name__], "sign_up", sign_up_having_sso)
 
 
 @pytest.fixture(scope="module")

@@ -75,6 +75,9 @@ def test_every_secret_key_is_one_of_its_templates_keys() -> None:
         "reset_password": {"link"},
         "invitation": {"link"},
         "security_alert": set(),
+        "trial_reminder": set(),
+        "trial_ended": set(),
+        "limit_exceeded": set(),
     }
     for template in TEMPLATES.values():
         assert template.secret_keys <= template.keys, template.name

@@ -25,4 +25,5 @@ def test_the_trial_has_the_growth_features_with_smaller_limits_and_is_not_paid()
     trial, growth = PLANS["trial"], PLANS["growth"]
     assert trial.features == growth.features
     assert trial.is_paid is False
-    assert trial.limits[Limit.SEATS] == 3 < growth.limits[Limit.SEATS] == 15  # type: ignore[operator]
+    assert trial.limits[Limit.SEATS] == 5 < growth.limits[Limit.SEATS] == 15  # type: ignore[operator]
+    assert trial.limits[Limit.LOCATIONS] == 4 < growth.limits[Limit.LOCATIONS] == 5  # type: ignore[operator]

@@ -7,11 +7,12 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.platform.database import Database
+from ordersmith.platform.entitlements import check_limit, count_seats, enforce_limit, entitlements_in
 from ordersmith.platform.errors import (
     AccountUnverifiedError,
     ConflictError,
@@ -22,7 +23,7 @@ from ordersmith.platform.errors import (
 )
 from ordersmith.platform.identity.accounts import IssuedSession, normalize_email, start_session
 from ordersmith.platform.identity.audit import Actor, record_audit
-from ordersmith.platform.identity.members import not_found, parse_id, tenant_of
+from ordersmith.platform.identity.members import lock_members, not_found, parse_id, tenant_of
 from ordersmith.platform.identity.models import ApiKey, Invitation, Membership, User
 from ordersmith.platform.identity.passwords import check_password, hash_password
 from ordersmith.platform.identity.permissions import Role
@@ -30,6 +31,7 @@ from ordersmith.platform.identity.principal import Principal
 from ordersmith.platform.identity.tokens import TokenSigner, new_secret, secret_hash
 from ordersmith.platform.mail import queue_email
 from ordersmith.platform.pagination import Page, PageRequest
+from ordersmith.platform.plans import Limit
 from ordersmith.platform.tenancy import TenantRecord, get_tenant_by_id, require_active
 
 INVITATION_LIFETIME = dt.timedelta(days=7)
@@ -134,6 +136,20 @@ async def create_invitation(
             raise AlreadyMemberError(
                 f"{email} is already a member of this store ({member}); change their role or status instead"
             )
+        # A pending invitation holds a seat: the plan's seats count members and invitations.
+        await lock_members(session, tenant.id)
+        pending = await session.scalar(
+            select(func.count()).where(
+                Invitation.tenant_id == tenant.id, Invitation.email != email, _pending(now)
+            )
+        )
+        await enforce_limit(
+            session,
+            tenant.context,
+            await entitlements_in(session, tenant.id),
+            Limit.SEATS,
+            current=await count_seats(session, tenant.id) + int(pending or 0),
+        )
         # One valid link per address: a new invitation replaces any pending one.
         replaced = await session.execute(
             update(Invitation)
@@ -327,6 +343,14 @@ async def accept_invitation(
                 )
                 if member is not None:
                     raise AlreadyMemberError("you are already a member of this store; sign in instead")
+            await lock_members(session, tenant.id)
+            # The seat was counted when the invitation was sent; the plan may have shrunk since.
+            # A soft limit's warning went to the admins then, so only a hard one matters here.
+            check_limit(
+                await entitlements_in(session, tenant.id),
+                Limit.SEATS,
+                current=await count_seats(session, tenant.id),
+            )
             session.add(
                 Membership(id=uuid.uuid4(), tenant_id=tenant.id, user_id=user.id, role=invitation.role)
             )

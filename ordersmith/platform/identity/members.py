@@ -18,6 +18,7 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.platform.database import Database
+from ordersmith.platform.entitlements import count_seats, enforce_limit, entitlements_in
 from ordersmith.platform.errors import (
     ConflictError,
     FieldError,
@@ -30,6 +31,7 @@ from ordersmith.platform.identity.models import ApiKey, Invitation, Membership, 
 from ordersmith.platform.identity.permissions import Permission, Role, permissions_of
 from ordersmith.platform.identity.principal import Principal
 from ordersmith.platform.pagination import Page, PageRequest
+from ordersmith.platform.plans import Limit
 from ordersmith.platform.tenancy import TenantRecord
 
 ACTIVE = "active"
@@ -120,7 +122,8 @@ async def get_member(database: Database, tenant: TenantRecord, user_id: str) -> 
     return _member_view(*row)
 
 
-async def _lock_members(session: AsyncSession, tenant_id: uuid.UUID) -> None:
+async def lock_members(session: AsyncSession, tenant_id: uuid.UUID) -> None:
+    """Serialise changes to one store's members until the transaction ends."""
     # Changes to one store's members run one at a time, so two owners demoting each
     # other at once cannot both pass the last-owner check.
     await session.execute(
@@ -148,7 +151,7 @@ async def change_member(
         raise ValidationFailedError("the change is invalid; see errors", errors=errors)
     target = parse_id(user_id, "member")
     async with database.platform_session() as session:
-        await _lock_members(session, tenant.id)
+        await lock_members(session, tenant.id)
         row = (
             await session.execute(
                 select(Membership, User)
@@ -180,6 +183,15 @@ async def change_member(
         if Role.OWNER in (old_role, new_role) and principal.role != Role.OWNER:
             raise PermissionDeniedError(
                 "only an owner can grant or remove the owner role, or change an owner's status; ask an owner"
+            )
+        if new_status == ACTIVE and old_status != ACTIVE:
+            # A reactivated member takes a seat again.
+            await enforce_limit(
+                session,
+                tenant.context,
+                await entitlements_in(session, tenant.id),
+                Limit.SEATS,
+                current=await count_seats(session, tenant.id),
             )
         membership.role, membership.status = new_role, new_status
 

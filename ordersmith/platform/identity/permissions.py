@@ -22,6 +22,8 @@ class Permission(enum.StrEnum):
     # Invite people, change roles, deactivate; create API keys.
     USERS_MANAGE = "users.manage"
     API_KEYS_MANAGE = "api_keys.manage"
+    # See the plan, its entitlements and the plan comparison (owners and admins).
+    BILLING_READ = "billing.read"
     BILLING_MANAGE = "billing.manage"
     DATA_EXPORT = "data.export"
     DATA_IMPORT = "data.import"

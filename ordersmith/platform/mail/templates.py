@@ -81,6 +81,26 @@ TEMPLATES: dict[str, EmailTemplate] = {
         _template(
             "security_alert", "Security alert for your ${store_name} account", "store_name", "what", "when"
         ),
+        # Sent by the trial sweep 3 days and 1 day before a trial ends.
+        _template(
+            "trial_reminder",
+            "Your ${store_name} trial ends in ${days_left} day(s)",
+            "store_name",
+            "days_left",
+            "ends_on",
+        ),
+        # Sent by the trial sweep when a trial ended without a plan: the store is read-only.
+        _template("trial_ended", "Your ${store_name} trial has ended", "store_name", "ended_on"),
+        # Sent to owners and admins when a soft plan limit is gone over.
+        _template(
+            "limit_exceeded",
+            "${store_name} is over its ${plan_name} plan's ${limit} limit",
+            "store_name",
+            "limit",
+            "used",
+            "allowed",
+            "plan_name",
+        ),
     )
 }
 

@@ -11,17 +11,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.platform.database import TenantContext
+from ordersmith.platform.entitlements import Entitlements, count_active_locations, enforce_limit
 from ordersmith.platform.errors import FieldError, ValidationFailedError
 from ordersmith.platform.events import record_event
 from ordersmith.platform.identity.audit import Actor
 from ordersmith.platform.ids import uuid7
 from ordersmith.platform.pagination import Page, PageRequest
+from ordersmith.platform.plans import Limit
 from ordersmith.tenants.catalog.models import Variant
 from ordersmith.tenants.inventory.errors import (
     LocationCodeTakenError,
@@ -108,14 +110,40 @@ async def _write_location(session: AsyncSession, code: str | None, statement: An
     return row
 
 
+async def _check_locations_limit(
+    tenant: TenantContext, session: AsyncSession, entitlements: Entitlements | None
+) -> None:
+    """402 `limit_reached` if one more active location is more than the plan allows."""
+    if entitlements is None:
+        return
+    # One location change at a time per store, so two at once cannot both take the last one.
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+        {"key": f"ordersmith.locations:{tenant.tenant_id}"},
+    )
+    await enforce_limit(
+        session, tenant, entitlements, Limit.LOCATIONS, current=await count_active_locations(session)
+    )
+
+
 async def create_location(
-    tenant: TenantContext, session: AsyncSession, values: Mapping[str, Any]
+    tenant: TenantContext,
+    session: AsyncSession,
+    values: Mapping[str, Any],
+    *,
+    entitlements: Entitlements | None = None,
 ) -> Location:
-    """Add a warehouse or store; `priority` orders where stock is reserved first (lower first)."""
+    """Add a warehouse or store; `priority` orders where stock is reserved first (lower first).
+
+    With the store's `entitlements`, an active location past the plan's limit is refused
+    (402 `limit_reached`); requests always pass them, set-up scripts and tests may not.
+    """
     errors: list[FieldError] = []
     check_location(values, errors, creating=True)
     if errors:
         raise ValidationFailedError("some location fields are invalid; see errors", errors=errors)
+    if values.get("is_active", True):
+        await _check_locations_limit(tenant, session, entitlements)
     statement = insert(Location).values(id=uuid7(), **values).returning(Location)
     row = await _write_location(session, values["code"], statement)
     await record_event(session, tenant, LOCATION_CREATED, {"location_id": str(row.id), "code": row.code})
@@ -123,13 +151,25 @@ async def create_location(
 
 
 async def update_location(
-    tenant: TenantContext, session: AsyncSession, location_id: uuid.UUID, changes: Mapping[str, Any]
+    tenant: TenantContext,
+    session: AsyncSession,
+    location_id: uuid.UUID,
+    changes: Mapping[str, Any],
+    *,
+    entitlements: Entitlements | None = None,
 ) -> Location:
-    """Change name, code, kind, priority, address or active flag; others stay as they are."""
+    """Change name, code, kind, priority, address or active flag; others stay as they are.
+
+    Reactivating a location counts against the plan's limit as adding one does.
+    """
     errors: list[FieldError] = []
     check_location(changes, errors, creating=False)
     if errors:
         raise ValidationFailedError("some location fields are invalid; see errors", errors=errors)
+    if changes.get("is_active") is True:
+        was_active = await session.scalar(select(Location.is_active).where(Location.id == location_id))
+        if was_active is False:
+            await _check_locations_limit(tenant, session, entitlements)
     statement = (
         update(Location)
         .where(Location.id == location_id)

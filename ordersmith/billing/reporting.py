@@ -1,0 +1,169 @@
+"""Usage to Stripe: each closed hour's total, as a Billing Meter event, queued until Stripe has it.
+
+The hourly job first *queues*: for every subscribed tenant and every closed hour whose
+total is not yet reported, one `meter_reports` row holding the hour's whole total and an
+identifier made of tenant, meter, hour and total. Then it *sends* the queued rows, oldest
+first, each in its own short transaction. The meter is pre-aggregated per hour, so Stripe
+keeps the latest event of an hour: an order counted late raises the hour's total, which is
+reported again under a new identifier and replaces the earlier one. Sending the same row
+twice (a crash after Stripe answered, two runs at once) repeats its identifier, which
+Stripe drops. When Stripe cannot be reached the rows stay queued, and the next run sends
+them: nothing is lost and nothing doubles.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+
+import stripe
+from sqlalchemy import and_, exists, func, literal, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from ordersmith.billing.gateway import client_for, current_settings, is_unavailable
+from ordersmith.billing.metering import hour_of
+from ordersmith.platform.billing_models import BillingAccount, MeterReport, UsageHour
+from ordersmith.platform.database import Database
+from ordersmith.platform.settings import BillingSettings
+
+logger = logging.getLogger(__name__)
+
+SEND_BATCH_SIZE = 500
+
+
+def meter_identifier(tenant_id: uuid.UUID, meter: str, hour: dt.datetime, quantity: int) -> str:
+    """The meter event identifier of one hour's total: the same hour and total, the same identifier."""
+    return f"os-{tenant_id.hex}-{meter}-{hour.astimezone(dt.UTC):%Y%m%d%H}-{quantity}"
+
+
+async def queue_closed_hours(database: Database, *, now: dt.datetime) -> int:
+    """Queue a report for every closed hour of a subscribed tenant whose total is not reported yet."""
+    async with database.platform_session() as session:
+        pending = (
+            await session.execute(
+                select(
+                    UsageHour.tenant_id,
+                    UsageHour.meter,
+                    UsageHour.hour,
+                    UsageHour.quantity,
+                    BillingAccount.stripe_customer_id,
+                )
+                .join(BillingAccount, BillingAccount.tenant_id == UsageHour.tenant_id)
+                .where(
+                    BillingAccount.stripe_subscription_id.is_not(None),
+                    BillingAccount.stripe_customer_id.is_not(None),
+                    UsageHour.hour >= func.date_trunc(literal("hour"), BillingAccount.metered_since),
+                    UsageHour.hour < hour_of(now),
+                    ~exists().where(
+                        and_(
+                            MeterReport.tenant_id == UsageHour.tenant_id,
+                            MeterReport.meter == UsageHour.meter,
+                            MeterReport.hour == UsageHour.hour,
+                            MeterReport.quantity == UsageHour.quantity,
+                        )
+                    ),
+                )
+            )
+        ).all()
+        rows = [
+            {
+                "id": uuid.uuid4(),
+                "tenant_id": tenant_id,
+                "meter": meter,
+                "hour": hour,
+                "quantity": quantity,
+                "identifier": meter_identifier(tenant_id, meter, hour, quantity),
+                "stripe_customer_id": customer_id,
+            }
+            for tenant_id, meter, hour, quantity, customer_id in pending
+        ]
+        if not rows:
+            return 0
+        result = await session.execute(pg_insert(MeterReport).values(rows).on_conflict_do_nothing())
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def _supersede_older_totals(database: Database) -> None:
+    """Queued totals of an hour that a larger total has since replaced need not be sent."""
+    newer = MeterReport.__table__.alias("newer")
+    async with database.platform_session() as session:
+        await session.execute(
+            update(MeterReport)
+            .where(
+                MeterReport.status == "queued",
+                exists().where(
+                    and_(
+                        newer.c.tenant_id == MeterReport.tenant_id,
+                        newer.c.meter == MeterReport.meter,
+                        newer.c.hour == MeterReport.hour,
+                        newer.c.quantity > MeterReport.quantity,
+                    )
+                ),
+            )
+            .values(status="superseded")
+        )
+
+
+async def send_queued(database: Database, settings: BillingSettings) -> int:
+    """Send queued reports oldest first; stop at the first sign Stripe is unreachable. How many sent."""
+    await _supersede_older_totals(database)
+    async with database.platform_session() as session:
+        queued = (
+            await session.scalars(
+                select(MeterReport)
+                .where(MeterReport.status == "queued")
+                .order_by(MeterReport.hour, MeterReport.quantity)
+                .limit(SEND_BATCH_SIZE)
+            )
+        ).all()
+    if not queued:
+        return 0
+    client = client_for(settings)
+    sent = 0
+    for report in queued:
+        try:
+            await client.v1.billing.meter_events.create_async(
+                {
+                    "event_name": settings.stripe_meter_event_name,
+                    "payload": {
+                        "stripe_customer_id": report.stripe_customer_id,
+                        "value": str(report.quantity),
+                    },
+                    "identifier": report.identifier,
+                    "timestamp": int(report.hour.timestamp()),
+                },
+                {"idempotency_key": report.identifier},
+            )
+        except stripe.StripeError as error:
+            async with database.platform_session() as session:
+                await session.execute(
+                    update(MeterReport)
+                    .where(MeterReport.id == report.id)
+                    .values(attempts=MeterReport.attempts + 1, last_error=str(error)[:2000])
+                )
+            if is_unavailable(error):
+                logger.warning(
+                    "stripe unreachable; %d usage reports stay queued: %s", len(queued) - sent, error
+                )
+                return sent
+            logger.error("stripe refused usage report %s: %s", report.identifier, error)
+            continue
+        async with database.platform_session() as session:
+            await session.execute(
+                update(MeterReport)
+                .where(MeterReport.id == report.id)
+                .values(status="sent", sent_at=func.now(), attempts=MeterReport.attempts + 1, last_error=None)
+            )
+        sent += 1
+    return sent
+
+
+async def report_usage(database: Database, *, now: dt.datetime | None = None) -> None:
+    """The hourly job: queue the closed hours' totals and send what is queued (nothing offline)."""
+    settings = current_settings()
+    if not settings.is_online:
+        return
+    queued = await queue_closed_hours(database, now=now or dt.datetime.now(dt.UTC))
+    sent = await send_queued(database, settings)
+    logger.info("usage reporting queued %d hour totals and sent %d to Stripe", queued, sent)

@@ -1,0 +1,130 @@
+"""Changing plan: refused first if the store outgrew the plan, then Stripe, then our records.
+
+With Stripe, the first paid plan creates the customer and a subscription of two prices
+(the monthly base and the metered orders); a later change swaps both prices on the same
+subscription with `proration_behavior=create_prorations`, so Stripe credits the unused
+part of the old plan and charges the new one from today. Offline, the change is recorded
+locally and the offline ledger invoices the plan at the month's end. Either way the plan
+itself is set by `lifecycle.plan_changed` in the same transaction as our billing record
+and the audit entry, and only after Stripe accepted the change.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from sqlalchemy import func
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from ordersmith.billing import lifecycle
+from ordersmith.billing.accounts import ensure_customer
+from ordersmith.billing.catalog import ensure_plan_prices
+from ordersmith.billing.gateway import call, client_for, current_settings
+from ordersmith.billing.rating import price_of
+from ordersmith.platform import entitlements
+from ordersmith.platform.billing_models import BillingAccount
+from ordersmith.platform.database import Database
+from ordersmith.platform.errors import NotFoundError
+from ordersmith.platform.identity.audit import Actor, record_audit
+from ordersmith.platform.models import Tenant
+
+
+async def _subscribe_in_stripe(
+    database: Database, tenant_id: uuid.UUID, plan_code: str, account: BillingAccount | None
+) -> dict[str, Any]:
+    """Create or change the tenant's Stripe subscription to `plan_code`; the fields to record."""
+    settings = current_settings()
+    client = client_for(settings)
+    prices = await ensure_plan_prices(database, client, settings, plan_code)
+    customer_id = await ensure_customer(database, client, tenant_id)
+    subscription_id = account.stripe_subscription_id if account else None
+    if subscription_id is None or (account is not None and account.subscription_status == "canceled"):
+        replaces = subscription_id or "none"
+        subscription = await call(
+            client.v1.subscriptions.create_async(
+                {
+                    "customer": customer_id,
+                    "items": [{"price": prices.base_price_id}, {"price": prices.metered_price_id}],
+                    "metadata": {"tenant_id": str(tenant_id), "plan": plan_code},
+                },
+                # Keyed on the subscription it replaces: a retry never makes a second one.
+                {"idempotency_key": f"ordersmith-subscribe-{tenant_id}-{replaces}-{plan_code}"},
+            )
+        )
+        return {
+            "stripe_subscription_id": subscription.id,
+            "subscription_status": subscription.status,
+            "metered_since": dt.datetime.now(dt.UTC),
+        }
+    assert account is not None
+    current = await call(client.v1.subscriptions.retrieve_async(subscription_id))
+    items: list[dict[str, str]] = []
+    for item in current.to_dict()["items"]["data"]:
+        is_metered = (item["price"].get("recurring") or {}).get("usage_type") == "metered"
+        items.append(
+            {"id": item["id"], "price": prices.metered_price_id if is_metered else prices.base_price_id}
+        )
+    change: dict[str, Any] = {
+        "items": items,
+        "proration_behavior": "create_prorations",
+        "metadata": {"plan": plan_code},
+    }
+    changed = await call(
+        client.v1.subscriptions.update_async(
+            subscription_id,
+            change,  # type: ignore[arg-type]
+            # The same change retried replays; a later change (after the record moved on) is new.
+            {
+                "idempotency_key": f"ordersmith-plan-{subscription_id}-{plan_code}-"
+                f"{int(account.updated_at.timestamp() * 1_000_000)}"
+            },
+        )
+    )
+    return {"stripe_subscription_id": changed.id, "subscription_status": changed.status}
+
+
+async def change_plan(database: Database, tenant_id: uuid.UUID, plan_code: str, *, actor: Actor) -> None:
+    """Move the store to a paid plan: with proration in Stripe, or recorded locally offline."""
+    # Refused before anything reaches Stripe: an unknown plan, the trial, or a plan the store
+    # outgrew (with what to shed first).
+    await entitlements.check_downgrade(database, tenant_id, plan_code)
+    price_of(plan_code)
+    async with database.platform_session() as session:
+        tenant = await session.get(Tenant, tenant_id)
+        if tenant is None:
+            raise NotFoundError("This store no longer exists.")
+        account = await session.get(BillingAccount, tenant_id)
+        previous_plan = tenant.plan
+    settings = current_settings()
+    is_subscribed = (
+        account is not None
+        and account.stripe_subscription_id is not None
+        and account.subscription_status != "canceled"
+    )
+    if previous_plan == plan_code and (is_subscribed or not settings.is_online):
+        return
+    recorded: dict[str, Any] = {}
+    if settings.is_online:
+        recorded = await _subscribe_in_stripe(database, tenant_id, plan_code, account)
+    async with database.platform_session() as session:
+        values = {"plan": plan_code, "updated_at": func.now(), **recorded}
+        statement = pg_insert(BillingAccount).values(tenant_id=tenant_id, **values)
+        await session.execute(
+            statement.on_conflict_do_update(index_elements=[BillingAccount.tenant_id], set_=values)
+        )
+        await lifecycle.plan_changed(session, tenant_id, plan_code)
+        await record_audit(
+            session,
+            tenant_id=tenant_id,
+            actor=actor,
+            action="billing.plan_changed",
+            target_type="plan",
+            target_id=plan_code,
+            data={
+                "from": previous_plan,
+                "to": plan_code,
+                "via": "stripe" if settings.is_online else "offline",
+            },
+        )

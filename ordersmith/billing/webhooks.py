@@ -1,0 +1,203 @@
+"""Stripe's webhooks to Ordersmith: verified, applied once per event id, about our customers only.
+
+The signature (`Stripe-Signature`, HMAC-SHA256 over `t.payload` with the endpoint's
+secret) and its timestamp (at most five minutes old) are checked before the body is even
+parsed; a failure is a 400 and nothing is recorded. Then, in one platform transaction,
+the event id is claimed in `stripe_webhook_events` and its effect applied: a redelivered
+event finds its id and changes nothing, and an effect that fails rolls the claim back so
+Stripe's retry applies it. An event about a customer we do not know is logged and
+acknowledged (Stripe would otherwise retry it for days), with nothing changed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import uuid
+from typing import Any
+
+import stripe
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ordersmith.billing import lifecycle
+from ordersmith.billing.catalog import plan_of_prices
+from ordersmith.platform.billing_models import BillingAccount, BillingInvoice, StripeWebhookEvent
+from ordersmith.platform.database import Database
+from ordersmith.platform.errors import OrdersmithError
+from ordersmith.platform.ids import uuid7
+from ordersmith.platform.models import Tenant
+from ordersmith.platform.settings import BillingSettings
+
+logger = logging.getLogger(__name__)
+
+# Stripe's own default: a signed timestamp older than this is a replay, not a delivery.
+TOLERANCE_SECONDS = 300
+SUBSCRIPTION_EVENTS = frozenset(
+    {"customer.subscription.created", "customer.subscription.updated", "customer.subscription.deleted"}
+)
+INVOICE_EVENTS = frozenset({"invoice.paid", "invoice.payment_failed"})
+METER_ERROR_EVENTS = frozenset(
+    {"v1.billing.meter.error_report_triggered", "billing.meter.error_report_triggered"}
+)
+
+
+class WebhookSignatureError(OrdersmithError):
+    status = 400
+    code = "webhook_signature_invalid"
+    title = "Webhook signature invalid"
+
+
+class WebhookNotConfiguredError(OrdersmithError):
+    status = 404
+    code = "webhook_not_configured"
+    title = "Stripe webhooks not configured"
+
+
+def verified_event(settings: BillingSettings, payload: bytes, signature: str | None) -> dict[str, Any]:
+    """The event in a webhook body whose signature and timestamp check out; 400 otherwise."""
+    if settings.stripe_webhook_secret is None:
+        raise WebhookNotConfiguredError(
+            "This deployment receives no Stripe webhooks (STRIPE_WEBHOOK_SECRET is not set)."
+        )
+    try:
+        stripe.WebhookSignature.verify_header(
+            payload.decode(), signature, settings.stripe_webhook_secret, tolerance=TOLERANCE_SECONDS
+        )
+    except (stripe.SignatureVerificationError, UnicodeDecodeError) as error:
+        raise WebhookSignatureError(
+            "The Stripe-Signature header does not match this body, or its timestamp is over five minutes "
+            "old; check the endpoint's signing secret."
+        ) from error
+    try:
+        event = json.loads(payload)
+    except ValueError as error:
+        raise WebhookSignatureError("The webhook body is not JSON.") from error
+    if not isinstance(event, dict) or not isinstance(event.get("id"), str) or "type" not in event:
+        raise WebhookSignatureError("The webhook body is not a Stripe event.")
+    return event
+
+
+async def _tenant_of_customer(session: AsyncSession, customer_id: str | None) -> uuid.UUID | None:
+    if not customer_id:
+        return None
+    return await session.scalar(
+        select(BillingAccount.tenant_id).where(BillingAccount.stripe_customer_id == customer_id)
+    )
+
+
+async def _apply_subscription(
+    session: AsyncSession, tenant_id: uuid.UUID, kind: str, obj: dict[str, Any], now: dt.datetime
+) -> dict[str, Any]:
+    account = await session.get(BillingAccount, tenant_id, with_for_update=True)
+    assert account is not None
+    status = "canceled" if kind == "customer.subscription.deleted" else str(obj.get("status"))
+    if account.stripe_subscription_id not in (None, obj["id"]) and kind == "customer.subscription.deleted":
+        # An older subscription ending after a newer one began does not end the newer one.
+        return {"status": status, "stale": True}
+    account.stripe_subscription_id = obj["id"]
+    account.subscription_status = status
+    account.updated_at = now
+    price_ids = {item["price"]["id"] for item in obj.get("items", {}).get("data", []) if item.get("price")}
+    plan = await plan_of_prices(session, price_ids) if price_ids else None
+    tenant_plan = await session.scalar(select(Tenant.plan).where(Tenant.id == tenant_id))
+    if plan is not None and status != "canceled" and plan != tenant_plan:
+        # Changed in Stripe's portal or dashboard: our plan follows the subscription.
+        account.plan = plan
+        await lifecycle.plan_changed(session, tenant_id, plan)
+    await lifecycle.subscription_status_changed(session, tenant_id, status, now=now)
+    return {"status": status, "plan": plan}
+
+
+async def _apply_invoice(
+    session: AsyncSession, tenant_id: uuid.UUID, kind: str, obj: dict[str, Any], now: dt.datetime
+) -> dict[str, Any]:
+    status = "paid" if kind == "invoice.paid" else "payment_failed"
+    plan = await session.scalar(select(Tenant.plan).where(Tenant.id == tenant_id))
+    start = obj.get("period_start") or int(now.timestamp())
+    end = obj.get("period_end") or start
+    statement = pg_insert(BillingInvoice).values(
+        id=uuid7(),
+        tenant_id=tenant_id,
+        source="stripe",
+        stripe_invoice_id=obj["id"],
+        plan=plan or "unknown",
+        period_start=dt.datetime.fromtimestamp(start, dt.UTC),
+        period_end=dt.datetime.fromtimestamp(end, dt.UTC),
+        currency=str(obj.get("currency", "usd"))[:3],
+        total_amount=int(obj.get("total") or obj.get("amount_due") or 0),
+        status=status,
+        hosted_url=obj.get("hosted_invoice_url"),
+    )
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[BillingInvoice.stripe_invoice_id],
+            set_={"status": status, "total_amount": statement.excluded.total_amount},
+        )
+    )
+    if status == "paid":
+        await lifecycle.payment_succeeded(session, tenant_id)
+    else:
+        await lifecycle.payment_failed(session, tenant_id, now=now)
+    return {"invoice": obj["id"], "status": status}
+
+
+def _customer_of(kind: str, obj: dict[str, Any]) -> str | None:
+    customer = obj.get("customer")
+    if isinstance(customer, dict):
+        return str(customer.get("id"))
+    return str(customer) if customer else None
+
+
+async def handle_webhook(
+    database: Database,
+    settings: BillingSettings,
+    payload: bytes,
+    signature: str | None,
+    *,
+    now: dt.datetime | None = None,
+) -> str:
+    """Verify and apply one Stripe webhook, once per event id; what came of it."""
+    event = verified_event(settings, payload, signature)
+    now = now or dt.datetime.now(dt.UTC)
+    kind = str(event["type"])
+    obj: dict[str, Any] = (event.get("data") or {}).get("object") or {}
+    async with database.platform_session() as session:
+        claimed = await session.execute(
+            pg_insert(StripeWebhookEvent)
+            .values(id=event["id"], type=kind, outcome="received")
+            .on_conflict_do_nothing()
+            .returning(StripeWebhookEvent.id)
+        )
+        if claimed.first() is None:
+            logger.info("stripe event %s (%s) already handled", event["id"], kind)
+            return "duplicate"
+        tenant_id: uuid.UUID | None = None
+        detail: dict[str, Any] = {}
+        if kind in METER_ERROR_EVENTS:
+            # Stripe could not use some usage we sent: an operator must look (the reasons are inside).
+            logger.error("stripe reports meter errors: %s", json.dumps(obj)[:2000])
+            outcome, detail = "meter_error", {"report": obj}
+        elif kind in SUBSCRIPTION_EVENTS or kind in INVOICE_EVENTS:
+            customer_id = _customer_of(kind, obj)
+            tenant_id = await _tenant_of_customer(session, customer_id)
+            if tenant_id is None:
+                logger.warning(
+                    "stripe event %s (%s) is about unknown customer %s; acknowledged",
+                    event["id"],
+                    kind,
+                    customer_id,
+                )
+                outcome, detail = "unknown_customer", {"customer": customer_id}
+            elif kind in SUBSCRIPTION_EVENTS:
+                outcome, detail = "applied", await _apply_subscription(session, tenant_id, kind, obj, now)
+            else:
+                outcome, detail = "applied", await _apply_invoice(session, tenant_id, kind, obj, now)
+        else:
+            outcome = "ignored"
+        row = await session.get(StripeWebhookEvent, event["id"])
+        assert row is not None
+        row.outcome, row.tenant_id, row.detail = outcome, tenant_id, detail
+    return outcome

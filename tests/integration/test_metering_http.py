@@ -1,0 +1,178 @@
+"""Usage, the invoice preview, invoices and the portal over HTTP; each store sees only its own."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from ordersmith.app import create_app
+from ordersmith.billing.ledger import close_month
+from ordersmith.billing.metering import hour_of, month_of, record_usage
+from ordersmith.billing.subscriptions import change_plan
+from ordersmith.platform.database import Database
+from ordersmith.platform.identity.audit import SYSTEM
+from ordersmith.platform.plans import Meter
+from ordersmith.platform.settings import Settings
+from ordersmith.platform.tenancy import get_tenant_record
+from tests.support.billing import forget_stripe_catalog, meter_orders, stripe_settings
+from tests.support.fake_stripe import serve_fake_stripe
+from tests.support.members import add_member
+from tests.support.orders import Store, open_store
+
+
+async def _store_with_orders(client: AsyncTestClient[Litestar], database: Database, orders: int) -> Store:
+    store = await open_store(client)
+    await store.add_skus("MUG")
+    await store.add_location("WH-1")
+    await store.receive("MUG", "WH-1", 10)
+    for _ in range(orders):
+        await store.place(("MUG", 1))
+    tenant = await get_tenant_record(database, store.slug)
+    assert await meter_orders(database, tenant.id) == orders
+    return store
+
+
+async def test_each_store_sees_its_own_usage_of_the_period_per_hour(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    shop_a = await _store_with_orders(client, database, 2)
+    shop_b = await _store_with_orders(client, database, 0)
+    now = dt.datetime.now(dt.UTC)
+    start, end = month_of(now)
+
+    usage_a = await shop_a.call("GET", "/api/v1/billing/usage", 200)
+    usage_b = await shop_b.call("GET", "/api/v1/billing/usage", 200)
+
+    assert usage_a["plan"] == "trial"
+    assert (usage_a["period_start"], usage_a["period_end"]) == (
+        start.isoformat().replace("+00:00", "Z"),
+        end.isoformat().replace("+00:00", "Z"),
+    )
+    assert usage_a["meters"] == [{"meter": "orders", "quantity": 2, "included": 100}]
+    assert [(hour["meter"], hour["quantity"]) for hour in usage_a["hours"]] == [("orders", 2)]
+    assert dt.datetime.fromisoformat(usage_a["hours"][0]["hour"]) == hour_of(now)
+    assert usage_b["meters"] == [{"meter": "orders", "quantity": 0, "included": 100}]
+    assert usage_b["hours"] == []
+
+    last_year = await shop_a.call("GET", "/api/v1/billing/usage", 200, params={"month": f"{now.year - 1}-01"})
+    assert last_year["meters"][0]["quantity"] == 0
+    refused = await shop_a.call("GET", "/api/v1/billing/usage", 422, params={"month": "January"})
+    assert refused["errors"] == [{"field": "month", "message": "must be a month as YYYY-MM"}]
+
+
+async def test_the_invoice_preview_rates_the_period_on_the_current_plan(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    store = await _store_with_orders(client, database, 2)
+    tenant = await get_tenant_record(database, store.slug)
+    trial = await store.call("GET", "/api/v1/billing/invoice-preview", 200)
+    assert (trial["plan"], trial["currency"], trial["total_amount"]) == ("trial", "usd", 0)
+
+    await change_plan(database, tenant.id, "starter", actor=SYSTEM)
+    async with database.platform_session() as session:
+        for _ in range(600):
+            await record_usage(
+                session,
+                usage_id=uuid.uuid4(),
+                tenant_id=tenant.id,
+                meter=Meter.ORDERS,
+                occurred_at=dt.datetime.now(dt.UTC),
+                source="test",
+                subject_id=None,
+            )
+    preview = await store.call("GET", "/api/v1/billing/invoice-preview", 200)
+
+    # 602 orders on Starter: $29.00, 500 included, 102 over at 8¢.
+    assert preview["total_amount"] == 2_900 + 102 * 8
+    assert [
+        (line["kind"], line["quantity"], line["unit_amount"], line["amount"]) for line in preview["lines"]
+    ] == [
+        ("base", 1, 2_900, 2_900),
+        ("included", 500, 0, 0),
+        ("overage", 102, 8, 816),
+    ]
+
+
+async def test_owners_and_admins_see_billing_and_managers_do_not(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    store = await open_store(client)
+    admin = await add_member(client, database, store.headers, "admin")
+    manager = await add_member(client, database, store.headers, "manager")
+    for path in ("/api/v1/billing/usage", "/api/v1/billing/invoice-preview", "/api/v1/billing/invoices"):
+        assert (await client.get(path, headers=admin.headers)).status_code == 200
+        response = await client.get(path, headers=manager.headers)
+        assert (response.status_code, response.json()["code"]) == (403, "permission_denied")
+    # Opening the payment portal is billing.manage: owners only.
+    response = await client.post("/api/v1/billing/portal-sessions", headers=admin.headers)
+    assert (response.status_code, response.json()["code"]) == (403, "permission_denied")
+
+
+async def test_offline_invoices_are_listed_and_another_store_gets_404_for_them(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    shop_a = await _store_with_orders(client, database, 3)
+    shop_b = await open_store(client)
+    tenant_a = await get_tenant_record(database, shop_a.slug)
+    await change_plan(database, tenant_a.id, "starter", actor=SYSTEM)
+    this_month, _ = month_of(dt.datetime.now(dt.UTC))
+    async with database.platform_session() as session:
+        assert await close_month(session, tenant_a.id, "starter", month_start=this_month)
+    async with database.platform_session() as session:
+        # Closing the same month again adds nothing.
+        assert not await close_month(session, tenant_a.id, "starter", month_start=this_month)
+
+    listed = await shop_a.call("GET", "/api/v1/billing/invoices", 200)
+    assert len(listed["data"]) == 1
+    invoice = listed["data"][0]
+    assert (invoice["source"], invoice["plan"], invoice["status"], invoice["total_amount"]) == (
+        "local",
+        "starter",
+        "open",
+        2_900,
+    )
+    assert [line["kind"] for line in invoice["lines"]] == ["base", "included"]
+    assert await shop_a.call("GET", f"/api/v1/billing/invoices/{invoice['id']}", 200) == invoice
+
+    assert (await shop_b.call("GET", "/api/v1/billing/invoices", 200))["data"] == []
+    missing = await shop_b.call("GET", f"/api/v1/billing/invoices/{invoice['id']}", 404)
+    assert missing["code"] == "invoice_not_found"
+    await shop_b.call("GET", "/api/v1/billing/invoices/not-an-id", 404)
+
+
+async def test_offline_there_is_no_portal_and_the_answer_points_at_the_invoices(
+    client: AsyncTestClient[Litestar],
+) -> None:
+    store = await open_store(client)
+    refused = await store.call("POST", "/api/v1/billing/portal-sessions", 409, json={})
+    assert refused["code"] == "billing_offline"
+    assert "GET /api/v1/billing/invoices" in refused["detail"]
+
+
+@pytest.fixture
+async def online_client(
+    settings: Settings, database: Database
+) -> AsyncIterator[tuple[AsyncTestClient[Litestar], str]]:
+    await forget_stripe_catalog(database)
+    with serve_fake_stripe() as fake:
+        app = create_app(dataclasses.replace(settings, billing=stripe_settings(fake)))
+        async with AsyncTestClient(app) as client:
+            yield client, fake.base_url
+
+
+async def test_the_portal_link_comes_from_stripe_and_a_retry_gets_the_same_link(
+    online_client: tuple[AsyncTestClient[Litestar], str],
+) -> None:
+    client, stripe_base = online_client
+    store = await open_store(client)
+    headers = {"Idempotency-Key": "portal-1"}
+    first = await store.call("POST", "/api/v1/billing/portal-sessions", 201, json={}, headers=headers)
+    again = await store.call("POST", "/api/v1/billing/portal-sessions", 201, json={}, headers=headers)
+    assert first["url"].startswith(f"{stripe_base}/p/session/bps_")
+    assert again == first
