@@ -65,6 +65,8 @@ from ordersmith.platform.workers import (
     make_broker,
     start_worker,
 )
+from ordersmith.tenants.payments import config as payments_config
+from ordersmith.tenants.payments.config import PaymentsConfig
 from ordersmith.tenants.schema import TENANT_SCHEMA
 
 logger = logging.getLogger(__name__)
@@ -127,6 +129,13 @@ def create_app(
     use_secret_key(settings.secret_key)
     # Stripe (or the offline ledger) as this app's settings say, jobs and plan changes included.
     billing_gateway.configure(settings.billing)
+    # Merchants' own Stripe accounts go through the same API address as our billing.
+    payments_config.configure(
+        PaymentsConfig(
+            secret_key=settings.secret_key,
+            stripe_api_base=settings.billing.stripe_api_base or payments_config.STRIPE_API_BASE,
+        )
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:

@@ -274,7 +274,7 @@ async def add_portal_session(
 
 @post(
     "/api/v1/billing/stripe/webhook",
-    operation_id="receiveStripeWebhook",
+    operation_id="receiveBillingStripeWebhook",
     summary="Stripe's events about our customers: verified, applied once per event id.",
     opt=PUBLIC,
     tags=["billing"],

@@ -33,7 +33,7 @@ class WebhookReceived(msgspec.Struct):
 
 @post(
     "/api/v1/payments/stripe/webhook/{store:str}",
-    operation_id="receiveStripeWebhook",
+    operation_id="receiveStorePaymentWebhook",
     summary="Receive a Stripe event for a store's own account; verified with the store's signing secret.",
     opt=PUBLIC,
     tags=["payments"],

@@ -13,9 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.api import idempotency
 from ordersmith.api.access import requires
+from ordersmith.api.entitlements import requires_feature
 from ordersmith.platform.database import TenantContext
 from ordersmith.platform.identity.permissions import Permission
 from ordersmith.platform.identity.principal import Principal
+from ordersmith.platform.plans import Feature
 from ordersmith.tenants.customers.service import customer_id_of
 from ordersmith.tenants.orders.views import order_id_of, order_row
 from ordersmith.tenants.returns import store_credit
@@ -284,6 +286,7 @@ def _tenant(principal: Principal) -> TenantContext:
     operation_id="createReturn",
     summary="Request a return of shipped units of an order, per line with a reason code.",
     opt=requires(Permission.ORDERS_WRITE),
+    guards=[requires_feature(Feature.RETURNS)],
     tags=["returns"],
 )
 async def add_return(
@@ -344,6 +347,7 @@ async def read_return(
     operation_id="approveReturn",
     summary="Approve a requested return.",
     opt=requires(Permission.ORDERS_WRITE),
+    guards=[requires_feature(Feature.RETURNS)],
     tags=["returns"],
     status_code=200,
 )
@@ -364,6 +368,7 @@ async def approve(
     operation_id="declineReturn",
     summary="Decline a requested return, saying why.",
     opt=requires(Permission.ORDERS_WRITE),
+    guards=[requires_feature(Feature.RETURNS)],
     tags=["returns"],
     status_code=200,
 )
@@ -385,6 +390,7 @@ async def decline(
     operation_id="markReturnInTransit",
     summary="Record that the customer sent the return back, with its tracking.",
     opt=requires(Permission.ORDERS_WRITE),
+    guards=[requires_feature(Feature.RETURNS)],
     tags=["returns"],
     status_code=200,
 )
@@ -412,6 +418,7 @@ async def in_transit(
     operation_id="receiveReturn",
     summary="Receive a return: a disposition per unit; restocked units go back on a location's shelf.",
     opt=requires(Permission.ORDERS_WRITE),
+    guards=[requires_feature(Feature.RETURNS)],
     tags=["returns"],
     status_code=200,
 )
@@ -440,6 +447,7 @@ async def receive(
     operation_id="closeReturn",
     summary="Close a return: once received, or without the goods when staff choose.",
     opt=requires(Permission.ORDERS_WRITE),
+    guards=[requires_feature(Feature.RETURNS)],
     tags=["returns"],
     status_code=200,
 )
@@ -459,6 +467,7 @@ async def close(
     operation_id="refundReturn",
     summary="Refund a return through the order's original payment, up to what was captured.",
     opt=requires(Permission.ORDERS_REFUND),
+    guards=[requires_feature(Feature.RETURNS)],
     tags=["returns"],
 )
 async def refund(
@@ -489,6 +498,7 @@ async def refund(
     operation_id="creditReturn",
     summary="Resolve a return with store credit on the customer's ledger.",
     opt=requires(Permission.ORDERS_REFUND),
+    guards=[requires_feature(Feature.RETURNS)],
     tags=["returns"],
 )
 async def credit(
@@ -519,6 +529,7 @@ async def credit(
     operation_id="exchangeReturn",
     summary="Place a linked replacement order for a return; it reserves its stock at once.",
     opt=requires(Permission.ORDERS_WRITE),
+    guards=[requires_feature(Feature.RETURNS)],
     tags=["returns"],
 )
 async def exchange(

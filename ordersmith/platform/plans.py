@@ -26,8 +26,6 @@ class Feature(enum.StrEnum):
     ADVANCED_REPORTS = "advanced_reports"
     # Export of the audit trail.
     AUDIT_LOG_EXPORT = "audit_log_export"
-    # Payments through the merchant's own Stripe account.
-    STRIPE_PAYMENTS = "stripe_payments"
 
 
 class Limit(enum.StrEnum):
@@ -71,7 +69,6 @@ _GROWTH_FEATURES = frozenset(
         Feature.WEBHOOKS,
         Feature.API_ACCESS,
         Feature.ADVANCED_REPORTS,
-        Feature.STRIPE_PAYMENTS,
     }
 )
 
@@ -93,7 +90,7 @@ PLANS: dict[str, Plan] = {
         Plan(
             code="starter",
             name="Starter",
-            features=frozenset({Feature.API_ACCESS, Feature.STRIPE_PAYMENTS}),
+            features=frozenset({Feature.API_ACCESS}),
             limits={Limit.SEATS: 3, Limit.LOCATIONS: 1, Limit.API_REQUESTS_PER_MINUTE: 120},
             included={Meter.ORDERS: 500},
         ),

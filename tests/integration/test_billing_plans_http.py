@@ -24,7 +24,6 @@ TRIAL_FEATURES = {
     "api_access": True,
     "advanced_reports": True,
     "audit_log_export": False,
-    "stripe_payments": True,
 }
 
 
@@ -225,10 +224,7 @@ async def test_a_downgrade_the_store_does_not_fit_is_refused_with_what_to_change
     assert changed.status_code == 200, changed.text
     body = changed.json()
     assert (body["plan"], body["state"], body["is_read_only"]) == ("starter", "active", False)
-    assert [item["feature"] for item in body["features"] if item["enabled"]] == [
-        "api_access",
-        "stripe_payments",
-    ]
+    assert [item["feature"] for item in body["features"] if item["enabled"]] == ["api_access"]
     trail = await audit_trail(database, owner["tenant"]["id"])
     assert [entry["data"] for entry in trail if entry["action"] == "billing.plan_changed"][-1][
         "to"

@@ -57,8 +57,11 @@ async def test_racing_refunds_never_exceed_what_was_captured(
     peak = ConnectionPeak()
     peak.watch(database)
     try:
-        async with serve(create_app(settings, database=database)) as base_url:
-            responses = await post_all(base_url, path, store.headers, [{"amount": amount}] * requests)
+        app = create_app(settings, database=database)
+        # Building an app points payments at the configured Stripe; point them back at the fake.
+        with stripe_at(fake, settings.secret_key):
+            async with serve(app) as base_url:
+                responses = await post_all(base_url, path, store.headers, [{"amount": amount}] * requests)
     finally:
         await database.dispose()
     assert peak.peak >= 2, "the refunds never ran at the same time"

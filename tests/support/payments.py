@@ -26,11 +26,12 @@ PRICE = 2500
 @contextmanager
 def stripe_at(fake: FakeStripe, secret_key: str) -> Iterator[None]:
     """Point the payments context's Stripe calls at the fake for the block."""
+    previous = config.current()
     config.configure(config.PaymentsConfig(secret_key=secret_key, stripe_api_base=fake.base_url))
     try:
         yield
     finally:
-        config.configure(None)
+        config.configure(previous)
 
 
 async def payment_store(
