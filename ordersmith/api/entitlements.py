@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -23,9 +24,10 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from ordersmith.platform.database import Database
 from ordersmith.platform.entitlements import (
+    billing_of,
     check_feature,
     collect_limit_warnings,
-    enforce_writable,
+    require_writable,
     resolve_entitlements,
 )
 from ordersmith.platform.errors import TenantNotFoundError
@@ -73,7 +75,8 @@ async def enforce_read_only(
         return
     if handler.opt.get("writable_when_read_only"):
         return
-    await enforce_writable(connection.app.state.database, principal.tenant.id)
+    # The principal's tenant was read for this request: its billing state is current.
+    require_writable(billing_of(principal.tenant), dt.datetime.now(dt.UTC))
 
 
 class LimitWarningMiddleware:

@@ -32,7 +32,7 @@ from ordersmith.platform.events import record_event
 from ordersmith.platform.identity.models import Membership
 from ordersmith.platform.models import BillingStatus, EntitlementOverride, Tenant
 from ordersmith.platform.plans import PAID_PLANS_BY_PRICE, PLANS, Feature, Limit, Plan, cheapest_plan_with
-from ordersmith.platform.tenancy import get_tenant_by_id
+from ordersmith.platform.tenancy import TenantRecord, get_tenant_by_id
 
 # How long a store whose payment failed keeps working normally before it turns read-only.
 PAST_DUE_GRACE = dt.timedelta(days=7)
@@ -449,13 +449,16 @@ async def entitlements_in(
     return merge_entitlements(billing, overrides, now or dt.datetime.now(dt.UTC))
 
 
-async def enforce_writable(
-    database: Database, tenant_id: uuid.UUID, *, now: dt.datetime | None = None
-) -> None:
-    """Raise the 402 of a read-only store (trial ended, payment overdue, subscription ended)."""
-    async with database.platform_reader() as session:
-        billing = await load_billing(session, tenant_id)
-    require_writable(billing, now or dt.datetime.now(dt.UTC))
+def billing_of(record: TenantRecord) -> TenantBilling:
+    """The billing state a tenant record was read with (no second read)."""
+    return TenantBilling(
+        record.id,
+        record.plan,
+        record.trial_ends_at,
+        record.billing_status,
+        record.past_due_since,
+        record.entitlements_revision,
+    )
 
 
 async def bump_revision(session: AsyncSession | AsyncConnection, tenant_id: uuid.UUID) -> None:

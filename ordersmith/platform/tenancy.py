@@ -64,6 +64,10 @@ class TenantRecord:
     created_at: dt.datetime
     cluster: str
     database_name: str
+    # Billing state, read with the rest so a request knows whether the store is read-only.
+    billing_status: str = "active"
+    past_due_since: dt.datetime | None = None
+    entitlements_revision: int = 0
 
     @property
     def context(self) -> TenantContext:
@@ -205,6 +209,9 @@ def record_of(tenant: Tenant, placement: TenantPlacement) -> TenantRecord:
         created_at=tenant.created_at,
         cluster=placement.cluster,
         database_name=placement.database_name,
+        billing_status=tenant.billing_status,
+        past_due_since=tenant.past_due_since,
+        entitlements_revision=tenant.entitlements_revision,
     )
 
 
