@@ -43,6 +43,7 @@ from ordersmith.api.entitlements import LimitWarningMiddleware
 from ordersmith.api.health import healthz, readyz
 from ordersmith.api.middleware import RequestIdMiddleware
 from ordersmith.api.problems import EXCEPTION_HANDLERS
+from ordersmith.api.rate_limits import RequestWindows
 from ordersmith.api.signup import slug_availability
 from ordersmith.billing import gateway as billing_gateway
 from ordersmith.billing import lifecycle as billing_lifecycle
@@ -142,6 +143,7 @@ def create_app(
         owns_database = database is None
         app.state.settings = settings
         app.state.signer = TokenSigner(settings.secret_key)
+        app.state.request_windows = RequestWindows()
         app.state.tenant_schema = TENANT_SCHEMA
         app.state.database = database or await open_database(settings)
         app.state.broker = make_broker(settings.broker)

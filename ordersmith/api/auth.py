@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.api.access import OPENAPI_PATH
 from ordersmith.api.entitlements import enforce_read_only
+from ordersmith.api.rate_limits import limit_requests
 from ordersmith.platform.database import Database
 from ordersmith.platform.errors import PermissionDeniedError, UnauthenticatedError
 from ordersmith.platform.identity.principal import (
@@ -156,8 +157,9 @@ async def enforce_access(connection: ASGIConnection[Any, Any, Any, Any], handler
             )
     elif access != "authenticated":
         raise PermissionDeniedError("this route declares no access rule; it is closed")
-    # After authorization: a caller who may not write at all hears 403, not 402.
+    # After authorization: a caller who may not write at all hears 403, not 402 or 429.
     await enforce_read_only(connection, handler, principal)
+    await limit_requests(connection.app.state.database, connection.app.state.request_windows, principal)
 
 
 async def provide_principal(request: Request[Any, Any, Any]) -> Principal:

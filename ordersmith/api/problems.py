@@ -17,6 +17,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVICE_UNAVAILABLE
 from sqlalchemy.exc import DBAPIError
 
+from ordersmith.api.rate_limits import RateLimitedError
 from ordersmith.platform.errors import OrdersmithError, TooManyAttemptsError
 from ordersmith.platform.logging import request_id_var
 
@@ -81,7 +82,7 @@ def domain_error_handler(_: Request[Any, Any, Any], error: OrdersmithError) -> R
         errors if error.status == 422 else None,
         error.extensions,
     )
-    if isinstance(error, TooManyAttemptsError):
+    if isinstance(error, TooManyAttemptsError | RateLimitedError):
         response.headers["Retry-After"] = str(error.retry_after_seconds)
     return response
 

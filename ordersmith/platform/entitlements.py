@@ -350,6 +350,13 @@ def collect_limit_warnings() -> Iterator[list[LimitWarning]]:
         _warnings.reset(token)
 
 
+def note_limit_warning(warning: LimitWarning) -> None:
+    """Add a soft-limit warning to the current request's `Ordersmith-Limit-Warning` header."""
+    collected = _warnings.get()
+    if collected is not None:
+        collected.append(warning)
+
+
 async def enforce_limit(
     session: AsyncSession | AsyncConnection,
     tenant: TenantContext,
@@ -363,9 +370,7 @@ async def enforce_limit(
     warning = check_limit(entitlements, limit, current=current, adding=adding)
     if warning is None:
         return None
-    collected = _warnings.get()
-    if collected is not None:
-        collected.append(warning)
+    note_limit_warning(warning)
     if warning.crossed:
         # In the caller's transaction: admins hear of it only if the change commits.
         await record_event(
@@ -446,6 +451,20 @@ async def entitlements_in(
     """`resolve_entitlements` inside the caller's platform session (and its locks)."""
     billing = await load_billing(session, tenant_id)
     overrides = await _cached_overrides(session, billing)
+    return merge_entitlements(billing, overrides, now or dt.datetime.now(dt.UTC))
+
+
+async def entitlements_of(
+    database: Database, record: TenantRecord, *, now: dt.datetime | None = None
+) -> Entitlements:
+    """A tenant's entitlements from the record read for this request: no read while the cache is current."""
+    billing = billing_of(record)
+    cached = _cache.get(billing.tenant_id)
+    if cached is not None and cached[0] == billing.revision:
+        overrides = cached[1]
+    else:
+        async with database.platform_reader() as session:
+            overrides = await _cached_overrides(session, billing)
     return merge_entitlements(billing, overrides, now or dt.datetime.now(dt.UTC))
 
 

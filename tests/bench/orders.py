@@ -62,6 +62,7 @@ PROJECT_ADDS = [
     "the whole order (lines, reservations, holds) in the 201 response",
     "SQLAlchemy (Core statements built once, ORM for the response), the tenant's role and search_path set "
     "in a statement of their own at the start of the transaction",
+    "the store's plan: the read-only check and the requests-a-minute count (its limit lifted for the bench)",
     "logging configured (root at INFO, uvicorn's access logger at WARNING: no line per request)",
 ]
 # Shapes of `GET /api/v1/orders` timed on the big store: two filters each.

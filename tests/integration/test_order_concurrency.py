@@ -36,8 +36,9 @@ from ordersmith.api.problems import EXCEPTION_HANDLERS, sqlstate_of
 from ordersmith.app import create_app
 from ordersmith.platform.database import Database, TenantContext
 from ordersmith.platform.identity.audit import SYSTEM
+from ordersmith.platform.plans import Limit
 from ordersmith.platform.settings import Settings
-from ordersmith.platform.tenancy import TenantRecord, resolve_tenant
+from ordersmith.platform.tenancy import TenantRecord, get_tenant_record, resolve_tenant
 from ordersmith.tenants.catalog.models import Variant
 from ordersmith.tenants.catalog.service import create_product
 from ordersmith.tenants.customers.service import create_customer
@@ -50,6 +51,7 @@ from ordersmith.tenants.orders.models import OrderLine
 from ordersmith.tenants.orders.placement import place_order
 from ordersmith.tenants.orders.rules import LineRequest, OrderRequest
 from tests.support.concurrency import ConnectionPeak, backend_pid, post_all, serve, wait_until_blocked
+from tests.support.entitlements import set_limit
 from tests.support.orders import ADDRESS, Store, open_store
 
 STOCK = 10
@@ -63,9 +65,12 @@ async def client(settings: Settings) -> AsyncIterator[AsyncTestClient[Litestar]]
 
 
 @pytest.fixture(scope="module")
-async def store(client: AsyncTestClient[Litestar]) -> Store:
+async def store(client: AsyncTestClient[Litestar], database: Database) -> Store:
     """One store for the whole module (sign-up is rate limited); each test uses its own SKU."""
     store = await open_store(client)
+    # 200 requests at once are far over a trial's requests a minute, which is not what this tests.
+    tenant = await get_tenant_record(database, store.slug)
+    await set_limit(database, tenant.id, Limit.API_REQUESTS_PER_MINUTE, None)
     await store.add_location("ONE", priority=10)
     await store.add_location("A", priority=10)
     await store.add_location("B", priority=20)

@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from ordersmith.platform.database import Database
 from ordersmith.platform.entitlements import bump_revision
 from ordersmith.platform.models import EntitlementOverride, Tenant, TrialNotice
-from ordersmith.platform.plans import Feature
+from ordersmith.platform.plans import Feature, Limit
 from tests.support.http import sign_up
 
 TEST_STAFF_ID = uuid.UUID(int=0)
@@ -32,6 +32,24 @@ async def grant_feature(database: Database, tenant_id: str | uuid.UUID, feature:
                 key=feature.value,
                 enabled=True,
                 reason="granted by a test",
+                created_by=TEST_STAFF_ID,
+            )
+        )
+
+
+async def set_limit(database: Database, tenant_id: str | uuid.UUID, limit: Limit, value: int | None) -> None:
+    """Give a store another value for a limit, as a staff override without end would."""
+    tenant = uuid.UUID(str(tenant_id))
+    async with database.platform_session() as session:
+        await bump_revision(session, tenant)
+        session.add(
+            EntitlementOverride(
+                id=uuid.uuid4(),
+                tenant_id=tenant,
+                kind="limit",
+                key=limit.value,
+                limit_value=value,
+                reason="set by a test",
                 created_by=TEST_STAFF_ID,
             )
         )
