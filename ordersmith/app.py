@@ -48,6 +48,7 @@ from ordersmith.api.signup import slug_availability
 from ordersmith.billing import gateway as billing_gateway
 from ordersmith.billing import lifecycle as billing_lifecycle
 from ordersmith.billing.jobs import BILLING_JOBS
+from ordersmith.billing.request_metering import RequestMeter
 from ordersmith.platform.database import Database
 from ordersmith.platform.events import consumers
 from ordersmith.platform.identity.tokens import TokenSigner
@@ -147,12 +148,16 @@ def create_app(
         app.state.tenant_schema = TENANT_SCHEMA
         app.state.database = database or await open_database(settings)
         app.state.broker = make_broker(settings.broker)
+        app.state.request_meter = RequestMeter()
+        app.state.request_meter.start(app.state.database)
         services = Background()
         if background:
             _start_background(settings, app.state.database, app.state.broker, services)
         try:
             yield
         finally:
+            # The last flush of the API request counts, while the database is still open.
+            await app.state.request_meter.stop()
             await _stop_background(services)
             app.state.broker.close()
             if owns_database:

@@ -149,6 +149,9 @@ async def enforce_access(connection: ASGIConnection[Any, Any, Any, Any], handler
         return
     principal = await authenticate(connection)
     connection.state.principal = principal
+    if principal.tenant is not None:
+        # Metered once authenticated, whatever the answer: a dictionary update, flushed in batches.
+        connection.app.state.request_meter.count(principal.tenant.id)
     if access == "permission":
         permission = handler.opt["permission"]
         if not principal.can(permission):

@@ -23,7 +23,13 @@ from ordersmith.api.access import PUBLIC, requires
 from ordersmith.api.entitlements import WRITABLE_WHEN_READ_ONLY
 from ordersmith.billing import ledger
 from ordersmith.billing.accounts import InvoiceNotFoundError, get_invoice, list_invoices, portal_link
-from ordersmith.billing.metering import PeriodUsage, month_of, usage_for_period
+from ordersmith.billing.metering import (
+    BILLED_METERS,
+    GAUGE_METERS,
+    PeriodUsage,
+    month_of,
+    usage_for_period,
+)
 from ordersmith.billing.rating import rate
 from ordersmith.billing.webhooks import handle_webhook
 from ordersmith.platform.billing_models import BillingInvoice
@@ -39,9 +45,14 @@ MAX_WEBHOOK_BODY = 512 * 1024
 
 class MeterUsage(msgspec.Struct):
     meter: str
+    # A flow's sum over the period (orders, api_requests); a gauge's largest hour (seats).
     quantity: int
-    # Units the plan includes per period before overage applies.
+    # Units the plan includes per period before overage applies (0 for a meter not billed).
     included: int
+    # "sum" (a flow: each unit counted once) or "maximum" (a gauge: the peak of its hourly values).
+    aggregation: str
+    # Whether the meter is priced on the invoice; api_requests and seats are shown, not billed.
+    is_billed: bool
 
 
 class HourUsage(msgspec.Struct):
@@ -153,7 +164,16 @@ def _usage(plan_code: str, usage: PeriodUsage) -> Usage:
         plan=plan_code,
         period_start=usage.period_start,
         period_end=usage.period_end,
-        meters=[MeterUsage(meter.value, usage.totals[meter], included.get(meter, 0)) for meter in Meter],
+        meters=[
+            MeterUsage(
+                meter.value,
+                usage.totals[meter],
+                included.get(meter, 0),
+                "maximum" if meter in GAUGE_METERS else "sum",
+                meter in BILLED_METERS,
+            )
+            for meter in Meter
+        ],
         hours=[HourUsage(hour.hour, hour.meter.value, hour.quantity) for hour in usage.hours],
     )
 
@@ -168,7 +188,7 @@ def _usage(plan_code: str, usage: PeriodUsage) -> Usage:
 async def read_usage(
     state: State, principal: NamedDependency[Principal], month: FromQuery[str | None] = None
 ) -> Usage:
-    """Orders placed count once each, in the UTC hour they were placed; periods are calendar months."""
+    """Orders and API requests are summed per UTC hour; seats are counted hourly, a period shows the peak."""
     assert principal.tenant is not None
     start, end = _period(month)
     async with state.database.platform_session() as session:
@@ -184,7 +204,7 @@ async def read_usage(
     tags=["billing"],
 )
 async def read_invoice_preview(state: State, principal: NamedDependency[Principal]) -> InvoicePreview:
-    """The period's usage so far, rated on the store's current plan."""
+    """The period's usage so far, rated on the store's current plan; only orders are priced."""
     assert principal.tenant is not None
     start, end = _period(None)
     async with state.database.platform_session() as session:

@@ -1,21 +1,26 @@
-"""Usage metering: each successful order counted exactly once, summed per tenant and hour.
+"""Usage metering: orders, API requests and active seats, each unit recorded once, per tenant and hour.
 
-Placement writes its `order.placed` event in the order's own transaction (the outbox), so
-an order that rolled back, failed or was replayed from an `Idempotency-Key` announces
+Orders: placement writes its `order.placed` event in the order's own transaction (the
+outbox), so an order that rolled back, failed or was replayed from an `Idempotency-Key` announces
 nothing, and each placed order announces once. The consumer below records one usage event
 whose id *is* that event's id, and adds it to the tenant's hour in the same transaction: a
 redelivered event finds its row and adds nothing. The billing room never reads tenant
 schemas; the event is all it knows of the order.
 
-Only orders are metered. API requests are limited per minute (an entitlement), not billed,
-so counting each one in PostgreSQL would cost a write per request for nothing; active
-seats are a limit checked when a member is added, not usage.
+API requests (`request_metering.py`) are counted in each process's memory and written in batches
+whose ids are fixed before the first attempt; active seats (`seats.py`) are a snapshot per
+tenant and hour whose id is made of the tenant and the hour. Both go through
+`record_usages`: the event rows and their hours in one transaction, an id seen before adding
+nothing. Only orders are billed; requests and seats are measured and shown, not priced.
+Seats are a gauge: an hour holds the count taken in it, and a period reports its largest
+hour, never a sum of hours.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -24,11 +29,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.platform.billing_models import UsageEvent, UsageHour
 from ordersmith.platform.events import Event, consumers
+from ordersmith.platform.models import Tenant
 from ordersmith.platform.plans import Meter
 
 CONSUMER_NAME = "billing.metering"
 # The topic placement announces an order with (the contract between the rooms).
 ORDER_PLACED = "order.placed"
+# Meters that cost money (rating, Stripe); the others are shown in the usage, never priced.
+BILLED_METERS = frozenset({Meter.ORDERS})
+# Meters that measure a level, not a flow: a period reports its largest hour, not their sum.
+GAUGE_METERS = frozenset({Meter.SEATS})
+# Rows per INSERT: PostgreSQL takes at most 32,767 parameters in one statement.
+_CHUNK = 1_000
 
 
 def hour_of(moment: dt.datetime) -> dt.datetime:
@@ -83,6 +95,77 @@ async def record_usage(
     return True
 
 
+@dataclass(frozen=True)
+class UsageRecord:
+    """One usage event to record: its id decides whether it was recorded before."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    meter: Meter
+    occurred_at: dt.datetime
+    quantity: int
+    source: str
+    subject_id: str | None
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What `record_usages` added: new usage events and the units they hold."""
+
+    events: int
+    quantity: int
+
+
+async def record_usages(session: AsyncSession, records: Sequence[UsageRecord]) -> Recorded:
+    """Record the usage events not recorded yet and add each to its hour, in the caller's transaction."""
+    if not records:
+        return Recorded(events=0, quantity=0)
+    # A store dropped since its usage was counted has nowhere to keep it (and its usage went
+    # with it); a drop racing this insert fails it on the foreign key, and the retry skips it.
+    tenant_ids = {record.tenant_id for record in records}
+    present = set((await session.scalars(select(Tenant.id).where(Tenant.id.in_(tenant_ids)))).all())
+    rows = [
+        {
+            "id": record.id,
+            "tenant_id": record.tenant_id,
+            "meter": record.meter.value,
+            "quantity": record.quantity,
+            "occurred_at": record.occurred_at,
+            "source": record.source,
+            "subject_id": record.subject_id,
+        }
+        for record in records
+        if record.tenant_id in present
+    ]
+    added: dict[tuple[uuid.UUID, str, dt.datetime], int] = {}
+    events = 0
+    for start in range(0, len(rows), _CHUNK):
+        inserted = await session.execute(
+            pg_insert(UsageEvent)
+            .values(rows[start : start + _CHUNK])
+            .on_conflict_do_nothing()
+            .returning(UsageEvent.tenant_id, UsageEvent.meter, UsageEvent.occurred_at, UsageEvent.quantity)
+        )
+        for tenant_id, meter, occurred_at, quantity in inserted:
+            key = (tenant_id, meter, hour_of(occurred_at))
+            added[key] = added.get(key, 0) + quantity
+            events += 1
+    # Sorted, so that two processes adding to the same hours lock them in the same order.
+    hours = [
+        {"tenant_id": tenant_id, "meter": meter, "hour": hour, "quantity": quantity}
+        for (tenant_id, meter, hour), quantity in sorted(added.items())
+    ]
+    for start in range(0, len(hours), _CHUNK):
+        statement = pg_insert(UsageHour).values(hours[start : start + _CHUNK])
+        await session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[UsageHour.tenant_id, UsageHour.meter, UsageHour.hour],
+                set_={"quantity": UsageHour.quantity + statement.excluded.quantity, "updated_at": func.now()},
+            )
+        )
+    return Recorded(events=events, quantity=sum(added.values()))
+
+
 @consumers.platform_consumer(CONSUMER_NAME, ORDER_PLACED)
 async def meter_placed_order(session: AsyncSession, event: Event) -> None:
     """Count a placed order once, in the hour it was placed."""
@@ -110,7 +193,10 @@ class HourlyUsage:
 
 @dataclass(frozen=True)
 class PeriodUsage:
-    """A tenant's usage over a period: totals per meter and the hours they came from."""
+    """A tenant's usage over a period: totals per meter and the hours they came from.
+
+    A flow (orders, API requests) totals the sum of its hours; a gauge (seats) its largest hour.
+    """
 
     period_start: dt.datetime
     period_end: dt.datetime
@@ -121,7 +207,7 @@ class PeriodUsage:
 async def usage_for_period(
     session: AsyncSession, tenant_id: uuid.UUID, start: dt.datetime, end: dt.datetime
 ) -> PeriodUsage:
-    """A tenant's usage from `start` (inclusive) to `end` (exclusive), per meter and per hour."""
+    """A tenant's usage from `start` to `end` (exclusive), per meter and per hour (a gauge: its peak)."""
     rows = (
         await session.execute(
             select(UsageHour.hour, UsageHour.meter, UsageHour.quantity)
@@ -133,7 +219,7 @@ async def usage_for_period(
     hours = []
     for hour, meter_name, quantity in rows:
         meter = Meter(meter_name)
-        totals[meter] += quantity
+        totals[meter] = max(totals[meter], quantity) if meter in GAUGE_METERS else totals[meter] + quantity
         hours.append(HourlyUsage(hour, meter, quantity))
     return PeriodUsage(start, end, totals, hours)
 
@@ -149,7 +235,9 @@ async def current_period_usage(
 async def last_month_usage(
     session: AsyncSession, tenant_id: uuid.UUID, *, now: dt.datetime | None = None
 ) -> dict[Meter, int]:
-    """A tenant's usage over the last whole calendar month, per meter (for the plan comparison)."""
+    """A tenant's usage of the billed meters over the last whole calendar month (for the plan comparison)."""
     this_month, _ = month_of(now or dt.datetime.now(dt.UTC))
     start, end = month_of(this_month - dt.timedelta(days=1))
-    return (await usage_for_period(session, tenant_id, start, end)).totals
+    totals = (await usage_for_period(session, tenant_id, start, end)).totals
+    # The comparison prices plans: meters no plan charges for would only be noise there.
+    return {meter: quantity for meter, quantity in totals.items() if meter in BILLED_METERS}

@@ -108,7 +108,8 @@ def rate(plan_code: str, usage: Mapping[Meter, int]) -> InvoicePreview:
     for meter, used in usage.items():
         if used < 0:
             raise ValueError(f"usage of {meter.value} cannot be negative, got {used}")
-    # Orders are the one priced meter; other meters are measured but included in the plan.
+    # Orders are the one priced meter: API requests and seats are measured and shown in the
+    # usage, and get no line here, so an invoice lists only what it charges for.
     used = usage.get(Meter.ORDERS, 0)
     included = plan.included.get(Meter.ORDERS, 0)
     if used > 0:

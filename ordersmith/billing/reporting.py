@@ -25,6 +25,7 @@ from ordersmith.billing.gateway import client_for, current_settings, is_unavaila
 from ordersmith.billing.metering import hour_of
 from ordersmith.platform.billing_models import BillingAccount, MeterReport, UsageHour
 from ordersmith.platform.database import Database
+from ordersmith.platform.plans import Meter
 from ordersmith.platform.settings import BillingSettings
 
 logger = logging.getLogger(__name__)
@@ -51,6 +52,8 @@ async def queue_closed_hours(database: Database, *, now: dt.datetime) -> int:
                 )
                 .join(BillingAccount, BillingAccount.tenant_id == UsageHour.tenant_id)
                 .where(
+                    # The Billing Meter counts orders; requests and seats are not billed.
+                    UsageHour.meter == Meter.ORDERS.value,
                     BillingAccount.stripe_subscription_id.is_not(None),
                     BillingAccount.stripe_customer_id.is_not(None),
                     UsageHour.hour >= func.date_trunc(literal("hour"), BillingAccount.metered_since),

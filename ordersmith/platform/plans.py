@@ -38,8 +38,12 @@ class Limit(enum.StrEnum):
 
 
 class Meter(enum.StrEnum):
-    # Orders placed (not drafts), counted once each.
+    # Orders placed (not drafts), counted once each. The one billed meter.
     ORDERS = "orders"
+    # Authenticated API requests of a store's users and keys; measured, not billed.
+    API_REQUESTS = "api_requests"
+    # Active members, taken once an hour; a level (a period shows its peak), not billed.
+    SEATS = "seats"
 
 
 # A limit of None means unlimited.

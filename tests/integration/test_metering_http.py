@@ -14,13 +14,15 @@ from litestar.testing import AsyncTestClient
 from ordersmith.app import create_app
 from ordersmith.billing.ledger import close_month
 from ordersmith.billing.metering import hour_of, month_of, record_usage
+from ordersmith.billing.request_metering import RequestBatch, hour_number, write_batch
+from ordersmith.billing.seats import record_active_seats
 from ordersmith.billing.subscriptions import change_plan
 from ordersmith.platform.database import Database
 from ordersmith.platform.identity.audit import SYSTEM
 from ordersmith.platform.plans import Meter
 from ordersmith.platform.settings import Settings
 from ordersmith.platform.tenancy import get_tenant_record
-from tests.support.billing import forget_stripe_catalog, meter_orders, stripe_settings
+from tests.support.billing import flush_requests, forget_stripe_catalog, meter_orders, stripe_settings
 from tests.support.fake_stripe import serve_fake_stripe
 from tests.support.members import add_member
 from tests.support.orders import Store, open_store
@@ -54,11 +56,25 @@ async def test_each_store_sees_its_own_usage_of_the_period_per_hour(
         start.isoformat().replace("+00:00", "Z"),
         end.isoformat().replace("+00:00", "Z"),
     )
-    assert usage_a["meters"] == [{"meter": "orders", "quantity": 2, "included": 100}]
-    assert [(hour["meter"], hour["quantity"]) for hour in usage_a["hours"]] == [("orders", 2)]
-    assert dt.datetime.fromisoformat(usage_a["hours"][0]["hour"]) == hour_of(now)
-    assert usage_b["meters"] == [{"meter": "orders", "quantity": 0, "included": 100}]
-    assert usage_b["hours"] == []
+    assert usage_a["meters"][0] == {
+        "meter": "orders",
+        "quantity": 2,
+        "included": 100,
+        "aggregation": "sum",
+        "is_billed": True,
+    }
+    # The store's requests are metered too (API requests, per hour); orders are what this test placed.
+    order_hours = [hour for hour in usage_a["hours"] if hour["meter"] == "orders"]
+    assert [(hour["meter"], hour["quantity"]) for hour in order_hours] == [("orders", 2)]
+    assert dt.datetime.fromisoformat(order_hours[0]["hour"]) == hour_of(now)
+    assert usage_b["meters"][0] == {
+        "meter": "orders",
+        "quantity": 0,
+        "included": 100,
+        "aggregation": "sum",
+        "is_billed": True,
+    }
+    assert [hour for hour in usage_b["hours"] if hour["meter"] == "orders"] == []
 
     last_year = await shop_a.call("GET", "/api/v1/billing/usage", 200, params={"month": f"{now.year - 1}-01"})
     assert last_year["meters"][0]["quantity"] == 0
@@ -86,6 +102,13 @@ async def test_the_invoice_preview_rates_the_period_on_the_current_plan(
                 source="test",
                 subject_id=None,
             )
+    # Requests and seats of the period are measured, and priced nowhere.
+    flush_requests(client)
+    await record_active_seats(database)
+    usage = await store.call("GET", "/api/v1/billing/usage", 200)
+    measured = {meter["meter"]: meter["quantity"] for meter in usage["meters"]}
+    assert (measured["orders"], measured["seats"]) == (602, 1)
+    assert measured["api_requests"] > 0
     preview = await store.call("GET", "/api/v1/billing/invoice-preview", 200)
 
     # 602 orders on Starter: $29.00, 500 included, 102 over at 8¢.
@@ -97,6 +120,59 @@ async def test_the_invoice_preview_rates_the_period_on_the_current_plan(
         ("included", 500, 0, 0),
         ("overage", 102, 8, 816),
     ]
+
+
+async def test_usage_sums_orders_and_requests_and_shows_the_peak_of_seats(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    store = await open_store(client)
+    tenant = await get_tenant_record(database, store.slug)
+    first = await add_member(client, database, store.headers, "agent")
+    ten = dt.datetime(2026, 10, 5, 10, tzinfo=dt.UTC)
+    eleven, noon = ten + dt.timedelta(hours=1), ten + dt.timedelta(hours=2)
+    async with database.platform_session() as session:
+        for minute in (5, 50):
+            await record_usage(
+                session,
+                usage_id=uuid.uuid4(),
+                tenant_id=tenant.id,
+                meter=Meter.ORDERS,
+                occurred_at=ten + dt.timedelta(minutes=minute),
+                source="test",
+                subject_id=None,
+            )
+        hour = hour_number(ten.timestamp())
+        await write_batch(
+            session, RequestBatch(uuid.uuid4(), 1, {(tenant.id, hour): 40, (tenant.id, hour + 1): 2})
+        )
+    # Two seats at 10:xx, three at 11:xx, two again at 12:xx: the month's seats are its peak, 3.
+    await record_active_seats(database, now=ten + dt.timedelta(minutes=20))
+    await add_member(client, database, store.headers, "viewer")
+    await record_active_seats(database, now=eleven + dt.timedelta(minutes=10))
+    await store.call("PATCH", f"/api/v1/users/{first.user_id}", 200, json={"status": "deactivated"})
+    await record_active_seats(database, now=noon + dt.timedelta(minutes=10))
+    other = await open_store(client)
+
+    usage = await store.call("GET", "/api/v1/billing/usage", 200, params={"month": "2026-10"})
+
+    assert usage["meters"] == [
+        {"meter": "orders", "quantity": 2, "included": 100, "aggregation": "sum", "is_billed": True},
+        {"meter": "api_requests", "quantity": 42, "included": 0, "aggregation": "sum", "is_billed": False},
+        {"meter": "seats", "quantity": 3, "included": 0, "aggregation": "maximum", "is_billed": False},
+    ]
+    assert [
+        (dt.datetime.fromisoformat(hour["hour"]), hour["meter"], hour["quantity"]) for hour in usage["hours"]
+    ] == [
+        (ten, "api_requests", 40),
+        (ten, "orders", 2),
+        (ten, "seats", 2),
+        (eleven, "api_requests", 2),
+        (eleven, "seats", 3),
+        (noon, "seats", 2),
+    ]
+    theirs = await other.call("GET", "/api/v1/billing/usage", 200, params={"month": "2026-10"})
+    assert [meter["quantity"] for meter in theirs["meters"]] == [0, 0, 0]
+    assert theirs["hours"] == []
 
 
 async def test_owners_and_admins_see_billing_and_managers_do_not(

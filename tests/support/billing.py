@@ -1,4 +1,4 @@
-"""Billing helpers for tests: run the metering consumer, point billing at the fake Stripe."""
+"""Billing helpers for tests: the metering consumer, request counts flushed, billing on the fake Stripe."""
 
 from __future__ import annotations
 
@@ -6,14 +6,18 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
 from sqlalchemy import delete, func, select
 
 from ordersmith.billing import gateway
 from ordersmith.billing.metering import CONSUMER_NAME, ORDER_PLACED
-from ordersmith.platform.billing_models import StripeCatalogEntry, UsageEvent
+from ordersmith.billing.request_metering import RequestMeter
+from ordersmith.platform.billing_models import StripeCatalogEntry, UsageEvent, UsageHour
 from ordersmith.platform.database import Database
 from ordersmith.platform.events import Event, EventConsumer, consumers
 from ordersmith.platform.models import OutboxEvent
+from ordersmith.platform.plans import Meter
 from ordersmith.platform.settings import BillingSettings
 from ordersmith.platform.workers import deliver_event
 from tests.support.fake_stripe import SECRET_KEY, FakeStripe
@@ -48,14 +52,33 @@ async def meter_orders(database: Database, tenant_id: uuid.UUID) -> int:
     return ran
 
 
-async def usage_event_count(database: Database, tenant_id: uuid.UUID) -> int:
+async def usage_event_count(database: Database, tenant_id: uuid.UUID, meter: Meter = Meter.ORDERS) -> int:
+    """The tenant's usage events of one meter (orders unless told: the app meters its requests too)."""
     async with database.platform_session() as session:
         return int(
             await session.scalar(
-                select(func.count()).select_from(UsageEvent).where(UsageEvent.tenant_id == tenant_id)
+                select(func.count())
+                .select_from(UsageEvent)
+                .where(UsageEvent.tenant_id == tenant_id, UsageEvent.meter == meter.value)
             )
             or 0
         )
+
+
+def flush_requests(client: AsyncTestClient[Litestar]) -> int:
+    """Flush the app's API request counts now, on the app's own event loop; how many were added."""
+    meter: RequestMeter = client.app.state.request_meter
+    added: int = client.blocking_portal.call(meter.flush, client.app.state.database)
+    return added
+
+
+async def usage_total(database: Database, meter: Meter, tenant_id: uuid.UUID | None = None) -> int:
+    """Units of `meter` kept in every hour so far, of one tenant or (None) of all of them."""
+    query = select(func.coalesce(func.sum(UsageHour.quantity), 0)).where(UsageHour.meter == meter.value)
+    if tenant_id is not None:
+        query = query.where(UsageHour.tenant_id == tenant_id)
+    async with database.platform_session() as session:
+        return int(await session.scalar(query) or 0)
 
 
 async def forget_stripe_catalog(database: Database) -> None:

@@ -101,3 +101,15 @@ def test_an_unknown_plan_is_refused_with_the_plans_there_are() -> None:
 def test_negative_usage_is_a_programming_error() -> None:
     with pytest.raises(ValueError, match="cannot be negative"):
         rate("starter", {Meter.ORDERS: -1})
+
+
+def test_api_requests_and_seats_are_measured_not_billed() -> None:
+    orders_only = rate("starter", {Meter.ORDERS: 600})
+    with_the_rest = rate("starter", {Meter.ORDERS: 600, Meter.API_REQUESTS: 2_000_000, Meter.SEATS: 40})
+    # No line and no amount for either: the bill is the orders' bill, 500 included and 100 at 8¢.
+    assert with_the_rest == orders_only
+    assert with_the_rest.total == 2_900 + 100 * 8
+    assert {line.meter for line in with_the_rest.lines} == {None, Meter.ORDERS}
+    assert rate("growth", {Meter.API_REQUESTS: 10_000, Meter.SEATS: 16}).lines == (
+        InvoiceLine("base", "Growth plan, monthly", None, 1, 9_900, 9_900),
+    )
