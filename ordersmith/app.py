@@ -36,6 +36,7 @@ from ordersmith.api import (
     sso,
     store,
     users,
+    webhook_endpoints,
 )
 from ordersmith.api.access import check_access_declared
 from ordersmith.api.auth import enforce_access, provide_principal, provide_tenant_session
@@ -70,6 +71,8 @@ from ordersmith.platform.workers import (
 from ordersmith.tenants.payments import config as payments_config
 from ordersmith.tenants.payments.config import PaymentsConfig
 from ordersmith.tenants.schema import TENANT_SCHEMA
+from ordersmith.tenants.webhooks import config as webhooks_config
+from ordersmith.tenants.webhooks import sending as webhook_sending  # registers the fan-out consumer
 
 logger = logging.getLogger(__name__)
 
@@ -96,16 +99,18 @@ ROUTES = [
     *sso.ROUTES,
     *billing_usage.ROUTES,
     *billing.ROUTES,
+    *webhook_endpoints.ROUTES,
     *admin_routes.ROUTES,
     *admin_overrides.ROUTES,
 ]
 # Periodic jobs of every room; rooms add theirs here as they grow.
-JOBS: list[PeriodicJob] = [*PLATFORM_JOBS, *BILLING_JOBS, *billing_lifecycle.JOBS]
+JOBS: list[PeriodicJob] = [*PLATFORM_JOBS, *BILLING_JOBS, *billing_lifecycle.JOBS, *webhook_sending.JOBS]
 
 
 def declare_process_actors(settings: Settings, broker: dramatiq.Broker, database: Database) -> Actors:
     """Declare every consumer and job actor; actors get a database pool of their own."""
     mail_delivery.configure(settings)
+    webhooks_config.configure(webhooks_config.config_of(settings))
     # Actors run on Dramatiq's event loop thread, whose connections cannot be shared
     # with the API's loop: same server, separate pool.
     handle = DatabaseHandle(database.clone)
@@ -131,6 +136,8 @@ def create_app(
     use_secret_key(settings.secret_key)
     # Stripe (or the offline ledger) as this app's settings say, jobs and plan changes included.
     billing_gateway.configure(settings.billing)
+    # Webhook secrets are sealed with this app's key; receivers must be public in production.
+    webhooks_config.configure(webhooks_config.config_of(settings))
     # Merchants' own Stripe accounts go through the same API address as our billing.
     payments_config.configure(
         PaymentsConfig(

@@ -15,6 +15,7 @@ from ordersmith.tenants.payments import models as _payments_models  # noqa: F401
 from ordersmith.tenants.returns import models as _returns_models  # noqa: F401  (registers tables)
 from ordersmith.tenants.store import models as _store_models  # noqa: F401  (registers tables)
 from ordersmith.tenants.store.service import seed_store
+from ordersmith.tenants.webhooks import models as _webhooks_models  # noqa: F401  (registers tables)
 
 TENANT_MIGRATIONS = MigrationStream(name="tenant", script_location=Path(__file__).parent / "alembic")
 

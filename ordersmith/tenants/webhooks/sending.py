@@ -1,0 +1,327 @@
+"""Sending deliveries: claim, POST outside any transaction, record; retries with backoff; replay.
+
+Each send is three steps. (1) A short tenant transaction claims the delivery: it locks
+the row (`SKIP LOCKED` for the sender), counts the attempt and pushes `next_attempt_at`
+a lease ahead, so no other sender takes it meanwhile, and opens the endpoint's secret.
+(2) The POST, with no transaction open: a slow receiver holds no connection and no lock
+(10 s timeout, checked addresses, no redirects: `oidc.provider_client`). (3) A second
+short transaction logs the attempt and moves the delivery: `succeeded` on a 2xx, else
+the next retry per `RETRY_DELAYS`, or `failed` after the last. A sender that dies between
+(1) and (3) leaves the attempt counted and unlogged; the lease expires and the delivery
+is sent again (at-least-once: receivers de-duplicate on the event id).
+
+The periodic job `webhooks.deliver` (every `SEND_EVERY_SECONDS`) sends what is due in
+every active store that has the `webhooks` feature, first attempts and retries alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+
+import httpx
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ordersmith.platform.database import Database, TenantContext
+from ordersmith.platform.entitlements import resolve_entitlements
+from ordersmith.platform.identity import oidc
+from ordersmith.platform.ids import uuid7
+from ordersmith.platform.plans import Feature
+from ordersmith.platform.tenancy import active_tenant_batches
+from ordersmith.platform.workers import PeriodicJob
+from ordersmith.tenants.webhooks import config, endpoint_secrets, signing
+from ordersmith.tenants.webhooks.deliveries import (
+    FAILED,
+    PENDING,
+    SUCCEEDED,
+    DeliveryView,
+    delivery_missing,
+    get_delivery,
+)
+from ordersmith.tenants.webhooks.errors import WebhookSecretUnreadableError
+from ordersmith.tenants.webhooks.models import WebhookDelivery, WebhookDeliveryAttempt, WebhookEndpoint
+
+logger = logging.getLogger(__name__)
+
+# Waits after the 1st, 2nd, … failed attempt; after the last, the delivery is failed.
+RETRY_DELAYS = (
+    dt.timedelta(minutes=1),
+    dt.timedelta(minutes=5),
+    dt.timedelta(minutes=30),
+    dt.timedelta(hours=2),
+    dt.timedelta(hours=6),
+)
+MAX_ATTEMPTS = len(RETRY_DELAYS) + 1
+# Longer than any POST can take (10 s timeout): a claimed delivery is not claimed again
+# before its sender is surely done, or dead.
+LEASE = dt.timedelta(minutes=2)
+BATCH_SIZE = 20
+# Batches per store per run, so one busy store does not starve the others.
+BATCHES_PER_RUN = 5
+SEND_EVERY_SECONDS = 10
+TENANT_BATCH_SIZE = 100
+AUTOMATIC = "automatic"
+REPLAY = "replay"
+USER_AGENT = "Ordersmith-Webhooks/1.0"
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A delivery taken for one attempt, with what the POST needs and what to restore after a replay."""
+
+    delivery_id: uuid.UUID
+    event_id: uuid.UUID
+    url: str
+    # None when the sealed secret does not open: the attempt fails without sending.
+    secret: str | None
+    body: bytes
+    attempt_number: int
+    trigger: str
+    previous_status: str
+    previous_next_attempt_at: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one POST came to."""
+
+    attempted_at: dt.datetime
+    status_code: int | None
+    duration_ms: int
+    error: str | None
+
+    @property
+    def is_success(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+def encode_body(body: dict[str, object]) -> bytes:
+    """The bytes POSTed (and signed): the envelope in its documented key order, compact."""
+    ordered = {key: body[key] for key in ("id", "type", "created", "data")}
+    return json.dumps(ordered, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+async def _claim(
+    tenant: TenantContext,
+    session: AsyncSession,
+    rows: list[tuple[WebhookDelivery, WebhookEndpoint]],
+    now: dt.datetime,
+    trigger: str,
+) -> list[Claimed]:
+    secret_key = config.current().secret_key
+    claimed = []
+    for delivery, endpoint in rows:
+        try:
+            secret: str | None = endpoint_secrets.open_sealed(
+                secret_key, tenant.tenant_id, endpoint.id, endpoint.secret_sealed
+            )
+        except WebhookSecretUnreadableError:
+            logger.error("webhook endpoint %s: signing secret does not open; not sent", endpoint.id)
+            secret = None
+        # Read before the update below, which also refreshes these attributes in the session.
+        previous_status, previous_next_attempt_at = delivery.status, delivery.next_attempt_at
+        attempt_number = delivery.attempt_count + 1
+        # A replay of a settled delivery leaves it settled; the lease only keeps the sender off a pending one.
+        lease_until = now + LEASE if previous_status == PENDING else previous_next_attempt_at
+        claimed.append(
+            Claimed(
+                delivery.id,
+                delivery.event_id,
+                endpoint.url,
+                secret,
+                encode_body(delivery.body),
+                attempt_number,
+                trigger,
+                previous_status,
+                previous_next_attempt_at,
+            )
+        )
+        await session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id == delivery.id)
+            .values(attempt_count=attempt_number, next_attempt_at=lease_until, updated_at=now)
+        )
+    return claimed
+
+
+async def claim_due(tenant: TenantContext, session: AsyncSession, now: dt.datetime) -> list[Claimed]:
+    """Take up to BATCH_SIZE pending deliveries due by `now`, to active endpoints, for an attempt each."""
+    query = (
+        select(WebhookDelivery, WebhookEndpoint)
+        .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+        .where(
+            WebhookDelivery.status == PENDING,
+            WebhookDelivery.next_attempt_at <= now,
+            WebhookEndpoint.is_active.is_(True),
+        )
+        .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
+        .limit(BATCH_SIZE)
+        .with_for_update(of=WebhookDelivery, skip_locked=True)
+    )
+    rows = [(delivery, endpoint) for delivery, endpoint in await session.execute(query)]
+    return await _claim(tenant, session, rows, now, AUTOMATIC)
+
+
+def _error_of(error: Exception) -> str:
+    if isinstance(error, oidc.SsoProviderAddressRefusedError):
+        return f"address refused: {error.reason}"
+    if isinstance(error, httpx.TimeoutException):
+        return f"no answer within {oidc.HTTP_TIMEOUT.read:.0f} s"
+    if isinstance(error, httpx.HTTPError):
+        return f"{type(error).__name__}: {error}"[:500]
+    raise error
+
+
+async def post(client: httpx.AsyncClient, claimed: Claimed, *, now: dt.datetime) -> Outcome:
+    """POST one claimed delivery, signed; never raises for what the receiver or network did."""
+    if claimed.secret is None:
+        return Outcome(now, None, 0, "signing secret unreadable; rotate the endpoint's secret")
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        signing.HEADER: signing.signature_header(claimed.secret, claimed.body, int(time.time())),
+        "Ordersmith-Event-Id": str(claimed.event_id),
+        "Ordersmith-Delivery-Id": str(claimed.delivery_id),
+        "Ordersmith-Delivery-Attempt": str(claimed.attempt_number),
+    }
+    started = time.monotonic()
+    try:
+        response = await client.post(claimed.url, content=claimed.body, headers=headers)
+    except Exception as error:  # _error_of re-raises what is not the network's or the receiver's doing
+        return Outcome(now, None, round((time.monotonic() - started) * 1000), _error_of(error))
+    duration_ms = round((time.monotonic() - started) * 1000)
+    refusal = None if 200 <= response.status_code < 300 else f"answered HTTP {response.status_code}"
+    return Outcome(now, response.status_code, duration_ms, refusal)
+
+
+def _next_state(claimed: Claimed, outcome: Outcome) -> dict[str, object]:
+    if outcome.is_success:
+        return {"status": SUCCEEDED, "next_attempt_at": None, "delivered_at": outcome.attempted_at}
+    if claimed.trigger == REPLAY:
+        # A failed replay changes nothing but the log: a pending delivery keeps its schedule.
+        return {"status": claimed.previous_status, "next_attempt_at": claimed.previous_next_attempt_at}
+    if claimed.attempt_number >= MAX_ATTEMPTS:
+        return {"status": FAILED, "next_attempt_at": None}
+    return {
+        "status": PENDING,
+        "next_attempt_at": outcome.attempted_at + RETRY_DELAYS[claimed.attempt_number - 1],
+    }
+
+
+async def record(session: AsyncSession, claimed: Claimed, outcome: Outcome) -> None:
+    """Log the attempt and move its delivery on, unless another sender claimed it since."""
+    session.add(
+        WebhookDeliveryAttempt(
+            id=uuid7(),
+            delivery_id=claimed.delivery_id,
+            attempt_number=claimed.attempt_number,
+            trigger=claimed.trigger,
+            status_code=outcome.status_code,
+            duration_ms=outcome.duration_ms,
+            error=outcome.error,
+            attempted_at=outcome.attempted_at,
+        )
+    )
+    await session.execute(
+        update(WebhookDelivery)
+        .where(
+            WebhookDelivery.id == claimed.delivery_id,
+            WebhookDelivery.attempt_count == claimed.attempt_number,
+        )
+        .values(
+            **_next_state(claimed, outcome),
+            last_status_code=outcome.status_code,
+            last_error=outcome.error,
+            updated_at=outcome.attempted_at,
+        )
+    )
+    await session.flush()
+
+
+async def send_due_for_tenant(
+    database: Database, tenant: TenantContext, *, now: dt.datetime | None = None
+) -> int:
+    """Send what is due in one store, a batch at a time; how many attempts were made.
+
+    `now` stands for the present when deciding what is due (tests move time with it).
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    sent = 0
+    async with oidc.provider_client(config.current().network) as client:
+        for _ in range(BATCHES_PER_RUN):
+            async with database.tenant_session(tenant) as session:
+                claimed = await claim_due(tenant, session, now)
+            if not claimed:
+                break
+            outcomes = await asyncio.gather(*(post(client, item, now=now) for item in claimed))
+            async with database.tenant_session(tenant) as session:
+                for item, outcome in zip(claimed, outcomes, strict=True):
+                    await record(session, item, outcome)
+            sent += len(claimed)
+            if len(claimed) < BATCH_SIZE:
+                break
+    return sent
+
+
+async def _has_due(database: Database, tenant: TenantContext, now: dt.datetime) -> bool:
+    async with database.tenant_session(tenant) as session:
+        due = (
+            select(WebhookDelivery.id)
+            .where(WebhookDelivery.status == PENDING, WebhookDelivery.next_attempt_at <= now)
+            .exists()
+        )
+        return bool(await session.scalar(select(due)))
+
+
+async def send_due(database: Database) -> int:
+    """The job: send what is due in every active store that has the `webhooks` feature; attempts made."""
+    now = dt.datetime.now(dt.UTC)
+    sent = 0
+    async for tenants in active_tenant_batches(database, batch_size=TENANT_BATCH_SIZE):
+        for tenant in tenants:
+            try:
+                if not await _has_due(database, tenant.context, now):
+                    continue
+                # A store that lost the feature keeps what it is owed until it has it again.
+                if not (await resolve_entitlements(database, tenant.id)).has(Feature.WEBHOOKS):
+                    continue
+                sent += await send_due_for_tenant(database, tenant.context, now=now)
+            except Exception:
+                # Archived since it was listed, say: the next run gets it; the others go on.
+                logger.exception("sending the webhooks of tenant %s failed", tenant.slug)
+    if sent:
+        logger.info("webhooks: %d attempts made", sent)
+    return sent
+
+
+async def replay(database: Database, tenant: TenantContext, delivery_id: uuid.UUID) -> DeliveryView:
+    """Send a delivery again now, whatever its status; the attempt joins its log (trigger `replay`)."""
+    now = dt.datetime.now(dt.UTC)
+    async with database.tenant_session(tenant) as session:
+        query = (
+            select(WebhookDelivery, WebhookEndpoint)
+            .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+            .where(WebhookDelivery.id == delivery_id)
+            .with_for_update(of=WebhookDelivery)
+        )
+        rows = [(delivery, endpoint) for delivery, endpoint in await session.execute(query)]
+        if not rows:
+            raise delivery_missing()
+        (claimed,) = await _claim(tenant, session, rows, now, REPLAY)
+    async with oidc.provider_client(config.current().network) as client:
+        outcome = await post(client, claimed, now=now)
+    async with database.tenant_session(tenant) as session:
+        await record(session, claimed, outcome)
+        return await get_delivery(tenant, session, delivery_id)
+
+
+JOBS = [
+    # First attempts and retries alike; claims are leased, so overlapping runs never double-send.
+    PeriodicJob(name="webhooks.deliver", every_seconds=SEND_EVERY_SECONDS, run=send_due),
+]

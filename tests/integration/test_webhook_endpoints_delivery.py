@@ -1,0 +1,325 @@
+"""Merchant webhooks on the wire: signatures, topic filter, retries, dead letters, replays, rotation."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlalchemy import func, select
+
+from ordersmith.platform.database import Database
+from ordersmith.platform.identity.oidc import NetworkPolicy
+from ordersmith.platform.tenancy import TenantRecord, get_tenant_record
+from ordersmith.platform.workers import deliver_event
+from ordersmith.tenants.webhooks import config, sending, signing
+from ordersmith.tenants.webhooks.deliveries import fan_out as fan_out_handler
+from ordersmith.tenants.webhooks.models import WebhookDelivery, WebhookEndpoint
+from tests.support.entitlements import set_tenant_billing
+from tests.support.orders import Store, open_store
+from tests.support.webhook_receiver import (
+    fan_out,
+    fan_out_consumer,
+    outbox_events,
+    pump,
+    serve_receiver,
+)
+
+ENDPOINTS = "/api/v1/webhook-endpoints"
+
+
+async def _store(client: AsyncTestClient[Litestar], database: Database) -> tuple[Store, TenantRecord]:
+    store = await open_store(client)
+    return store, await get_tenant_record(database, store.slug)
+
+
+async def _endpoint(store: Store, url: str, topics: list[str], **extra: Any) -> dict[str, Any]:
+    created: dict[str, Any] = await store.call(
+        "POST", ENDPOINTS, 201, json={"url": url, "topics": topics, **extra}
+    )
+    return created
+
+
+async def _add_customer(store: Store, email: str) -> str:
+    body = await store.call("POST", "/api/v1/customers", 201, json={"full_name": "Bo Berg", "email": email})
+    return str(body["id"])
+
+
+async def _deliveries(store: Store, endpoint_id: str) -> list[dict[str, Any]]:
+    body = await store.call("GET", f"{ENDPOINTS}/{endpoint_id}/deliveries", 200)
+    deliveries: list[dict[str, Any]] = body["data"]
+    return deliveries
+
+
+def _attempts(delivery: dict[str, Any]) -> list[tuple[int, str, int | None, str | None]]:
+    return [
+        (item["attempt_number"], item["trigger"], item["status_code"], item["error"])
+        for item in delivery["attempts"]
+    ]
+
+
+async def test_an_order_event_arrives_signed_with_the_secret_shown_at_creation(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    store, tenant = await _store(client, database)
+    with serve_receiver() as receiver:
+        created = await _endpoint(store, receiver.url(), ["order.placed"], description="ERP")
+        secret = created["secret"]
+        assert secret.startswith("whsec_")
+        assert len(secret) > 40
+        assert created["endpoint"]["secret_hint"] == f"whsec_…{secret[-4:]}"
+        await store.add_skus("TEE-S", price=1500)
+        await store.add_location("WH-1")
+        await store.receive("TEE-S", "WH-1", 5)
+        order = await store.place(("TEE-S", 2))
+
+        assert await pump(database, tenant) == 1
+        (request,) = receiver.requests
+
+    placed = next(
+        event for event in await outbox_events(database, tenant.id) if event.topic == "order.placed"
+    )
+    assert request.json() == {
+        "id": str(placed.id),
+        "type": "order.placed",
+        "created": int(placed.created_at.timestamp()),
+        "data": placed.payload,
+    }
+    assert request.json()["data"]["order_id"] == order["id"]
+    assert signing.verify(secret, request.body, request.headers["ordersmith-signature"])
+    assert not signing.verify("whsec_someone-else", request.body, request.headers["ordersmith-signature"])
+    assert request.headers["ordersmith-event-id"] == str(placed.id)
+    assert request.headers["content-type"] == "application/json"
+    (delivery,) = await _deliveries(store, created["endpoint"]["id"])
+    assert request.headers["ordersmith-delivery-id"] == delivery["id"]
+    assert (delivery["status"], delivery["topic"], delivery["attempt_count"]) == (
+        "succeeded",
+        "order.placed",
+        1,
+    )
+    assert _attempts(delivery) == [(1, "automatic", 200, None)]
+    assert delivery["next_attempt_at"] is None
+    assert delivery["delivered_at"] is not None
+    # The secret is never read back, and it rests sealed.
+    shown = await store.call("GET", f"{ENDPOINTS}/{created['endpoint']['id']}", 200)
+    assert "secret" not in shown
+    async with database.tenant_session(tenant.context) as session:
+        sealed = await session.scalar(select(WebhookEndpoint.secret_sealed))
+    assert sealed is not None
+    assert secret.encode() not in sealed
+
+
+async def test_each_endpoint_gets_only_the_topics_it_chose_and_an_inactive_one_nothing(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    store, tenant = await _store(client, database)
+    with serve_receiver() as receiver:
+        await _endpoint(store, receiver.url("/created"), ["customer.created"])
+        await _endpoint(store, receiver.url("/all"), ["*"])
+        await _endpoint(store, receiver.url("/off"), ["*"], is_active=False)
+        customer_id = await _add_customer(store, "bo@example.com")
+        await store.call("PATCH", f"/api/v1/customers/{customer_id}", 200, json={"full_name": "Bo Berg-Lund"})
+
+        assert await pump(database, tenant) == 3
+        assert [item.json()["type"] for item in receiver.to("/created")] == ["customer.created"]
+        assert sorted(item.json()["type"] for item in receiver.to("/all")) == [
+            "customer.created",
+            "customer.updated",
+        ]
+        assert receiver.to("/off") == []
+    # The customer made at sign-up, before any endpoint existed, is not owed to anyone either.
+    assert [item.json()["data"]["customer_id"] for item in receiver.to("/created")] == [customer_id]
+
+
+async def test_a_500_is_retried_a_minute_later_and_the_log_shows_both_attempts(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    store, tenant = await _store(client, database)
+    with serve_receiver() as receiver:
+        created = await _endpoint(store, receiver.url(), ["customer.created"])
+        receiver.answer(500, 200)
+        await _add_customer(store, "bo@example.com")
+        assert await pump(database, tenant) == 1
+        (delivery,) = await _deliveries(store, created["endpoint"]["id"])
+        first_at = dt.datetime.fromisoformat(delivery["attempts"][0]["attempted_at"])
+        assert delivery["status"] == "pending"
+        assert dt.datetime.fromisoformat(delivery["next_attempt_at"]) == first_at + dt.timedelta(minutes=1)
+        assert (delivery["last_status_code"], delivery["last_error"]) == (500, "answered HTTP 500")
+
+        # Not yet due: nothing is sent.
+        assert await pump(database, tenant, now=first_at + dt.timedelta(seconds=59)) == 0
+        assert await pump(database, tenant, now=first_at + dt.timedelta(seconds=61)) == 1
+        assert len(receiver.requests) == 2
+    assert receiver.requests[0].body == receiver.requests[1].body
+    assert [item.headers["ordersmith-delivery-attempt"] for item in receiver.requests] == ["1", "2"]
+    (delivery,) = await _deliveries(store, created["endpoint"]["id"])
+    assert delivery["status"] == "succeeded"
+    assert delivery["attempt_count"] == 2
+    assert _attempts(delivery) == [(1, "automatic", 500, "answered HTTP 500"), (2, "automatic", 200, None)]
+    assert all(item["duration_ms"] >= 0 for item in delivery["attempts"])
+
+
+async def test_retries_back_off_then_the_last_failure_dead_letters_and_a_replay_sends_again(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    store, tenant = await _store(client, database)
+    with serve_receiver() as receiver:
+        created = await _endpoint(store, receiver.url(), ["customer.created"])
+        receiver.default_status = 503
+        await _add_customer(store, "bo@example.com")
+        await pump(database, tenant)
+        waits = []
+        for _ in sending.RETRY_DELAYS:
+            (delivery,) = await _deliveries(store, created["endpoint"]["id"])
+            last_at = dt.datetime.fromisoformat(delivery["attempts"][-1]["attempted_at"])
+            due = dt.datetime.fromisoformat(delivery["next_attempt_at"])
+            waits.append(due - last_at)
+            assert await pump(database, tenant, now=due) == 1
+        assert waits == list(sending.RETRY_DELAYS)
+        (delivery,) = await _deliveries(store, created["endpoint"]["id"])
+        assert (delivery["status"], delivery["attempt_count"], delivery["next_attempt_at"]) == (
+            "failed",
+            6,
+            None,
+        )
+        assert [attempt[:3] for attempt in _attempts(delivery)] == [
+            (number, "automatic", 503) for number in range(1, 7)
+        ]
+        # Dead: nothing is sent however late it gets.
+        assert await pump(database, tenant, now=dt.datetime.now(dt.UTC) + dt.timedelta(days=30)) == 0
+        assert len(receiver.requests) == 6
+
+        receiver.default_status = 200
+        replayed = await store.call("POST", f"/api/v1/webhook-deliveries/{delivery['id']}/replay", 200)
+        assert len(receiver.requests) == 7
+        assert (replayed["status"], replayed["attempt_count"], replayed["last_status_code"]) == (
+            "succeeded",
+            7,
+            200,
+        )
+        assert _attempts(replayed)[-1] == (7, "replay", 200, None)
+        # A delivered one can be replayed too: another send, another line in the log.
+        again = await store.call("POST", f"/api/v1/webhook-deliveries/{delivery['id']}/replay", 200)
+        assert len(receiver.requests) == 8
+        assert [attempt[:3] for attempt in _attempts(again)[-2:]] == [(7, "replay", 200), (8, "replay", 200)]
+    assert receiver.requests[-1].body == receiver.requests[0].body
+
+
+async def test_a_failed_replay_of_a_pending_delivery_keeps_its_schedule(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    store, tenant = await _store(client, database)
+    with serve_receiver() as receiver:
+        created = await _endpoint(store, receiver.url(), ["customer.created"])
+        receiver.default_status = 500
+        await _add_customer(store, "bo@example.com")
+        await pump(database, tenant)
+        (before,) = await _deliveries(store, created["endpoint"]["id"])
+        replayed = await store.call("POST", f"/api/v1/webhook-deliveries/{before['id']}/replay", 200)
+    assert (replayed["status"], replayed["next_attempt_at"]) == ("pending", before["next_attempt_at"])
+    assert [attempt[:3] for attempt in _attempts(replayed)] == [(1, "automatic", 500), (2, "replay", 500)]
+
+
+async def test_an_event_delivered_twice_owes_each_endpoint_one_delivery(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    store, tenant = await _store(client, database)
+    with serve_receiver() as receiver:
+        await _endpoint(store, receiver.url(), ["customer.created"])
+        await _add_customer(store, "bo@example.com")
+        # The sign-up customer's event (before the endpoint: owed to none) and this one, once each.
+        assert await fan_out(database, tenant) == 2
+        assert await fan_out(database, tenant) == 0
+        # Even past the inbox (a consumer renamed, a purged inbox row), the pair stays unique.
+        *_, event = [
+            item for item in await outbox_events(database, tenant.id) if item.topic == "customer.created"
+        ]
+        for _ in range(2):
+            async with database.tenant_session(tenant.context) as session:
+                await fan_out_handler(tenant.context, session, event)
+        assert await deliver_event(database, fan_out_consumer(), event) is False
+        async with database.tenant_session(tenant.context) as session:
+            count = await session.scalar(select(func.count()).select_from(WebhookDelivery))
+        assert count == 1
+        assert await sending.send_due_for_tenant(database, tenant.context) == 1
+        assert [item.headers["ordersmith-event-id"] for item in receiver.requests] == [str(event.id)]
+
+
+async def test_a_rotated_secret_signs_what_is_sent_next_and_the_old_one_no_longer_verifies(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    store, tenant = await _store(client, database)
+    with serve_receiver() as receiver:
+        created = await _endpoint(store, receiver.url(), ["customer.created"])
+        endpoint_id = created["endpoint"]["id"]
+        rotated = await store.call("POST", f"{ENDPOINTS}/{endpoint_id}/rotate-secret", 200)
+        assert rotated["secret"] != created["secret"]
+        assert rotated["endpoint"]["secret_hint"] == f"whsec_…{rotated['secret'][-4:]}"
+        assert rotated["endpoint"]["secret_rotated_at"] is not None
+        await _add_customer(store, "bo@example.com")
+        await pump(database, tenant)
+        (request,) = receiver.requests
+    header = request.headers["ordersmith-signature"]
+    assert signing.verify(rotated["secret"], request.body, header)
+    assert not signing.verify(created["secret"], request.body, header)
+
+
+async def test_the_sender_job_skips_a_store_without_the_feature_until_it_has_it_again(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    store, tenant = await _store(client, database)
+    with serve_receiver() as receiver:
+        created = await _endpoint(store, receiver.url(), ["customer.created"])
+        await _add_customer(store, "bo@example.com")
+        await fan_out(database, tenant)
+        await set_tenant_billing(database, tenant.id, plan="starter")
+        await sending.send_due(database)
+        assert receiver.requests == []
+        await set_tenant_billing(database, tenant.id, plan="growth")
+        await sending.send_due(database)
+        assert len(receiver.requests) == 1
+    (delivery,) = await _deliveries(store, created["endpoint"]["id"])
+    assert delivery["status"] == "succeeded"
+
+
+async def test_an_unreachable_receiver_is_a_logged_failure_not_an_error(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    store, tenant = await _store(client, database)
+    with serve_receiver() as receiver:
+        dead_url = receiver.url()
+    # The receiver has stopped: nothing listens at its address any more.
+    created = await _endpoint(store, dead_url, ["customer.created"])
+    await _add_customer(store, "bo@example.com")
+    assert await pump(database, tenant) == 1
+    (delivery,) = await _deliveries(store, created["endpoint"]["id"])
+    ((number, trigger, status_code, error),) = _attempts(delivery)
+    assert (number, trigger, status_code, delivery["status"]) == (1, "automatic", None, "pending")
+    assert error is not None
+    assert error.startswith("ConnectError")
+
+
+async def test_in_production_a_send_to_a_loopback_receiver_is_refused_and_logged(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    store, tenant = await _store(client, database)
+    with serve_receiver() as receiver:
+        created = await _endpoint(store, receiver.url(), ["customer.created"])
+        await _add_customer(store, "bo@example.com")
+        # The URL was accepted outside production; a production sender still refuses it on every send.
+        relaxed = config.current()
+        config.configure(
+            config.WebhooksConfig(
+                secret_key=relaxed.secret_key,
+                network=NetworkPolicy(allow_private_addresses=False, require_https=False),
+            )
+        )
+        try:
+            assert await pump(database, tenant) == 1
+        finally:
+            config.configure(relaxed)
+        assert receiver.requests == []
+    (delivery,) = await _deliveries(store, created["endpoint"]["id"])
+    assert _attempts(delivery) == [(1, "automatic", None, "address refused: 127.0.0.1 is a loopback address")]
+    assert delivery["status"] == "pending"
