@@ -6,6 +6,7 @@ detail always tells the caller what to do next.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +54,24 @@ class ConflictError(OrdersmithError):
     status = 409
     code = "conflict"
     title = "Conflict"
+
+
+class InvalidTransitionError(ConflictError):
+    """A status change the lifecycle's one table does not allow; subclasses name what changes."""
+
+    code = "invalid_transition"
+    title = "Invalid transition"
+    # How the message names the thing whose status it is ("an order", "a return").
+    subject = "a record"
+
+    def __init__(self, current: str, wanted: str, allowed: Iterable[str]) -> None:
+        allowed = sorted(allowed)
+        following = ", ".join(allowed) if allowed else "nothing: it is final"
+        super().__init__(
+            f"{self.subject} that is {current} cannot become {wanted}; "
+            f"from {current} it can become {following}",
+            extensions={"current_status": current, "allowed_next": allowed},
+        )
 
 
 class ValidationFailedError(OrdersmithError):

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ordersmith.platform.errors import ConflictError, NotFoundError
+from ordersmith.platform.errors import InvalidTransitionError as BaseInvalidTransitionError
 
 
 class FulfillmentOrderNotFoundError(NotFoundError):
@@ -42,18 +43,8 @@ class OrderHeldError(ConflictError):
         )
 
 
-class InvalidFulfillmentTransitionError(ConflictError):
-    code = "invalid_transition"
-    title = "Invalid transition"
-
-    def __init__(self, current: str, wanted: str, allowed: Iterable[str]) -> None:
-        allowed = sorted(allowed)
-        following = ", ".join(allowed) if allowed else "nothing: it is final"
-        super().__init__(
-            f"a fulfillment order that is {current} cannot become {wanted}; "
-            f"from {current} it can become {following}",
-            extensions={"current_status": current, "allowed_next": allowed},
-        )
+class InvalidFulfillmentTransitionError(BaseInvalidTransitionError):
+    subject = "a fulfillment order"
 
 
 class FulfillmentOrderClosedError(ConflictError):

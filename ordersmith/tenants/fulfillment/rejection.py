@@ -24,16 +24,15 @@ from ordersmith.platform.database import TenantContext
 from ordersmith.platform.events import record_event
 from ordersmith.platform.identity.audit import Actor
 from ordersmith.platform.ids import uuid7
-from ordersmith.tenants.fulfillment import lifecycle
-from ordersmith.tenants.fulfillment.errors import FulfillmentOrderClosedError, OrderNotReleasableError
+from ordersmith.tenants.fulfillment.errors import OrderNotReleasableError
 from ordersmith.tenants.fulfillment.models import FulfillmentOrderLine
 from ordersmith.tenants.fulfillment.release import assign, assigned_details, created_payloads, sync
 from ordersmith.tenants.fulfillment.rules import LineQuantity, RejectRequest, check_reject, line_ids
 from ordersmith.tenants.fulfillment.stock import check_held, held_here, plan_elsewhere, reserve_at, take_here
 from ordersmith.tenants.fulfillment.views import (
     FulfillmentOrderView,
-    fulfillment_order_row,
     fulfillment_orders_of,
+    lock_live,
 )
 from ordersmith.tenants.inventory.models import Location
 from ordersmith.tenants.inventory.reservations import lock_stock
@@ -43,7 +42,6 @@ from ordersmith.tenants.orders.errors import OrderChangedError
 from ordersmith.tenants.orders.models import Order, OrderLine
 from ordersmith.tenants.orders.rules import HoldRequest
 from ordersmith.tenants.orders.timeline import Entry, change
-from ordersmith.tenants.orders.views import load_order
 
 FULFILLMENT_LINE_REJECTED = "fulfillment_order.line_rejected"
 
@@ -84,13 +82,10 @@ async def reject_line(
 ) -> Rejection:
     """Turn down units at this location: re-route them to another one, or backorder and hold."""
     check_reject(request)
-    order_id = (await fulfillment_order_row(session, fulfillment_order_id)).order_id
-    view = await load_order(session, order_id, lock=True)
-    fulfillment_order = await fulfillment_order_row(session, fulfillment_order_id, lock=True)
-    if fulfillment_order.status not in lifecycle.LIVE:
-        raise FulfillmentOrderClosedError(
-            f"this fulfillment order is {fulfillment_order.status}: it holds nothing to reject"
-        )
+    view, fulfillment_order = await lock_live(
+        session, fulfillment_order_id, when_closed="it holds nothing to reject"
+    )
+    order_id = view.order.id
     order = view.order
     if order.status != order_lifecycle.CONFIRMED:
         raise OrderNotReleasableError(

@@ -27,8 +27,7 @@ from ordersmith.platform.database import TenantContext
 from ordersmith.platform.events import record_event
 from ordersmith.platform.identity.audit import Actor
 from ordersmith.platform.ids import uuid7
-from ordersmith.tenants.fulfillment import lifecycle
-from ordersmith.tenants.fulfillment.errors import FulfillmentOrderClosedError, ShipmentAlreadyDeliveredError
+from ordersmith.tenants.fulfillment.errors import ShipmentAlreadyDeliveredError
 from ordersmith.tenants.fulfillment.models import (
     FulfillmentOrderLine,
     Shipment,
@@ -40,7 +39,7 @@ from ordersmith.tenants.fulfillment.rules import ShipmentRequest, check_shipment
 from ordersmith.tenants.fulfillment.stock import check_held, held_here, take_here
 from ordersmith.tenants.fulfillment.views import (
     ShipmentView,
-    fulfillment_order_row,
+    lock_live,
     shipment_row,
     shipment_view,
 )
@@ -51,7 +50,7 @@ from ordersmith.tenants.orders import completion, derived, timeline
 from ordersmith.tenants.orders.errors import OrderChangedError
 from ordersmith.tenants.orders.models import Order, OrderLine
 from ordersmith.tenants.orders.timeline import Entry, change
-from ordersmith.tenants.orders.views import load_order, order_row
+from ordersmith.tenants.orders.views import order_row
 from ordersmith.tenants.payments.service import capture_for_shipment
 
 SHIPMENT_CREATED = "shipment.created"
@@ -92,14 +91,12 @@ async def create_shipment(
 ) -> ShipmentView:
     """Ship some or all of what a fulfillment order holds, with tracking and packages."""
     check_shipment(request)
-    order_id = (await fulfillment_order_row(session, fulfillment_order_id)).order_id
-    view = await load_order(session, order_id, lock=True)
-    fulfillment_order = await fulfillment_order_row(session, fulfillment_order_id, lock=True)
-    if fulfillment_order.status not in lifecycle.LIVE:
-        raise FulfillmentOrderClosedError(
-            f"this fulfillment order is {fulfillment_order.status}: it has nothing left to ship; "
-            "read the order's fulfillment orders to find the live one"
-        )
+    view, fulfillment_order = await lock_live(
+        session,
+        fulfillment_order_id,
+        when_closed="it has nothing left to ship; read the order's fulfillment orders to find the live one",
+    )
+    order_id = view.order.id
     check_releasable(view, "ship")
     order = view.order
     number, old_fulfillment = order.number, order.fulfillment_status

@@ -12,7 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.platform.pagination import Page, PageRequest
 from ordersmith.tenants.fulfillment import lifecycle
-from ordersmith.tenants.fulfillment.errors import FulfillmentOrderNotFoundError, ShipmentNotFoundError
+from ordersmith.tenants.fulfillment.errors import (
+    FulfillmentOrderClosedError,
+    FulfillmentOrderNotFoundError,
+    ShipmentNotFoundError,
+)
 from ordersmith.tenants.fulfillment.models import (
     FulfillmentOrder,
     FulfillmentOrderLine,
@@ -22,6 +26,7 @@ from ordersmith.tenants.fulfillment.models import (
 )
 from ordersmith.tenants.inventory.models import Location, Reservation
 from ordersmith.tenants.orders.models import Order, OrderLine
+from ordersmith.tenants.orders.views import OrderView, load_order
 
 
 @dataclass(frozen=True)
@@ -104,6 +109,20 @@ async def fulfillment_order_row(
     if row is None:
         raise fulfillment_order_missing()
     return row
+
+
+async def lock_live(
+    session: AsyncSession, fulfillment_order_id: uuid.UUID, *, when_closed: str
+) -> tuple[OrderView, FulfillmentOrder]:
+    """Lock the order, then its fulfillment order (ADR 0006); 409 `when_closed` unless it is live."""
+    order_id = (await fulfillment_order_row(session, fulfillment_order_id)).order_id
+    view = await load_order(session, order_id, lock=True)
+    fulfillment_order = await fulfillment_order_row(session, fulfillment_order_id, lock=True)
+    if fulfillment_order.status not in lifecycle.LIVE:
+        raise FulfillmentOrderClosedError(
+            f"this fulfillment order is {fulfillment_order.status}: {when_closed}"
+        )
+    return view, fulfillment_order
 
 
 async def shipment_row(session: AsyncSession, shipment_id: uuid.UUID) -> Shipment:

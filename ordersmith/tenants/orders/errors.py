@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ordersmith.platform.errors import ConflictError, NotFoundError, PermissionDeniedError
+from ordersmith.platform.errors import InvalidTransitionError as BaseInvalidTransitionError
 
 
 class OrderNotFoundError(NotFoundError):
@@ -12,17 +13,8 @@ class OrderNotFoundError(NotFoundError):
     title = "Order not found"
 
 
-class InvalidTransitionError(ConflictError):
-    code = "invalid_transition"
-    title = "Invalid transition"
-
-    def __init__(self, current: str, wanted: str, allowed: Iterable[str]) -> None:
-        allowed = sorted(allowed)
-        following = ", ".join(allowed) if allowed else "nothing: it is final"
-        super().__init__(
-            f"an order that is {current} cannot become {wanted}; from {current} it can become {following}",
-            extensions={"current_status": current, "allowed_next": allowed},
-        )
+class InvalidTransitionError(BaseInvalidTransitionError):
+    subject = "an order"
 
 
 class OrderChangedError(ConflictError):

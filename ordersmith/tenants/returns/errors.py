@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from ordersmith.platform.errors import ConflictError, NotFoundError, ValidationFailedError
+from ordersmith.platform.errors import InvalidTransitionError as BaseInvalidTransitionError
 
 
 class ReturnNotFoundError(NotFoundError):
@@ -12,17 +11,8 @@ class ReturnNotFoundError(NotFoundError):
     title = "Return not found"
 
 
-class InvalidReturnTransitionError(ConflictError):
-    code = "invalid_transition"
-    title = "Invalid transition"
-
-    def __init__(self, current: str, wanted: str, allowed: Iterable[str]) -> None:
-        allowed = sorted(allowed)
-        following = ", ".join(allowed) if allowed else "nothing: it is final"
-        super().__init__(
-            f"a return that is {current} cannot become {wanted}; from {current} it can become {following}",
-            extensions={"current_status": current, "allowed_next": allowed},
-        )
+class InvalidReturnTransitionError(BaseInvalidTransitionError):
+    subject = "a return"
 
 
 class QuantityNotReturnableError(ConflictError):
