@@ -19,6 +19,7 @@ from ordersmith.platform.identity.permissions import Permission
 from ordersmith.platform.identity.principal import Principal
 from ordersmith.platform.pagination import DEFAULT_PAGE_SIZE, PageRequest
 from ordersmith.tenants.orders import timeline
+from ordersmith.tenants.orders.drafts import create_draft
 from ordersmith.tenants.orders.models import Order as OrderRow
 from ordersmith.tenants.orders.models import OrderEvent, OrderHold, OrderLine
 from ordersmith.tenants.orders.placement import place_order
@@ -38,9 +39,11 @@ class Line(msgspec.Struct):
     name: str
     unit_price_amount: int
     total_amount: int
-    # Where each unit stands: ordered - cancelled = allocated + backordered + shipped.
+    # Where each unit stands: ordered - cancelled = pending + allocated + backordered + shipped.
     quantity_ordered: int
     quantity_cancelled: int
+    # A draft's units, reserved only when the draft is placed.
+    quantity_pending: int
     quantity_allocated: int
     quantity_backordered: int
     quantity_shipped: int
@@ -58,6 +61,7 @@ class Line(msgspec.Struct):
             row.unit_price_amount * (row.quantity_ordered - row.quantity_cancelled),
             row.quantity_ordered,
             row.quantity_cancelled,
+            row.quantity_pending,
             row.quantity_allocated,
             row.quantity_backordered,
             row.quantity_shipped,
@@ -244,6 +248,8 @@ class OrderCreate(msgspec.Struct, forbid_unknown_fields=True):
     tags: list[str] = msgspec.field(default_factory=list)
     # Place the order on hold: it is placed but not confirmed until released.
     hold: HoldIn | None = None
+    # Write it down as a draft instead: priced, holding no stock, placed later with /place.
+    draft: bool = False
 
 
 def _customer_id(text: str) -> uuid.UUID:
@@ -258,7 +264,8 @@ def _customer_id(text: str) -> uuid.UUID:
         ) from None
 
 
-def _request(data: OrderCreate) -> OrderRequest:
+def order_request(data: OrderCreate) -> OrderRequest:
+    """The service request of an order body."""
     return OrderRequest(
         customer_id=_customer_id(data.customer_id),
         lines=[LineRequest(line.sku, line.quantity, line.unit_price_amount) for line in data.lines],
@@ -274,7 +281,7 @@ def _request(data: OrderCreate) -> OrderRequest:
 @post(
     "/api/v1/orders",
     operation_id="createOrder",
-    summary="Place an order: reserve its stock and confirm it, all or nothing.",
+    summary="Place an order (reserve its stock and confirm it, all or nothing), or write a draft.",
     opt=requires(Permission.ORDERS_WRITE),
     tags=["orders"],
     request_max_body_size=MAX_ORDER_BODY,
@@ -290,7 +297,8 @@ async def add_order(
     tenant = principal.tenant.context
 
     async def create() -> Order:
-        view = await place_order(tenant, tenant_session, _request(data), actor=principal.actor)
+        write = create_draft if data.draft else place_order
+        view = await write(tenant, tenant_session, order_request(data), actor=principal.actor)
         return Order.of_view(view)
 
     return await idempotency.once(request, principal, tenant_session, data, create)

@@ -70,20 +70,22 @@ class CancelRequest:
 
 @dataclass(frozen=True)
 class _Cut:
-    """What one line gives up: from its backorder first, then from its reserved units."""
+    """What one line gives up: a draft's units, then its backorder, then its reserved units."""
 
     line: OrderLine
+    from_pending: int
     from_backordered: int
     from_allocated: int
 
     @property
     def quantity(self) -> int:
-        return self.from_backordered + self.from_allocated
+        return self.from_pending + self.from_backordered + self.from_allocated
 
 
 def _cut(line: OrderLine, quantity: int) -> _Cut:
-    from_backordered = min(quantity, line.quantity_backordered)
-    return _Cut(line, from_backordered, quantity - from_backordered)
+    from_pending = min(quantity, line.quantity_pending)
+    from_backordered = min(quantity - from_pending, line.quantity_backordered)
+    return _Cut(line, from_pending, from_backordered, quantity - from_pending - from_backordered)
 
 
 def _check_request(request: CancelRequest) -> None:
@@ -182,12 +184,14 @@ async def _apply(session: AsyncSession, cut: _Cut, now: dt.datetime) -> None:
             .where(
                 OrderLine.id == line.id,
                 OrderLine.quantity_cancelled == line.quantity_cancelled,
+                OrderLine.quantity_pending == line.quantity_pending,
                 OrderLine.quantity_allocated == line.quantity_allocated,
                 OrderLine.quantity_backordered == line.quantity_backordered,
                 OrderLine.quantity_shipped == line.quantity_shipped,
             )
             .values(
                 quantity_cancelled=OrderLine.quantity_cancelled + cut.quantity,
+                quantity_pending=OrderLine.quantity_pending - cut.from_pending,
                 quantity_backordered=OrderLine.quantity_backordered - cut.from_backordered,
                 quantity_allocated=OrderLine.quantity_allocated - cut.from_allocated,
                 updated_at=now,
@@ -214,7 +218,12 @@ def _line_change(cut: _Cut, released: list[dict[str, Any]]) -> dict[str, Any]:
         ),
         "quantity_allocated": change(line.quantity_allocated, line.quantity_allocated - cut.from_allocated),
         "released": released,
-    }
+    } | (
+        # A draft's units, cancelled before anything was reserved for them.
+        {"quantity_pending": change(line.quantity_pending, line.quantity_pending - cut.from_pending)}
+        if cut.from_pending
+        else {}
+    )
 
 
 async def cancel_order(

@@ -82,9 +82,24 @@ class OrderNotEditableError(ConflictError):
 
     def __init__(self, current: str, editable: Iterable[str]) -> None:
         editable = sorted(editable)
+        hint = "; change a draft with PUT /api/v1/orders/{id}/draft" if current == "draft" else ""
         super().__init__(
-            f"an order that is {current} cannot be edited; only {' or '.join(editable)} orders can",
+            f"an order that is {current} cannot be edited; only {' or '.join(editable)} orders can{hint}",
             extensions={"current_status": current, "editable_statuses": editable},
+        )
+
+
+class OrderNotDraftError(ConflictError):
+    """Only a draft's lines are replaced whole; a placed order changes through an edit."""
+
+    code = "order_not_draft"
+    title = "Order is not a draft"
+
+    def __init__(self, current: str) -> None:
+        super().__init__(
+            f"this order is {current}, not a draft: change it with an edit "
+            "(POST /api/v1/orders/{id}/edits/preview, then /edits)",
+            extensions={"current_status": current},
         )
 
 

@@ -100,7 +100,8 @@ class Order(TenantBase):
 class OrderLine(TenantBase):
     """One SKU on an order and where each unit of it stands.
 
-    The buckets always add up: ordered - cancelled = allocated + backordered + shipped.
+    The buckets always add up: ordered - cancelled = pending + allocated + backordered +
+    shipped, where `pending` holds a draft's units, not reserved until the draft is placed.
     A partial cancellation is a quantity moving between buckets, never a deleted line.
     """
 
@@ -108,13 +109,13 @@ class OrderLine(TenantBase):
     __table_args__ = (
         CheckConstraint("quantity_ordered > 0", name="quantity_ordered_positive"),
         CheckConstraint(
-            "quantity_cancelled >= 0 AND quantity_allocated >= 0 AND quantity_backordered >= 0 "
-            "AND quantity_shipped >= 0 AND quantity_returned >= 0",
+            "quantity_cancelled >= 0 AND quantity_pending >= 0 AND quantity_allocated >= 0 "
+            "AND quantity_backordered >= 0 AND quantity_shipped >= 0 AND quantity_returned >= 0",
             name="buckets_not_negative",
         ),
         CheckConstraint(
             "quantity_ordered - quantity_cancelled "
-            "= quantity_allocated + quantity_backordered + quantity_shipped",
+            "= quantity_pending + quantity_allocated + quantity_backordered + quantity_shipped",
             name="buckets_add_up",
         ),
         CheckConstraint("quantity_returned <= quantity_shipped", name="returned_within_shipped"),
@@ -133,6 +134,8 @@ class OrderLine(TenantBase):
     unit_price_amount: Mapped[int] = mapped_column(BigInteger)
     quantity_ordered: Mapped[int] = mapped_column(Integer)
     quantity_cancelled: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    # A draft's units: not reserved, not backordered, until the draft is placed.
+    quantity_pending: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     quantity_allocated: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     quantity_backordered: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     quantity_shipped: Mapped[int] = mapped_column(Integer, server_default=text("0"))

@@ -97,7 +97,7 @@ async def skus_by_code(session: AsyncSession, codes: Sequence[str]) -> dict[str,
     return {row.sku_code.lower(): Sku(*row) for row in rows}
 
 
-def _priced_lines(
+def priced_lines(
     request: OrderRequest, skus: dict[str, Sku], currency: str, errors: list[FieldError]
 ) -> list[tuple[Sku, int, int]]:
     """(sku, quantity, unit price) per line, with 422s for unknown, inactive or mispriced SKUs."""
@@ -125,7 +125,7 @@ def _priced_lines(
     return priced
 
 
-def _demands(priced: list[tuple[Sku, int, int]]) -> list[Demand]:
+def demands_of(priced: list[tuple[Sku, int, int]]) -> list[Demand]:
     total: dict[uuid.UUID, int] = defaultdict(int)
     by_id = {}
     for sku, quantity, _ in priced:
@@ -137,7 +137,7 @@ def _demands(priced: list[tuple[Sku, int, int]]) -> list[Demand]:
     ]
 
 
-def _spread(
+def spread(
     order_id: uuid.UUID, lines: list[dict[str, Any]], plan: Plan
 ) -> tuple[list[dict[str, Any]], list[tuple[uuid.UUID, Allocation, int]]]:
     """Give each line its share of the SKU's allocations, in line order; the rest is backordered."""
@@ -232,13 +232,13 @@ async def place_order(
     # Without a currency, the order is in the first known SKU's currency.
     known = [skus[line.sku.lower()] for line in request.lines if line.sku.lower() in skus]
     currency = request.currency or (known[0].currency if known else "")
-    priced = _priced_lines(request, skus, currency, errors)
+    priced = priced_lines(request, skus, currency, errors)
     subtotal = sum(price * quantity for _, quantity, price in priced)
     check_total("lines", subtotal, errors)
     raise_if(errors)
     assert customer_id is not None
 
-    demands = sorted(_demands(priced), key=lambda demand: demand.variant_id)
+    demands = sorted(demands_of(priced), key=lambda demand: demand.variant_id)
     plan = plan_reservations(demands, stock)
     written = _Written.of(tenant, request, actor, customer_id, currency, subtotal, priced, plan)
     number, created_at = (await session.execute(_WRITE, written.parameters())).one()
@@ -410,12 +410,14 @@ class _Written:
                 "unit_price_amount": price,
                 "quantity_ordered": quantity,
                 "quantity_cancelled": 0,
+                # Left to the column's default in the write; here for the response built in hand.
+                "quantity_pending": 0,
                 "quantity_shipped": 0,
                 "quantity_returned": 0,
             }
             for number, (sku, quantity, price) in enumerate(priced, start=1)
         ]
-        lines, held = _spread(order_id, lines, plan)
+        lines, held = spread(order_id, lines, plan)
         reservations = [
             {
                 "id": uuid7(),

@@ -39,7 +39,7 @@ class OrderView:
 
 def cancellable(line: OrderLine) -> int:
     """Units of a line that can still be cancelled: all but the shipped ones."""
-    return line.quantity_allocated + line.quantity_backordered
+    return line.quantity_pending + line.quantity_allocated + line.quantity_backordered
 
 
 def order_missing() -> OrderNotFoundError:
