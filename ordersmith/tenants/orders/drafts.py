@@ -33,7 +33,9 @@ from ordersmith.tenants.orders.placement import (
     ORDER_CONFIRMED,
     ORDER_PLACED,
     Sku,
+    placed_entry,
     priced_lines,
+    reservation_rows,
     skus_by_code,
     spread,
 )
@@ -250,18 +252,7 @@ async def place_draft(
                 updated_at=now,
             )
         )
-    reservations = [
-        {
-            "id": uuid7(),
-            "order_id": order_id,
-            "line_id": line_id,
-            "variant_id": allocation.variant_id,
-            "location_id": allocation.location_id,
-            "quantity": quantity,
-            "reason": allocation.reason,
-        }
-        for line_id, allocation, quantity in held
-    ]
+    reservations = reservation_rows(order_id, held)
     if reservations:
         await session.execute(insert(Reservation), reservations)
     confirmed = order.open_hold_count == 0
@@ -277,26 +268,7 @@ async def place_draft(
             updated_at=now,
         )
     )
-    entries = [
-        Entry(
-            "placed",
-            {
-                "status": change(lifecycle.DRAFT, lifecycle.PLACED),
-                "reservations": [
-                    {
-                        "line_id": str(line_id),
-                        "location": allocation.location_code,
-                        "quantity": quantity,
-                        "reason": allocation.reason,
-                    }
-                    for line_id, allocation, quantity in held
-                ],
-                "backordered": {
-                    str(row["id"]): row["quantity_backordered"] for row in rows if row["quantity_backordered"]
-                },
-            },
-        )
-    ]
+    entries = [placed_entry(lifecycle.DRAFT, held, rows)]
     events: list[tuple[str, dict[str, Any]]] = [
         (
             ORDER_PLACED,

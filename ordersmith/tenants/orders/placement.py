@@ -158,6 +158,50 @@ def spread(
     return lines, held
 
 
+def reservation_rows(
+    order_id: uuid.UUID, held: list[tuple[uuid.UUID, Allocation, int]]
+) -> list[dict[str, Any]]:
+    """The `reservations` rows of what `spread` gave each line."""
+    return [
+        {
+            "id": uuid7(),
+            "order_id": order_id,
+            "line_id": line_id,
+            "variant_id": allocation.variant_id,
+            "location_id": allocation.location_id,
+            "quantity": quantity,
+            "reason": allocation.reason,
+        }
+        for line_id, allocation, quantity in held
+    ]
+
+
+def placed_entry(
+    previous: str | None, held: list[tuple[uuid.UUID, Allocation, int]], lines: list[dict[str, Any]]
+) -> Entry:
+    """The timeline entry of a placement: where each line's units are held and why, what is backordered."""
+    return Entry(
+        "placed",
+        {
+            "status": change(previous, lifecycle.PLACED),
+            "reservations": [
+                {
+                    "line_id": str(line_id),
+                    "location": allocation.location_code,
+                    "quantity": quantity,
+                    "reason": allocation.reason,
+                }
+                for line_id, allocation, quantity in held
+            ],
+            "backordered": {
+                str(line["id"]): line["quantity_backordered"]
+                for line in lines
+                if line["quantity_backordered"]
+            },
+        },
+    )
+
+
 def _read_and_lock_statement() -> Select[Any]:
     customer = (
         select(func.coalesce(_CUSTOMERS.c.merged_into_id, _CUSTOMERS.c.id))
@@ -418,45 +462,13 @@ class _Written:
             for number, (sku, quantity, price) in enumerate(priced, start=1)
         ]
         lines, held = spread(order_id, lines, plan)
-        reservations = [
-            {
-                "id": uuid7(),
-                "order_id": order_id,
-                "line_id": line_id,
-                "variant_id": allocation.variant_id,
-                "location_id": allocation.location_id,
-                "quantity": quantity,
-                "reason": allocation.reason,
-            }
-            for line_id, allocation, quantity in held
-        ]
+        reservations = reservation_rows(order_id, held)
         views = [
             ReservationView(line_id, a.location_id, a.location_code, quantity, a.reason)
             for line_id, a, quantity in held
         ]
         hold = None
-        entries = [
-            Entry(
-                "placed",
-                {
-                    "status": change(None, lifecycle.PLACED),
-                    "reservations": [
-                        {
-                            "line_id": str(r.line_id),
-                            "location": r.location_code,
-                            "quantity": r.quantity,
-                            "reason": r.reason,
-                        }
-                        for r in views
-                    ],
-                    "backordered": {
-                        str(line["id"]): line["quantity_backordered"]
-                        for line in lines
-                        if line["quantity_backordered"]
-                    },
-                },
-            )
-        ]
+        entries = [placed_entry(None, held, lines)]
         if request.hold is None:
             entries.append(Entry("confirmed", {"status": change(lifecycle.PLACED, lifecycle.CONFIRMED)}))
         else:
