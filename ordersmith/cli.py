@@ -125,31 +125,33 @@ async def run(host: str, port: int, data_dir: Path | None) -> None:
         results = await migrate_tenants(database, TENANT_SCHEMA)
         _raise_if_failed(results)
         demo = await _ensure_demo_tenant(database, settings)
-        app = create_app(settings, database=database, background=True)
-        server = uvicorn.Server(
-            uvicorn.Config(
-                app,
-                host=host,
-                port=port,
-                loop="none",
-                http="httptools",
-                log_config=None,
-                lifespan="on",
-                # The app reads X-Forwarded-For itself, from TRUSTED_PROXIES only.
-                proxy_headers=False,
-            )
-        )
-        click.echo(
-            f"\nOrdersmith is running at http://{host}:{port}\n"
-            f"  API description: http://{host}:{port}/api/schema\n"
-            f"{demo}"
-            f"  Database: {_database_description(settings)}\n"
-            f"  Broker: {_broker_description(settings)}\n"
-            "Stop with Ctrl-C.\n"
-        )
-        await server.serve()
     finally:
         await database.dispose()
+    # The app opens and closes its own pools in its lifespan: closed before uvicorn
+    # re-raises the Ctrl-C it handled, so a stop never cuts a connection's close short.
+    app = create_app(settings, background=True)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            loop="none",
+            http="httptools",
+            log_config=None,
+            lifespan="on",
+            # The app reads X-Forwarded-For itself, from TRUSTED_PROXIES only.
+            proxy_headers=False,
+        )
+    )
+    click.echo(
+        f"\nOrdersmith is running at http://{host}:{port}\n"
+        f"  API description: http://{host}:{port}/api/schema\n"
+        f"{demo}"
+        f"  Database: {_database_description(settings)}\n"
+        f"  Broker: {_broker_description(settings)}\n"
+        "Stop with Ctrl-C.\n"
+    )
+    await server.serve()
 
 
 def _database_description(settings: Settings) -> str:
