@@ -80,9 +80,13 @@ async def test_a_draft_holds_no_stock_until_it_is_placed_like_a_new_order(
     assert await reserved_matches_reservations(database, store)
     kinds = [entry["kind"] for entry in await timeline_of(store, draft["id"])]
     assert kinds == ["drafted", "placed", "confirmed"]
-    topics = [topic for topic, _ in await events_of(database, draft["id"])]
-    # Placing writes both events in one transaction, in no particular order.
-    assert (topics[0], sorted(topics[1:])) == ("order.drafted", ["order.confirmed", "order.placed"])
+    events = dict(await events_of(database, draft["id"]))
+    assert sorted(events) == ["order.confirmed", "order.drafted", "order.placed"]
+    assert events["order.placed"]["lines"] == [
+        {"sku": "TEE-S", "quantity": 3},
+        {"sku": "TEE-M", "quantity": 1},
+    ]
+    assert events["order.placed"]["total_amount"] == 6000
 
     again = await store.call("POST", f"/api/v1/orders/{draft['id']}/place", 409)
     assert (again["code"], again["current_status"]) == ("invalid_transition", "confirmed")

@@ -240,6 +240,8 @@ async def place_draft(
         for line in view.lines
     ]
     rows, held = spread(order_id, rows, plan)
+    # Read before the updates below: they are copied onto the loaded lines.
+    placed_lines = [{"sku": line.sku_code, "quantity": line.quantity_pending} for line in view.lines]
     now = dt.datetime.now(dt.UTC)
     for line, row in zip(view.lines, rows, strict=True):
         await session.execute(
@@ -278,7 +280,7 @@ async def place_draft(
                 "currency": order.currency,
                 "total_amount": order.total_amount,
                 "channel": order.channel,
-                "lines": [{"sku": line.sku_code, "quantity": line.quantity_pending} for line in view.lines],
+                "lines": placed_lines,
             },
         )
     ]
