@@ -36,6 +36,7 @@ from ordersmith.api import (
     returns,
     sso,
     store,
+    store_credit,
     users,
     webhook_endpoints,
 )
@@ -93,6 +94,7 @@ ROUTES = [
     *payment_webhooks.ROUTES,
     *fulfillment.ROUTES,
     *returns.ROUTES,
+    *store_credit.ROUTES,
     *follow_ups.ROUTES,
     *reports.ROUTES,
     *users.ROUTES,
