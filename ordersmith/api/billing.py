@@ -22,16 +22,18 @@ from ordersmith.billing.metering import last_month_usage, month_of
 from ordersmith.billing.prices import PRICES
 from ordersmith.billing.rating import rate
 from ordersmith.billing.subscriptions import change_plan
+from ordersmith.platform.entitlement_usage import (
+    current_usage,
+    downgrade_excesses,
+    require_known_plan,
+    trial_lacks,
+)
 from ordersmith.platform.entitlements import (
     Entitlements,
     Override,
     access_of,
-    current_usage,
-    downgrade_excesses,
     merge_entitlements,
-    require_known_plan,
     resolve_entitlements,
-    trial_lacks,
 )
 from ordersmith.platform.identity.permissions import Permission
 from ordersmith.platform.identity.principal import Principal

@@ -19,7 +19,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.platform.database import Database, TenantContext
-from ordersmith.platform.entitlements import SOFT_LIMIT_EXCEEDED, bump_revision, require_known_plan
+from ordersmith.platform.entitlement_usage import require_known_plan
+from ordersmith.platform.entitlements import SOFT_LIMIT_EXCEEDED, bump_revision
 from ordersmith.platform.events import Event, consumers
 from ordersmith.platform.identity.audit import SYSTEM, record_audit
 from ordersmith.platform.identity.models import Membership, User

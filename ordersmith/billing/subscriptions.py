@@ -23,9 +23,9 @@ from ordersmith.billing.accounts import ensure_customer
 from ordersmith.billing.catalog import ensure_plan_prices
 from ordersmith.billing.gateway import call, client_for, current_settings
 from ordersmith.billing.rating import price_of
-from ordersmith.platform import entitlements
 from ordersmith.platform.billing_models import BillingAccount
 from ordersmith.platform.database import Database
+from ordersmith.platform.entitlement_usage import check_downgrade
 from ordersmith.platform.errors import NotFoundError
 from ordersmith.platform.identity.audit import Actor, record_audit
 from ordersmith.platform.models import Tenant
@@ -89,7 +89,7 @@ async def change_plan(database: Database, tenant_id: uuid.UUID, plan_code: str, 
     """Move the store to a paid plan: with proration in Stripe, or recorded locally offline."""
     # Refused before anything reaches Stripe: an unknown plan, the trial, or a plan the store
     # outgrew (with what to shed first).
-    await entitlements.check_downgrade(database, tenant_id, plan_code)
+    await check_downgrade(database, tenant_id, plan_code)
     price_of(plan_code)
     async with database.platform_session() as session:
         tenant = await session.get(Tenant, tenant_id)

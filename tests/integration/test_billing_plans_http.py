@@ -12,7 +12,7 @@ from litestar.testing import AsyncTestClient
 from ordersmith.billing.metering import month_of
 from ordersmith.platform.billing_models import UsageHour
 from ordersmith.platform.database import Database
-from ordersmith.platform.entitlements import trial_lacks
+from ordersmith.platform.entitlement_usage import trial_lacks
 from tests.support.http import bearer, sign_up
 from tests.support.members import add_member, audit_trail
 

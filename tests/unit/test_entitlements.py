@@ -8,11 +8,17 @@ import uuid
 import pytest
 
 from ordersmith.billing.lifecycle import trial_notice_due
+from ordersmith.platform.entitlement_usage import (
+    LimitExcess,
+    downgrade_excesses,
+    refuse_downgrade,
+    require_known_plan,
+    trial_lacks,
+)
 from ordersmith.platform.entitlements import (
     PAST_DUE_GRACE,
     DowngradeBlockedError,
     FeatureNotInPlanError,
-    LimitExcess,
     LimitReachedError,
     LimitWarning,
     Override,
@@ -24,12 +30,8 @@ from ordersmith.platform.entitlements import (
     access_of,
     check_feature,
     check_limit,
-    downgrade_excesses,
     merge_entitlements,
-    refuse_downgrade,
-    require_known_plan,
     require_writable,
-    trial_lacks,
 )
 from ordersmith.platform.plans import PLANS, Feature, Limit
 

@@ -12,7 +12,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.platform.database import Database
-from ordersmith.platform.entitlements import check_limit, count_seats, enforce_limit, entitlements_in
+from ordersmith.platform.entitlement_usage import count_seats
+from ordersmith.platform.entitlements import check_limit, enforce_limit, entitlements_in
 from ordersmith.platform.errors import (
     AccountUnverifiedError,
     ConflictError,

@@ -18,7 +18,8 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.platform.database import Database
-from ordersmith.platform.entitlements import count_seats, enforce_limit, entitlements_in
+from ordersmith.platform.entitlement_usage import count_seats
+from ordersmith.platform.entitlements import enforce_limit, entitlements_in
 from ordersmith.platform.errors import (
     ConflictError,
     FieldError,

@@ -17,7 +17,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.platform.database import TenantContext
-from ordersmith.platform.entitlements import Entitlements, count_active_locations, enforce_limit
+from ordersmith.platform.entitlement_usage import count_active_locations
+from ordersmith.platform.entitlements import Entitlements, enforce_limit
 from ordersmith.platform.errors import FieldError, ValidationFailedError
 from ordersmith.platform.events import record_event
 from ordersmith.platform.identity.audit import Actor
