@@ -20,7 +20,6 @@ from ordersmith.api import idempotency
 from ordersmith.api.access import requires
 from ordersmith.api.fulfillment import Shipment
 from ordersmith.api.returns import Return
-from ordersmith.platform.database import TenantContext
 from ordersmith.platform.identity.permissions import Permission
 from ordersmith.platform.identity.principal import Principal
 from ordersmith.platform.pagination import DEFAULT_PAGE_SIZE, PageRequest
@@ -82,11 +81,6 @@ class FollowUpIn(msgspec.Struct, forbid_unknown_fields=True):
     note: str
 
 
-def _tenant(principal: Principal) -> TenantContext:
-    assert principal.tenant is not None
-    return principal.tenant.context
-
-
 @get(
     "/api/v1/orders/{order_id:str}/shipments",
     operation_id="listOrderShipments",
@@ -99,7 +93,7 @@ async def read_order_shipments(
     tenant_session: NamedDependency[AsyncSession],
     order_id: FromPath[str],
 ) -> Shipments:
-    item = await order_follow_up(_tenant(principal), tenant_session, order_id_of(order_id))
+    item = await order_follow_up(principal.tenant_context, tenant_session, order_id_of(order_id))
     return Shipments([Shipment.of(view) for view in item.shipments])
 
 
@@ -120,7 +114,7 @@ async def read_customer_follow_ups(
     """A merged customer's orders are included under the surviving customer."""
     key = customer_id_of(customer_id)
     page = await customer_follow_ups(
-        _tenant(principal), tenant_session, key, PageRequest.parse(limit, cursor)
+        principal.tenant_context, tenant_session, key, PageRequest.parse(limit, cursor)
     )
     return CustomerFollowUps(str(key), [OrderFollowUp.of(item) for item in page.items], page.next_cursor)
 
@@ -143,7 +137,7 @@ async def add_follow_up(
 
     async def create() -> OrderFollowUp:
         item = await log_follow_up(
-            _tenant(principal),
+            principal.tenant_context,
             tenant_session,
             order_id_of(order_id),
             topic=data.topic,

@@ -13,7 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.api import idempotency
 from ordersmith.api.access import requires
-from ordersmith.platform.database import TenantContext
 from ordersmith.platform.identity.permissions import Permission
 from ordersmith.platform.identity.principal import Principal
 from ordersmith.platform.pagination import DEFAULT_PAGE_SIZE, PageRequest
@@ -227,11 +226,6 @@ class RejectionResult(msgspec.Struct):
         )
 
 
-def _tenant(principal: Principal) -> TenantContext:
-    assert principal.tenant is not None
-    return principal.tenant.context
-
-
 def _shipment_request(data: ShipmentCreate) -> ShipmentRequest:
     return ShipmentRequest(
         carrier=data.carrier,
@@ -265,7 +259,7 @@ async def release(
 
     async def run() -> FulfillmentOrders:
         views = await release_to_fulfillment(
-            _tenant(principal), tenant_session, order_id_of(order_id), actor=principal.actor
+            principal.tenant_context, tenant_session, order_id_of(order_id), actor=principal.actor
         )
         return FulfillmentOrders([FulfillmentOrder.of(view) for view in views])
 
@@ -345,7 +339,7 @@ async def add_shipment(
 
     async def create() -> Shipment:
         view = await create_shipment(
-            _tenant(principal),
+            principal.tenant_context,
             tenant_session,
             fulfillment_order_id_of(fulfillment_order_id),
             _shipment_request(data),
@@ -374,7 +368,7 @@ async def reject(
 
     async def run() -> RejectionResult:
         result = await reject_line(
-            _tenant(principal),
+            principal.tenant_context,
             tenant_session,
             fulfillment_order_id_of(fulfillment_order_id),
             RejectRequest(data.line_id, data.quantity, data.reason),
@@ -416,7 +410,7 @@ async def delivered(
 ) -> Shipment:
     """A second call with another date answers 409 `shipment_already_delivered`."""
     view = await mark_delivered(
-        _tenant(principal),
+        principal.tenant_context,
         tenant_session,
         shipment_id_of(shipment_id),
         delivered_at=data.delivered_at if data else None,

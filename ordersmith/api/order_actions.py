@@ -13,7 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ordersmith.api import idempotency
 from ordersmith.api.access import requires
 from ordersmith.api.orders import Hold, Order
-from ordersmith.platform.database import TenantContext
 from ordersmith.platform.identity.permissions import Permission
 from ordersmith.platform.identity.principal import Principal
 from ordersmith.tenants.orders.cancellation import CancelRequest, LineCancel, cancel_order
@@ -63,11 +62,6 @@ class OrderCancel(msgspec.Struct, forbid_unknown_fields=True):
     lines: list[LineCancelIn] | None = None
 
 
-def _tenant(principal: Principal) -> TenantContext:
-    assert principal.tenant is not None
-    return principal.tenant.context
-
-
 @post(
     "/api/v1/orders/{order_id:str}/hold",
     operation_id="holdOrder",
@@ -87,7 +81,7 @@ async def hold_order(
 
     async def create() -> HoldResult:
         result = await place_hold(
-            _tenant(principal), tenant_session, order_id_of(order_id), hold, actor=principal.actor
+            principal.tenant_context, tenant_session, order_id_of(order_id), hold, actor=principal.actor
         )
         return HoldResult.of(result)
 
@@ -111,7 +105,7 @@ async def release_order_hold(
 ) -> HoldResult:
     """Needs the hold's release_role or above; an API key counts as an agent (403 otherwise)."""
     result = await release_hold(
-        _tenant(principal),
+        principal.tenant_context,
         tenant_session,
         order_id_of(order_id),
         hold_id_of(hold_id),
@@ -141,7 +135,7 @@ async def cancel(
 
     async def run() -> Order:
         view = await cancel_order(
-            _tenant(principal),
+            principal.tenant_context,
             tenant_session,
             order_id_of(order_id),
             CancelRequest(data.reason, lines),
@@ -167,7 +161,7 @@ async def complete(
 ) -> Order:
     """409 `order_not_fulfilled` lists what is still to ship; `invalid_transition` from other statuses."""
     view = await complete_order(
-        _tenant(principal), tenant_session, order_id_of(order_id), actor=principal.actor
+        principal.tenant_context, tenant_session, order_id_of(order_id), actor=principal.actor
     )
     return Order.of_view(view)
 
@@ -187,7 +181,7 @@ async def archive(
 ) -> Order:
     """Any other status answers 409 `invalid_transition` with what it may become."""
     view = await archive_order(
-        _tenant(principal), tenant_session, order_id_of(order_id), actor=principal.actor
+        principal.tenant_context, tenant_session, order_id_of(order_id), actor=principal.actor
     )
     return Order.of_view(view)
 

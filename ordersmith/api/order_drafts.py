@@ -13,7 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.api.access import requires
 from ordersmith.api.orders import MAX_ORDER_BODY, Order, OrderCreate, order_request
-from ordersmith.platform.database import TenantContext
 from ordersmith.platform.identity.permissions import Permission
 from ordersmith.platform.identity.principal import Principal
 from ordersmith.tenants.orders.drafts import place_draft, replace_draft
@@ -23,11 +22,6 @@ from ordersmith.tenants.orders.views import order_id_of
 class DraftReplace(OrderCreate, forbid_unknown_fields=True):
     # The version read; a draft changed since then answers 409 `order_changed`.
     expected_version: int | None = None
-
-
-def _tenant(principal: Principal) -> TenantContext:
-    assert principal.tenant is not None
-    return principal.tenant.context
 
 
 @put(
@@ -46,7 +40,7 @@ async def replace(
 ) -> Order:
     """409 `order_not_draft` once placed (edit it instead); the body is an order's, `draft` ignored."""
     view = await replace_draft(
-        _tenant(principal),
+        principal.tenant_context,
         tenant_session,
         order_id_of(order_id),
         order_request(data),
@@ -70,7 +64,9 @@ async def place(
     order_id: FromPath[str],
 ) -> Order:
     """409 `insufficient_stock` names each short SKU, changing nothing; a non-draft: `invalid_transition`."""
-    view = await place_draft(_tenant(principal), tenant_session, order_id_of(order_id), actor=principal.actor)
+    view = await place_draft(
+        principal.tenant_context, tenant_session, order_id_of(order_id), actor=principal.actor
+    )
     return Order.of_view(view)
 
 

@@ -19,7 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.api import idempotency
 from ordersmith.api.access import requires
-from ordersmith.platform.database import TenantContext
 from ordersmith.platform.identity.permissions import Permission
 from ordersmith.platform.identity.principal import Principal
 from ordersmith.tenants.orders.views import order_id_of
@@ -241,11 +240,6 @@ class PaymentSettingsUpdate(msgspec.Struct, forbid_unknown_fields=True):
     stripe_webhook_secret: str | None = None
 
 
-def _tenant(principal: Principal) -> TenantContext:
-    assert principal.tenant is not None
-    return principal.tenant.context
-
-
 @post(
     "/api/v1/orders/{order_id:str}/payments",
     operation_id="createOrderPayment",
@@ -265,7 +259,7 @@ async def add_payment(
 
     async def create() -> PaymentResult:
         change = await create_payment(
-            _tenant(principal), tenant_session, order_id_of(order_id), payment, actor=principal.actor
+            principal.tenant_context, tenant_session, order_id_of(order_id), payment, actor=principal.actor
         )
         return PaymentResult.of(change)
 
@@ -317,7 +311,11 @@ async def capture(
 
     async def run() -> PaymentResult:
         change = await capture_payment(
-            _tenant(principal), tenant_session, payment_id_of(payment_id), body.amount, actor=principal.actor
+            principal.tenant_context,
+            tenant_session,
+            payment_id_of(payment_id),
+            body.amount,
+            actor=principal.actor,
         )
         return PaymentResult.of(change)
 
@@ -341,7 +339,7 @@ async def void(
 
     async def run() -> PaymentResult:
         change = await void_payment(
-            _tenant(principal), tenant_session, payment_id_of(payment_id), actor=principal.actor
+            principal.tenant_context, tenant_session, payment_id_of(payment_id), actor=principal.actor
         )
         return PaymentResult.of(change)
 
@@ -366,7 +364,7 @@ async def refund(
 
     async def run() -> PaymentResult:
         change = await refund_payment(
-            _tenant(principal),
+            principal.tenant_context,
             tenant_session,
             payment_id_of(payment_id),
             data.amount,
@@ -395,7 +393,7 @@ async def retry(
 
     async def run() -> PaymentResult:
         change = await retry_payment(
-            _tenant(principal),
+            principal.tenant_context,
             tenant_session,
             payment_id_of(payment_id),
             actor=principal.actor,
@@ -417,7 +415,7 @@ async def read_payment_settings(
     principal: NamedDependency[Principal], tenant_session: NamedDependency[AsyncSession]
 ) -> PaymentSettingsOut:
     """Secrets are never returned, only whether they are stored."""
-    return PaymentSettingsOut.of(await get_payment_settings(tenant_session), _tenant(principal).slug)
+    return PaymentSettingsOut.of(await get_payment_settings(tenant_session), principal.tenant_context.slug)
 
 
 @put(
@@ -437,9 +435,9 @@ async def change_payment_settings(
         data.enabled_providers, data.capture_policy, data.stripe_secret_key, data.stripe_webhook_secret
     )
     settings = await update_payment_settings(
-        _tenant(principal), tenant_session, update, actor=principal.actor
+        principal.tenant_context, tenant_session, update, actor=principal.actor
     )
-    return PaymentSettingsOut.of(settings, _tenant(principal).slug)
+    return PaymentSettingsOut.of(settings, principal.tenant_context.slug)
 
 
 ROUTES = [

@@ -234,11 +234,6 @@ class ExchangeIn(msgspec.Struct, forbid_unknown_fields=True):
     tags: list[str] = msgspec.field(default_factory=list)
 
 
-def _tenant(principal: Principal) -> TenantContext:
-    assert principal.tenant is not None
-    return principal.tenant.context
-
-
 class _Resolve(Protocol):
     async def __call__(
         self,
@@ -264,7 +259,7 @@ async def _resolve(
 
     async def create() -> Return:
         view = await resolve(
-            _tenant(principal),
+            principal.tenant_context,
             tenant_session,
             return_id_of(return_id),
             amount=data.amount,
@@ -299,7 +294,7 @@ async def add_return(
 
     async def create() -> Return:
         view = await request_return(
-            _tenant(principal), tenant_session, order_id_of(order_id), body, actor=principal.actor
+            principal.tenant_context, tenant_session, order_id_of(order_id), body, actor=principal.actor
         )
         return Return.of(view)
 
@@ -353,7 +348,7 @@ async def approve(
 ) -> Return:
     """Any other status answers 409 `invalid_transition` with what may follow it."""
     view = await approve_return(
-        _tenant(principal), tenant_session, return_id_of(return_id), actor=principal.actor
+        principal.tenant_context, tenant_session, return_id_of(return_id), actor=principal.actor
     )
     return Return.of(view)
 
@@ -375,7 +370,11 @@ async def decline(
 ) -> Return:
     """Its units can be asked back again on another return."""
     view = await decline_return(
-        _tenant(principal), tenant_session, return_id_of(return_id), reason=data.reason, actor=principal.actor
+        principal.tenant_context,
+        tenant_session,
+        return_id_of(return_id),
+        reason=data.reason,
+        actor=principal.actor,
     )
     return Return.of(view)
 
@@ -397,7 +396,7 @@ async def in_transit(
 ) -> Return:
     body = data or InTransitIn()
     view = await mark_in_transit(
-        _tenant(principal),
+        principal.tenant_context,
         tenant_session,
         return_id_of(return_id),
         carrier=body.carrier,
@@ -425,7 +424,7 @@ async def receive(
 ) -> Return:
     """Receiving twice answers 409 `invalid_transition`: stock is never restocked twice."""
     view = await receive_return(
-        _tenant(principal),
+        principal.tenant_context,
         tenant_session,
         return_id_of(return_id),
         [
@@ -452,7 +451,7 @@ async def close(
     return_id: FromPath[str],
 ) -> Return:
     view = await close_return(
-        _tenant(principal), tenant_session, return_id_of(return_id), actor=principal.actor
+        principal.tenant_context, tenant_session, return_id_of(return_id), actor=principal.actor
     )
     return Return.of(view)
 
@@ -519,7 +518,7 @@ async def exchange(
 
     async def create() -> Return:
         view = await exchange_return(
-            _tenant(principal), tenant_session, return_id_of(return_id), body, actor=principal.actor
+            principal.tenant_context, tenant_session, return_id_of(return_id), body, actor=principal.actor
         )
         return Return.of(view)
 

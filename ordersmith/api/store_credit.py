@@ -16,7 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.api import idempotency
 from ordersmith.api.access import requires
-from ordersmith.platform.database import TenantContext
 from ordersmith.platform.identity.permissions import Permission
 from ordersmith.platform.identity.principal import Principal
 from ordersmith.tenants.customers.service import customer_id_of
@@ -66,11 +65,6 @@ class StoreCreditSpend(msgspec.Struct, forbid_unknown_fields=True):
     order_id: str | None = None
 
 
-def _tenant(principal: Principal) -> TenantContext:
-    assert principal.tenant is not None
-    return principal.tenant.context
-
-
 def _credit(result: store_credit.StoreCredit) -> StoreCredit:
     return StoreCredit(
         str(result.customer_id), result.balances, [StoreCreditEntryOut.of(entry) for entry in result.entries]
@@ -89,7 +83,9 @@ async def read_store_credit(
     tenant_session: NamedDependency[AsyncSession],
     customer_id: FromPath[str],
 ) -> StoreCredit:
-    result = await store_credit.store_credit(_tenant(principal), tenant_session, customer_id_of(customer_id))
+    result = await store_credit.store_credit(
+        principal.tenant_context, tenant_session, customer_id_of(customer_id)
+    )
     return _credit(result)
 
 
@@ -109,7 +105,7 @@ async def spend_store_credit(
 ) -> Response[Any]:
     """409 `store_credit_insufficient` gives the balance; an `Idempotency-Key` makes a retry safe."""
     check_amount(data.amount)
-    tenant = _tenant(principal)
+    tenant = principal.tenant_context
 
     async def create() -> StoreCredit:
         order_id = None

@@ -20,7 +20,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ordersmith.api import idempotency
 from ordersmith.api.access import requires
 from ordersmith.api.entitlements import requires_feature
-from ordersmith.platform.database import TenantContext
 from ordersmith.platform.identity.permissions import Permission
 from ordersmith.platform.identity.principal import Principal
 from ordersmith.platform.pagination import DEFAULT_PAGE_SIZE, PageRequest
@@ -154,11 +153,6 @@ class WebhookDeliveryList(msgspec.Struct):
     next_cursor: str | None
 
 
-def _tenant(principal: Principal) -> TenantContext:
-    assert principal.tenant is not None
-    return principal.tenant.context
-
-
 def _given(data: msgspec.Struct) -> dict[str, Any]:
     return {key: value for key, value in msgspec.structs.asdict(data).items() if value is not msgspec.UNSET}
 
@@ -181,7 +175,7 @@ async def add_webhook_endpoint(
 
     async def create() -> WebhookEndpointWithSecret:
         created = await endpoints.create_endpoint(
-            _tenant(principal),
+            principal.tenant_context,
             tenant_session,
             url=data.url,
             topics=data.topics,
@@ -209,7 +203,7 @@ async def read_webhook_endpoints(
 ) -> WebhookEndpointList:
     """Endpoints with their topics and secret hint, never the secret."""
     page = await endpoints.list_endpoints(
-        _tenant(principal), tenant_session, PageRequest.parse(limit, cursor)
+        principal.tenant_context, tenant_session, PageRequest.parse(limit, cursor)
     )
     return WebhookEndpointList([WebhookEndpoint.of(row) for row in page.items], page.next_cursor)
 
@@ -228,7 +222,7 @@ async def read_webhook_endpoint(
     endpoint_id: FromPath[str],
 ) -> WebhookEndpoint:
     """The endpoint, without its secret."""
-    row = await endpoints.get_endpoint(_tenant(principal), tenant_session, endpoint_id_of(endpoint_id))
+    row = await endpoints.get_endpoint(principal.tenant_context, tenant_session, endpoint_id_of(endpoint_id))
     return WebhookEndpoint.of(row)
 
 
@@ -248,7 +242,7 @@ async def change_webhook_endpoint(
 ) -> WebhookEndpoint:
     """Fields left out stay; an inactive endpoint gets no new deliveries and its pending ones wait."""
     row = await endpoints.update_endpoint(
-        _tenant(principal), tenant_session, endpoint_id_of(endpoint_id), _given(data)
+        principal.tenant_context, tenant_session, endpoint_id_of(endpoint_id), _given(data)
     )
     return WebhookEndpoint.of(row)
 
@@ -268,7 +262,7 @@ async def remove_webhook_endpoint(
     endpoint_id: FromPath[str],
 ) -> None:
     """What it was still owed is dropped; switch it off instead to keep it."""
-    await endpoints.delete_endpoint(_tenant(principal), tenant_session, endpoint_id_of(endpoint_id))
+    await endpoints.delete_endpoint(principal.tenant_context, tenant_session, endpoint_id_of(endpoint_id))
 
 
 @post(
@@ -286,7 +280,9 @@ async def rotate_webhook_endpoint_secret(
     endpoint_id: FromPath[str],
 ) -> WebhookEndpointWithSecret:
     """Every send from now on is signed with the new secret; the old one stops at once."""
-    created = await endpoints.rotate_secret(_tenant(principal), tenant_session, endpoint_id_of(endpoint_id))
+    created = await endpoints.rotate_secret(
+        principal.tenant_context, tenant_session, endpoint_id_of(endpoint_id)
+    )
     return WebhookEndpointWithSecret.of(created)
 
 
@@ -308,7 +304,7 @@ async def read_webhook_deliveries(
 ) -> WebhookDeliveryList:
     """Newest first; ?status=pending|succeeded|failed keeps one status."""
     page = await list_deliveries(
-        _tenant(principal),
+        principal.tenant_context,
         tenant_session,
         endpoint_id_of(endpoint_id),
         PageRequest.parse(limit, cursor),
@@ -330,7 +326,7 @@ async def replay_webhook_delivery(
     state: State, principal: NamedDependency[Principal], delivery_id: FromPath[str]
 ) -> WebhookDelivery:
     """Sent before answering, with no transaction open during the POST; the answer shows the outcome."""
-    view = await sending.replay(state.database, _tenant(principal), delivery_id_of(delivery_id))
+    view = await sending.replay(state.database, principal.tenant_context, delivery_id_of(delivery_id))
     return WebhookDelivery.of(view)
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import bindparam, select, update
 
-from ordersmith.platform.database import Database
+from ordersmith.platform.database import Database, TenantContext
 from ordersmith.platform.errors import UnauthenticatedError
 from ordersmith.platform.identity.audit import Actor
 from ordersmith.platform.identity.models import ApiKey, Membership, StaffAccount
@@ -35,6 +35,12 @@ class Principal:
     via_cookie: bool = False
     token_id: str | None = None
     client_address: str | None = None
+
+    @property
+    def tenant_context(self) -> TenantContext:
+        """The store this principal acts in, for a tenant transaction (store routes only)."""
+        assert self.tenant is not None, "a store route's principal always has a store"
+        return self.tenant.context
 
     @property
     def actor(self) -> Actor:
