@@ -10,6 +10,7 @@ from litestar import Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.platform import idempotency
+from ordersmith.platform.database import Driver, driver_of
 from ordersmith.platform.identity.principal import Principal
 
 HEADER = "Idempotency-Key"
@@ -19,23 +20,31 @@ REPLAYED_HEADER = "Idempotent-Replayed"
 async def once(
     request: Request[Any, Any, Any],
     principal: Principal,
-    session: AsyncSession,
+    transaction: AsyncSession | Driver,
     body: msgspec.Struct,
     create: Callable[[], Awaitable[msgspec.Struct]],
     *,
     status_code: int = 201,
 ) -> Response[Any]:
-    """Run `create` unless the caller's key already ran it; either way, the first response."""
+    """Run `create` unless the caller's key already ran it; either way, the first response.
+
+    `transaction` is the request's tenant transaction: a session, or the bare driver
+    connection of one (order placement).
+    """
     key = request.headers.get(HEADER)
     if key is None:
         return Response(await create(), status_code=status_code)
+    tenant = principal.tenant_context
+    connection = await driver_of(transaction) if isinstance(transaction, AsyncSession) else transaction
     scope = f"{principal.kind}:{principal.id}"
     print_ = idempotency.fingerprint(
         request.method, request.url.path, msgspec.json.encode(body, order="sorted")
     )
-    stored = await idempotency.claim(session, scope=scope, key=key, print_=print_)
+    stored = await idempotency.claim(tenant, connection, scope=scope, key=key, print_=print_)
     if stored is not None:
         return Response(stored.body, status_code=stored.status_code, headers={REPLAYED_HEADER: "true"})
     created = msgspec.to_builtins(await create())
-    await idempotency.remember(session, scope=scope, key=key, status_code=status_code, body=created)
+    await idempotency.remember(
+        tenant, connection, scope=scope, key=key, status_code=status_code, body=created
+    )
     return Response(created, status_code=status_code)

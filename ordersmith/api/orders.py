@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.api import idempotency
 from ordersmith.api.access import requires
+from ordersmith.platform.database import Database
 from ordersmith.platform.errors import FieldError, ValidationFailedError
 from ordersmith.platform.identity.permissions import Permission
 from ordersmith.platform.identity.principal import Principal
@@ -22,7 +23,7 @@ from ordersmith.tenants.orders import timeline
 from ordersmith.tenants.orders.drafts import create_draft
 from ordersmith.tenants.orders.models import Order as OrderRow
 from ordersmith.tenants.orders.models import OrderEvent, OrderHold, OrderLine
-from ordersmith.tenants.orders.placement import place_order
+from ordersmith.tenants.orders.placement import place as place_order_on
 from ordersmith.tenants.orders.queries import OrderFilter, get_order, list_orders
 from ordersmith.tenants.orders.rules import HoldRequest, LineRequest, OrderRequest
 from ordersmith.tenants.orders.views import OrderView, ReservationView, order_id_of, order_row
@@ -289,19 +290,27 @@ def order_request(data: OrderCreate) -> OrderRequest:
 async def add_order(
     request: Request[Any, Any, Any],
     principal: NamedDependency[Principal],
-    tenant_session: NamedDependency[AsyncSession],
     data: JSONBody[OrderCreate],
 ) -> Response[Any]:
     """409 `insufficient_stock` names each short SKU; an `Idempotency-Key` makes retries safe."""
-    assert principal.tenant is not None
-    tenant = principal.tenant.context
+    tenant = principal.tenant_context
+    database: Database = request.app.state.database
+    order = order_request(data)
+    if data.draft:
+        async with database.tenant_session(tenant) as session:
 
-    async def create() -> Order:
-        write = create_draft if data.draft else place_order
-        view = await write(tenant, tenant_session, order_request(data), actor=principal.actor)
-        return Order.of_view(view)
+            async def write_draft() -> Order:
+                view = await create_draft(tenant, session, order, actor=principal.actor)
+                return Order.of_view(view)
 
-    return await idempotency.once(request, principal, tenant_session, data, create)
+            return await idempotency.once(request, principal, session, data, write_draft)
+    # Placement is the hot path: its transaction runs on the driver connection (ADR 0010).
+    async with database.tenant_driver(tenant) as connection:
+
+        async def place() -> Order:
+            return Order.of_view(await place_order_on(tenant, connection, order, actor=principal.actor))
+
+        return await idempotency.once(request, principal, connection, data, place)
 
 
 @get(

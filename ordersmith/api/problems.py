@@ -12,6 +12,7 @@ import logging
 import re
 from typing import Any
 
+import asyncpg
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVICE_UNAVAILABLE
@@ -119,8 +120,12 @@ def internal_error_handler(request: Request[Any, Any, Any], error: Exception) ->
     )
 
 
-def sqlstate_of(error: DBAPIError) -> str | None:
+def sqlstate_of(error: DBAPIError | asyncpg.PostgresError) -> str | None:
     """The PostgreSQL error code behind a driver error, wherever the driver put it."""
+    if isinstance(error, asyncpg.PostgresError):
+        # Raised on the driver connection itself (placement, ADR 0010).
+        sqlstate: str | None = error.sqlstate
+        return sqlstate
     # SQLAlchemy's asyncpg adapter copies it onto its error; the asyncpg error is the cause.
     for candidate in (error.orig, getattr(error.orig, "__cause__", None)):
         code = getattr(candidate, "sqlstate", None)
@@ -129,7 +134,9 @@ def sqlstate_of(error: DBAPIError) -> str | None:
     return None
 
 
-def database_error_handler(request: Request[Any, Any, Any], error: DBAPIError) -> Response[dict[str, Any]]:
+def database_error_handler(
+    request: Request[Any, Any, Any], error: DBAPIError | asyncpg.PostgresError
+) -> Response[dict[str, Any]]:
     """A lost lock race is a 503 `busy` with Retry-After; any other database error is a 500."""
     sqlstate = sqlstate_of(error)
     if sqlstate not in BUSY_SQLSTATES:
@@ -150,6 +157,7 @@ def database_error_handler(request: Request[Any, Any, Any], error: DBAPIError) -
 EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     OrdersmithError: domain_error_handler,
     DBAPIError: database_error_handler,
+    asyncpg.PostgresError: database_error_handler,
     ValidationException: validation_error_handler,
     HTTPException: http_error_handler,
     Exception: internal_error_handler,

@@ -13,7 +13,9 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any, TypeAlias
 
+import asyncpg
 from sqlalchemy import MetaData, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
@@ -38,6 +40,34 @@ NAMING_CONVENTION = {
 # until the transaction ends; the role is what keeps tenants apart: PostgreSQL refuses
 # another tenant's schema to it, whatever the search_path says.
 _ENTER_TENANT = text("SELECT set_config('role', :role, true), set_config('search_path', :schema, true)")
+
+# The driver connection under a pooled SQLAlchemy connection (asyncpg's own).
+Driver: TypeAlias = asyncpg.Connection
+# Prepared statements asyncpg keeps per connection (LRU), and how long an unused one
+# lives. The hot statements are per tenant schema (driver_sql.py): this holds them for
+# a few hundred busy tenants, and a quiet tenant's plans are freed after five minutes.
+DRIVER_STATEMENT_CACHE = 1024
+DRIVER_STATEMENT_LIFETIME_S = 300
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _enter_tenant_script(tenant: TenantContext) -> str:
+    """BEGIN and the tenant's role and search_path, as one simple query (one round trip).
+
+    Generic plans: a tenant transaction on the driver runs the same few statements over
+    and over, and their custom plans would be no better. Those statements find rows by
+    key; planned without their parameters, from a small store's statistics, they would
+    scan and hash whole tables, so scans and hash or merge joins are ruled out (ADR 0010).
+    """
+    return (
+        f"BEGIN; SET LOCAL ROLE {_quote(tenant.db_role)}; "
+        f"SET LOCAL search_path TO {_quote(tenant.schema_name)}; "
+        "SET LOCAL plan_cache_mode TO force_generic_plan; SET LOCAL enable_seqscan TO off; "
+        "SET LOCAL enable_hashjoin TO off; SET LOCAL enable_mergejoin TO off"
+    )
 
 
 def make_metadata(schema: str | None) -> MetaData:
@@ -113,6 +143,8 @@ class Database:
             pool_pre_ping=False,
             connect_args={
                 "server_settings": server_settings,
+                "statement_cache_size": DRIVER_STATEMENT_CACHE,
+                "max_cached_statement_lifetime": DRIVER_STATEMENT_LIFETIME_S,
                 # Tenant SQL is the same text for every tenant: the statements of all
                 # rooms fit, with room to spare.
                 "prepared_statement_cache_size": 1000,
@@ -161,10 +193,53 @@ class Database:
             yield session
 
     @asynccontextmanager
+    async def platform_driver(self) -> AsyncIterator[Driver]:
+        """A pooled runtime connection's asyncpg connection, outside any transaction.
+
+        For single platform reads on every request (the caller's API key): each statement
+        is one round trip, with no SQLAlchemy session around it.
+        """
+        async with self.runtime.connect() as connection:
+            raw: Any = await connection.get_raw_connection()
+            yield raw.driver_connection
+
+    @asynccontextmanager
+    async def tenant_driver(self, tenant: TenantContext) -> AsyncIterator[Driver]:
+        """A tenant transaction on the bare asyncpg connection, for the hottest path (ADR 0010).
+
+        The same guarantees as `tenant_session` (the tenant's role, commit on success,
+        rollback otherwise) in two round trips of overhead instead of three, and without
+        SQLAlchemy's session. A connection whose rollback fails is dropped, not pooled.
+        """
+        async with self.runtime.connect() as connection:
+            raw: Any = await connection.get_raw_connection()
+            driver: Driver = raw.driver_connection
+            try:
+                await driver.execute(_enter_tenant_script(tenant))
+                yield driver
+                await driver.execute("COMMIT")
+            except BaseException:
+                # After a failed COMMIT there is nothing left to roll back; PostgreSQL only warns.
+                try:
+                    await driver.execute("ROLLBACK")
+                except BaseException:
+                    await connection.invalidate()
+                raise
+
+    @asynccontextmanager
     async def owner_connection(self) -> AsyncIterator[AsyncConnection]:
         """A transaction as the schema owner, for migrations and provisioning."""
         async with self.owner.begin() as connection:
             yield connection
+
+
+async def driver_of(session: AsyncSession) -> Driver:
+    """The asyncpg connection under a session's transaction (already begun), for driver_sql statements."""
+    connection = await session.connection()
+    # The adapter opens its transaction lazily; a tenant session's first statement opened it.
+    raw: Any = await connection.get_raw_connection()
+    driver: Driver = raw.driver_connection
+    return driver
 
 
 async def run_script(connection: AsyncConnection, script: str) -> None:

@@ -17,10 +17,12 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Table, bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ordersmith.platform.database import Driver, TenantContext
+from ordersmith.platform.driver_sql import DriverStatement
 from ordersmith.platform.errors import ConflictError, FieldError, ValidationFailedError
 from ordersmith.platform.tenant_tables import TenantIdempotencyKey
 
@@ -56,41 +58,54 @@ def check_key(key: str) -> None:
         )
 
 
-async def claim(session: AsyncSession, *, scope: str, key: str, print_: str) -> StoredResponse | None:
+_KEYS: Table = TenantIdempotencyKey.__table__  # type: ignore[assignment]
+_SCOPE, _KEY = bindparam("scope", type_=_KEYS.c.scope.type), bindparam("key", type_=_KEYS.c.key.type)
+# Placement uses keys on its hot path, so these run on the driver connection (driver_sql.py).
+_CLAIM = DriverStatement(
+    pg_insert(_KEYS)
+    .values(scope=_SCOPE, key=_KEY, fingerprint=bindparam("fingerprint", type_=_KEYS.c.fingerprint.type))
+    .on_conflict_do_nothing(index_elements=["scope", "key"])
+    .returning(_KEYS.c.key)
+)
+_EARLIER = DriverStatement(
+    select(_KEYS.c.fingerprint, _KEYS.c.status_code, _KEYS.c.response).where(
+        _KEYS.c.scope == _SCOPE, _KEYS.c.key == _KEY
+    )
+)
+_REMEMBER = DriverStatement(
+    update(_KEYS)
+    .where(_KEYS.c.scope == _SCOPE, _KEYS.c.key == _KEY)
+    .values(
+        status_code=bindparam("status_code", type_=_KEYS.c.status_code.type),
+        response=bindparam("response", type_=_KEYS.c.response.type),
+    )
+)
+
+
+async def claim(
+    tenant: TenantContext, connection: Driver, *, scope: str, key: str, print_: str
+) -> StoredResponse | None:
     """Claim the key for this transaction; the earlier response if it was already used."""
     check_key(key)
-    claimed = await session.scalar(
-        pg_insert(TenantIdempotencyKey)
-        .values(scope=scope, key=key, fingerprint=print_)
-        .on_conflict_do_nothing(index_elements=["scope", "key"])
-        .returning(TenantIdempotencyKey.key)
-    )
+    schema = tenant.schema_name
+    claimed = await _CLAIM.fetchrow(connection, schema, {"scope": scope, "key": key, "fingerprint": print_})
     if claimed is not None:
         return None
-    earlier = (
-        await session.execute(
-            select(
-                TenantIdempotencyKey.fingerprint,
-                TenantIdempotencyKey.status_code,
-                TenantIdempotencyKey.response,
-            ).where(TenantIdempotencyKey.scope == scope, TenantIdempotencyKey.key == key)
-        )
-    ).one()
-    if earlier.fingerprint != print_:
+    earlier = await _EARLIER.fetchrow(connection, schema, {"scope": scope, "key": key})
+    if earlier["fingerprint"] != print_:
         raise IdempotencyKeyReusedError(
             "this Idempotency-Key was already used with a different request; "
             "use a new key for a new request, or resend exactly the first request"
         )
-    return StoredResponse(earlier.status_code, earlier.response)
+    return StoredResponse(earlier["status_code"], earlier["response"])
 
 
-async def remember(session: AsyncSession, *, scope: str, key: str, status_code: int, body: Any) -> None:
+async def remember(
+    tenant: TenantContext, connection: Driver, *, scope: str, key: str, status_code: int, body: Any
+) -> None:
     """Store the response of the request that claimed the key, in its transaction."""
-    await session.execute(
-        update(TenantIdempotencyKey)
-        .where(TenantIdempotencyKey.scope == scope, TenantIdempotencyKey.key == key)
-        .values(status_code=status_code, response=body)
-    )
+    parameters = {"scope": scope, "key": key, "status_code": status_code, "response": body}
+    await _REMEMBER.execute(connection, tenant.schema_name, parameters)
 
 
 async def purge(session: AsyncSession, *, older_than: dt.timedelta = RETENTION) -> int:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
 
 from sqlalchemy import bindparam, select, update
 
 from ordersmith.platform.database import Database, TenantContext
+from ordersmith.platform.driver_sql import DriverStatement
 from ordersmith.platform.errors import UnauthenticatedError
 from ordersmith.platform.identity.audit import Actor
 from ordersmith.platform.identity.models import ApiKey, Membership, StaffAccount
@@ -21,6 +24,9 @@ from ordersmith.platform.tenancy import TenantRecord, record_of, require_active
 API_KEY_PREFIX = "osk"
 # last_used_at is written at most once a minute per key, not on every request.
 LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
+_RECORD_FIELDS = [field.name for field in fields(TenantRecord)]
+# The registry's columns of a TenantRecord; the placement gives the rest.
+_TENANT_FIELDS = [name for name in _RECORD_FIELDS if name not in ("cluster", "database_name")]
 
 
 @dataclass(frozen=True)
@@ -58,16 +64,36 @@ _MEMBER = (
     .join(TenantPlacement, TenantPlacement.tenant_id == Tenant.id)
     .where(Membership.tenant_id == bindparam("tenant_id"), Membership.user_id == bindparam("user_id"))
 )
-_API_KEY = (
-    select(ApiKey, Membership, Tenant, TenantPlacement)
+_TENANT_COLUMNS = [
+    *(Tenant.__table__.c[name] for name in _TENANT_FIELDS),
+    TenantPlacement.cluster,
+    TenantPlacement.database_name,
+]
+# Every API request runs this, on the driver connection (ADR 0010): plain columns, no ORM loading.
+_API_KEY = DriverStatement(
+    select(
+        ApiKey.id.label("key_id"),
+        ApiKey.secret_hash,
+        ApiKey.scopes,
+        ApiKey.created_by,
+        ApiKey.last_used_at,
+        ApiKey.revoked_at,
+        Membership.status.label("creator_status"),
+        Membership.role.label("creator_role"),
+        *_TENANT_COLUMNS,
+    )
     .outerjoin(
         Membership,
         (Membership.tenant_id == ApiKey.tenant_id) & (Membership.user_id == ApiKey.created_by),
     )
     .join(Tenant, Tenant.id == ApiKey.tenant_id)
     .join(TenantPlacement, TenantPlacement.tenant_id == Tenant.id)
-    .where(ApiKey.prefix == bindparam("prefix"))
+    .where(ApiKey.prefix == bindparam("prefix", type_=ApiKey.prefix.type))
 )
+
+
+def _record_of_row(row: Mapping[str, Any]) -> TenantRecord:
+    return TenantRecord(**{name: row[name] for name in _RECORD_FIELDS})
 
 
 def _unauthenticated(reason: str) -> UnauthenticatedError:
@@ -120,28 +146,30 @@ async def principal_from_api_key(database: Database, key: str, *, client_address
     prefix, _ = parsed
     now = dt.datetime.now(dt.UTC)
     # One round trip: the key, its creator's membership and the tenant.
-    async with database.platform_reader() as session:
-        row = (await session.execute(_API_KEY, {"prefix": prefix})).one_or_none()
-    if row is None or not hmac.compare_digest(row[0].secret_hash, secret_hash(key)):
+    async with database.platform_driver() as connection:
+        row = await _API_KEY.fetchrow(connection, None, {"prefix": prefix})
+    if row is None or not hmac.compare_digest(row["secret_hash"], secret_hash(key)):
         raise _unauthenticated("the API key is not valid")
-    record, creator, tenant, placement = row
-    if record.revoked_at is not None:
+    if row["revoked_at"] is not None:
         raise _unauthenticated("the API key was revoked")
-    permissions = frozenset(record.scopes)
-    if record.created_by is not None:
+    scopes: list[str] = row["scopes"]
+    permissions = frozenset(scopes)
+    if row["created_by"] is not None:
         # Deactivating or demoting the creator revokes or narrows their keys; this check
         # holds even for a key that slipped past that (created while the change ran).
-        if creator is None or creator.status != "active":
+        if row["creator_status"] != "active":
             raise _unauthenticated("the person who created this API key no longer has access to this store")
-        allowed = permissions_of(creator.role)
-        permissions = frozenset(scope for scope in record.scopes if scope in allowed)
-    active = require_active(record_of(tenant, placement))
-    if record.last_used_at is None or now - record.last_used_at > LAST_USED_RESOLUTION:
+        allowed = permissions_of(row["creator_role"])
+        permissions = frozenset(scope for scope in scopes if scope in allowed)
+    key_id: uuid.UUID = row["key_id"]
+    active = require_active(_record_of_row(row))
+    last_used_at: dt.datetime | None = row["last_used_at"]
+    if last_used_at is None or now - last_used_at > LAST_USED_RESOLUTION:
         async with database.platform_session() as session:
-            await session.execute(update(ApiKey).where(ApiKey.id == record.id).values(last_used_at=now))
+            await session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now))
     return Principal(
         kind="api_key",
-        id=record.id,
+        id=key_id,
         tenant=active,
         role=None,
         permissions=permissions,

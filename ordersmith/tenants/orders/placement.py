@@ -22,21 +22,22 @@ import uuid
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import CTE, Select, Table, any_, bindparam, column, func, insert, select, true, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import class_mapper
 from sqlalchemy.sql.selectable import TableValuedAlias
 
-from ordersmith.platform.database import TenantContext
+from ordersmith.platform.database import Driver, TenantContext, driver_of
+from ordersmith.platform.driver_sql import DriverStatement
 from ordersmith.platform.errors import FieldError
 from ordersmith.platform.identity.audit import Actor
 from ordersmith.platform.ids import uuid7
 from ordersmith.platform.models import OutboxEvent
 from ordersmith.tenants.catalog.models import Variant
 from ordersmith.tenants.customers.models import Customer
-from ordersmith.tenants.customers.service import live_customer_id
 from ordersmith.tenants.inventory.models import Location, Reservation, StockLevel
 from ordersmith.tenants.inventory.reservations import Allocation, Demand, Plan, StockRow, plan_reservations
 from ordersmith.tenants.orders import lifecycle
@@ -44,6 +45,8 @@ from ordersmith.tenants.orders.models import Order, OrderEvent, OrderHold, Order
 from ordersmith.tenants.orders.rules import OrderRequest, check_order, check_total, clean_tags, raise_if
 from ordersmith.tenants.orders.timeline import Entry, change, entry_rows, is_touch
 from ordersmith.tenants.orders.views import OrderView, ReservationView
+
+_Model = TypeVar("_Model")
 
 ORDER_PLACED = "order.placed"
 ORDER_CONFIRMED = "order.confirmed"
@@ -80,20 +83,32 @@ class Sku:
     allow_backorder: bool
 
 
+# The SKUs whose lower-case codes are in `codes`.
+_SKUS_BY_CODE = select(
+    _VARIANTS.c.id,
+    _VARIANTS.c.sku_code,
+    _VARIANTS.c.name,
+    _VARIANTS.c.price_amount,
+    _VARIANTS.c.currency,
+    _VARIANTS.c.is_active,
+    _VARIANTS.c.allow_backorder,
+).where(func.lower(_VARIANTS.c.sku_code) == any_(bindparam("codes", type_=ARRAY(_VARIANTS.c.sku_code.type))))
+_SKUS_BY_CODE_ON_DRIVER = DriverStatement(_SKUS_BY_CODE)
+# The live customer an id is (or was merged into).
+_LIVE_CUSTOMER = DriverStatement(
+    select(func.coalesce(_CUSTOMERS.c.merged_into_id, _CUSTOMERS.c.id)).where(
+        _CUSTOMERS.c.id == bindparam("customer_id", type_=_CUSTOMERS.c.id.type)
+    )
+)
+
+
+def _lowered(codes: Sequence[str]) -> list[str]:
+    return sorted({code.lower() for code in codes})
+
+
 async def skus_by_code(session: AsyncSession, codes: Sequence[str]) -> dict[str, Sku]:
     """The SKUs with these codes, matched case-insensitively, keyed by lower-case code."""
-    lowered = sorted({code.lower() for code in codes})
-    rows = await session.execute(
-        select(
-            Variant.id,
-            Variant.sku_code,
-            Variant.name,
-            Variant.price_amount,
-            Variant.currency,
-            Variant.is_active,
-            Variant.allow_backorder,
-        ).where(func.lower(Variant.sku_code).in_(lowered))
-    )
+    rows = await session.execute(_SKUS_BY_CODE, {"codes": _lowered(codes)})
     return {row.sku_code.lower(): Sku(*row) for row in rows}
 
 
@@ -209,6 +224,11 @@ def _read_and_lock_statement() -> Select[Any]:
         .scalar_subquery()
     )
     codes = bindparam("codes", type_=ARRAY(_VARIANTS.c.sku_code.type))
+    wanted = (
+        func.unnest(codes)
+        .table_valued(column("code", _VARIANTS.c.sku_code.type), name="wanted")
+        .render_derived()
+    )
     return (
         select(
             _VARIANTS.c.id,
@@ -224,20 +244,25 @@ def _read_and_lock_statement() -> Select[Any]:
             _STOCK.c.on_hand - _STOCK.c.reserved - _STOCK.c.safety_stock,
             customer,
         )
-        .join(_STOCK, _STOCK.c.variant_id == _VARIANTS.c.id)
-        .join(_LOCATIONS, (_LOCATIONS.c.id == _STOCK.c.location_id) & _LOCATIONS.c.is_active)
-        .where(func.lower(_VARIANTS.c.sku_code) == any_(codes))
+        # Driven by the codes asked for, so that even the generic plan (ADR 0010) walks
+        # the indexes: `lower(sku_code) = ANY(...)` planned without its array scanned
+        # whole tables and hashed them.
+        .select_from(
+            wanted.join(_VARIANTS, func.lower(_VARIANTS.c.sku_code) == wanted.c.code)
+            .join(_STOCK, _STOCK.c.variant_id == _VARIANTS.c.id)
+            .join(_LOCATIONS, (_LOCATIONS.c.id == _STOCK.c.location_id) & _LOCATIONS.c.is_active)
+        )
         .order_by(_STOCK.c.variant_id, _STOCK.c.location_id)
         .with_for_update(of=_STOCK)
     )
 
 
 # Built once: the hot path only binds parameters (see `_write_statement`).
-_READ_AND_LOCK = _read_and_lock_statement()
+_READ_AND_LOCK = DriverStatement(_read_and_lock_statement())
 
 
 async def _read_and_lock(
-    session: AsyncSession, request: OrderRequest
+    connection: Driver, schema: str, request: OrderRequest
 ) -> tuple[dict[str, Sku], list[StockRow], uuid.UUID | None]:
     """The SKUs, their stock rows at active locations (locked) and the live customer id.
 
@@ -246,30 +271,44 @@ async def _read_and_lock(
     subquery. A SKU with no stock row at an active location, and the customer when no
     row came back at all, are looked up on their own.
     """
-    lowered = sorted({line.sku.lower() for line in request.lines})
-    rows = (
-        await session.execute(_READ_AND_LOCK, {"codes": lowered, "customer_id": request.customer_id})
-    ).all()
+    lowered = _lowered([line.sku for line in request.lines])
+    rows = await _READ_AND_LOCK.fetch(
+        connection, schema, {"codes": lowered, "customer_id": request.customer_id}
+    )
     skus = {row[1].lower(): Sku(*row[:7]) for row in rows}
     stock = [StockRow(row[0], row[7], row[8], row[9], row[10]) for row in rows]
     missing = [code for code in lowered if code not in skus]
     if missing:
-        skus.update(await skus_by_code(session, missing))
-    customer_id = rows[0][11] if rows else await live_customer_id(session, request.customer_id)
+        found = await _SKUS_BY_CODE_ON_DRIVER.fetch(connection, schema, {"codes": missing})
+        skus.update((row[1].lower(), Sku(*row)) for row in found)
+    if rows:
+        customer_id = rows[0][11]
+    else:
+        customer = await _LIVE_CUSTOMER.fetchrow(connection, schema, {"customer_id": request.customer_id})
+        customer_id = None if customer is None else customer[0]
     return skus, stock, customer_id
 
 
 async def place_order(
     tenant: TenantContext, session: AsyncSession, request: OrderRequest, *, actor: Actor
 ) -> OrderView:
-    """Reserve stock and write the order in the caller's transaction, or raise and write nothing.
+    """Reserve stock and write the order in the session's transaction, or raise and write nothing."""
+    # Placement's statements run on the driver connection: whatever the session holds goes first.
+    await session.flush()
+    return await place(tenant, await driver_of(session), request, actor=actor)
 
-    Three statements: read and lock, then (in Python) the checks and the plan, then one
-    statement that moves the reserved totals and writes the order, its lines, their
-    reservations, the hold, the timeline and the outbox events.
+
+async def place(
+    tenant: TenantContext, connection: Driver, request: OrderRequest, *, actor: Actor
+) -> OrderView:
+    """Reserve stock and write the order in the connection's tenant transaction, or raise and write nothing.
+
+    Two statements (driver_sql.py): read and lock, then (in Python) the checks and the
+    plan, then one statement that moves the reserved totals and writes the order, its
+    lines, their reservations, the hold, the timeline and the outbox events.
     """
     check_order(request)
-    skus, stock, customer_id = await _read_and_lock(session, request)
+    skus, stock, customer_id = await _read_and_lock(connection, tenant.schema_name, request)
     errors: list[FieldError] = []
     if customer_id is None:
         errors.append(FieldError("customer_id", "no such customer in this store; create it first"))
@@ -285,23 +324,25 @@ async def place_order(
     demands = sorted(demands_of(priced), key=lambda demand: demand.variant_id)
     plan = plan_reservations(demands, stock)
     written = _Written.of(tenant, request, actor, customer_id, currency, subtotal, priced, plan)
-    number, created_at = (await session.execute(_WRITE, written.parameters())).one()
+    number, created_at = await _WRITE.fetchrow(connection, tenant.schema_name, written.parameters())
     return written.view(number, created_at)
 
 
-def _unnest(name: str, table: Table, keys: Sequence[str]) -> TableValuedAlias:
-    """Rows from parallel array parameters `<name>_<key>`: `unnest(…) AS name(keys…)`.
+def _rows(name: str, table: Table, keys: Sequence[str]) -> TableValuedAlias:
+    """Rows from one JSON array parameter `name`: `jsonb_to_recordset(…) AS name(key type, …)`.
 
     The statement's shape does not depend on how many rows there are, so it is built,
     compiled and prepared once (a multi-row VALUES would be compiled for every order).
+    One JSON document per table, not one array per column: the driver checks every
+    element of an array parameter in Python, and msgspec encodes JSON in C.
     """
-    parameters = [bindparam(f"{name}_{key}", type_=ARRAY(table.c[key].type)) for key in keys]
     columns = [column(key, table.c[key].type) for key in keys]
-    return func.unnest(*parameters).table_valued(*columns, name=name).render_derived()
+    rows = func.jsonb_to_recordset(bindparam(name, type_=JSONB))
+    return rows.table_valued(*columns, name=name).render_derived(with_types=True)
 
 
 def _insert_rows(table: Table, name: str, keys: Sequence[str]) -> CTE:
-    source = _unnest(name, table, keys)
+    source = _rows(name, table, keys)
     return insert(table).from_select(list(keys), select(*(source.c[key] for key in keys))).cte(name)
 
 
@@ -359,14 +400,14 @@ def _write_statement() -> Select[Any]:
         .returning(_ORDERS.c.number, _ORDERS.c.created_at)
         .cte("o")
     )
-    moves = _unnest("m", _STOCK, _MOVE_KEYS)
+    moves = _rows("m", _STOCK, _MOVE_KEYS)
     reserve = (
         update(_STOCK)
         .where(_STOCK.c.variant_id == moves.c.variant_id, _STOCK.c.location_id == moves.c.location_id)
         .values(reserved=_STOCK.c.reserved + moves.c.reserved, updated_at=func.now())
         .cte("s")
     )
-    events = _unnest("x", _OUTBOX, _OUTBOX_KEYS)
+    events = _rows("x", _OUTBOX, _OUTBOX_KEYS)
     with_number = events.c.payload.op("||")(func.jsonb_build_object("number", order.c.number))
     outbox = (
         insert(_OUTBOX)
@@ -388,11 +429,7 @@ def _write_statement() -> Select[Any]:
     )
 
 
-_WRITE = _write_statement()
-
-
-def _arrays(name: str, keys: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
-    return {f"{name}_{key}": [row[key] for row in rows] for key in keys}
+_WRITE = DriverStatement(_write_statement())
 
 
 @dataclass
@@ -522,19 +559,21 @@ class _Written:
         ]
         return {
             **{f"o_{key}": self.order[key] for key in _ORDER_KEYS},
-            **_arrays("l", _LINE_KEYS, self.lines),
-            **_arrays("r", _RESERVATION_KEYS, self.reservations),
-            **_arrays("h", _HOLD_KEYS, [self.hold] if self.hold else []),
-            **_arrays("e", _EVENT_KEYS, self.entries),
-            **_arrays("m", _MOVE_KEYS, moves),
-            **_arrays("x", _OUTBOX_KEYS, outbox),
+            # Extra keys in a row (a line's pending units, say) are ignored by the statement.
+            "l": self.lines,
+            "r": self.reservations,
+            "h": [self.hold] if self.hold else [],
+            "e": self.entries,
+            "m": moves,
+            "x": outbox,
         }
 
     def view(self, number: int, created_at: dt.datetime) -> OrderView:
         """The order as written, from the rows in hand: nothing is read back."""
         stamps = {"created_at": created_at, "updated_at": created_at}
-        order = Order(
-            **self.order,
+        order = _detached(
+            Order,
+            self.order,
             number=number,
             completed_at=None,
             cancelled_at=None,
@@ -542,12 +581,13 @@ class _Written:
             cancel_reason=None,
             **stamps,
         )
-        lines = [OrderLine(**line, **stamps) for line in self.lines]
+        lines = [_detached(OrderLine, line, **stamps) for line in self.lines]
         holds = []
         if self.hold is not None:
             holds = [
-                OrderHold(
-                    **self.hold,
+                _detached(
+                    OrderHold,
+                    self.hold,
                     released_at=None,
                     released_by_type=None,
                     released_by_id=None,
@@ -556,3 +596,14 @@ class _Written:
                 )
             ]
         return OrderView(order, lines, self.views, holds)
+
+
+def _detached(model: type[_Model], values: Mapping[str, Any], **more: Any) -> _Model:
+    """A transient instance holding `values`, made the way SQLAlchemy loads rows: no attribute events.
+
+    The response of a placement is built from these; they never join a session, and
+    constructing them through `__init__` cost more than the rest of the response.
+    """
+    instance: _Model = class_mapper(model).class_manager.new_instance()
+    instance.__dict__.update(values, **more)
+    return instance
