@@ -55,7 +55,11 @@ def _quote(identifier: str) -> str:
 
 
 def _enter_tenant_script(tenant: TenantContext) -> str:
-    """BEGIN and the tenant's role and search_path, as one simple query (one round trip).
+    """BEGIN and the tenant's role, as one simple query (one round trip).
+
+    No search_path: every statement on the driver names its schema (driver_sql.py). One
+    that forgot still finds only the tenant's own tables: the default path starts with
+    "$user", and the tenant's schema is named like its role (ADR 0001).
 
     Generic plans: a tenant transaction on the driver runs the same few statements over
     and over, and their custom plans would be no better. Those statements find rows by
@@ -64,7 +68,6 @@ def _enter_tenant_script(tenant: TenantContext) -> str:
     """
     return (
         f"BEGIN; SET LOCAL ROLE {_quote(tenant.db_role)}; "
-        f"SET LOCAL search_path TO {_quote(tenant.schema_name)}; "
         "SET LOCAL plan_cache_mode TO force_generic_plan; SET LOCAL enable_seqscan TO off; "
         "SET LOCAL enable_hashjoin TO off; SET LOCAL enable_mergejoin TO off"
     )

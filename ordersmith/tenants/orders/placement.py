@@ -83,8 +83,8 @@ class Sku:
     allow_backorder: bool
 
 
-# The SKUs whose lower-case codes are in `codes`.
-_SKUS_BY_CODE = select(
+# What a `Sku` is made of, in its fields' order.
+_SKU_COLUMNS = (
     _VARIANTS.c.id,
     _VARIANTS.c.sku_code,
     _VARIANTS.c.name,
@@ -92,7 +92,11 @@ _SKUS_BY_CODE = select(
     _VARIANTS.c.currency,
     _VARIANTS.c.is_active,
     _VARIANTS.c.allow_backorder,
-).where(func.lower(_VARIANTS.c.sku_code) == any_(bindparam("codes", type_=ARRAY(_VARIANTS.c.sku_code.type))))
+)
+# The SKUs whose lower-case codes are in `codes`.
+_SKUS_BY_CODE = select(*_SKU_COLUMNS).where(
+    func.lower(_VARIANTS.c.sku_code) == any_(bindparam("codes", type_=ARRAY(_VARIANTS.c.sku_code.type)))
+)
 _SKUS_BY_CODE_ON_DRIVER = DriverStatement(_SKUS_BY_CODE)
 # The live customer an id is (or was merged into).
 _LIVE_CUSTOMER = DriverStatement(
@@ -231,13 +235,7 @@ def _read_and_lock_statement() -> Select[Any]:
     )
     return (
         select(
-            _VARIANTS.c.id,
-            _VARIANTS.c.sku_code,
-            _VARIANTS.c.name,
-            _VARIANTS.c.price_amount,
-            _VARIANTS.c.currency,
-            _VARIANTS.c.is_active,
-            _VARIANTS.c.allow_backorder,
+            *_SKU_COLUMNS,
             _STOCK.c.location_id,
             _LOCATIONS.c.code,
             _LOCATIONS.c.priority,
