@@ -68,35 +68,33 @@ async def test_a_driver_transaction_cannot_reach_another_tenants_schema(
 
 
 def test_a_statement_names_the_tenant_schema_and_keeps_the_platform_one() -> None:
-    from ordersmith.tenants.orders.placement import _WRITE
+    from ordersmith.tenants.orders.placement_write import WRITE
 
-    sql = _WRITE.sql('t_"odd')
+    sql = WRITE.sql('t_"odd')
     assert 'INSERT INTO "t_""odd".orders' in sql
     assert "INSERT INTO platform.outbox" in sql
     assert "__[SCHEMA" not in sql
     # The same text object per schema: asyncpg's statement cache looks it up on every call.
-    assert _WRITE.sql('t_"odd') is sql
+    assert WRITE.sql('t_"odd') is sql
     assert _COUNT.sql("t_plain").endswith("FROM t_plain.products")
 
 
 def test_json_parameters_are_sent_as_text_and_constants_travel_with_the_statement() -> None:
-    from ordersmith.tenants.orders.placement import _WRITE
+    from ordersmith.tenants.orders.placement_write import WRITE
 
     rows = [
         {"id": "00000000-0000-7000-8000-000000000001", "changes": {"status": {"old": None, "new": "placed"}}}
     ]
-    values = _WRITE.arguments(dict.fromkeys(_WRITE.names, None) | {"e": rows})
-    arguments = dict(zip(_WRITE.names, values, strict=True))
+    values = WRITE.arguments(dict.fromkeys(WRITE.names, None) | {"e": rows})
+    arguments = dict(zip(WRITE.names, values, strict=True))
     assert arguments["e"] == (
         '[{"id":"00000000-0000-7000-8000-000000000001","changes":{"status":{"old":null,"new":"placed"}}}]'
     )
     # `jsonb_build_object('number', …)`: the key is a constant of the statement.
-    constant = next(name for name in _WRITE.names if name.startswith("jsonb_build_object"))
+    constant = next(name for name in WRITE.names if name.startswith("jsonb_build_object"))
     assert (
-        _WRITE.arguments({name: None for name in _WRITE.names if name != constant})[
-            _WRITE.names.index(constant)
-        ]
+        WRITE.arguments({name: None for name in WRITE.names if name != constant})[WRITE.names.index(constant)]
         == "number"
     )
     with pytest.raises(KeyError):
-        _WRITE.arguments({})
+        WRITE.arguments({})

@@ -29,14 +29,12 @@ from ordersmith.tenants.inventory.reservations import Demand, reserve
 from ordersmith.tenants.orders import lifecycle, timeline
 from ordersmith.tenants.orders.errors import OrderChangedError, OrderNotDraftError
 from ordersmith.tenants.orders.models import Order, OrderLine
-from ordersmith.tenants.orders.placement import (
+from ordersmith.tenants.orders.placement import Sku, priced_lines, skus_by_code
+from ordersmith.tenants.orders.placement_write import (
     ORDER_CONFIRMED,
     ORDER_PLACED,
-    Sku,
     placed_entry,
-    priced_lines,
     reservation_rows,
-    skus_by_code,
     spread,
 )
 from ordersmith.tenants.orders.rules import OrderRequest, check_order, check_total, clean_tags, raise_if
