@@ -154,6 +154,44 @@ async def run(host: str, port: int, data_dir: Path | None) -> None:
     await server.serve()
 
 
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on.")
+@click.option(
+    "--workers", default=1, show_default=True, type=click.IntRange(min=1), help="API processes to run."
+)
+def serve(host: str, port: int, workers: int) -> None:
+    """Serve the API alone, for production: DATABASE_URL required, no migrations, no workers."""
+    import uvicorn
+
+    try:
+        settings = _settings()
+    except SettingsError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(1)
+    if settings.database.url is None:
+        click.echo(
+            "error: serve needs DATABASE_URL (and `ordersmith migrate` run first); "
+            "`ordersmith run` serves with an embedded database instead",
+            err=True,
+        )
+        sys.exit(1)
+    uvicorn.run(
+        "ordersmith.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        log_config=None,
+        # The app reads X-Forwarded-For itself, from TRUSTED_PROXIES only; uvicorn's own
+        # reading would trust any local peer's header before the app sees the request.
+        proxy_headers=False,
+    )
+
+
 def _database_description(settings: Settings) -> str:
     if settings.database.url is None:
         return f"embedded PostgreSQL, data in {settings.data_dir}"

@@ -239,7 +239,7 @@ class AppServer:
 
 @contextlib.asynccontextmanager
 async def serve_product(url: str, pool_size: int) -> AsyncIterator[AppServer]:
-    """`uvicorn --factory ordersmith.app:create_app`: 1 worker, uvloop, httptools, the bench database."""
+    """`ordersmith serve` (uvicorn: 1 worker, uvloop, httptools, no proxy headers) on the bench database."""
     port = _free_port()
     environment = {
         **os.environ,
@@ -252,23 +252,14 @@ async def serve_product(url: str, pool_size: int) -> AsyncIterator[AppServer]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "uvicorn",
-        "ordersmith.app:create_app",
-        "--factory",
+        "ordersmith.cli",
+        "serve",
         "--host",
         "127.0.0.1",
         "--port",
         str(port),
         "--workers",
         "1",
-        "--loop",
-        "uvloop",
-        "--http",
-        "httptools",
-        "--lifespan",
-        "on",
-        "--log-level",
-        "warning",
         cwd=REPO,
         env=environment,
     )

@@ -2,10 +2,10 @@
 
 Placement runs ceiling, product, ceiling (shared/bench/README.md): the ceiling is
 `ceiling.py --mode http` in its own database on the same server; the product is
-`ordersmith.app:create_app` under uvicorn (1 worker, uvloop, httptools) in a process of
-its own. Both are driven by wrk with one thread, C connections and a generated Lua
-script cycling through prepared orders of every tenant in turn, after a warm-up of
-3 x C x T orders, for the same number of seconds. Our requests are what an integration
+`ordersmith serve` (uvicorn: 1 worker, uvloop, httptools) in a process of its own.
+Both are driven by wrk with one thread, C connections and a generated Lua script cycling
+through prepared orders of every tenant in turn, after a warm-up of 3 x C x T orders,
+for the same number of seconds. Our requests are what an integration
 sends: `Authorization: Bearer <the store's API key>`, 3 lines of SKU code and quantity
 (the price comes from the catalog), a shipping address.
 

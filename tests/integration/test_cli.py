@@ -95,7 +95,7 @@ def test_a_malformed_broker_url_is_refused(database_url: str) -> None:
     "command",
     [[], ["run"], ["migrate"], ["tenants"], ["tenants", "create"], ["tenants", "list"],
      ["tenants", "migrate"], ["tenants", "status"], ["tenants", "archive"], ["tenants", "restore"],
-     ["tenants", "drop"], ["worker"], ["scheduler"]],
+     ["tenants", "drop"], ["worker"], ["scheduler"], ["serve"]],
 )  # fmt: skip
 def test_every_command_has_help(command: list[str]) -> None:
     result = CliRunner().invoke(main, [*command, "--help"])
