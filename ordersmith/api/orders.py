@@ -316,7 +316,10 @@ async def add_order(
 @get(
     "/api/v1/orders",
     operation_id="listOrders",
-    summary="List orders, newest first, filtered by status, customer, SKU, date, tag, channel or holds.",
+    summary=(
+        "List orders, newest first, filtered by status, customer, SKU, date, tag, channel, holds "
+        "or external reference."
+    ),
     opt=requires(Permission.ORDERS_READ),
     tags=["orders"],
 )
@@ -335,6 +338,7 @@ async def read_orders(
     tag: FromQuery[str | None] = None,
     channel: FromQuery[str | None] = None,
     has_open_hold: FromQuery[bool | None] = None,
+    external_reference: FromQuery[str | None] = None,
 ) -> OrderList:
     """Filters combine with AND; `status` may be repeated (any of them)."""
     assert principal.tenant is not None
@@ -349,6 +353,7 @@ async def read_orders(
         tag=tag,
         channel=channel,
         has_open_hold=has_open_hold,
+        external_reference=external_reference,
     )
     page = await list_orders(
         principal.tenant.context, tenant_session, filters, PageRequest.parse(limit, cursor)

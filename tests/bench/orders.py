@@ -65,12 +65,13 @@ PROJECT_ADDS = [
     "Core statements compiled once and run on asyncpg per tenant schema (ADR 0010); BEGIN and the "
     "tenant's role in one round trip, then read-and-lock, the write and COMMIT (5 round trips with the key)",
     "the write's rows sent as JSON documents (jsonb_to_recordset) and foreign keys checked on "
-    "lines, reservations, holds and timeline entries; 11 indexes on orders for the list filters",
+    "lines, reservations, holds and timeline entries; 11 indexes on orders for the list filters, "
+    "8 entries for an order without tags, external reference or open hold",
     "the store's plan: the read-only check and the requests-a-minute count (its limit lifted for the bench)",
     "logging configured (root at INFO, uvicorn's access logger at WARNING: no line per request)",
 ]
 # Shapes of `GET /api/v1/orders` timed on the big store: two filters each.
-LIST_SHAPES = ("status+channel", "customer+created_after", "sku+status")
+LIST_SHAPES = ("status+channel", "customer+created_after", "sku+status", "tag+status")
 _PLAN_NODES = re.compile(
     r"(Seq Scan|Index Only Scan|Index Scan|Bitmap Index Scan)(?: Backward)? (?:using|on) (\S+)"
 )
@@ -201,6 +202,8 @@ def _list_query(shape: str, store: BenchStore, rng: random.Random, now: float) -
         customer = 1 + math.floor(store.customers * rng.random() ** 2)
         after = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - rng.uniform(30, 365) * 86400))
         return {"customer_id": str(store.customer_id(customer)), "created_after": after}
+    if shape == "tag+status":
+        return {"tag": rng.choice(["vip", "gift"]), "status": rng.choice(["confirmed", "completed"])}
     sku = 1 + math.floor(store.skus * rng.random() ** 1.5)
     return {"sku": order_data.sku_code(sku), "status": rng.choice(["confirmed", "completed"])}
 
@@ -231,6 +234,7 @@ def _filter_of(params: dict[str, str]) -> OrderFilter:
         customer_id=uuid.UUID(params["customer_id"]) if "customer_id" in params else None,
         created_after=_parse_time(params.get("created_after")),
         sku=params.get("sku"),
+        tag=params.get("tag"),
     )
 
 

@@ -198,7 +198,7 @@ async def test_orders_list_by_filters_newest_first(store: Store) -> None:
     await store.receive("TEE-S", "WH-1", 10)
     await store.receive("TEE-M", "WH-1", 10)
     web = await store.place(("TEE-S", 1), channel="web", tags=["vip"])
-    phone = await store.place(("TEE-M", 1), channel="phone")
+    phone = await store.place(("TEE-M", 1), channel="phone", external_reference="AMZ-113-77")
     both = await store.place(("TEE-S", 1), ("TEE-M", 1), channel="web")
 
     async def ids(**params: str) -> list[str]:
@@ -215,6 +215,9 @@ async def test_orders_list_by_filters_newest_first(store: Store) -> None:
         web["id"],
     ]
     assert await ids(status="cancelled") == []
+    assert await ids(external_reference="AMZ-113-77") == [phone["id"]]
+    assert await ids(external_reference="amz-113-77") == []
+    assert await ids(tag="gift") == []
     page = await store.call("GET", "/api/v1/orders", 200, params={"limit": "2"})
     rest = await store.call(
         "GET", "/api/v1/orders", 200, params={"limit": "2", "cursor": page["next_cursor"]}
@@ -222,6 +225,8 @@ async def test_orders_list_by_filters_newest_first(store: Store) -> None:
     assert [item["id"] for item in page["data"] + rest["data"]] == [both["id"], phone["id"], web["id"]]
     problem = await store.call("GET", "/api/v1/orders", 422, params={"status": "shipped"})
     assert problem["errors"][0]["field"] == "status"
+    problem = await store.call("GET", "/api/v1/orders", 422, params={"external_reference": "x" * 201})
+    assert problem["errors"] == [{"field": "external_reference", "message": "must be 1 to 200 characters"}]
 
 
 async def test_another_stores_order_is_404_on_every_route(

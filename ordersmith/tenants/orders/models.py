@@ -59,8 +59,19 @@ class Order(TenantBase):
         Index("ix_orders_fulfillment_status_created_at_id", "fulfillment_status", "created_at", "id"),
         Index("ix_orders_customer_id_created_at_id", "customer_id", "created_at", "id"),
         Index("ix_orders_channel_created_at_id", "channel", "created_at", "id"),
-        Index("ix_orders_external_reference", "external_reference"),
-        Index("ix_orders_tags", "tags", postgresql_using="gin"),
+        # Partial: most orders have no reference and no tags, and an entry nobody can find
+        # by is a write for nothing. The tag filter repeats the predicate (queries.py).
+        Index(
+            "ix_orders_external_reference",
+            "external_reference",
+            postgresql_where=text("external_reference IS NOT NULL"),
+        ),
+        Index(
+            "ix_orders_tags",
+            "tags",
+            postgresql_using="gin",
+            postgresql_where=text("cardinality(tags) > 0"),
+        ),
         Index(
             "ix_orders_open_holds_created_at_id",
             "created_at",

@@ -10,7 +10,7 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass, field
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import exists, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.platform.database import TenantContext
@@ -42,6 +42,7 @@ class OrderFilter:
     tag: str | None = None
     channel: str | None = None
     has_open_hold: bool | None = None
+    external_reference: str | None = None
 
     def check(self) -> None:
         errors = []
@@ -57,6 +58,8 @@ class OrderFilter:
         for name, value in (("created_after", self.created_after), ("created_before", self.created_before)):
             if value is not None and value.tzinfo is None:
                 errors.append(FieldError(name, "must carry a time zone, such as 2026-11-27T00:00:00Z"))
+        if self.external_reference is not None and not 1 <= len(self.external_reference) <= 200:
+            errors.append(FieldError("external_reference", "must be 1 to 200 characters"))
         if errors:
             raise ValidationFailedError("the order filters are invalid; see errors", errors=errors)
 
@@ -96,7 +99,13 @@ async def list_orders(
     if filters.created_before is not None:
         query = query.where(Order.created_at < filters.created_before)
     if filters.tag is not None:
-        query = query.where(Order.tags.contains([filters.tag.strip()]))
+        # With the tag index's predicate, spelled as in the index (a constant, not a
+        # parameter), so that PostgreSQL can prove the partial index covers the filter.
+        query = query.where(
+            Order.tags.contains([filters.tag.strip()]), func.cardinality(Order.tags) > literal_column("0")
+        )
+    if filters.external_reference is not None:
+        query = query.where(Order.external_reference == filters.external_reference)
     if filters.channel is not None:
         query = query.where(Order.channel == filters.channel)
     if filters.has_open_hold is not None:
