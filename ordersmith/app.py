@@ -195,6 +195,12 @@ def create_app(
 
 
 _frozen = False
+# The collector's thresholds once start-up is frozen: a young collection every 50,000 net
+# allocations (Python's default is 700, several per request), a middle one every 20 of
+# those and a full one every 100 middle ones. A request's garbage is mostly freed by
+# reference counting; what cycles leave behind waits a little longer, and far fewer
+# passes stall the requests in flight (placement p99 150 -> 97 ms in `make bench`).
+GC_THRESHOLDS = (50_000, 20, 100)
 
 
 def _freeze_start_up_objects() -> None:
@@ -202,12 +208,14 @@ def _freeze_start_up_objects() -> None:
 
     Those objects live as long as the process; scanning them again in every full
     collection stalled all requests in flight for tens of milliseconds. Once per process:
-    a test run starting many apps freezes only the first one's.
+    a test run starting many apps freezes only the first one's. Then the collector runs
+    less often (`GC_THRESHOLDS`).
     """
     global _frozen
     if not _frozen:
         gc.collect()
         gc.freeze()
+        gc.set_threshold(*GC_THRESHOLDS)
         _frozen = True
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import re
 
 import pytest
@@ -10,7 +11,7 @@ from litestar.testing import AsyncTestClient
 
 from ordersmith.api.access import UndeclaredAccessError, check_access_declared
 from ordersmith.api.problems import EXCEPTION_HANDLERS
-from ordersmith.app import create_app
+from ordersmith.app import GC_THRESHOLDS, create_app
 from ordersmith.platform.database import Database
 from ordersmith.platform.settings import Settings, load_settings
 from ordersmith.platform.tenancy import TenantRecord
@@ -23,6 +24,15 @@ async def test_healthz_answers_with_a_request_id(client: AsyncTestClient[Litesta
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
     assert re.fullmatch(r"[0-9a-f]{32}", response.headers["x-request-id"])
+
+
+async def test_a_started_app_has_frozen_start_up_and_collects_less_often(
+    client: AsyncTestClient[Litestar],
+) -> None:
+    assert (await client.get("/healthz")).status_code == 200
+    assert GC_THRESHOLDS == (50_000, 20, 100)
+    assert gc.get_threshold() == GC_THRESHOLDS
+    assert gc.get_freeze_count() > 0
 
 
 async def test_a_callers_request_id_is_kept(client: AsyncTestClient[Litestar]) -> None:
