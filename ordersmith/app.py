@@ -199,7 +199,7 @@ _frozen = False
 # allocations (Python's default is 700, several per request), a middle one every 20 of
 # those and a full one every 100 middle ones. A request's garbage is mostly freed by
 # reference counting; what cycles leave behind waits a little longer, and far fewer
-# passes stall the requests in flight (placement p99 150 -> 97 ms in `make bench`).
+# passes stall the requests in flight (placement p99 145 -> about 100 ms in `make bench`).
 GC_THRESHOLDS = (50_000, 20, 100)
 
 
