@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 import pytest
 from sqlalchemy import Table, bindparam, func, select, text
 
-from ordersmith.platform.database import Database
+from ordersmith.platform.database import Database, to_libpq_url
 from ordersmith.platform.driver_sql import DriverStatement
 from ordersmith.platform.tenancy import TenantRecord, provision_tenant
 from ordersmith.tenants.catalog.models import Product
@@ -50,6 +52,34 @@ async def test_a_failed_driver_transaction_writes_nothing_and_frees_its_connecti
     async with database.platform_driver() as connection:
         assert not connection.is_in_transaction()
         assert await connection.fetchval("SELECT current_setting('plan_cache_mode')") == "auto"
+
+
+async def test_a_connection_lost_mid_transaction_is_dropped_not_pooled(
+    database: Database, tenant: TenantRecord, database_url: str
+) -> None:
+    async def lose_the_connection() -> None:
+        async with database.tenant_driver(tenant.context) as connection:
+            pid = await connection.fetchval("SELECT pg_backend_pid()")
+            admin = await asyncpg.connect(to_libpq_url(database_url))
+            try:
+                assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid) is True
+            finally:
+                await admin.close()
+            await connection.fetchval("SELECT 1")
+
+    # How asyncpg words a connection killed under it depends on when it notices.
+    with pytest.raises(
+        (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.InternalClientError)
+    ):
+        await lose_the_connection()
+    # Its ROLLBACK failed too: the pool dropped it, so every connection it hands out works.
+    pool_size = database.settings.pool_size
+
+    async def one_round_trip() -> int:
+        async with database.platform_driver() as connection:
+            return int(await connection.fetchval("SELECT 1"))
+
+    assert await asyncio.gather(*(one_round_trip() for _ in range(pool_size))) == [1] * pool_size
 
 
 async def test_a_driver_transaction_cannot_reach_another_tenants_schema(
