@@ -56,7 +56,8 @@ def served(database_url: str) -> Iterator[str]:
                 if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
                     break
             except httpx.TransportError:
-                time.sleep(0.2)
+                pass
+            time.sleep(0.2)
         yield base_url
     finally:
         process.terminate()
