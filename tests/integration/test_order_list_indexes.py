@@ -6,11 +6,30 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.platform.database import Database, driver_of
 from ordersmith.platform.pagination import PageRequest
 from ordersmith.platform.tenancy import TenantRecord
 from ordersmith.tenants.orders.queries import OrderFilter, list_orders
+
+
+async def _list_statement(
+    database: Database, tenant: TenantRecord, session: AsyncSession, filters: OrderFilter
+) -> tuple[str, Any]:
+    """The SQL and parameters of the page query `list_orders` sends for these filters."""
+    captured: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        captured.append((statement, parameters))
+
+    engine = database.runtime.sync_engine
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        await list_orders(tenant.context, session, filters, PageRequest.parse(50, None))
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    return captured[-1]
 
 
 @pytest.mark.parametrize(
@@ -23,19 +42,8 @@ from ordersmith.tenants.orders.queries import OrderFilter, list_orders
 async def test_a_filter_on_a_partial_index_can_use_it(
     database: Database, tenant: TenantRecord, filters: OrderFilter, index: str
 ) -> None:
-    captured: list[tuple[str, Any]] = []
-
-    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        captured.append((statement, parameters))
-
-    engine = database.runtime.sync_engine
     async with database.tenant_session(tenant.context) as session:
-        event.listen(engine, "before_cursor_execute", capture)
-        try:
-            await list_orders(tenant.context, session, filters, PageRequest.parse(50, None))
-        finally:
-            event.remove(engine, "before_cursor_execute", capture)
-        statement, parameters = captured[-1]
+        statement, parameters = await _list_statement(database, tenant, session, filters)
         driver = await driver_of(session)
         # Scans that need no index are priced out: a partial index whose predicate the
         # query does not imply leaves only the (disabled) sequential scan.
@@ -50,16 +58,6 @@ async def test_the_tag_filter_spells_the_index_predicate_as_a_constant(
 ) -> None:
     # A parameter in its place would do for the plan above (EXPLAIN plans with the
     # parameters' values) but not for a reused generic plan, which cannot prove it.
-    captured: list[str] = []
-
-    def capture(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        captured.append(statement)
-
-    engine = database.runtime.sync_engine
     async with database.tenant_session(tenant.context) as session:
-        event.listen(engine, "before_cursor_execute", capture)
-        try:
-            await list_orders(tenant.context, session, OrderFilter(tag="vip"), PageRequest.parse(50, None))
-        finally:
-            event.remove(engine, "before_cursor_execute", capture)
-    assert "cardinality(orders.tags) > 0" in captured[-1]
+        statement, _ = await _list_statement(database, tenant, session, OrderFilter(tag="vip"))
+    assert "cardinality(orders.tags) > 0" in statement

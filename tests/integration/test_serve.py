@@ -17,10 +17,9 @@ from sqlalchemy import select
 from ordersmith.platform.database import Database
 from ordersmith.platform.identity.models import AuditEntry
 from tests.support.cli import run_ordersmith
-from tests.support.services import REPO, new_slug
+from tests.support.http import sign_up
+from tests.support.services import REPO
 from tests.support.smtp import free_port
-
-PASSWORD = "Correct-Horse-Battery-7"
 
 
 @pytest.fixture
@@ -71,20 +70,10 @@ async def test_a_forwarded_for_header_from_a_local_peer_is_not_taken_without_tru
     served: str, database: Database
 ) -> None:
     async with httpx.AsyncClient(base_url=served, timeout=30) as client:
-        slug = new_slug()
-        signed_up = await client.post(
-            "/api/v1/signup",
-            json={
-                "company_name": "Acme Outdoor",
-                "email": f"owner-{slug}@example.com",
-                "password": PASSWORD,
-                "slug": slug,
-            },
-        )
-        assert signed_up.status_code == 201, signed_up.text
+        signed_up = await sign_up(client)
         refused = await client.post(
             "/api/v1/auth/token",
-            json={"email": f"owner-{slug}@example.com", "password": "wrong", "tenant": slug},
+            json={"email": signed_up["email"], "password": "wrong", "tenant": signed_up["tenant"]["slug"]},
             headers={"X-Forwarded-For": "203.0.113.7"},
         )
     assert (refused.status_code, refused.json()["code"]) == (401, "invalid_credentials")
@@ -94,7 +83,7 @@ async def test_a_forwarded_for_header_from_a_local_peer_is_not_taken_without_tru
         audited = (
             await session.scalars(
                 select(AuditEntry.client_address).where(
-                    AuditEntry.tenant_id == uuid.UUID(signed_up.json()["tenant"]["id"]),
+                    AuditEntry.tenant_id == uuid.UUID(signed_up["tenant"]["id"]),
                     AuditEntry.action == "auth.sign_in_failed",
                 )
             )

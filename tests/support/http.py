@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
@@ -16,10 +17,8 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-async def sign_up(
-    client: AsyncTestClient[Litestar], *, email: str | None = None, **extra: Any
-) -> dict[str, Any]:
-    """Sign up a new trial store; returns the response body."""
+async def sign_up(client: httpx.AsyncClient, *, email: str | None = None, **extra: Any) -> dict[str, Any]:
+    """Sign up a new trial store (through the app in hand or a served one); returns the response body."""
     slug = extra.pop("slug", new_slug())
     body = {
         "company_name": extra.pop("company_name", "Acme Outdoor"),
