@@ -224,6 +224,15 @@ def _process_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICK
 
 
+def _waiting_seconds(pid: int) -> float | None:
+    """Seconds a live process has spent runnable but not running (Linux schedstat; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/schedstat").read_text().split()
+    except OSError:
+        return None
+    return int(fields[1]) / 1e9
+
+
 def _children_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -321,11 +330,15 @@ async def _wait_ready(process: asyncio.subprocess.Process, base_url: str) -> Non
 class CpuReading:
     sample: CpuSample
     app: float
+    # Time the app was ready to run but had no core: the scheduler gave it to others.
+    app_waiting: float | None
     children: float
 
 
 def cpu_reading(meter: CpuMeter, app_pid: int) -> CpuReading:
-    return CpuReading(meter.sample(), _process_seconds(app_pid), _children_seconds())
+    return CpuReading(
+        meter.sample(), _process_seconds(app_pid), _waiting_seconds(app_pid), _children_seconds()
+    )
 
 
 def cpu_cores(meter: CpuMeter, before: CpuReading, after: CpuReading) -> dict[str, float | None]:
@@ -334,6 +347,9 @@ def cpu_cores(meter: CpuMeter, before: CpuReading, after: CpuReading) -> dict[st
     wall = after.sample.wall - before.sample.wall
     app = (after.app - before.app) / wall
     wrk = (after.children - before.children) / wall
+    waiting = None
+    if before.app_waiting is not None and after.app_waiting is not None:
+        waiting = round((after.app_waiting - before.app_waiting) / wall, 2)
     other = cores["other"]
     if other is not None:
         # cpu.py's "other" is everything but this process and PostgreSQL: take out the app and wrk.
@@ -342,6 +358,9 @@ def cpu_cores(meter: CpuMeter, before: CpuReading, after: CpuReading) -> dict[st
         "seconds": cores["seconds"],
         "postgres": cores["postgres"],
         "http_server": round(app, 2),
+        # The app is one process on one event loop: running plus waiting near 1.0 means
+        # it, not PostgreSQL, sets the pace, and the cores it waited for went to others.
+        "http_server_waiting": waiting,
         "wrk": round(wrk, 2),
         "client": cores["client"],
         "irq": cores["irq"],
