@@ -22,8 +22,7 @@ from ordersmith.api.access import requires
 from ordersmith.api.orders import MAX_ORDER_BODY, AddressIn, Order
 from ordersmith.platform.identity.permissions import Permission
 from ordersmith.platform.identity.principal import Principal
-from ordersmith.tenants.orders.edit_stock import StockEffect
-from ordersmith.tenants.orders.edits import (
+from ordersmith.tenants.orders.edit_requests import (
     AddLine,
     EditOutcome,
     EditRequest,
@@ -32,9 +31,9 @@ from ordersmith.tenants.orders.edits import (
     RemoveLine,
     SetPrice,
     SetQuantity,
-    edit_order,
-    preview_edit,
 )
+from ordersmith.tenants.orders.edit_stock import StockEffect
+from ordersmith.tenants.orders.edits import edit_order, preview_edit
 from ordersmith.tenants.orders.views import order_id_of
 
 

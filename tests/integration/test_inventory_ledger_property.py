@@ -48,7 +48,8 @@ from ordersmith.tenants.inventory.models import InventoryAdjustment, Reservation
 from ordersmith.tenants.inventory.service import adjust_stock, create_location, set_safety_stock
 from ordersmith.tenants.orders import lifecycle
 from ordersmith.tenants.orders.cancellation import CancelRequest, LineCancel, cancel_order
-from ordersmith.tenants.orders.edits import AddLine, EditRequest, RemoveLine, SetQuantity, edit_order
+from ordersmith.tenants.orders.edit_requests import AddLine, EditRequest, RemoveLine, SetQuantity
+from ordersmith.tenants.orders.edits import edit_order
 from ordersmith.tenants.orders.models import Order, OrderLine
 from ordersmith.tenants.orders.placement import place_order
 from ordersmith.tenants.orders.rules import LineRequest, OrderRequest

@@ -46,7 +46,8 @@ from ordersmith.tenants.inventory.errors import InsufficientStockError
 from ordersmith.tenants.inventory.models import InventoryAdjustment, Location, Reservation, StockLevel
 from ordersmith.tenants.inventory.service import adjust_stock, create_location
 from ordersmith.tenants.orders.cancellation import CancelRequest, cancel_order
-from ordersmith.tenants.orders.edits import EditRequest, SetQuantity, edit_order
+from ordersmith.tenants.orders.edit_requests import EditRequest, SetQuantity
+from ordersmith.tenants.orders.edits import edit_order
 from ordersmith.tenants.orders.models import OrderLine
 from ordersmith.tenants.orders.placement import place_order
 from ordersmith.tenants.orders.rules import LineRequest, OrderRequest

@@ -17,7 +17,8 @@ from ordersmith.platform.identity.audit import SYSTEM
 from ordersmith.platform.models import OutboxEvent
 from ordersmith.platform.tenancy import get_tenant_record
 from ordersmith.tenants.inventory.errors import InsufficientStockError
-from ordersmith.tenants.orders.edits import AddLine, EditRequest, SetQuantity, edit_order
+from ordersmith.tenants.orders.edit_requests import AddLine, EditRequest, SetQuantity
+from ordersmith.tenants.orders.edits import edit_order
 from ordersmith.tenants.orders.models import Order
 from tests.support.order_edits import (
     add,

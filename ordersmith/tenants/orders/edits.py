@@ -2,7 +2,7 @@
 
 An edit is a list of line changes (add a SKU, set a line's quantity, remove a line, set
 a line's unit price) and optionally a new shipping address, on a placed or confirmed
-order. How it behaves, and why:
+order (the request and outcome types are in `edit_requests.py`). How it behaves, and why:
 
 - **Preview equals commit by construction.** `preview_edit` runs the very same `_apply`
   as `edit_order`, inside a SAVEPOINT that it then rolls back. The preview takes the same
@@ -39,8 +39,8 @@ order. How it behaves, and why:
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from sqlalchemy import func, insert, select, update
@@ -54,10 +54,19 @@ from ordersmith.platform.identity.audit import Actor
 from ordersmith.platform.ids import uuid7
 from ordersmith.platform.tenant_tables import TenantBase
 from ordersmith.tenants.catalog.models import Variant
-from ordersmith.tenants.catalog.rules import check_price, check_sku_code
-from ordersmith.tenants.customers.rules import check_address
 from ordersmith.tenants.inventory.reservations import lock_stock
 from ordersmith.tenants.orders import completion, derived, lifecycle, timeline
+from ordersmith.tenants.orders.edit_requests import (
+    AddLine,
+    EditOutcome,
+    EditRequest,
+    LineChange,
+    LineEdit,
+    RemoveLine,
+    SetPrice,
+    SetQuantity,
+    check_edit,
+)
 from ordersmith.tenants.orders.edit_stock import (
     EditedLine,
     LineBefore,
@@ -69,99 +78,12 @@ from ordersmith.tenants.orders.edit_stock import (
 from ordersmith.tenants.orders.errors import LineShippedError, OrderChangedError, OrderNotEditableError
 from ordersmith.tenants.orders.models import Order, OrderLine
 from ordersmith.tenants.orders.placement import skus_by_code
-from ordersmith.tenants.orders.rules import MAX_LINES, check_quantity, check_total, raise_if
+from ordersmith.tenants.orders.rules import MAX_LINES, check_total, raise_if
 from ordersmith.tenants.orders.timeline import Entry, change
 from ordersmith.tenants.orders.views import OrderView, load_order
 
 ORDER_EDITED = "order.edited"
 EDITABLE = frozenset({lifecycle.PLACED, lifecycle.CONFIRMED})
-MAX_CHANGES = MAX_LINES
-
-
-@dataclass(frozen=True)
-class AddLine:
-    """A new line: a SKU, a quantity, and a price when not the catalog's."""
-
-    sku: str
-    quantity: int
-    unit_price_amount: int | None = None
-
-
-@dataclass(frozen=True)
-class SetQuantity:
-    """A line's new live quantity (ordered - cancelled)."""
-
-    line_id: str
-    quantity: int
-
-
-@dataclass(frozen=True)
-class RemoveLine:
-    """Cancel what is left of a line."""
-
-    line_id: str
-
-
-@dataclass(frozen=True)
-class SetPrice:
-    line_id: str
-    unit_price_amount: int
-
-
-LineChange = AddLine | SetQuantity | RemoveLine | SetPrice
-
-
-@dataclass(frozen=True)
-class EditRequest:
-    """What `preview_edit` and `edit_order` need; the API fills it from the request body."""
-
-    changes: Sequence[LineChange] = ()
-    shipping_address: Mapping[str, Any] | None = None
-    # The version a preview was computed on: the commit refuses if the order moved since.
-    expected_version: int | None = None
-
-
-@dataclass(frozen=True)
-class LineEdit:
-    """One line before and after the edit; the old values are None for an added line."""
-
-    line_id: uuid.UUID
-    line_number: int
-    sku: str
-    action: str
-    old_quantity: int | None
-    new_quantity: int
-    old_unit_price_amount: int | None
-    new_unit_price_amount: int
-
-
-@dataclass(frozen=True)
-class EditOutcome:
-    """The order after the edit (or as it would be) and what the edit did."""
-
-    view: OrderView
-    base_version: int
-    old_subtotal_amount: int
-    old_total_amount: int
-    settled_amount: int
-    settled_basis: str
-    lines: list[LineEdit]
-    shipping_address_changed: bool
-    stock: list[StockEffect]
-
-    @property
-    def difference_amount(self) -> int:
-        """New total - old total: positive when the customer pays more."""
-        return self.view.order.total_amount - self.old_total_amount
-
-    @property
-    def balance_due_amount(self) -> int:
-        return max(self.view.order.total_amount - self.settled_amount, 0)
-
-    @property
-    def refund_owed_amount(self) -> int:
-        return max(self.settled_amount - self.view.order.total_amount, 0)
-
 
 PaidAmountSource = Callable[[AsyncSession, uuid.UUID], Awaitable[int]]
 _PAID_AMOUNT: list[PaidAmountSource] = []
@@ -191,29 +113,6 @@ def _as_edit(line: EditedLine) -> LineEdit:
         None if was is None else was.unit_price_amount,
         line.new_price,
     )
-
-
-def check_edit(request: EditRequest) -> None:
-    """Everything that can be checked without the database; 422 naming each bad field."""
-    errors: list[FieldError] = []
-    if not request.changes and request.shipping_address is None:
-        errors.append(FieldError("changes", "give at least one change or a shipping_address"))
-    if len(request.changes) > MAX_CHANGES:
-        errors.append(FieldError("changes", f"an edit has at most {MAX_CHANGES} changes"))
-    for index, item in enumerate(request.changes):
-        prefix = f"changes[{index}]."
-        if isinstance(item, AddLine):
-            check_sku_code(prefix + "sku", item.sku, errors)
-            check_quantity(prefix + "quantity", item.quantity, errors)
-            if item.unit_price_amount is not None:
-                check_price(prefix + "unit_price_amount", item.unit_price_amount, errors)
-        elif isinstance(item, SetQuantity):
-            check_quantity(prefix + "quantity", item.quantity, errors)
-        elif isinstance(item, SetPrice):
-            check_price(prefix + "unit_price_amount", item.unit_price_amount, errors)
-    if request.shipping_address is not None:
-        check_address(request.shipping_address, "shipping_address.", errors)
-    raise_if(errors)
 
 
 def _line_id(text: str) -> uuid.UUID | None:
