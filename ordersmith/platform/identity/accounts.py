@@ -366,7 +366,21 @@ async def _rotate(
     session: AsyncSession, refresh_token: str, client_address: str | None, now: dt.datetime
 ) -> _Rotated | OrdersmithError:
     """Lock, check, claim and replace a refresh token in one transaction; or the refusal to raise."""
-    # The row lock makes a second request with the same token wait, then see it used.
+    # The person's row first, shared: a password reset updates that row before it ends
+    # every session, so it waits for this rotation to commit and then ends the token
+    # issued here too; a reset that got there first commits before this reads the token,
+    # which it finds revoked. (Locked the other way round, the two could deadlock.)
+    await session.execute(
+        select(User.id)
+        .where(
+            User.id
+            == select(RefreshToken.user_id)
+            .where(RefreshToken.token_hash == secret_hash(refresh_token))
+            .scalar_subquery()
+        )
+        .with_for_update(read=True)
+    )
+    # The token's row lock makes a second request with the same token wait, then see it used.
     record = await _locked_refresh_token(session, refresh_token)
     if record is None or record.expires_at <= now:
         return InvalidCredentialsError("the refresh token is unknown or expired; sign in again")
