@@ -175,8 +175,10 @@ async def add_webhook_endpoint(
 
     async def create() -> WebhookEndpointWithSecret:
         created = await endpoints.create_endpoint(
+            request.app.state.database,
             principal.tenant_context,
             tenant_session,
+            actor=principal.actor,
             url=data.url,
             topics=data.topics,
             description=data.description,
@@ -235,6 +237,7 @@ async def read_webhook_endpoint(
     tags=TAGS,
 )
 async def change_webhook_endpoint(
+    state: State,
     principal: NamedDependency[Principal],
     tenant_session: NamedDependency[AsyncSession],
     endpoint_id: FromPath[str],
@@ -242,7 +245,12 @@ async def change_webhook_endpoint(
 ) -> WebhookEndpoint:
     """Fields left out stay; an inactive endpoint gets no new deliveries and its pending ones wait."""
     row = await endpoints.update_endpoint(
-        principal.tenant_context, tenant_session, endpoint_id_of(endpoint_id), _given(data)
+        state.database,
+        principal.tenant_context,
+        tenant_session,
+        endpoint_id_of(endpoint_id),
+        _given(data),
+        actor=principal.actor,
     )
     return WebhookEndpoint.of(row)
 
@@ -257,12 +265,19 @@ async def change_webhook_endpoint(
     status_code=HTTP_204_NO_CONTENT,
 )
 async def remove_webhook_endpoint(
+    state: State,
     principal: NamedDependency[Principal],
     tenant_session: NamedDependency[AsyncSession],
     endpoint_id: FromPath[str],
 ) -> None:
     """What it was still owed is dropped; switch it off instead to keep it."""
-    await endpoints.delete_endpoint(principal.tenant_context, tenant_session, endpoint_id_of(endpoint_id))
+    await endpoints.delete_endpoint(
+        state.database,
+        principal.tenant_context,
+        tenant_session,
+        endpoint_id_of(endpoint_id),
+        actor=principal.actor,
+    )
 
 
 @post(
@@ -275,13 +290,18 @@ async def remove_webhook_endpoint(
     status_code=200,
 )
 async def rotate_webhook_endpoint_secret(
+    state: State,
     principal: NamedDependency[Principal],
     tenant_session: NamedDependency[AsyncSession],
     endpoint_id: FromPath[str],
 ) -> WebhookEndpointWithSecret:
     """Every send from now on is signed with the new secret; the old one stops at once."""
     created = await endpoints.rotate_secret(
-        principal.tenant_context, tenant_session, endpoint_id_of(endpoint_id)
+        state.database,
+        principal.tenant_context,
+        tenant_session,
+        endpoint_id_of(endpoint_id),
+        actor=principal.actor,
     )
     return WebhookEndpointWithSecret.of(created)
 

@@ -13,6 +13,8 @@ from ordersmith.platform.identity.oidc import NetworkPolicy
 from ordersmith.platform.tenancy import get_tenant_record
 from ordersmith.tenants.webhooks.endpoints import check_url
 from tests.support.entitlements import set_tenant_billing
+from tests.support.http import bearer, sign_up
+from tests.support.members import audit_trail
 from tests.support.orders import Store, open_store
 from tests.support.webhook_receiver import pump, serve_receiver
 
@@ -76,6 +78,57 @@ async def test_an_endpoint_is_created_listed_read_changed_and_deleted(
     assert missing["code"] == "webhook_endpoint_not_found"
     listed = await store.call("GET", ENDPOINTS, 200)
     assert [item["id"] for item in listed["data"]] == [second["endpoint"]["id"]]
+
+
+async def test_every_change_to_an_endpoint_is_on_the_audit_trail_once(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    owner = await sign_up(client)
+    store = Store(client, bearer(owner["token"]["access_token"]), owner["tenant"]["slug"])
+    tenant_id = owner["tenant"]["id"]
+    signed_up = len(await audit_trail(database, tenant_id))
+    headers = {"Idempotency-Key": "audited-endpoint"}
+    body = {"url": URL, "topics": ["order.placed"]}
+    created = await store.call("POST", ENDPOINTS, 201, json=body, headers=headers)
+    await store.call("POST", ENDPOINTS, 201, json=body, headers=headers)  # a replay changes nothing
+    endpoint_id = created["endpoint"]["id"]
+    path = f"{ENDPOINTS}/{endpoint_id}"
+    await store.call("PATCH", path, 200, json={"url": URL, "topics": ["order.placed"]})  # the same values
+    await store.call("PATCH", path, 200, json={"url": URL + "/v2", "is_active": False, "description": ""})
+    rotated = await store.call("POST", f"{path}/rotate-secret", 200)
+    response = await client.delete(path, headers=store.headers)
+    assert response.status_code == 204
+
+    old_hint, new_hint = created["endpoint"]["secret_hint"], rotated["endpoint"]["secret_hint"]
+    assert old_hint != new_hint
+    actor = {"actor_type": "user", "actor_id": owner["user_id"]}
+    target = {"target_type": "webhook_endpoint", "target_id": endpoint_id}
+    assert (await audit_trail(database, tenant_id))[signed_up:] == [
+        {
+            "action": "webhook_endpoint.created",
+            **actor,
+            **target,
+            "data": {"url": URL, "topics": ["order.placed"], "is_active": True, "secret_hint": old_hint},
+        },
+        {
+            "action": "webhook_endpoint.changed",
+            **actor,
+            **target,
+            "data": {
+                "changes": {
+                    "url": {"old": URL, "new": URL + "/v2"},
+                    "is_active": {"old": True, "new": False},
+                }
+            },
+        },
+        {
+            "action": "webhook_endpoint.secret_rotated",
+            **actor,
+            **target,
+            "data": {"old_secret_hint": old_hint, "new_secret_hint": new_hint},
+        },
+        {"action": "webhook_endpoint.deleted", **actor, **target, "data": {"url": URL + "/v2"}},
+    ]
 
 
 async def test_creating_with_the_same_idempotency_key_answers_the_first_endpoint_and_secret(

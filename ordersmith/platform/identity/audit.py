@@ -99,6 +99,34 @@ async def record_audit(
     await session.execute(insert(AuditEntry).values(**fields, hash=_entry_hash(_hashed_fields(fields))))
 
 
+async def record_audit_beside(
+    database: Database,
+    *,
+    tenant_id: uuid.UUID,
+    actor: Actor,
+    action: str,
+    target_type: str | None = None,
+    target_id: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> None:
+    """Audit a change made in a tenant transaction, from a platform transaction of its own.
+
+    Tenant roles cannot write the audit log, so the entry commits just before the caller
+    commits the change: a change is never missing from the trail, and a commit that
+    fails after it leaves at most one entry too many.
+    """
+    async with database.platform_session() as platform:
+        await record_audit(
+            platform,
+            tenant_id=tenant_id,
+            actor=actor,
+            action=action,
+            target_type=target_type,
+            target_id=target_id,
+            data=data,
+        )
+
+
 @dataclass(frozen=True)
 class AuditProblem:
     """The first entry of a chain that does not check out, and why."""

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from ordersmith.platform.database import Database, TenantContext
 from ordersmith.platform.errors import FieldError, ValidationFailedError
-from ordersmith.platform.identity.audit import Actor, record_audit
+from ordersmith.platform.identity.audit import Actor, record_audit_beside
 from ordersmith.tenants.store.models import StoreSettings
 
 DEFAULT_CURRENCY = "EUR"
@@ -91,17 +91,12 @@ async def update_store_profile(
     old, new = asdict(before), asdict(after)
     changes = {field: {"old": old[field], "new": new[field]} for field in old if old[field] != new[field]}
     if changes:
-        # Tenant roles cannot write the audit log, so the entry commits in a platform
-        # transaction of its own, before the caller commits the change: a change is never
-        # missing from the trail (at worst, a commit that fails after it leaves one entry
-        # too many), as with staff access.
-        async with database.platform_session() as platform:
-            await record_audit(
-                platform,
-                tenant_id=tenant.tenant_id,
-                actor=actor,
-                action="store.profile_changed",
-                target_type="store",
-                data={"changes": changes},
-            )
+        await record_audit_beside(
+            database,
+            tenant_id=tenant.tenant_id,
+            actor=actor,
+            action="store.profile_changed",
+            target_type="store",
+            data={"changes": changes},
+        )
     return after

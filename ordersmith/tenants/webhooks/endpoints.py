@@ -2,6 +2,8 @@
 
 The signing secret is made here and returned in clear only by `create_endpoint` and
 `rotate_secret`; it is stored sealed (`endpoint_secrets.py`) and opened only by the sender.
+Every change goes to the store's audit trail (`webhook_endpoint.*`): where a store's
+events are sent is worth knowing who changed, and when.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from urllib.parse import urlsplit
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ordersmith.platform.database import TenantContext
+from ordersmith.platform.database import Database, TenantContext
 from ordersmith.platform.errors import FieldError, ValidationFailedError
 from ordersmith.platform.identity import oidc
+from ordersmith.platform.identity.audit import Actor, record_audit_beside
 from ordersmith.platform.identity.oidc import NetworkPolicy
 from ordersmith.platform.ids import uuid7
 from ordersmith.platform.pagination import Page, PageRequest
@@ -29,6 +32,8 @@ from ordersmith.tenants.webhooks.topics import ALL_TOPICS, WEBHOOK_TOPICS
 
 MAX_URL_LENGTH = 2000
 MAX_DESCRIPTION_LENGTH = 500
+# What a change can touch, as the audit entry of a change records it (old and new).
+_CHANGEABLE = ("url", "topics", "description", "is_active")
 
 
 @dataclass(frozen=True)
@@ -121,15 +126,36 @@ def _refuse(errors: list[FieldError]) -> None:
         raise ValidationFailedError("some webhook endpoint fields are invalid; see errors", errors=errors)
 
 
+async def _audit(
+    database: Database,
+    tenant: TenantContext,
+    actor: Actor,
+    action: str,
+    endpoint_id: uuid.UUID,
+    data: dict[str, Any],
+) -> None:
+    await record_audit_beside(
+        database,
+        tenant_id=tenant.tenant_id,
+        actor=actor,
+        action=f"webhook_endpoint.{action}",
+        target_type="webhook_endpoint",
+        target_id=str(endpoint_id),
+        data=data,
+    )
+
+
 async def get_endpoint(
-    tenant: TenantContext, session: AsyncSession, endpoint_id: uuid.UUID
+    tenant: TenantContext, session: AsyncSession, endpoint_id: uuid.UUID, *, lock: bool = False
 ) -> WebhookEndpoint:
-    """The endpoint; 404 `webhook_endpoint_not_found` if this store has none with that id."""
+    """The endpoint, locked with `lock`; 404 `webhook_endpoint_not_found` if this store has none."""
     query = (
         select(WebhookEndpoint)
         .where(WebhookEndpoint.id == endpoint_id)
         .execution_options(populate_existing=True)
     )
+    if lock:
+        query = query.with_for_update()
     row = (await session.scalars(query)).one_or_none()
     if row is None:
         raise endpoint_missing()
@@ -137,9 +163,11 @@ async def get_endpoint(
 
 
 async def create_endpoint(
+    database: Database,
     tenant: TenantContext,
     session: AsyncSession,
     *,
+    actor: Actor,
     url: str,
     topics: list[str],
     description: str = "",
@@ -165,6 +193,19 @@ async def create_endpoint(
         )
     )
     await session.flush()
+    await _audit(
+        database,
+        tenant,
+        actor,
+        "created",
+        endpoint_id,
+        {
+            "url": url,
+            "topics": topics,
+            "is_active": is_active,
+            "secret_hint": endpoint_secrets.hint_of(secret),
+        },
+    )
     return CreatedEndpoint(await get_endpoint(tenant, session, endpoint_id), secret)
 
 
@@ -180,10 +221,18 @@ async def list_endpoints(
 
 
 async def update_endpoint(
-    tenant: TenantContext, session: AsyncSession, endpoint_id: uuid.UUID, changes: Mapping[str, Any]
+    database: Database,
+    tenant: TenantContext,
+    session: AsyncSession,
+    endpoint_id: uuid.UUID,
+    changes: Mapping[str, Any],
+    *,
+    actor: Actor,
 ) -> WebhookEndpoint:
-    """Change the url, topics, description or is_active given; the others stay."""
-    await get_endpoint(tenant, session, endpoint_id)
+    """Change the url, topics, description or is_active given; the others stay. Audited if any moved."""
+    # Locked, so that two changes at once each record what they really replaced.
+    before = await get_endpoint(tenant, session, endpoint_id, lock=True)
+    old = {field: getattr(before, field) for field in _CHANGEABLE}
     values: dict[str, Any] = {}
     errors: list[FieldError] = []
     if "url" in changes:
@@ -198,27 +247,38 @@ async def update_endpoint(
     if "is_active" in changes:
         values["is_active"] = bool(changes["is_active"])
     _refuse(errors)
-    if values:
-        await session.execute(
-            update(WebhookEndpoint)
-            .where(WebhookEndpoint.id == endpoint_id)
-            .values(**values, updated_at=dt.datetime.now(dt.UTC))
-        )
+    moved = {
+        field: {"old": old[field], "new": value} for field, value in values.items() if value != old[field]
+    }
+    if not moved:
+        return before
+    await session.execute(
+        update(WebhookEndpoint)
+        .where(WebhookEndpoint.id == endpoint_id)
+        .values(**values, updated_at=dt.datetime.now(dt.UTC))
+    )
+    await _audit(database, tenant, actor, "changed", endpoint_id, {"changes": moved})
     return await get_endpoint(tenant, session, endpoint_id)
 
 
-async def delete_endpoint(tenant: TenantContext, session: AsyncSession, endpoint_id: uuid.UUID) -> None:
-    """Remove the endpoint with its deliveries and their log; what was still owed is not sent."""
-    result = await session.execute(delete(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id))
-    if result.rowcount == 0:  # type: ignore[attr-defined]
+async def delete_endpoint(
+    database: Database, tenant: TenantContext, session: AsyncSession, endpoint_id: uuid.UUID, *, actor: Actor
+) -> None:
+    """Remove the endpoint with its deliveries and their log; what was still owed is not sent. Audited."""
+    url = await session.scalar(
+        delete(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id).returning(WebhookEndpoint.url)
+    )
+    if url is None:
         raise endpoint_missing()
+    await _audit(database, tenant, actor, "deleted", endpoint_id, {"url": url})
 
 
 async def rotate_secret(
-    tenant: TenantContext, session: AsyncSession, endpoint_id: uuid.UUID
+    database: Database, tenant: TenantContext, session: AsyncSession, endpoint_id: uuid.UUID, *, actor: Actor
 ) -> CreatedEndpoint:
-    """Give the endpoint a new signing secret, returned this once; the old one stops signing at once."""
-    await get_endpoint(tenant, session, endpoint_id)
+    """Give the endpoint a new signing secret, returned this once; the old one stops at once. Audited."""
+    before = await get_endpoint(tenant, session, endpoint_id, lock=True)
+    old_hint = before.secret_hint
     secret = endpoint_secrets.new_secret()
     now = dt.datetime.now(dt.UTC)
     await session.execute(
@@ -232,5 +292,13 @@ async def rotate_secret(
             secret_rotated_at=now,
             updated_at=now,
         )
+    )
+    await _audit(
+        database,
+        tenant,
+        actor,
+        "secret_rotated",
+        endpoint_id,
+        {"old_secret_hint": old_hint, "new_secret_hint": endpoint_secrets.hint_of(secret)},
     )
     return CreatedEndpoint(await get_endpoint(tenant, session, endpoint_id), secret)
