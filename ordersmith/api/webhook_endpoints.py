@@ -43,6 +43,8 @@ class WebhookEndpoint(msgspec.Struct):
     # Which secret signs: `whsec_…` and its last four characters.
     secret_hint: str
     secret_rotated_at: dt.datetime | None
+    # Until when the secret the last rotation replaced also signs (null: it stopped then).
+    previous_secret_expires_at: dt.datetime | None
     created_at: dt.datetime
     updated_at: dt.datetime
 
@@ -56,6 +58,7 @@ class WebhookEndpoint(msgspec.Struct):
             row.is_active,
             row.secret_hint,
             row.secret_rotated_at,
+            row.previous_secret_expires_at,
             row.created_at,
             row.updated_at,
         )
@@ -88,6 +91,12 @@ class WebhookEndpointUpdate(msgspec.Struct, forbid_unknown_fields=True):
     topics: list[str] | msgspec.UnsetType = msgspec.UNSET
     description: str | msgspec.UnsetType = msgspec.UNSET
     is_active: bool | msgspec.UnsetType = msgspec.UNSET
+
+
+class SecretRotation(msgspec.Struct, forbid_unknown_fields=True):
+    # Hours the replaced secret goes on signing beside the new one (0 to 168): time for
+    # the receiver to switch. 0, the default, stops it at once, as after a leak.
+    keep_previous_hours: int = 0
 
 
 class DeliveryAttempt(msgspec.Struct):
@@ -294,14 +303,16 @@ async def rotate_webhook_endpoint_secret(
     principal: NamedDependency[Principal],
     tenant_session: NamedDependency[AsyncSession],
     endpoint_id: FromPath[str],
+    data: JSONBody[SecretRotation | None] = None,
 ) -> WebhookEndpointWithSecret:
-    """Every send from now on is signed with the new secret; the old one stops at once."""
+    """The new secret signs from now on; the old one stops now or after `keep_previous_hours`."""
     created = await endpoints.rotate_secret(
         state.database,
         principal.tenant_context,
         tenant_session,
         endpoint_id_of(endpoint_id),
         actor=principal.actor,
+        keep_previous_hours=(data or SecretRotation()).keep_previous_hours,
     )
     return WebhookEndpointWithSecret.of(created)
 

@@ -125,7 +125,11 @@ async def test_every_change_to_an_endpoint_is_on_the_audit_trail_once(
             "action": "webhook_endpoint.secret_rotated",
             **actor,
             **target,
-            "data": {"old_secret_hint": old_hint, "new_secret_hint": new_hint},
+            "data": {
+                "old_secret_hint": old_hint,
+                "new_secret_hint": new_hint,
+                "old_secret_signs_until": None,
+            },
         },
         {"action": "webhook_endpoint.deleted", **actor, **target, "data": {"url": URL + "/v2"}},
     ]

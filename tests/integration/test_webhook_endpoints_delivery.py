@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import Any
 
 from litestar import Litestar
@@ -262,6 +263,65 @@ async def test_a_rotated_secret_signs_what_is_sent_next_and_the_old_one_no_longe
         (request,) = receiver.requests
     header = request.headers["ordersmith-signature"]
     assert signing.verify(rotated["secret"], request.body, header)
+    assert not signing.verify(created["secret"], request.body, header)
+
+
+async def test_a_secret_kept_after_rotation_signs_beside_the_new_one_until_it_expires(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    store, tenant = await _store(client, database)
+    with serve_receiver() as receiver:
+        created = await _endpoint(store, receiver.url(), ["customer.created"])
+        endpoint_id = created["endpoint"]["id"]
+        path = f"{ENDPOINTS}/{endpoint_id}/rotate-secret"
+        refused = await store.call("POST", path, 422, json={"keep_previous_hours": 169})
+        assert refused["errors"] == [
+            {
+                "field": "keep_previous_hours",
+                "message": "must be between 0 (stop the old secret now) and 168 (a week)",
+            }
+        ]
+        rotated = await store.call("POST", path, 200, json={"keep_previous_hours": 24})
+        rotated_at = dt.datetime.fromisoformat(rotated["endpoint"]["secret_rotated_at"])
+        kept_until = dt.datetime.fromisoformat(rotated["endpoint"]["previous_secret_expires_at"])
+        assert kept_until - rotated_at == dt.timedelta(hours=24)
+        await _add_customer(store, "bo@example.com")
+        await pump(database, tenant)
+        # The kept secret's time runs out: what is sent next carries the new signature only.
+        async with database.tenant_session(tenant.context) as session:
+            endpoint = await session.get(WebhookEndpoint, uuid.UUID(endpoint_id))
+            assert endpoint is not None
+            endpoint.previous_secret_expires_at = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+        await _add_customer(store, "cy@example.com")
+        await pump(database, tenant)
+        during, after = receiver.requests
+    both = during.headers["ordersmith-signature"]
+    assert both.count("v1=") == 2
+    assert signing.verify(rotated["secret"], during.body, both)
+    assert signing.verify(created["secret"], during.body, both)
+    one = after.headers["ordersmith-signature"]
+    assert one.count("v1=") == 1
+    assert signing.verify(rotated["secret"], after.body, one)
+    assert not signing.verify(created["secret"], after.body, one)
+
+
+async def test_rotating_again_stops_the_secret_an_earlier_rotation_kept(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    store, tenant = await _store(client, database)
+    with serve_receiver() as receiver:
+        created = await _endpoint(store, receiver.url(), ["customer.created"])
+        path = f"{ENDPOINTS}/{created['endpoint']['id']}/rotate-secret"
+        first = await store.call("POST", path, 200, json={"keep_previous_hours": 24})
+        second = await store.call("POST", path, 200)
+        assert second["endpoint"]["previous_secret_expires_at"] is None
+        await _add_customer(store, "bo@example.com")
+        await pump(database, tenant)
+        (request,) = receiver.requests
+    header = request.headers["ordersmith-signature"]
+    assert header.count("v1=") == 1
+    assert signing.verify(second["secret"], request.body, header)
+    assert not signing.verify(first["secret"], request.body, header)
     assert not signing.verify(created["secret"], request.body, header)
 
 

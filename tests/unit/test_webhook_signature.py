@@ -52,6 +52,16 @@ def test_any_of_several_v1_signatures_may_match() -> None:
     assert signing.verify(SECRET, BODY, f"t={NOW},v1={'0' * 64},v1={good}", now=NOW)
 
 
+def test_a_header_signed_by_two_secrets_carries_the_current_first_and_verifies_with_either() -> None:
+    current = signing.compute(SECRET, NOW, BODY)
+    previous = signing.compute("whsec_previous", NOW, BODY)
+    header = signing.signature_header(SECRET, BODY, NOW, "whsec_previous")
+    assert header == f"t={NOW},v1={current},v1={previous}"
+    assert signing.verify(SECRET, BODY, header, now=NOW)
+    assert signing.verify("whsec_previous", BODY, header, now=NOW)
+    assert not signing.verify("whsec_other", BODY, header, now=NOW)
+
+
 def test_the_body_keeps_the_documented_key_order_and_is_compact() -> None:
     body = {"data": {"order_id": "o-1"}, "created": NOW, "type": "order.placed", "id": "evt-1"}
     assert (

@@ -32,6 +32,8 @@ from ordersmith.tenants.webhooks.topics import ALL_TOPICS, WEBHOOK_TOPICS
 
 MAX_URL_LENGTH = 2000
 MAX_DESCRIPTION_LENGTH = 500
+# How long a rotated secret may go on signing beside the new one, at most: a week.
+MAX_KEEP_PREVIOUS_HOURS = 168
 # What a change can touch, as the audit entry of a change records it (old and new).
 _CHANGEABLE = ("url", "topics", "description", "is_active")
 
@@ -274,13 +276,34 @@ async def delete_endpoint(
 
 
 async def rotate_secret(
-    database: Database, tenant: TenantContext, session: AsyncSession, endpoint_id: uuid.UUID, *, actor: Actor
+    database: Database,
+    tenant: TenantContext,
+    session: AsyncSession,
+    endpoint_id: uuid.UUID,
+    *,
+    actor: Actor,
+    keep_previous_hours: int = 0,
 ) -> CreatedEndpoint:
-    """Give the endpoint a new signing secret, returned this once; the old one stops at once. Audited."""
+    """Give the endpoint a new signing secret, returned this once; audited.
+
+    The old secret stops at once, or with `keep_previous_hours` goes on signing beside the
+    new one that long, so the receiver can switch without refusing a delivery. A secret
+    kept from an earlier rotation stops now: only the one replaced here is kept.
+    """
+    if not 0 <= keep_previous_hours <= MAX_KEEP_PREVIOUS_HOURS:
+        _refuse(
+            [
+                FieldError(
+                    "keep_previous_hours",
+                    f"must be between 0 (stop the old secret now) and {MAX_KEEP_PREVIOUS_HOURS} (a week)",
+                )
+            ]
+        )
     before = await get_endpoint(tenant, session, endpoint_id, lock=True)
     old_hint = before.secret_hint
     secret = endpoint_secrets.new_secret()
     now = dt.datetime.now(dt.UTC)
+    kept_until = now + dt.timedelta(hours=keep_previous_hours) if keep_previous_hours else None
     await session.execute(
         update(WebhookEndpoint)
         .where(WebhookEndpoint.id == endpoint_id)
@@ -290,6 +313,9 @@ async def rotate_secret(
             ),
             secret_hint=endpoint_secrets.hint_of(secret),
             secret_rotated_at=now,
+            # Sealed for the same store and endpoint, the old secret opens as it is.
+            previous_secret_sealed=before.secret_sealed if kept_until else None,
+            previous_secret_expires_at=kept_until,
             updated_at=now,
         )
     )
@@ -299,6 +325,10 @@ async def rotate_secret(
         actor,
         "secret_rotated",
         endpoint_id,
-        {"old_secret_hint": old_hint, "new_secret_hint": endpoint_secrets.hint_of(secret)},
+        {
+            "old_secret_hint": old_hint,
+            "new_secret_hint": endpoint_secrets.hint_of(secret),
+            "old_secret_signs_until": kept_until.isoformat() if kept_until else None,
+        },
     )
     return CreatedEndpoint(await get_endpoint(tenant, session, endpoint_id), secret)

@@ -40,7 +40,13 @@ class WebhookEndpoint(TenantBase):
     """A URL of the merchant's that receives the store's events of the topics it chose."""
 
     __tablename__ = "webhook_endpoints"
-    __table_args__ = (Index("ix_webhook_endpoints_created_at_id", "created_at", "id"),)
+    __table_args__ = (
+        Index("ix_webhook_endpoints_created_at_id", "created_at", "id"),
+        CheckConstraint(
+            "(previous_secret_sealed IS NULL) = (previous_secret_expires_at IS NULL)",
+            name="previous_secret_has_expiry",
+        ),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     url: Mapped[str] = mapped_column(String(2000))
@@ -52,6 +58,10 @@ class WebhookEndpoint(TenantBase):
     # Its last four characters, so an admin can tell which secret a receiver holds.
     secret_hint: Mapped[str] = mapped_column(String(20))
     secret_rotated_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # The secret a rotation replaced, still signing beside the new one until it expires,
+    # so a receiver can switch secrets without refusing a delivery (sealed the same way).
+    previous_secret_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    previous_secret_expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 

@@ -81,6 +81,8 @@ class Claimed:
     # None when the sealed secret does not open: the attempt fails without sending.
     secret: str | None
     body: bytes
+    # A rotated secret still within its overlap: it signs too.
+    previous_secret: str | None
     attempt_number: int
     trigger: str
     previous_status: str
@@ -124,6 +126,17 @@ async def _claim(
         except WebhookSecretUnreadableError:
             logger.error("webhook endpoint %s: signing secret does not open; not sent", endpoint.id)
             secret = None
+        previous = None
+        expires = endpoint.previous_secret_expires_at
+        if endpoint.previous_secret_sealed is not None and expires is not None and expires > now:
+            try:
+                previous = endpoint_secrets.open_sealed(
+                    secret_key, tenant.tenant_id, endpoint.id, endpoint.previous_secret_sealed
+                )
+            except WebhookSecretUnreadableError:
+                logger.error(
+                    "webhook endpoint %s: previous signing secret does not open; left out", endpoint.id
+                )
         # Read before the update below, which also refreshes these attributes in the session.
         previous_status, previous_next_attempt_at = delivery.status, delivery.next_attempt_at
         attempt_number = delivery.attempt_count + 1
@@ -136,6 +149,7 @@ async def _claim(
                 endpoint.url,
                 secret,
                 encode_body(delivery.body),
+                previous,
                 attempt_number,
                 trigger,
                 previous_status,
@@ -185,7 +199,12 @@ async def post(client: httpx.AsyncClient, claimed: Claimed, *, now: dt.datetime)
     headers = {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
-        signing.HEADER: signing.signature_header(claimed.secret, claimed.body, int(time.time())),
+        signing.HEADER: signing.signature_header(
+            claimed.secret,
+            claimed.body,
+            int(time.time()),
+            *([claimed.previous_secret] if claimed.previous_secret else []),
+        ),
         "Ordersmith-Event-Id": str(claimed.event_id),
         "Ordersmith-Delivery-Id": str(claimed.delivery_id),
         "Ordersmith-Delivery-Attempt": str(claimed.attempt_number),

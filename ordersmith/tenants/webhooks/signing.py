@@ -3,6 +3,8 @@
 The HMAC key is the endpoint's secret (the whole `whsec_…` string, as UTF-8) and the
 message is `<t>.<raw body>`. A receiver recomputes it over the bytes it received and
 refuses a timestamp older than its tolerance, which stops replays of a captured request.
+While a rotated secret is kept for a while, the header carries one `v1=` per secret, the
+current one first; a receiver accepts the request when any of them matches its secret.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ def compute(secret: str, timestamp: int, body: bytes) -> str:
     return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
 
 
-def signature_header(secret: str, body: bytes, timestamp: int) -> str:
-    """The `Ordersmith-Signature` value for `body` sent at `timestamp`."""
-    return f"t={timestamp},{SCHEME}={compute(secret, timestamp, body)}"
+def signature_header(secret: str, body: bytes, timestamp: int, *also: str) -> str:
+    """The `Ordersmith-Signature` value for `body` sent at `timestamp`, signed by `secret` and `also`."""
+    signatures = ",".join(f"{SCHEME}={compute(key, timestamp, body)}" for key in (secret, *also))
+    return f"t={timestamp},{signatures}"
 
 
 def verify(
