@@ -119,6 +119,7 @@ class Invitation(msgspec.Struct):
     role: str
     # "pending", "accepted", "revoked" or "expired"
     status: str
+    # The person who sent it (for an invitation sent by an API key, whoever created the key).
     invited_by: str | None
     created_at: dt.datetime
     expires_at: dt.datetime
@@ -263,6 +264,7 @@ class ApiKey(msgspec.Struct):
     # The visible part of the key (`osk_<prefix>_…`), to tell keys apart.
     prefix: str
     scopes: list[str]
+    # The person the key answers to (for a key made by a key, whoever created that key).
     created_by: str | None
     created_at: dt.datetime
     last_used_at: dt.datetime | None

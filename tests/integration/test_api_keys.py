@@ -102,7 +102,8 @@ async def test_scopes_must_be_known_and_held_by_the_creator(
         "/api/v1/api-keys", json={"name": "Child", "scopes": ["orders.read"]}, headers=bearer(manager_key)
     )
     assert narrower.status_code == 201
-    assert narrower.json()["api_key"]["created_by"] is None
+    # Made by a key, it answers to the person who made that key.
+    assert narrower.json()["api_key"]["created_by"] == owner["user_id"]
     wider = await client.post(
         "/api/v1/api-keys", json={"name": "Child", "scopes": ["orders.write"]}, headers=bearer(manager_key)
     )
@@ -172,7 +173,8 @@ async def test_a_key_that_manages_users_acts_in_its_own_name(
         "/api/v1/invitations", json={"email": email, "role": "agent"}, headers=key_headers
     )
     assert invited.status_code == 201
-    assert invited.json()["invited_by"] is None
+    # Sent in the name of the person the key answers to (the audit trail names the key).
+    assert invited.json()["invited_by"] == owner["user_id"]
     assert (await invitation_email(database, email))["inviter_email"] == owner["email"]
     # A key has no role, so it can never touch owners.
     as_owner = await client.post(

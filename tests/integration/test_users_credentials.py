@@ -120,6 +120,36 @@ async def test_deactivating_a_member_revokes_their_keys_and_pending_invitations(
     assert (stored["scopes"], stored["revoked_at"] is not None) == (["orders.read", "users.manage"], True)
 
 
+async def test_keys_and_invitations_a_members_key_made_go_with_the_member(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    owner = await sign_up(client)
+    tenant_id, headers = owner["tenant"]["id"], bearer(owner["token"]["access_token"])
+    admin = await add_member(client, database, headers, "admin")
+    maker = await _key(client, admin.headers, "Key maker", ["api_keys.manage", "users.manage", "orders.read"])
+    child = await _key(client, maker["headers"], "Made by a key", ["api_keys.manage", "orders.read"])
+    grandchild = await _key(client, child["headers"], "Made by that key", ["orders.read"])
+    pending = await invite(client, maker["headers"], _email("hire"), "agent")
+    assert (child["created_by"], grandchild["created_by"], pending["invited_by"]) == (admin.user_id,) * 3
+    since = await last_audit_id(database, tenant_id)
+
+    response = await client.patch(
+        f"/api/v1/users/{admin.user_id}", json={"status": "deactivated"}, headers=headers
+    )
+    assert response.status_code == 200, response.text
+
+    for key in (maker, child, grandchild):
+        assert await _me(client, key) == (401, REVOKED)
+    assert await _accept(client, database, pending["email"]) == (410, "token_gone", WITHDRAWN)
+    assert [entry["target_id"] for entry in await audit_trail(database, tenant_id, since=since)] == [
+        admin.user_id,
+        maker["id"],
+        child["id"],
+        grandchild["id"],
+        pending["id"],
+    ]
+
+
 async def test_demoting_a_member_narrows_their_keys_and_withdraws_what_they_could_no_longer_send(
     client: AsyncTestClient[Litestar], database: Database
 ) -> None:

@@ -119,7 +119,7 @@ async def create_api_key(
                                 prefix=prefix,
                                 secret_hash=secret_hash(key),
                                 scopes=[permission.value for permission in permissions],
-                                created_by=principal.id if principal.kind == "user" else None,
+                                created_by=principal.person_id,
                                 created_at=now,
                             )
                             .returning(ApiKey)

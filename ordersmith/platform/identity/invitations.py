@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -25,7 +24,7 @@ from ordersmith.platform.errors import (
 from ordersmith.platform.identity.accounts import IssuedSession, normalize_email, start_session
 from ordersmith.platform.identity.audit import Actor, record_audit
 from ordersmith.platform.identity.members import lock_members, not_found, parse_id, tenant_of
-from ordersmith.platform.identity.models import ApiKey, Invitation, Membership, User
+from ordersmith.platform.identity.models import Invitation, Membership, User
 from ordersmith.platform.identity.passwords import check_password, hash_password
 from ordersmith.platform.identity.permissions import Role
 from ordersmith.platform.identity.principal import Principal
@@ -89,11 +88,10 @@ def _invitation_view(invitation: Invitation) -> InvitationView:
 
 
 async def _inviter_email(session: AsyncSession, principal: Principal) -> str:
-    inviter: Any = principal.id
-    if principal.kind == "api_key":
-        # An integration invites on behalf of whoever created its key.
-        inviter = select(ApiKey.created_by).where(ApiKey.id == principal.id).scalar_subquery()
-    email = await session.scalar(select(User.email).where(User.id == inviter))
+    # An integration invites on behalf of whoever created its key.
+    email = None
+    if principal.person_id is not None:
+        email = await session.scalar(select(User.email).where(User.id == principal.person_id))
     return email or "An administrator of the store"
 
 
@@ -123,7 +121,7 @@ async def create_invitation(
         email=email,
         role=role,
         token_hash=secret_hash(token),
-        invited_by=principal.id if principal.kind == "user" else None,
+        invited_by=principal.person_id,
         created_at=now,
         expires_at=now + INVITATION_LIFETIME,
     )

@@ -41,6 +41,10 @@ class Principal:
     via_cookie: bool = False
     token_id: str | None = None
     client_address: str | None = None
+    # The person who answers for what this caller makes: the user, or whoever created the
+    # API key (a key made by a key answers to the same person). Keys and invitations are
+    # recorded under them, so deactivating or demoting them reaches all of it.
+    person_id: uuid.UUID | None = None
 
     @property
     def tenant_context(self) -> TenantContext:
@@ -127,6 +131,7 @@ async def principal_from_access_token(
         via_cookie=via_cookie,
         token_id=claims.token_id,
         client_address=client_address,
+        person_id=claims.subject,
     )
 
 
@@ -174,6 +179,7 @@ async def principal_from_api_key(database: Database, key: str, *, client_address
         role=None,
         permissions=permissions,
         client_address=client_address,
+        person_id=row["created_by"],
     )
 
 
