@@ -16,12 +16,10 @@ from ordersmith.platform.settings import Settings
 from ordersmith.tenants.payments.errors import RefundExceedsCapturedError
 from ordersmith.tenants.payments.service import capture_for_shipment, captured_amount, refund_order
 from tests.support.fake_stripe import FakeStripe, serve_fake_stripe
-from tests.support.fake_stripe.payments import AUTHENTICATION_REQUIRED, DECLINED, payment_intents
+from tests.support.fake_stripe.payments import AUTHENTICATION_REQUIRED, DECLINED, VISA, payment_intents
 from tests.support.order_actions import tenant_context, timeline_of
 from tests.support.orders import Store
 from tests.support.payments import ledger, ledger_rows, pay, payment_store, stripe_at
-
-VISA = "pm_card_visa"
 
 
 @pytest.fixture
@@ -184,6 +182,21 @@ async def test_a_decline_is_recorded_and_holds_the_order(
         "request",
         "failure",
     ]
+    # Another card goes through: the system lifts the hold it placed, which is no touch
+    # (taking the payment is the person's one more).
+    touches = (await store.call("GET", f"/api/v1/orders/{order['id']}", 200))["touch_count"]
+    paid = await pay(store, order["id"], provider="stripe", method=VISA)
+    assert paid["payment_status"] == "paid"
+    read = await store.call("GET", f"/api/v1/orders/{order['id']}", 200)
+    assert (read["status"], read["open_hold_count"], read["touch_count"]) == ("confirmed", 0, touches + 1)
+    [released] = read["holds"]
+    assert (released["id"], released["released_by_type"], released["release_note"]) == (
+        hold["id"],
+        "system",
+        "released automatically: a later payment was captured",
+    )
+    kinds = [item["kind"] for item in await timeline_of(store, order["id"])]
+    assert kinds[-3:] == ["payment_authorized", "payment_captured", "hold_released"]
 
 
 async def test_an_unreachable_stripe_is_recorded_and_a_retry_charges_once(
@@ -217,6 +230,8 @@ async def test_an_unreachable_stripe_is_recorded_and_a_retry_charges_once(
         ("authorize", "success"),
     ]
     assert rows[2]["retry_of_id"] == rows[0]["id"]
+    read = await store.call("GET", f"/api/v1/orders/{order['id']}", 200)
+    assert (read["open_hold_count"], read["holds"][0]["released_by_type"]) == (0, "system")
     # Both attempts carried the first request's key.
     key = f"ordersmith:{payment['id']}:authorize:{rows[0]['id']}"
     assert _keys(fake, "POST", "/v1/payment_intents") == [key]  # the 503 was answered before routing

@@ -13,6 +13,7 @@ from ordersmith.platform.settings import Settings
 from tests.support.fake_stripe import FakeStripe, event, serve_fake_stripe
 from tests.support.fake_stripe.payments import (
     AUTHENTICATION_REQUIRED,
+    VISA,
     complete_authentication,
     intent_event,
     open_dispute,
@@ -144,6 +145,11 @@ async def test_a_dispute_is_a_chargeback_and_holds_the_order(store: Store, fake:
         dispute["id"],
         "dispute opened: fraudulent",
     )
+    # The customer pays again: the dispute still wants a person, so its hold stays.
+    again = await pay(store, str(order["id"]), provider="stripe", method=VISA)
+    assert again["last_transaction"]["state"] == "success"
+    read = await store.call("GET", f"/api/v1/orders/{order['id']}", 200)
+    assert (read["open_hold_count"], read["holds"][0]["released_at"]) == (1, None)
 
 
 async def test_authentication_finished_or_failed_arrives_by_webhook(store: Store, fake: FakeStripe) -> None:
@@ -174,6 +180,10 @@ async def test_authentication_finished_or_failed_arrives_by_webhook(store: Store
     assert (
         read["holds"][0]["reason"] == "authorize failed: payment_intent_authentication_failure (3DS failed)"
     )
+    # Paid with another card through the API: the hold the webhook's failure placed is lifted.
+    await pay(store, other["id"], provider="stripe", method=VISA)
+    read = await store.call("GET", f"/api/v1/orders/{other['id']}", 200)
+    assert (read["open_hold_count"], read["holds"][0]["released_by_type"]) == (0, "system")
 
 
 async def test_a_cancelled_intent_voids_what_it_held(

@@ -194,22 +194,35 @@ async def release_hold(
             f"your standing is {standing or 'none'}; ask someone with that role",
             extensions={"release_role": hold.release_role, "standing": standing},
         )
+    await release_and_confirm(tenant, session, order, [hold], note=note, actor=actor)
+    updated = await load_order(session, order_id)
+    return HoldChange(next(item for item in updated.holds if item.id == hold_id), updated)
+
+
+async def release_and_confirm(
+    tenant: TenantContext,
+    session: AsyncSession,
+    order: Order,
+    holds: list[OrderHold],
+    *,
+    note: str | None,
+    actor: Actor,
+) -> None:
+    """Release open holds of a locked, open order, announced; a placed order left with none is confirmed."""
     # Read before the updates below, which the session copies onto `order`.
     status, open_holds = order.status, order.open_hold_count
-    entries, events = release_entries(order, [hold], note)
-    await release_holds(session, order, [hold], note=note, actor=actor)
+    entries, events = release_entries(order, holds, note)
+    await release_holds(session, order, holds, note=note, actor=actor)
     now = dt.datetime.now(dt.UTC)
     values: dict[str, Any] = {"version": Order.version + 1, "updated_at": now}
-    if status == lifecycle.PLACED and open_holds == 1:
+    if status == lifecycle.PLACED and open_holds == len(holds):
         lifecycle.check_transition(status, lifecycle.CONFIRMED)
         values |= {"status": lifecycle.CONFIRMED, "confirmed_at": now}
         entries.append(Entry("confirmed", {"status": change(lifecycle.PLACED, lifecycle.CONFIRMED)}))
-        events.append((ORDER_CONFIRMED, {"order_id": str(order_id), "number": order.number}))
-    await session.execute(update(Order).where(Order.id == order_id).values(**values))
-    await timeline.record(session, order_id, entries, actor)
+        events.append((ORDER_CONFIRMED, {"order_id": str(order.id), "number": order.number}))
+    await session.execute(update(Order).where(Order.id == order.id).values(**values))
+    await timeline.record(session, order.id, entries, actor)
     await record_events(session, tenant, events)
-    updated = await load_order(session, order_id)
-    return HoldChange(next(item for item in updated.holds if item.id == hold_id), updated)
 
 
 async def release_holds(

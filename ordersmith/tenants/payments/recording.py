@@ -4,7 +4,8 @@ Every money movement goes through `run`: a `request` row (with the idempotency k
 provider receives), the provider call, then one outcome row. The order row and the
 payment row are locked by the caller before, so limits checked against the ledger still
 hold when the outcome is written. Then the order hears of it: timeline entries, outbox
-events, the derived `payment_status`, and a `payment` hold when money failed to move.
+events, the derived `payment_status`, and a `payment` hold when money failed to move,
+released by the system once an authorization or capture of the order succeeds.
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ from ordersmith.platform.events import record_events
 from ordersmith.platform.identity.audit import SYSTEM, Actor
 from ordersmith.platform.ids import uuid7
 from ordersmith.tenants.orders import completion, derived, lifecycle, timeline
-from ordersmith.tenants.orders.holds import place_hold
+from ordersmith.tenants.orders.holds import place_hold, release_and_confirm
 from ordersmith.tenants.orders.models import Order, OrderHold
 from ordersmith.tenants.orders.rules import HoldRequest
 from ordersmith.tenants.orders.timeline import Entry, change
+from ordersmith.tenants.orders.views import load_order
 from ordersmith.tenants.payments import ledger, status
 from ordersmith.tenants.payments.models import Payment, PaymentTransaction
 from ordersmith.tenants.payments.providers.base import UNREACHABLE, ProviderResult
@@ -42,6 +44,26 @@ _VERBS = {
     ("refund", status.SUCCESS): "refunded",
     ("chargeback", status.SUCCESS): "charged_back",
 }
+
+
+# Failures that leave the order waiting for its money, and the successes that end the wait.
+_PAYMENT_KINDS = ("authorize", "capture")
+
+
+def _failure_reason(row: PaymentTransaction) -> str:
+    """The reason of the `payment` hold a failure places: `<kind> failed: <code> (<message>)`."""
+    reason = f"{row.kind} failed: {row.error_code}"
+    return f"{reason} ({row.error_message})" if row.error_message else reason
+
+
+def _awaits_payment(hold: OrderHold) -> bool:
+    """A hold the system placed because an authorization or capture failed (not a chargeback's)."""
+    return (
+        hold.type == "payment"
+        and hold.released_at is None
+        and hold.placed_by_type == SYSTEM.type
+        and hold.reason.startswith(tuple(f"{kind} failed: " for kind in _PAYMENT_KINDS))
+    )
 
 
 def verb_of(row: PaymentTransaction) -> str:
@@ -166,17 +188,31 @@ class Recorder:
         await timeline.record(self.session, self.order.id, entries, self.actor)
         await record_events(self.session, self.tenant, events)
         failures = [row for _, row in self.outcomes if row.state == status.FAILURE]
+        paid = [row for _, row in self.outcomes if row.state == status.SUCCESS and row.kind in _PAYMENT_KINDS]
         if failures:
-            failure = failures[-1]
-            reason = f"{failure.kind} failed: {failure.error_code}"
-            if failure.error_message:
-                reason = f"{reason} ({failure.error_message})"
-            await self._hold(reason)
+            await self._hold(_failure_reason(failures[-1]))
         elif self.hold_reason:
             await self._hold(self.hold_reason)
+        elif paid:
+            await self._release_holds_awaiting_payment(verb_of(paid[-1]))
         # The payment that settles a fully shipped order completes it.
         await completion.settle(self.tenant, self.session, self.order.id)
         return new_status
+
+    async def _release_holds_awaiting_payment(self, verb: str) -> None:
+        # The money came through: the wait a failure started is over, with no one's touch.
+        # A person's payment hold, and a chargeback's, stay for a person to release.
+        view = await load_order(self.session, self.order.id, lock=True)
+        waiting = [hold for hold in view.holds if _awaits_payment(hold)]
+        if waiting and view.order.status in lifecycle.OPEN:
+            await release_and_confirm(
+                self.tenant,
+                self.session,
+                view.order,
+                waiting,
+                note=f"released automatically: a later payment was {verb}",
+                actor=SYSTEM,
+            )
 
     async def _hold(self, reason: str) -> None:
         # A closed order takes no holds; an order already waiting on payment needs no second one.

@@ -16,6 +16,7 @@ from typing import Any
 
 from tests.support.fake_stripe.server import FakeStripe, StripeError, StripeRequest, event, now, route
 
+VISA = "pm_card_visa"
 DECLINED = "pm_card_chargeDeclined"
 AUTHENTICATION_REQUIRED = "pm_card_authenticationRequired"
 
