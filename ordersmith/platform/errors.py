@@ -159,3 +159,10 @@ class AccountUnverifiedError(ConflictError):
 
     code = "account_unverified"
     title = "Account email not verified"
+
+
+class AccountNotMemberError(ConflictError):
+    """Single sign-on named an existing account that this store was never given: it must be invited."""
+
+    code = "account_not_member"
+    title = "Account not a member of this store"

@@ -30,8 +30,8 @@ from ordersmith.platform.identity.oidc import providers
 from ordersmith.platform.identity.permissions import ROLE_PERMISSIONS, Role
 from ordersmith.platform.settings import Settings
 from tests.support.entitlements import sign_up_with_sso
-from tests.support.http import PASSWORD, bearer, sign_in, sign_up
-from tests.support.members import verify_email
+from tests.support.http import PASSWORD, bearer, sign_up
+from tests.support.members import invitation_token, invite, verify_email
 from tests.support.oidc_provider import CLIENT_ID, CLIENT_SECRET, OidcProvider, TestUser, serve_oidc_provider
 
 
@@ -198,19 +198,44 @@ async def test_a_second_sign_in_links_the_same_person(
     assert (users, memberships) == (1, 1)
 
 
-async def test_an_existing_user_keeps_their_role_and_gains_a_membership_elsewhere(
+async def test_an_account_from_another_store_signs_in_only_once_invited(
     client: AsyncTestClient[Litestar], provider: OidcProvider, database: Database
 ) -> None:
     store = await _store_with_sso(client, provider, default_role="viewer")
     elsewhere = await sign_up(client, email=provider.user.email)
     await verify_email(client, database, provider.user.email)
 
-    joined = await _sso_sign_in(client, store["tenant"]["slug"])
+    # The store's admin chose the provider: its word alone must not bring in someone else's account.
+    refused = await _sso_sign_in(client, store["tenant"]["slug"])
 
-    assert joined.status_code == 200, joined.text
-    assert joined.json()["user_id"] == elsewhere["user_id"]
-    assert joined.json()["created_user"] is False
-    assert joined.json()["role"] == "viewer"
+    email = provider.user.email
+    assert (refused.status_code, refused.json()["code"], refused.json()["detail"]) == (
+        409,
+        "account_not_member",
+        f"an Ordersmith account already uses {email} and is not a member of this store; ask a store "
+        f"admin to invite {email}, accept the invitation emailed to you, then sign in with single "
+        "sign-on again",
+    )
+    async with database.platform_session() as session:
+        joined = (
+            await session.scalars(
+                select(Membership.tenant_id).where(Membership.user_id == uuid.UUID(elsewhere["user_id"]))
+            )
+        ).all()
+    assert joined == [uuid.UUID(elsewhere["tenant"]["id"])]
+    [failure] = await _audit(database, store["tenant"]["id"], "auth.sso_sign_in_failed")
+    assert failure.data == {"issuer": provider.issuer, "reason": "account_not_member"}
+
+    await invite(client, bearer(store["token"]["access_token"]), email, "agent")
+    accepted = await client.post(
+        "/api/v1/invitations/accept", json={"token": await invitation_token(database, email)}
+    )
+    assert accepted.status_code == 201, accepted.text
+    joined_now = await _sso_sign_in(client, store["tenant"]["slug"])
+    assert joined_now.status_code == 200, joined_now.text
+    assert joined_now.json()["user_id"] == elsewhere["user_id"]
+    assert joined_now.json()["created_user"] is False
+    assert joined_now.json()["role"] == "agent"  # the invitation's role, not the provider's default
     await client.put(
         "/api/v1/sso",
         json={"issuer": provider.issuer, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET},
@@ -253,16 +278,10 @@ async def test_an_account_with_an_unverified_email_is_not_linked(
     )
     assert (denied.status_code, denied.json()["code"]) == (401, "invalid_credentials")
 
-    # Once the address is confirmed by mail, the same sign-in links the account.
+    # Confirmed by mail, the address is the owner's; the account still joins only by invitation.
     await verify_email(client, database, provider.user.email)
-    linked = await _sso_sign_in(client, store["tenant"]["slug"])
-    assert linked.status_code == 200, linked.text
-    assert (linked.json()["user_id"], linked.json()["created_user"], linked.json()["role"]) == (
-        squatter["user_id"],
-        False,
-        "admin",
-    )
-    assert await sign_in(client, provider.user.email, store["tenant"]["slug"])
+    not_member = await _sso_sign_in(client, store["tenant"]["slug"])
+    assert (not_member.status_code, not_member.json()["code"]) == (409, "account_not_member")
 
 
 async def test_an_unknown_state_is_refused(client: AsyncTestClient[Litestar]) -> None:

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.platform.database import Database
 from ordersmith.platform.errors import (
+    AccountNotMemberError,
     AccountUnverifiedError,
     FieldError,
     NotFoundError,
@@ -485,6 +486,26 @@ async def _find_or_create_user(session: AsyncSession, identity: oidc.Identity) -
     return user_id, False
 
 
+async def _require_membership(
+    session: AsyncSession, tenant: TenantRecord, user_id: uuid.UUID, email: str
+) -> None:
+    """Refuse an existing account this store has no membership for.
+
+    The store's admin chooses its identity provider, so the provider's word that someone
+    owns an address only vouches for people the store already has. Anyone else joins the
+    way every existing account does, by accepting an invitation sent to the address.
+    """
+    member = await session.scalar(
+        select(Membership.id).where(Membership.tenant_id == tenant.id, Membership.user_id == user_id)
+    )
+    if member is None:
+        raise AccountNotMemberError(
+            f"an Ordersmith account already uses {email} and is not a member of this store; ask a store "
+            f"admin to invite {email}, accept the invitation emailed to you, then sign in with single "
+            "sign-on again"
+        )
+
+
 async def _sign_in_member(
     database: Database,
     signer: TokenSigner,
@@ -498,6 +519,8 @@ async def _sign_in_member(
     try:
         async with database.platform_session() as session:
             user_id, created_user = await _find_or_create_user(session, identity)
+            if not created_user:
+                await _require_membership(session, tenant, user_id, identity.email)
             await session.execute(
                 pg_insert(Membership)
                 .values(id=uuid.uuid4(), tenant_id=tenant.id, user_id=user_id, role=config.default_role)
@@ -520,7 +543,7 @@ async def _sign_in_member(
                     data={"issuer": config.issuer, "created_user": created_user},
                 )
                 return SsoSignIn(issued, created_user, return_to)
-    except AccountUnverifiedError as refused:
+    except (AccountUnverifiedError, AccountNotMemberError) as refused:
         await _record_failure(database, tenant.id, client_address, config.issuer, refused.code)
         raise
     # A deactivated member stays out: an admin reactivates people, a provider does not.
