@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import uuid
+from typing import Any
 
 import pytest
 from litestar import Litestar
@@ -12,7 +15,9 @@ from sqlalchemy import update
 
 from ordersmith.platform.database import Database
 from ordersmith.platform.identity.models import Membership
+from tests.support.entitlements import set_tenant_billing
 from tests.support.http import bearer, sign_in, sign_up
+from tests.support.members import add_member
 
 
 async def test_the_trail_lists_the_stores_entries_newest_first(client: AsyncTestClient[Litestar]) -> None:
@@ -163,3 +168,87 @@ async def test_reading_the_trail_needs_audit_read(
         assert response.json()["detail"] == (
             "this needs the 'audit.read' permission, which your role or key lacks; ask a store admin"
         )
+
+
+EXPORT = "/api/v1/audit-log/export"
+
+
+def _lines(body: bytes) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in body.decode().splitlines()]
+
+
+def _recomputed(line: dict[str, Any]) -> str:
+    # What a store's auditor runs on an export, with nothing of ours: hash every field but id and hash.
+    content = {key: value for key, value in line.items() if key not in ("id", "hash")}
+    return hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+async def test_an_export_is_the_whole_trail_oldest_first_and_checks_out_offline(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    owner = await sign_up(client)
+    other = await sign_up(client)  # another store's entries never appear
+    slug, tenant_id = owner["tenant"]["slug"], owner["tenant"]["id"]
+    await set_tenant_billing(database, tenant_id, plan="enterprise")
+    token = await sign_in(client, owner["email"], slug)
+    await client.post(
+        "/api/v1/auth/token",
+        json={"email": owner["email"], "password": "Wrong-Horse-Battery-7", "tenant": slug},
+    )
+    await sign_in(client, other["email"], other["tenant"]["slug"])
+
+    response = await client.get(EXPORT, headers=bearer(token))
+
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/x-ndjson"
+    today = dt.datetime.now(dt.UTC).strftime("%Y%m%d")
+    assert (
+        response.headers["content-disposition"] == f'attachment; filename="audit-log-{slug}-{today}.ndjson"'
+    )
+    lines = _lines(response.content)
+    listed = (await client.get("/api/v1/audit-log", headers=bearer(token))).json()["data"]
+    assert [line["action"] for line in lines] == [
+        "tenant.signed_up",
+        "auth.signed_in",
+        "auth.sign_in_failed",
+    ]
+    assert [str(line["id"]) for line in lines] == [entry["id"] for entry in reversed(listed)]
+    assert {(line["chain"], line["tenant_id"]) for line in lines} == {(tenant_id, tenant_id)}
+    assert [_recomputed(line) for line in lines] == [line["hash"] for line in lines]
+    assert [line["prev_hash"] for line in lines[1:]] == [line["hash"] for line in lines[:-1]]
+
+    # A window: from the second entry's time, up to (not including) the third's.
+    second, third = lines[1]["created_at"], lines[2]["created_at"]
+    window = await client.get(EXPORT, params={"since": second, "until": third}, headers=bearer(token))
+    assert [line["id"] for line in _lines(window.content)] == [lines[1]["id"]]
+    # A time without a zone is UTC.
+    naive = dt.datetime.fromisoformat(third).replace(tzinfo=None).isoformat()
+    assert [
+        line["id"]
+        for line in _lines((await client.get(EXPORT, params={"since": naive}, headers=bearer(token))).content)
+    ] == [lines[2]["id"]]
+    empty = await client.get(EXPORT, params={"since": third, "until": second}, headers=bearer(token))
+    assert (empty.status_code, empty.json()["errors"]) == (
+        422,
+        [{"field": "until", "message": "must be later than since"}],
+    )
+
+
+async def test_an_export_needs_the_plans_feature_and_the_audit_permission(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    owner = await sign_up(client)
+    headers = bearer(owner["token"]["access_token"])
+    trial = await client.get(EXPORT, headers=headers)
+    assert trial.status_code == 402
+    assert {key: trial.json()[key] for key in ("code", "feature", "plan", "cheapest_plan")} == {
+        "code": "feature_not_in_plan",
+        "feature": "audit_log_export",
+        "plan": "trial",
+        "cheapest_plan": "enterprise",
+    }
+    await set_tenant_billing(database, owner["tenant"]["id"], plan="enterprise")
+    viewer = await add_member(client, database, headers, "viewer")
+    refused = await client.get(EXPORT, headers=viewer.headers)
+    assert (refused.status_code, refused.json()["code"]) == (403, "permission_denied")
+    assert (await client.get(EXPORT, headers=headers)).status_code == 200
