@@ -14,6 +14,7 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import update
 
 from ordersmith.platform.database import Database
+from ordersmith.platform.identity.audit_trail import export_audit_entries
 from ordersmith.platform.identity.models import Membership
 from tests.support.entitlements import set_tenant_billing
 from tests.support.http import bearer, sign_in, sign_up
@@ -216,6 +217,10 @@ async def test_an_export_is_the_whole_trail_oldest_first_and_checks_out_offline(
     assert {(line["chain"], line["tenant_id"]) for line in lines} == {(tenant_id, tenant_id)}
     assert [_recomputed(line) for line in lines] == [line["hash"] for line in lines]
     assert [line["prev_hash"] for line in lines[1:]] == [line["hash"] for line in lines[:-1]]
+    # Read in batches, the same lines come out whatever the batch's size.
+    for batch_size in (1, 2, 3):
+        chunks = export_audit_entries(database, uuid.UUID(tenant_id), batch_size=batch_size)
+        assert _lines(b"".join([chunk async for chunk in chunks])) == lines
 
     # A window: from the second entry's time, up to (not including) the third's.
     second, third = lines[1]["created_at"], lines[2]["created_at"]

@@ -94,6 +94,7 @@ async def export_audit_entries(
     *,
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
+    batch_size: int = EXPORT_BATCH,
 ) -> AsyncIterator[bytes]:
     """The tenant's trail oldest first, one JSON document a line (`audit.exported`), optionally a time window.
 
@@ -107,12 +108,12 @@ async def export_audit_entries(
         query = query.where(AuditEntry.created_at < until)
     after = 0
     while True:
-        batch = query.where(AuditEntry.id > after).order_by(AuditEntry.id).limit(EXPORT_BATCH)
+        batch = query.where(AuditEntry.id > after).order_by(AuditEntry.id).limit(batch_size)
         async with database.platform_reader() as session:
             rows = (await session.execute(batch)).scalars().all()
             lines = [json.dumps(exported(row), separators=(",", ":"), ensure_ascii=False) for row in rows]
         if lines:
             yield ("\n".join(lines) + "\n").encode()
-        if len(rows) < EXPORT_BATCH:
+        if len(rows) < batch_size:
             return
         after = rows[-1].id
