@@ -8,6 +8,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
+# Test processes: each builds a database of its own (ordersmith_test_<pid>); `make test TEST_WORKERS=0` runs in one.
+TEST_WORKERS ?= 2
 
 $(UV):
 	python3 -m venv .uv
@@ -26,7 +28,7 @@ run: install ## Serve the API, relay and workers on embedded defaults (PostgreSQ
 
 .PHONY: test
 test: install ## Run unit and integration tests (embedded PostgreSQL unless TEST_DATABASE_URL is set)
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal
 
 .PHONY: lint
 lint: install ## Check formatting, lint rules, types and layering

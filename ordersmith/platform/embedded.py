@@ -23,8 +23,13 @@ class EmbeddedPostgresError(RuntimeError):
 
 
 def start_embedded_postgres(data_dir: Path) -> str:
-    """Start (or join) the embedded server under `data_dir/postgres`; return its URL."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    """Start (or join) the embedded server under `data_dir/postgres`; return its URL.
+
+    Several processes may call this at once (parallel test workers): the package
+    serialises start-up with a lock of its own, but creates the data directory before
+    taking it, so the directory is made here, where two makers cannot collide.
+    """
+    (data_dir / "postgres").mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset; its fallback is fine here.
         warnings.simplefilter("ignore")
