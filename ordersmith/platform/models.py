@@ -192,3 +192,19 @@ class TrialNotice(PlatformBase):
     trial_ends_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     kind: Mapped[str] = mapped_column(String(20))
     sent_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class WebhookStore(PlatformBase):
+    """A store the webhook sender looks into: one that has, or lately had, an active endpoint.
+
+    Marked (again) whenever an endpoint is made or left active, before the store's own
+    transaction commits; the sender removes the mark once the store has no active endpoint
+    and the mark is older than any transaction (`webhook_stores.py`).
+    """
+
+    __tablename__ = "webhook_stores"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("platform.tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    marked_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -333,13 +333,16 @@ async def is_slug_available(database: Database, slug: str) -> bool:
     return taken is None
 
 
-async def active_tenant_batches(
-    database: Database, *, batch_size: int = 100
+RecordQuery = Select[Tenant, TenantPlacement]
+
+
+async def record_batches(
+    database: Database, narrow: Callable[[RecordQuery], RecordQuery], *, batch_size: int = 100
 ) -> AsyncIterator[list[TenantRecord]]:
-    """Every active tenant, `batch_size` at a time, each batch read in a short transaction of its own."""
+    """The tenants `narrow` keeps, in id order, `batch_size` at a time, each batch read in a transaction."""
     after: uuid.UUID | None = None
     while True:
-        query = _record_query().where(Tenant.status == TenantStatus.ACTIVE.value)
+        query = narrow(_record_query())
         if after is not None:
             query = query.where(Tenant.id > after)
         async with database.platform_session() as session:
@@ -349,3 +352,10 @@ async def active_tenant_batches(
         batch = [record_of(tenant, placement) for tenant, placement in rows]
         yield batch
         after = batch[-1].id
+
+
+def active_tenant_batches(database: Database, *, batch_size: int = 100) -> AsyncIterator[list[TenantRecord]]:
+    """Every active tenant, `batch_size` at a time, each batch read in a short transaction of its own."""
+    return record_batches(
+        database, lambda query: query.where(Tenant.status == TenantStatus.ACTIVE.value), batch_size=batch_size
+    )

@@ -3,7 +3,8 @@
 The signing secret is made here and returned in clear only by `create_endpoint` and
 `rotate_secret`; it is stored sealed (`endpoint_secrets.py`) and opened only by the sender.
 Every change goes to the store's audit trail (`webhook_endpoint.*`): where a store's
-events are sent is worth knowing who changed, and when.
+events are sent is worth knowing who changed, and when. Making an endpoint, or changing
+one that stays active, puts the store on the sender's list (`platform/webhook_stores.py`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ordersmith.platform import webhook_stores
 from ordersmith.platform.database import Database, TenantContext
 from ordersmith.platform.errors import FieldError, ValidationFailedError
 from ordersmith.platform.identity import oidc
@@ -181,6 +183,8 @@ async def create_endpoint(
     topics, errors = check_topics(topics)
     errors = [*await check_url(url, settings.network), *errors, *_description_errors(description)]
     _refuse(errors)
+    if is_active:
+        await webhook_stores.mark(database, tenant.tenant_id)
     endpoint_id = uuid7()
     secret = endpoint_secrets.new_secret()
     session.add(
@@ -254,6 +258,8 @@ async def update_endpoint(
     }
     if not moved:
         return before
+    if values.get("is_active", before.is_active):
+        await webhook_stores.mark(database, tenant.tenant_id)
     await session.execute(
         update(WebhookEndpoint)
         .where(WebhookEndpoint.id == endpoint_id)

@@ -10,8 +10,9 @@ the next retry per `RETRY_DELAYS`, or `failed` after the last. A sender that die
 (1) and (3) leaves the attempt counted and unlogged; the lease expires and the delivery
 is sent again (at-least-once: receivers de-duplicate on the event id).
 
-The periodic job `webhooks.deliver` (every `SEND_EVERY_SECONDS`) sends what is due in
-every active store that has the `webhooks` feature, first attempts and retries alike.
+The periodic job `webhooks.deliver` (every `SEND_EVERY_SECONDS`) sends what is due,
+first attempts and retries alike, in every active store on the sender's list (those with
+an active endpoint, `platform/webhook_stores.py`) that has the `webhooks` feature.
 """
 
 from __future__ import annotations
@@ -28,12 +29,12 @@ import httpx
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ordersmith.platform import webhook_stores
 from ordersmith.platform.database import Database, TenantContext
 from ordersmith.platform.entitlements import resolve_entitlements
 from ordersmith.platform.identity import oidc
 from ordersmith.platform.ids import uuid7
 from ordersmith.platform.plans import Feature
-from ordersmith.platform.tenancy import active_tenant_batches
 from ordersmith.platform.workers import PeriodicJob
 from ordersmith.tenants.webhooks import config, endpoint_secrets, signing
 from ordersmith.tenants.webhooks.deliveries import (
@@ -288,24 +289,36 @@ async def send_due_for_tenant(
     return sent
 
 
-async def _has_due(database: Database, tenant: TenantContext, now: dt.datetime) -> bool:
+async def _endpoint_and_due(database: Database, tenant: TenantContext, now: dt.datetime) -> tuple[bool, bool]:
+    """Whether the store has an active endpoint, and whether a delivery is due."""
     async with database.tenant_session(tenant) as session:
+        active = select(WebhookEndpoint.id).where(WebhookEndpoint.is_active.is_(True)).exists()
         due = (
             select(WebhookDelivery.id)
             .where(WebhookDelivery.status == PENDING, WebhookDelivery.next_attempt_at <= now)
             .exists()
         )
-        return bool(await session.scalar(select(due)))
+        has_endpoint, has_due = (await session.execute(select(active, due))).one()
+        return bool(has_endpoint), bool(has_due)
 
 
 async def send_due(database: Database) -> int:
-    """The job: send what is due in every active store that has the `webhooks` feature; attempts made."""
+    """The job: send what is due in the stores on the sender's list that have the `webhooks` feature.
+
+    The list (`platform.webhook_stores`) holds the stores with an active endpoint, so a
+    run looks into those, not into every store. A store found without one leaves the list
+    once its mark is old enough (`webhook_stores.unmark_if_stale`).
+    """
     now = dt.datetime.now(dt.UTC)
     sent = 0
-    async for tenants in active_tenant_batches(database, batch_size=TENANT_BATCH_SIZE):
+    async for tenants in webhook_stores.marked_store_batches(database, batch_size=TENANT_BATCH_SIZE):
         for tenant in tenants:
             try:
-                if not await _has_due(database, tenant.context, now):
+                has_endpoint, has_due = await _endpoint_and_due(database, tenant.context, now)
+                if not has_endpoint:
+                    await webhook_stores.unmark_if_stale(database, tenant.id)
+                    continue
+                if not has_due:
                     continue
                 # A store that lost the feature keeps what it is owed until it has it again.
                 if not (await resolve_entitlements(database, tenant.id)).has(Feature.WEBHOOKS):
