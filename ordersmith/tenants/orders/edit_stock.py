@@ -65,6 +65,7 @@ class LineBefore:
     allocated: int
     backordered: int
     unit_price_amount: int
+    shipped: int
 
     @classmethod
     def of(cls, row: OrderLine) -> LineBefore:
@@ -74,6 +75,7 @@ class LineBefore:
             row.quantity_allocated,
             row.quantity_backordered,
             row.unit_price_amount,
+            row.quantity_shipped,
         )
 
 

@@ -299,9 +299,18 @@ async def _write_lines(session: AsyncSession, order_id: uuid.UUID, lines: list[E
             )
             continue
         cancelled = was.cancelled + (line.old_quantity if line.is_removed else 0)
-        await session.execute(
+        # Only if the line is still as the edit read it: every writer locks the order
+        # first, so this refuses only one that did not (compare-and-set, as cancelling does).
+        written = await session.execute(
             update(OrderLine)
-            .where(OrderLine.id == line.line_id)
+            .where(
+                OrderLine.id == line.line_id,
+                OrderLine.quantity_ordered == was.ordered,
+                OrderLine.quantity_cancelled == was.cancelled,
+                OrderLine.quantity_allocated == was.allocated,
+                OrderLine.quantity_backordered == was.backordered,
+                OrderLine.quantity_shipped == was.shipped,
+            )
             .values(
                 quantity_ordered=was.ordered if line.is_removed else cancelled + line.new_quantity,
                 quantity_cancelled=cancelled,
@@ -310,7 +319,13 @@ async def _write_lines(session: AsyncSession, order_id: uuid.UUID, lines: list[E
                 unit_price_amount=line.new_price,
                 updated_at=func.now(),
             )
+            .returning(OrderLine.id)
         )
+        if written.one_or_none() is None:
+            raise OrderChangedError(
+                "the order changed while it was being edited (a shipment?); "
+                "read it and preview the edit again"
+            )
     if added:
         await session.execute(insert(OrderLine), added)
 
