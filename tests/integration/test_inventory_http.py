@@ -55,6 +55,19 @@ async def test_stock_never_goes_below_zero_and_bad_adjustments_say_why(store: St
         {"field": "quantity", "message": "damage removes stock: give a negative quantity, such as -2"},
         {"field": "reason", "message": "say why: a damage needs a reason"},
     ]
+    await adjust(store, 201, sku="TEE-S", location_id=wh1, kind="receive", quantity=10**9)
+    await adjust(store, 201, sku="TEE-S", location_id=wh1, kind="receive", quantity=10**9 - 3)
+    problem = await adjust(store, 422, sku="TEE-S", location_id=wh1, kind="receive", quantity=1)
+    assert problem["errors"] == [
+        {
+            "field": "quantity",
+            "message": "TEE-S has 2000000000 on hand at this location; 1 more would pass the most a "
+            "location can hold (2,000,000,000). Check the quantity, or count the stock.",
+        }
+    ]
+    assert (await store.stock("TEE-S"))["on_hand"] == 2 * 10**9
+    ledger = await store.call("GET", "/api/v1/inventory/adjustments", 200, params={"sku": "TEE-S"})
+    assert [row["on_hand_after"] for row in ledger["data"]] == [2 * 10**9, 10**9 + 3, 3]
     problem = await adjust(store, 422, sku="TEE-S", location_id=wh1, kind="shipment", quantity=-1)
     assert problem["errors"] == [
         {"field": "kind", "message": "must be one of receive, count, damage, correction"}

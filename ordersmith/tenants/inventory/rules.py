@@ -12,6 +12,8 @@ from ordersmith.tenants.inventory.models import LOCATION_KINDS
 LOCATION_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
 LOCATION_FIELDS = ("code", "name", "kind", "priority", "is_active", "address")
 MAX_QUANTITY = 10**9
+# The most one location can hold of a SKU: stock counts are 32-bit in the database (2,147,483,647).
+MAX_ON_HAND = 2 * 10**9
 MAX_REASON = 500
 MANUAL_KINDS = ("receive", "count", "damage", "correction")
 

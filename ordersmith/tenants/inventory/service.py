@@ -33,7 +33,7 @@ from ordersmith.tenants.inventory.errors import (
     StockWouldGoNegativeError,
 )
 from ordersmith.tenants.inventory.models import InventoryAdjustment, Location, StockLevel
-from ordersmith.tenants.inventory.rules import check_adjustment, check_location
+from ordersmith.tenants.inventory.rules import MAX_ON_HAND, check_adjustment, check_location
 
 LOCATION_CREATED = "location.created"
 LOCATION_UPDATED = "location.updated"
@@ -318,6 +318,17 @@ async def _append(
         raise StockWouldGoNegativeError(
             f"{variant.sku_code} has {stock.on_hand} on hand at this location; an adjustment of {delta} "
             "would go below zero. Count the stock (kind 'count') to set the real figure."
+        )
+    if after > MAX_ON_HAND:
+        raise ValidationFailedError(
+            "the adjustment is invalid; see errors",
+            errors=[
+                FieldError(
+                    "quantity",
+                    f"{variant.sku_code} has {stock.on_hand} on hand at this location; {delta} more would pass "
+                    f"the most a location can hold ({MAX_ON_HAND:,}). Check the quantity, or count the stock.",
+                )
+            ],
         )
     await session.execute(
         update(StockLevel)
