@@ -325,8 +325,9 @@ async def _append(
             errors=[
                 FieldError(
                     "quantity",
-                    f"{variant.sku_code} has {stock.on_hand} on hand at this location; {delta} more would pass "
-                    f"the most a location can hold ({MAX_ON_HAND:,}). Check the quantity, or count the stock.",
+                    f"{variant.sku_code} has {stock.on_hand} on hand at this location; {delta} more "
+                    f"would pass the most a location can hold ({MAX_ON_HAND:,}). "
+                    "Check the quantity, or count the stock.",
                 )
             ],
         )
