@@ -20,6 +20,7 @@ from ordersmith.tenants.orders.holds import (
     HoldChange,
     hold_id_of,
     place_hold,
+    release_all_holds,
     release_hold,
     release_standing,
 )
@@ -117,6 +118,32 @@ async def release_order_hold(
 
 
 @post(
+    "/api/v1/orders/{order_id:str}/release",
+    operation_id="releaseOrder",
+    summary="Release every open hold of an order at once, or none; a placed order is then confirmed.",
+    opt=requires(Permission.ORDERS_WRITE),
+    tags=["orders"],
+    status_code=200,
+)
+async def release_order(
+    principal: NamedDependency[Principal],
+    tenant_session: NamedDependency[AsyncSession],
+    order_id: FromPath[str],
+    data: JSONBody[HoldRelease | None] = None,
+) -> Order:
+    """403 naming the holds that need a higher role (nothing released); 409 `no_open_hold` if none is open."""
+    view = await release_all_holds(
+        principal.tenant_context,
+        tenant_session,
+        order_id_of(order_id),
+        note=data.note if data else None,
+        actor=principal.actor,
+        standing=release_standing(principal.kind, principal.role),
+    )
+    return Order.of_view(view)
+
+
+@post(
     "/api/v1/orders/{order_id:str}/cancel",
     operation_id="cancelOrder",
     summary="Cancel an order, or some line quantities of it, and release their stock at once.",
@@ -186,4 +213,4 @@ async def archive(
     return Order.of_view(view)
 
 
-ROUTES = [hold_order, release_order_hold, cancel, complete, archive]
+ROUTES = [hold_order, release_order_hold, release_order, cancel, complete, archive]

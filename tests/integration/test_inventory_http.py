@@ -5,7 +5,11 @@ from __future__ import annotations
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
+from ordersmith.platform.database import Database
+from tests.support.order_actions import tenant_context
 from tests.support.orders import Store, open_store, two_sku_store
 
 
@@ -39,6 +43,38 @@ async def test_on_hand_follows_the_ledger_and_a_count_records_the_difference(sto
     stock = await store.stock("TEE-S")
     assert (stock["on_hand"], stock["reserved"], stock["available"]) == (7, 0, 7)
     assert [(loc["location_code"], loc["on_hand"]) for loc in stock["locations"]] == [("WH-1", 7)]
+
+
+@pytest.mark.parametrize(
+    ("statement", "as_owner"),
+    [
+        ("UPDATE inventory_adjustments SET quantity = quantity + 1", False),
+        ("DELETE FROM inventory_adjustments", False),
+        # The store's role may not truncate at all; the schema's owner is stopped by the trigger.
+        ("TRUNCATE inventory_adjustments", True),
+    ],
+)
+async def test_the_ledger_refuses_changing_or_removing_its_rows(
+    store: Store, database: Database, statement: str, as_owner: bool
+) -> None:
+    await store.receive("TEE-S", "WH-1", 4)
+    tenant = await tenant_context(database, store)
+
+    async def change_the_ledger() -> None:
+        if as_owner:
+            async with database.owner_connection() as connection:
+                await connection.execute(text(f"SET LOCAL search_path TO {tenant.schema_name}"))
+                await connection.execute(text(statement))
+        else:
+            async with database.tenant_session(tenant) as session:
+                await session.execute(text(statement))
+
+    with pytest.raises(DBAPIError, match="the stock ledger is append-only: record a correction instead"):
+        await change_the_ledger()
+    ledger = await store.call("GET", "/api/v1/inventory/adjustments", 200, params={"sku": "TEE-S"})
+    assert [(row["kind"], row["quantity"], row["on_hand_after"]) for row in ledger["data"]] == [
+        ("receive", 4, 4)
+    ]
 
 
 async def test_stock_never_goes_below_zero_and_bad_adjustments_say_why(store: Store) -> None:

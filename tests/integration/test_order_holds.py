@@ -174,6 +174,46 @@ async def test_releasing_needs_the_holds_release_role_or_above(
     await store.call("POST", release_path(order, third["hold"]["id"]), 200, headers=agent.headers)
 
 
+async def test_releasing_an_order_releases_all_its_open_holds_or_none(
+    client: AsyncTestClient[Litestar], store: Store, database: Database
+) -> None:
+    agent = await add_member(client, database, store.headers, "agent")
+    order = await store.place(("TEE-S", 1), hold={"type": "address", "reason": "no house number"})
+    manual = await store.call(
+        "POST",
+        hold_path(order),
+        201,
+        json={"type": "fraud_review", "reason": "odd", "release_role": "manager"},
+    )
+    path = f"/api/v1/orders/{order['id']}/release"
+
+    problem = await store.call("POST", path, 403, headers=agent.headers)
+    assert (problem["code"], problem["standing"]) == ("hold_release_forbidden", "agent")
+    assert problem["holds"] == [
+        {"id": manual["hold"]["id"], "type": "fraud_review", "release_role": "manager"}
+    ]
+    assert problem["detail"] == (
+        "1 of the 2 open holds need a higher role than your standing (agent); nothing was released. "
+        "Ask someone with that role, or release the others one by one "
+        "(POST /api/v1/orders/{id}/holds/{hold_id}/release)"
+    )
+    unchanged = await store.call("GET", f"/api/v1/orders/{order['id']}", 200)
+    assert (unchanged["status"], unchanged["open_hold_count"], unchanged["version"]) == ("placed", 2, 2)
+
+    released = await store.call("POST", path, 200, json={"note": "all checked"})
+    assert (released["status"], released["open_hold_count"], released["version"]) == ("confirmed", 0, 3)
+    assert [(hold["type"], hold["release_note"]) for hold in released["holds"]] == [
+        ("address", "all checked"),
+        ("fraud_review", "all checked"),
+    ]
+    assert steps(await timeline_of(store, order["id"]))[-1] == ["confirmed", "hold_released", "hold_released"]
+    problem = await store.call("POST", path, 409)
+    assert (problem["code"], problem["detail"]) == (
+        "no_open_hold",
+        "this order has no open hold; nothing to release",
+    )
+
+
 async def test_an_api_key_holds_and_releases_without_touching_the_order(store: Store) -> None:
     key = await api_key_headers(store)
     order = await store.place(
@@ -241,6 +281,8 @@ async def test_another_stores_order_is_404_on_hold_and_release(
     problem = await other.call("POST", hold_path(order), 404, json={"type": "manual", "reason": "mine?"})
     assert problem["code"] == "order_not_found"
     problem = await other.call("POST", release_path(order, order["holds"][0]["id"]), 404)
+    assert problem["code"] == "order_not_found"
+    problem = await other.call("POST", f"/api/v1/orders/{order['id']}/release", 404)
     assert problem["code"] == "order_not_found"
     unchanged = await store.call("GET", f"/api/v1/orders/{order['id']}", 200)
     assert (unchanged["open_hold_count"], unchanged["version"]) == (1, 1)

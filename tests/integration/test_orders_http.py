@@ -11,7 +11,9 @@ from sqlalchemy import select
 
 from ordersmith.platform.database import Database
 from ordersmith.platform.models import OutboxEvent
+from tests.support.order_actions import ship
 from tests.support.orders import Store, open_store, two_sku_store
+from tests.support.payments import pay
 
 
 @pytest.fixture
@@ -156,6 +158,14 @@ async def test_bad_lines_are_422_naming_the_field(store: Store) -> None:
             "message": "USD-CAP is priced in USD but the order is in EUR; give unit_price_amount in EUR",
         },
     ]
+    await store.add_skus("OLD-HAT", is_active=False)
+    problem = await store.place(("TEE-S", -2), ("OLD-HAT", 1), expected=422)
+    assert problem["errors"] == [
+        {"field": "lines[0].quantity", "message": "must be a whole number from 1 to 100000"},
+    ]
+    problem = await store.place(("TEE-S", 1), ("OLD-HAT", 1), expected=422)
+    assert problem["errors"] == [{"field": "lines[1].sku", "message": "OLD-HAT is not for sale (inactive)"}]
+    assert (await store.stock("TEE-S"))["reserved"] == 0
 
 
 async def test_price_overflow_and_unknown_customer_are_422(store: Store) -> None:
@@ -229,6 +239,43 @@ async def test_orders_list_by_filters_newest_first(store: Store) -> None:
     assert problem["errors"] == [{"field": "external_reference", "message": "must be 1 to 200 characters"}]
 
 
+async def test_orders_list_by_state_dates_holds_and_a_merged_customers_history(
+    store: Store, database: Database
+) -> None:
+    await store.receive("TEE-S", "WH-1", 10)
+    ana = store.customer_id
+    paid = await store.place(("TEE-S", 1))
+    await pay(store, paid["id"], provider="manual", method="cash")
+    bo = await store.add_customer("bo@example.com")
+    held = await store.place(("TEE-S", 1), hold={"type": "address", "reason": "no house number"})
+    cy = await store.add_customer("cy@example.com")
+    shipped = await store.place(("TEE-S", 2))
+    await ship(database, store, shipped["lines"][0]["id"], 1)
+    dropped = await store.place(("TEE-S", 1))
+    await store.call("POST", f"/api/v1/orders/{dropped['id']}/cancel", 200, json={"reason": "changed mind"})
+    # Bo turns out to be Ana: Ana's history now holds Bo's orders, whichever id is asked for.
+    await store.call("POST", f"/api/v1/customers/{ana}/merge", 200, json={"duplicate_id": bo})
+
+    async def ids(**params: str | list[str]) -> list[str]:
+        body = await store.call("GET", "/api/v1/orders", 200, params=params)
+        return [item["id"] for item in body["data"]]
+
+    assert await ids(customer_id=ana) == [held["id"], paid["id"]]
+    assert await ids(customer_id=bo) == [held["id"], paid["id"]]
+    assert await ids(customer_id=cy) == [dropped["id"], shipped["id"]]
+    assert await ids(status=["placed", "cancelled"]) == [dropped["id"], held["id"]]
+    assert await ids(payment_status="paid") == [paid["id"]]
+    assert await ids(fulfillment_status="partially_fulfilled") == [shipped["id"]]
+    assert await ids(has_open_hold="true") == [held["id"]]
+    assert await ids(has_open_hold="false") == [dropped["id"], shipped["id"], paid["id"]]
+    assert await ids(created_after=held["created_at"]) == [dropped["id"], shipped["id"], held["id"]]
+    assert await ids(created_before=held["created_at"]) == [paid["id"]]
+    window = {"created_after": held["created_at"], "created_before": dropped["created_at"]}
+    assert await ids(**window) == [shipped["id"], held["id"]]
+    problem = await store.call("GET", "/api/v1/orders", 422, params={"payment_status": "settled"})
+    assert [error["field"] for error in problem["errors"]] == ["payment_status"]
+
+
 async def test_another_stores_order_is_404_on_every_route(
     client: AsyncTestClient[Litestar], store: Store
 ) -> None:
@@ -238,6 +285,8 @@ async def test_another_stores_order_is_404_on_every_route(
     for path in (f"/api/v1/orders/{order['id']}", f"/api/v1/orders/{order['id']}/timeline"):
         assert (await other.call("GET", path, 404))["code"] == "order_not_found"
     assert (await other.call("GET", "/api/v1/orders", 200))["data"] == []
+    problem = await other.call("GET", "/api/v1/orders", 404, params={"customer_id": store.customer_id})
+    assert problem["code"] == "customer_not_found"
     # The other store cannot order this store's customer or SKUs either.
     other.customer_id = store.customer_id
     problem = await other.place(("TEE-S", 1), expected=422)

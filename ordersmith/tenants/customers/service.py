@@ -35,8 +35,9 @@ CUSTOMER_CREATED = "customer.created"
 CUSTOMER_UPDATED = "customer.updated"
 CUSTOMER_MERGED = "customer.merged"
 
-# Runs inside the merge's transaction with (tenant, session, survivor_id, duplicate_id):
-# the orders context registers one that moves the duplicate's orders to the survivor.
+# Runs inside the merge's transaction with (tenant, session, survivor_id, duplicate_id),
+# for a context that must move rows of its own. Orders need none: an order keeps the
+# customer it was placed for, and a history follows the merges (`customer_ids_for_history`).
 MergeHook = Callable[[TenantContext, AsyncSession, uuid.UUID, uuid.UUID], Awaitable[None]]
 MERGE_HOOKS: list[MergeHook] = []
 

@@ -47,6 +47,13 @@ class HoldAlreadyReleasedError(ConflictError):
     title = "Hold already released"
 
 
+class NoOpenHoldError(ConflictError):
+    """An order-level release of an order with no open hold."""
+
+    code = "no_open_hold"
+    title = "No open hold"
+
+
 class HoldReleaseForbiddenError(PermissionDeniedError):
     code = "hold_release_forbidden"
     title = "Not allowed to release this hold"

@@ -33,6 +33,7 @@ from ordersmith.tenants.orders.errors import (
     HoldAlreadyReleasedError,
     HoldNotFoundError,
     HoldReleaseForbiddenError,
+    NoOpenHoldError,
     OrderNotOpenError,
 )
 from ordersmith.tenants.orders.models import Order, OrderHold
@@ -161,6 +162,16 @@ async def place_hold(
     return HoldChange(hold, await load_order(session, order_id))
 
 
+def _checked_note(note: str | None) -> str | None:
+    note = (note or "").strip() or None
+    if note is not None and len(note) > MAX_REASON:
+        raise ValidationFailedError(
+            "the release is invalid; see errors",
+            errors=[FieldError("note", f"must be at most {MAX_REASON} characters")],
+        )
+    return note
+
+
 async def release_hold(
     tenant: TenantContext,
     session: AsyncSession,
@@ -172,12 +183,7 @@ async def release_hold(
     standing: str | None,
 ) -> HoldChange:
     """Release one open hold; the last one released confirms a placed order."""
-    note = (note or "").strip() or None
-    if note is not None and len(note) > MAX_REASON:
-        raise ValidationFailedError(
-            "the release is invalid; see errors",
-            errors=[FieldError("note", f"must be at most {MAX_REASON} characters")],
-        )
+    note = _checked_note(note)
     view = await load_order(session, order_id, lock=True)
     order = view.order
     hold = next((hold for hold in view.holds if hold.id == hold_id), None)
@@ -197,6 +203,40 @@ async def release_hold(
     await release_and_confirm(tenant, session, order, [hold], note=note, actor=actor)
     updated = await load_order(session, order_id)
     return HoldChange(next(item for item in updated.holds if item.id == hold_id), updated)
+
+
+async def release_all_holds(
+    tenant: TenantContext,
+    session: AsyncSession,
+    order_id: uuid.UUID,
+    *,
+    note: str | None,
+    actor: Actor,
+    standing: str | None,
+) -> OrderView:
+    """Release every open hold of the order or none (each needs the standing); a placed order is confirmed."""
+    note = _checked_note(note)
+    view = await load_order(session, order_id, lock=True)
+    open_holds = [hold for hold in view.holds if hold.released_at is None]
+    if not open_holds:
+        raise NoOpenHoldError("this order has no open hold; nothing to release")
+    _check_open(view.order, "have its holds released")
+    beyond = [hold for hold in open_holds if not may_release(standing, hold.release_role)]
+    if beyond:
+        raise HoldReleaseForbiddenError(
+            f"{len(beyond)} of the {len(open_holds)} open holds need a higher role than your standing "
+            f"({standing or 'none'}); nothing was released. Ask someone with that role, or release "
+            "the others one by one (POST /api/v1/orders/{id}/holds/{hold_id}/release)",
+            extensions={
+                "standing": standing,
+                "holds": [
+                    {"id": str(hold.id), "type": hold.type, "release_role": hold.release_role}
+                    for hold in beyond
+                ],
+            },
+        )
+    await release_and_confirm(tenant, session, view.order, open_holds, note=note, actor=actor)
+    return await load_order(session, order_id)
 
 
 async def release_and_confirm(
