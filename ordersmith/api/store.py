@@ -1,4 +1,4 @@
-"""The store profile: name, default currency, time zone."""
+"""The store profile: name, default currency, time zone, the threshold over which orders are reviewed."""
 
 from __future__ import annotations
 
@@ -12,23 +12,33 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ordersmith.api.access import requires
 from ordersmith.platform.identity.permissions import Permission
 from ordersmith.platform.identity.principal import Principal
-from ordersmith.tenants.store.service import StoreProfile, get_store_profile, update_store_profile
+from ordersmith.tenants.store.service import KEEP, StoreProfile, get_store_profile, update_store_profile
 
 
 class Store(msgspec.Struct):
     display_name: str
     default_currency: str
     timezone: str
+    # Orders in the default currency whose total is over this (minor units) are placed
+    # with a fraud_review hold instead of confirmed; null: no order is held for review.
+    review_orders_over_amount: int | None
 
     @classmethod
     def of(cls, profile: StoreProfile) -> Store:
-        return cls(profile.display_name, profile.default_currency, profile.timezone)
+        return cls(
+            profile.display_name,
+            profile.default_currency,
+            profile.timezone,
+            profile.review_orders_over_amount,
+        )
 
 
 class StoreUpdate(msgspec.Struct, omit_defaults=True):
     display_name: str | None = None
     default_currency: str | None = None
     timezone: str | None = None
+    # Absent: unchanged; null: hold no order for review.
+    review_orders_over_amount: int | msgspec.UnsetType | None = msgspec.UNSET
 
 
 @get(
@@ -49,7 +59,7 @@ async def read_store(
 @patch(
     "/api/v1/store",
     operation_id="updateStore",
-    summary="Change the store's name, default currency or time zone.",
+    summary="Change the store's name, default currency, time zone or review threshold.",
     opt=requires(Permission.SETTINGS_MANAGE),
     tags=["store"],
 )
@@ -69,6 +79,9 @@ async def change_store(
         display_name=data.display_name,
         default_currency=data.default_currency,
         timezone=data.timezone,
+        review_orders_over_amount=(
+            KEEP if data.review_orders_over_amount is msgspec.UNSET else data.review_orders_over_amount
+        ),
     )
     return Store.of(profile)
 

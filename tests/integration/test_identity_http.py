@@ -237,7 +237,12 @@ async def test_an_owner_reads_and_changes_the_store(client: AsyncTestClient[Lite
     owner = await sign_up(client, company_name="Bolt Bikes")
     token = await sign_in(client, owner["email"], owner["tenant"]["slug"])
     store = await client.get("/api/v1/store", headers=bearer(token))
-    assert store.json() == {"display_name": "Bolt Bikes", "default_currency": "EUR", "timezone": "UTC"}
+    assert store.json() == {
+        "display_name": "Bolt Bikes",
+        "default_currency": "EUR",
+        "timezone": "UTC",
+        "review_orders_over_amount": None,
+    }
     bad = await client.patch("/api/v1/store", json={"default_currency": "euro"}, headers=bearer(token))
     assert bad.status_code == 422
     assert bad.json()["errors"] == [
@@ -248,4 +253,5 @@ async def test_an_owner_reads_and_changes_the_store(client: AsyncTestClient[Lite
         "display_name": "Bolt Bikes",
         "default_currency": "EUR",
         "timezone": "Europe/Paris",
+        "review_orders_over_amount": None,
     }

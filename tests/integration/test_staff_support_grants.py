@@ -16,7 +16,12 @@ from ordersmith.platform.identity.models import SupportGrant
 from tests.support.http import bearer, sign_up
 from tests.support.staff import staff_token
 
-STORE = {"display_name": "Acme Outdoor", "default_currency": "EUR", "timezone": "UTC"}
+STORE = {
+    "display_name": "Acme Outdoor",
+    "default_currency": "EUR",
+    "timezone": "UTC",
+    "review_orders_over_amount": None,
+}
 
 
 async def _grant(client: AsyncTestClient[Litestar], token: str, slug: str, **body: Any) -> dict[str, Any]:

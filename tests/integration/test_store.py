@@ -31,6 +31,7 @@ async def test_a_change_records_who_changed_what(
         "display_name": "Acme Outdoor Gear",
         "default_currency": "EUR",
         "timezone": "Europe/Paris",
+        "review_orders_over_amount": None,
     }
     # The currency was sent but did not change, so the entry leaves it out.
     assert await audit_trail(database, tenant_id, since=since) == [

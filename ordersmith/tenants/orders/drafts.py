@@ -26,8 +26,9 @@ from ordersmith.platform.ids import uuid7
 from ordersmith.tenants.customers.service import live_customer_id
 from ordersmith.tenants.inventory.models import Reservation
 from ordersmith.tenants.inventory.reservations import Demand, reserve
-from ordersmith.tenants.orders import lifecycle, timeline
+from ordersmith.tenants.orders import lifecycle, review, timeline
 from ordersmith.tenants.orders.errors import OrderChangedError, OrderNotDraftError
+from ordersmith.tenants.orders.holds import place_hold
 from ordersmith.tenants.orders.models import Order, OrderLine
 from ordersmith.tenants.orders.placement import Sku, priced_lines, skus_by_code
 from ordersmith.tenants.orders.placement_write import (
@@ -256,6 +257,11 @@ async def place_draft(
     if reservations:
         await session.execute(insert(Reservation), reservations)
     confirmed = order.open_hold_count == 0
+    # The store's review rule holds a draft that carries no hold of its own, as a new order.
+    rule_hold = (
+        (await review.read_rule(session)).hold_for(order.currency, order.total_amount) if confirmed else None
+    )
+    confirmed = confirmed and rule_hold is None
     status = lifecycle.CONFIRMED if confirmed else lifecycle.PLACED
     await session.execute(
         update(Order)
@@ -287,4 +293,6 @@ async def place_draft(
         events.append((ORDER_CONFIRMED, {"order_id": str(order_id)}))
     await timeline.record(session, order_id, entries, actor)
     await record_events(session, tenant, events)
+    if rule_hold is not None:
+        await place_hold(tenant, session, order_id, rule_hold, actor=review.RULE_ACTOR)
     return await load_order(session, order_id)

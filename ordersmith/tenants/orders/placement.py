@@ -10,7 +10,8 @@ The steps, all in the caller's tenant transaction, in three statements:
 4. in one prebuilt statement, move the reserved totals and write the order, its lines,
    where each line's units are held and why, the hold, the timeline and the outbox
    events (`placement_write`).
-Confirmation is automatic unless the order arrives with a hold. Placement is the hot
+Confirmation is automatic unless the order arrives with a hold or the store's review
+rule holds it (`review.py`, read in step 2's statement). Placement is the hot
 path, so it uses Core statements built once at import (only parameters change per
 order) and builds its response from the rows it wrote, reading nothing back.
 """
@@ -36,14 +37,17 @@ from ordersmith.tenants.customers.models import Customer
 from ordersmith.tenants.inventory.models import Location, StockLevel
 from ordersmith.tenants.inventory.reservations import Demand, StockRow, plan_reservations
 from ordersmith.tenants.orders.placement_write import WRITE, Written, table_of
+from ordersmith.tenants.orders.review import ReviewRule
 from ordersmith.tenants.orders.rules import OrderRequest, check_order, check_total, raise_if
 from ordersmith.tenants.orders.views import OrderView
+from ordersmith.tenants.store.models import StoreSettings
 
 # Core tables: placement is the hot path, and Core statements skip the ORM's bookkeeping.
 _VARIANTS = table_of(Variant)
 _CUSTOMERS = table_of(Customer)
 _STOCK = table_of(StockLevel)
 _LOCATIONS = table_of(Location)
+_STORE = table_of(StoreSettings)
 
 
 @dataclass(frozen=True)
@@ -74,11 +78,15 @@ _SKUS_BY_CODE = select(*_SKU_COLUMNS).where(
     func.lower(_VARIANTS.c.sku_code) == any_(bindparam("codes", type_=ARRAY(_VARIANTS.c.sku_code.type)))
 )
 _SKUS_BY_CODE_ON_DRIVER = DriverStatement(_SKUS_BY_CODE)
-# The live customer an id is (or was merged into).
-_LIVE_CUSTOMER = DriverStatement(
-    select(func.coalesce(_CUSTOMERS.c.merged_into_id, _CUSTOMERS.c.id)).where(
-        _CUSTOMERS.c.id == bindparam("customer_id", type_=_CUSTOMERS.c.id.type)
-    )
+# The live customer an id is (or was merged into), and the store's review rule.
+_LIVE_CUSTOMER_AND_RULE = DriverStatement(
+    select(
+        select(func.coalesce(_CUSTOMERS.c.merged_into_id, _CUSTOMERS.c.id))
+        .where(_CUSTOMERS.c.id == bindparam("customer_id", type_=_CUSTOMERS.c.id.type))
+        .scalar_subquery(),
+        _STORE.c.review_orders_over_amount,
+        _STORE.c.default_currency,
+    ).where(_STORE.c.id == 1)
 )
 
 
@@ -138,6 +146,11 @@ def _read_and_lock_statement() -> Select[Any]:
         .where(_CUSTOMERS.c.id == bindparam("customer_id", type_=_CUSTOMERS.c.id.type))
         .scalar_subquery()
     )
+    # By its key: read by a sequential scan, these subqueries kept every placement that
+    # had waited for a locked stock row busy (active, not waiting) for about 0.2 s once
+    # the row was free: the 200-order burst of test_order_concurrency.py took 38 s, not 3.
+    review_threshold = select(_STORE.c.review_orders_over_amount).where(_STORE.c.id == 1).scalar_subquery()
+    store_currency = select(_STORE.c.default_currency).where(_STORE.c.id == 1).scalar_subquery()
     codes = bindparam("codes", type_=ARRAY(_VARIANTS.c.sku_code.type))
     wanted = (
         func.unnest(codes)
@@ -152,6 +165,8 @@ def _read_and_lock_statement() -> Select[Any]:
             _LOCATIONS.c.priority,
             _STOCK.c.on_hand - _STOCK.c.reserved - _STOCK.c.safety_stock,
             customer,
+            review_threshold,
+            store_currency,
         )
         # Driven by the codes asked for, so that even the generic plan (ADR 0010) walks
         # the indexes: `lower(sku_code) = ANY(...)` planned without its array scanned
@@ -170,15 +185,21 @@ def _read_and_lock_statement() -> Select[Any]:
 _READ_AND_LOCK = DriverStatement(_read_and_lock_statement())
 
 
-async def _read_and_lock(
-    connection: Driver, schema: str, request: OrderRequest
-) -> tuple[dict[str, Sku], list[StockRow], uuid.UUID | None]:
-    """The SKUs, their stock rows at active locations (locked) and the live customer id.
+@dataclass(frozen=True)
+class _Read:
+    skus: dict[str, Sku]
+    stock: list[StockRow]
+    customer_id: uuid.UUID | None
+    review: ReviewRule
+
+
+async def _read_and_lock(connection: Driver, schema: str, request: OrderRequest) -> _Read:
+    """The SKUs, their stock rows at active locations (locked), the live customer id, the review rule.
 
     One round trip in the common case: the stock rows are locked in (variant, location)
-    order like every other stock change (ADR 0006), with the customer as an uncorrelated
-    subquery. A SKU with no stock row at an active location, and the customer when no
-    row came back at all, are looked up on their own.
+    order like every other stock change (ADR 0006), with the customer and the store's
+    rule as uncorrelated subqueries. A SKU with no stock row at an active location, and
+    the customer and the rule when no row came back at all, are looked up on their own.
     """
     lowered = _lowered([line.sku for line in request.lines])
     rows = await _READ_AND_LOCK.fetch(
@@ -191,11 +212,13 @@ async def _read_and_lock(
         found = await _SKUS_BY_CODE_ON_DRIVER.fetch(connection, schema, {"codes": missing})
         skus.update((row[1].lower(), Sku(*row)) for row in found)
     if rows:
-        customer_id = rows[0][11]
+        customer_id, threshold, store_currency = rows[0][11], rows[0][12], rows[0][13]
     else:
-        customer = await _LIVE_CUSTOMER.fetchrow(connection, schema, {"customer_id": request.customer_id})
-        customer_id = None if customer is None else customer[0]
-    return skus, stock, customer_id
+        # The store's one settings row is always there: so is this row.
+        row = await _LIVE_CUSTOMER_AND_RULE.fetchrow(connection, schema, {"customer_id": request.customer_id})
+        assert row is not None
+        customer_id, threshold, store_currency = row[0], row[1], row[2]
+    return _Read(skus, stock, customer_id, ReviewRule(threshold, store_currency))
 
 
 async def place_order(
@@ -217,7 +240,8 @@ async def place(
     lines, their reservations, the hold, the timeline and the outbox events.
     """
     check_order(request)
-    skus, stock, customer_id = await _read_and_lock(connection, tenant.schema_name, request)
+    read = await _read_and_lock(connection, tenant.schema_name, request)
+    skus, stock, customer_id = read.skus, read.stock, read.customer_id
     errors: list[FieldError] = []
     if customer_id is None:
         errors.append(FieldError("customer_id", "no such customer in this store; create it first"))
@@ -232,6 +256,8 @@ async def place(
 
     demands = sorted(demands_of(priced), key=lambda demand: demand.variant_id)
     plan = plan_reservations(demands, stock)
-    written = Written.of(tenant, request, actor, customer_id, currency, subtotal, priced, plan)
+    # The store's review rule holds what arrives without a hold of its own.
+    rule_hold = None if request.hold else read.review.hold_for(currency, subtotal)
+    written = Written.of(tenant, request, actor, customer_id, currency, subtotal, priced, plan, rule_hold)
     number, created_at = await WRITE.fetchrow(connection, tenant.schema_name, written.parameters())
     return written.view(number, created_at)

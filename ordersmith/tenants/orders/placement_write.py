@@ -29,9 +29,9 @@ from ordersmith.platform.ids import uuid7
 from ordersmith.platform.models import OutboxEvent
 from ordersmith.tenants.inventory.models import Reservation, StockLevel
 from ordersmith.tenants.inventory.reservations import Allocation, Plan
-from ordersmith.tenants.orders import lifecycle
+from ordersmith.tenants.orders import lifecycle, review
 from ordersmith.tenants.orders.models import Order, OrderEvent, OrderHold, OrderLine
-from ordersmith.tenants.orders.rules import OrderRequest, clean_tags
+from ordersmith.tenants.orders.rules import HoldRequest, OrderRequest, clean_tags
 from ordersmith.tenants.orders.timeline import Entry, change, entry_rows, is_touch
 from ordersmith.tenants.orders.views import OrderView, ReservationView
 
@@ -253,10 +253,13 @@ class Written:
         subtotal: int,
         priced: list[tuple[Sku, int, int]],
         plan: Plan,
+        rule_hold: HoldRequest | None = None,
     ) -> Written:
+        """The rows of an order; `rule_hold` is the store's review rule's hold, placed by the system."""
         order_id = uuid7()
         now = dt.datetime.now(dt.UTC)
-        confirmed = request.hold is None
+        requested = request.hold or rule_hold
+        confirmed = requested is None
         order = {
             "id": order_id,
             "status": lifecycle.CONFIRMED if confirmed else lifecycle.PLACED,
@@ -302,20 +305,22 @@ class Written:
         ]
         hold = None
         entries = [placed_entry(None, held, lines)]
-        if request.hold is None:
+        if requested is None:
             entries.append(Entry("confirmed", {"status": change(lifecycle.PLACED, lifecycle.CONFIRMED)}))
         else:
-            reason = request.hold.reason.strip()
+            placed_by = actor if request.hold else review.RULE_ACTOR
+            reason = requested.reason.strip()
             hold = {
                 "id": uuid7(),
                 "order_id": order_id,
-                "type": request.hold.type,
+                "type": requested.type,
                 "reason": reason,
-                "release_role": request.hold.release_role,
-                "placed_by_type": actor.type,
-                "placed_by_id": actor.id,
+                "release_role": requested.release_role,
+                "placed_by_type": placed_by.type,
+                "placed_by_id": placed_by.id,
             }
-            entries.append(Entry("hold_placed", {"type": request.hold.type, "reason": reason}))
+            placed = {"type": requested.type, "reason": reason}
+            entries.append(Entry("hold_placed", placed if request.hold else {**placed, "rule": review.RULE}))
         payload = {
             "order_id": str(order_id),
             "customer_id": str(customer_id),

@@ -1,7 +1,8 @@
-"""Store profile services: the merchant's store name, default currency and time zone."""
+"""Store profile services: the merchant's store name, default currency, time zone and review threshold."""
 
 from __future__ import annotations
 
+import enum
 from dataclasses import asdict, dataclass
 from zoneinfo import available_timezones
 
@@ -15,6 +16,17 @@ from ordersmith.tenants.store.models import StoreSettings
 
 DEFAULT_CURRENCY = "EUR"
 DEFAULT_TIMEZONE = "UTC"
+# The largest amount an order can total (orders.rules.MAX_AMOUNT): a threshold above it holds nothing.
+MAX_REVIEW_THRESHOLD = 2**53
+
+
+class Keep(enum.Enum):
+    """A field left as it is by a change (None has a meaning of its own there)."""
+
+    KEEP = "keep"
+
+
+KEEP = Keep.KEEP
 
 
 @dataclass(frozen=True)
@@ -22,6 +34,8 @@ class StoreProfile:
     display_name: str
     default_currency: str
     timezone: str
+    # Orders in the default currency over this many minor units are held for review; None: none are.
+    review_orders_over_amount: int | None
 
 
 async def seed_store(connection: AsyncConnection, tenant: TenantContext, display_name: str) -> None:
@@ -34,11 +48,18 @@ async def seed_store(connection: AsyncConnection, tenant: TenantContext, display
 
 
 async def get_store_profile(tenant: TenantContext, session: AsyncSession) -> StoreProfile:
-    """The merchant's store name, currency and time zone."""
+    """The merchant's store name, currency, time zone and review threshold."""
     row = (await session.execute(select(StoreSettings))).scalar_one()
     return StoreProfile(
-        display_name=row.display_name, default_currency=row.default_currency, timezone=row.timezone
+        display_name=row.display_name,
+        default_currency=row.default_currency,
+        timezone=row.timezone,
+        review_orders_over_amount=row.review_orders_over_amount,
     )
+
+
+def _is_amount(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_REVIEW_THRESHOLD
 
 
 async def _write_profile(
@@ -47,6 +68,7 @@ async def _write_profile(
     display_name: str | None,
     default_currency: str | None,
     timezone: str | None,
+    review_orders_over_amount: int | Keep | None,
 ) -> None:
     errors = []
     if display_name is not None and not display_name.strip():
@@ -55,9 +77,19 @@ async def _write_profile(
         errors.append(FieldError("default_currency", "must be an ISO 4217 code such as EUR or USD"))
     if timezone is not None and timezone not in available_timezones():
         errors.append(FieldError("timezone", "must be an IANA time zone such as Europe/Paris"))
+    threshold = review_orders_over_amount
+    out_of_range = threshold is not KEEP and threshold is not None and not _is_amount(threshold)
+    if out_of_range:
+        errors.append(
+            FieldError(
+                "review_orders_over_amount",
+                f"must be a whole amount in minor units from 1 to {MAX_REVIEW_THRESHOLD}, "
+                "or null to hold no order for review",
+            )
+        )
     if errors:
         raise ValidationFailedError("some fields are invalid; see errors", errors=errors)
-    changes = {
+    changes: dict[str, object] = {
         key: value
         for key, value in (
             ("display_name", display_name.strip() if display_name else None),
@@ -66,6 +98,8 @@ async def _write_profile(
         )
         if value is not None
     }
+    if threshold is not KEEP:
+        changes["review_orders_over_amount"] = threshold
     if changes:
         await session.execute(update(StoreSettings).values(**changes, updated_at=func.now()))
 
@@ -79,13 +113,18 @@ async def update_store_profile(
     display_name: str | None = None,
     default_currency: str | None = None,
     timezone: str | None = None,
+    review_orders_over_amount: int | Keep | None = KEEP,
 ) -> StoreProfile:
-    """Change the store's name, default currency or time zone (422 names what is wrong); audited."""
+    """Change the store's name, currency, time zone or review threshold (422 names what is wrong); audited."""
     # Locked, so that two changes at once each record what they really replaced.
     await session.execute(select(StoreSettings.id).with_for_update())
     before = await get_store_profile(tenant, session)
     await _write_profile(
-        session, display_name=display_name, default_currency=default_currency, timezone=timezone
+        session,
+        display_name=display_name,
+        default_currency=default_currency,
+        timezone=timezone,
+        review_orders_over_amount=review_orders_over_amount,
     )
     after = await get_store_profile(tenant, session)
     old, new = asdict(before), asdict(after)

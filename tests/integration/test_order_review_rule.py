@@ -1,0 +1,127 @@
+"""The store's review rule: orders over an amount are placed on hold for review, not confirmed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from tests.support.order_actions import steps, timeline_of
+from tests.support.orders import Store, open_store, two_sku_store
+
+REASON = "the total 3000 is over the store's review threshold of 2500 (EUR minor units)"
+
+
+@pytest.fixture
+async def store(client: AsyncTestClient[Litestar]) -> Store:
+    store = await two_sku_store(client, price=1000)
+    await store.receive("TEE-S", "WH-1", 20)
+    return store
+
+
+async def _set_threshold(store: Store, amount: int | None) -> dict[str, Any]:
+    body: dict[str, Any] = await store.call(
+        "PATCH", "/api/v1/store", 200, json={"review_orders_over_amount": amount}
+    )
+    return body
+
+
+def _held_by_the_rule(order: dict[str, Any]) -> tuple[Any, ...]:
+    [hold] = order["holds"]
+    return (
+        order["status"],
+        order["open_hold_count"],
+        hold["type"],
+        hold["reason"],
+        hold["release_role"],
+        hold["placed_by_type"],
+        hold["placed_by_id"],
+    )
+
+
+RULE_HOLD = ("placed", 1, "fraud_review", REASON, "agent", "system", "review_orders_over_amount")
+
+
+async def test_an_order_over_the_threshold_is_held_for_review_until_released(store: Store) -> None:
+    assert (await _set_threshold(store, 2500))["review_orders_over_amount"] == 2500
+    under = await store.place(("TEE-S", 2))
+    assert (under["status"], under["holds"]) == ("confirmed", [])
+
+    over = await store.place(("TEE-S", 3))
+    assert _held_by_the_rule(over) == RULE_HOLD
+    # Held, not refused: its stock is reserved like any placed order's.
+    assert (await store.stock("TEE-S"))["reserved"] == 5
+    entries = await timeline_of(store, over["id"])
+    assert steps(entries) == [["hold_placed", "placed"]]
+    [placed_hold] = [entry for entry in entries if entry["kind"] == "hold_placed"]
+    assert placed_hold["changes"] == {
+        "type": "fraud_review",
+        "reason": REASON,
+        "rule": "review_orders_over_amount",
+    }
+    assert (await store.call("GET", f"/api/v1/orders/{over['id']}", 200))["holds"][0]["reason"] == REASON
+
+    released = await store.call("POST", f"/api/v1/orders/{over['id']}/release", 200)
+    assert (released["status"], released["open_hold_count"]) == ("confirmed", 0)
+
+
+async def test_the_rule_compares_only_orders_in_the_stores_currency(store: Store) -> None:
+    await store.add_skus("USD-CAP", price=9000, currency="USD")
+    await store.receive("USD-CAP", "WH-1", 5)
+    await _set_threshold(store, 2500)
+    in_dollars = await store.place(("USD-CAP", 1), currency="USD")
+    assert (in_dollars["status"], in_dollars["holds"]) == ("confirmed", [])
+
+
+async def test_an_order_with_a_hold_of_its_own_gets_no_second_one(store: Store) -> None:
+    await _set_threshold(store, 2500)
+    order = await store.place(("TEE-S", 3), hold={"type": "address", "reason": "no house number"})
+    assert [(hold["type"], hold["placed_by_type"]) for hold in order["holds"]] == [("address", "user")]
+
+
+async def test_no_threshold_holds_nothing_and_a_bad_one_is_422(store: Store) -> None:
+    await _set_threshold(store, 2500)
+    # A change of another field leaves the threshold as it is.
+    kept = await store.call("PATCH", "/api/v1/store", 200, json={"timezone": "Europe/Paris"})
+    assert kept["review_orders_over_amount"] == 2500
+    for bad in (0, -5, 2**53 + 1):
+        problem = await store.call("PATCH", "/api/v1/store", 422, json={"review_orders_over_amount": bad})
+        assert problem["errors"] == [
+            {
+                "field": "review_orders_over_amount",
+                "message": "must be a whole amount in minor units from 1 to 9007199254740992, "
+                "or null to hold no order for review",
+            }
+        ]
+    assert (await _set_threshold(store, None))["review_orders_over_amount"] is None
+    order = await store.place(("TEE-S", 3))
+    assert (order["status"], order["holds"]) == ("confirmed", [])
+
+
+async def test_a_draft_over_the_threshold_is_held_when_it_is_placed(store: Store) -> None:
+    await _set_threshold(store, 2500)
+    draft = await store.call("POST", "/api/v1/orders", 201, json=store.order_body(("TEE-S", 3), draft=True))
+    assert draft["holds"] == []
+    placed = await store.call("POST", f"/api/v1/orders/{draft['id']}/place", 200)
+    assert _held_by_the_rule(placed) == RULE_HOLD
+    entries = await timeline_of(store, draft["id"])
+    # Written in one transaction: their order within it is not asserted (see `steps`).
+    assert sorted((entry["kind"], entry["actor_type"]) for entry in entries)[-3:] == [
+        ("drafted", "user"),
+        ("hold_placed", "system"),
+        ("placed", "user"),
+    ]
+
+
+async def test_the_rule_holds_an_order_whose_skus_have_no_stock_rows(
+    client: AsyncTestClient[Litestar],
+) -> None:
+    """No locked stock row comes back, so the rule is read on its own."""
+    store = await open_store(client)
+    await store.add_skus("PRE-ORDER", price=3000, allow_backorder=True)
+    await _set_threshold(store, 2500)
+    order = await store.place(("PRE-ORDER", 1))
+    assert _held_by_the_rule(order) == RULE_HOLD
+    assert order["lines"][0]["quantity_backordered"] == 1
