@@ -35,7 +35,7 @@ async def _list_statement(
 @pytest.mark.parametrize(
     ("filters", "index"),
     [
-        (OrderFilter(tag="vip"), "ix_orders_tags"),
+        (OrderFilter(tag="VIP"), "ix_orders_tag_keys"),
         (OrderFilter(external_reference="AMZ-113-77"), "ix_orders_external_reference"),
     ],
 )
@@ -60,4 +60,4 @@ async def test_the_tag_filter_spells_the_index_predicate_as_a_constant(
     # parameters' values) but not for a reused generic plan, which cannot prove it.
     async with database.tenant_session(tenant.context) as session:
         statement, _ = await _list_statement(database, tenant, session, OrderFilter(tag="vip"))
-    assert "cardinality(orders.tags) > 0" in statement
+    assert "cardinality(orders.tag_keys) > 0" in statement

@@ -207,7 +207,7 @@ async def test_an_order_with_a_hold_is_placed_but_not_confirmed(store: Store) ->
 async def test_orders_list_by_filters_newest_first(store: Store) -> None:
     await store.receive("TEE-S", "WH-1", 10)
     await store.receive("TEE-M", "WH-1", 10)
-    web = await store.place(("TEE-S", 1), channel="web", tags=["vip"])
+    web = await store.place(("TEE-S", 1), channel="web", tags=["Vip"])
     phone = await store.place(("TEE-M", 1), channel="phone", external_reference="AMZ-113-77")
     both = await store.place(("TEE-S", 1), ("TEE-M", 1), channel="web")
 
@@ -219,6 +219,9 @@ async def test_orders_list_by_filters_newest_first(store: Store) -> None:
     assert await ids(channel="web") == [both["id"], web["id"]]
     assert await ids(sku="tee-m") == [both["id"], phone["id"]]
     assert await ids(sku="TEE-S", channel="web", tag="vip") == [web["id"]]
+    # Tags match ignoring case, and are shown as they were typed.
+    assert await ids(tag=" VIP ") == [web["id"]]
+    assert web["tags"] == ["Vip"]
     assert await ids(customer_id=store.customer_id, status="confirmed") == [
         both["id"],
         phone["id"],

@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Computed,
     DateTime,
     ForeignKey,
     Identity,
@@ -67,10 +68,10 @@ class Order(TenantBase):
             postgresql_where=text("external_reference IS NOT NULL"),
         ),
         Index(
-            "ix_orders_tags",
-            "tags",
+            "ix_orders_tag_keys",
+            "tag_keys",
             postgresql_using="gin",
-            postgresql_where=text("cardinality(tags) > 0"),
+            postgresql_where=text("cardinality(tag_keys) > 0"),
         ),
         Index(
             "ix_orders_open_holds_created_at_id",
@@ -94,6 +95,10 @@ class Order(TenantBase):
     channel: Mapped[str] = mapped_column(String(40))
     external_reference: Mapped[str | None] = mapped_column(String(200))
     tags: Mapped[list[str]] = mapped_column(ARRAY(String(50)), server_default=text("'{}'"))
+    # The tags lower-cased, made by the database (tenant migration 0012): what the tag filter matches.
+    tag_keys: Mapped[list[str]] = mapped_column(
+        ARRAY(String(50)), Computed("lower_tags(tags)", persisted=True)
+    )
     open_hold_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     touch_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     cancel_reason: Mapped[str | None] = mapped_column(Text)

@@ -102,7 +102,8 @@ async def list_orders(
         # With the tag index's predicate, spelled as in the index (a constant, not a
         # parameter), so that PostgreSQL can prove the partial index covers the filter.
         query = query.where(
-            Order.tags.contains([filters.tag.strip()]), func.cardinality(Order.tags) > literal_column("0")
+            Order.tag_keys.contains([filters.tag.strip().lower()]),
+            func.cardinality(Order.tag_keys) > literal_column("0"),
         )
     if filters.external_reference is not None:
         query = query.where(Order.external_reference == filters.external_reference)
