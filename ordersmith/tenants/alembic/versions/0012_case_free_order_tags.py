@@ -2,7 +2,9 @@
 
 Tags are kept as typed (and de-duplicated ignoring case), so `tag=VIP` used to miss an
 order tagged `vip`. `tag_keys` is generated from `tags` by the database, so no writer
-changes; the partial GIN index moves from `tags` to it.
+changes; the partial GIN index moves from `tags` to it. Adding a stored generated column
+rewrites `orders` under an exclusive lock: a store's placements and lists wait while its
+schema migrates, longer the more orders it has.
 
 Revision ID: 0012_case_free_order_tags
 Revises: 0011_order_review_threshold
