@@ -35,12 +35,7 @@ async def update_tenant_store(
         database, staff, tenant_slug, needs_write=True, method=method, path=path
     )
     async with database.tenant_session(access.tenant.context) as session:
+        changes = {"display_name": display_name, "default_currency": default_currency, "timezone": timezone}
         return await update_store_profile(
-            database,
-            access.tenant.context,
-            session,
-            actor=staff.actor,
-            display_name=display_name,
-            default_currency=default_currency,
-            timezone=timezone,
+            database, access.tenant.context, session, changes, actor=staff.actor
         )

@@ -10,9 +10,10 @@ from litestar.params import JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.api.access import requires
+from ordersmith.api.catalog import given
 from ordersmith.platform.identity.permissions import Permission
 from ordersmith.platform.identity.principal import Principal
-from ordersmith.tenants.store.service import KEEP, StoreProfile, get_store_profile, update_store_profile
+from ordersmith.tenants.store.service import StoreProfile, get_store_profile, update_store_profile
 
 
 class Store(msgspec.Struct):
@@ -34,6 +35,7 @@ class Store(msgspec.Struct):
 
 
 class StoreUpdate(msgspec.Struct, omit_defaults=True):
+    # null or absent: unchanged.
     display_name: str | None = None
     default_currency: str | None = None
     timezone: str | None = None
@@ -51,7 +53,7 @@ class StoreUpdate(msgspec.Struct, omit_defaults=True):
 async def read_store(
     principal: NamedDependency[Principal], tenant_session: NamedDependency[AsyncSession]
 ) -> Store:
-    """The store's name, default currency and time zone."""
+    """The store's name, default currency, time zone and review threshold."""
     assert principal.tenant is not None
     return Store.of(await get_store_profile(principal.tenant.context, tenant_session))
 
@@ -72,16 +74,7 @@ async def change_store(
     """Update the fields given; the others stay as they are. Changes go to the audit trail."""
     assert principal.tenant is not None
     profile = await update_store_profile(
-        state.database,
-        principal.tenant.context,
-        tenant_session,
-        actor=principal.actor,
-        display_name=data.display_name,
-        default_currency=data.default_currency,
-        timezone=data.timezone,
-        review_orders_over_amount=(
-            KEEP if data.review_orders_over_amount is msgspec.UNSET else data.review_orders_over_amount
-        ),
+        state.database, principal.tenant.context, tenant_session, given(data), actor=principal.actor
     )
     return Store.of(profile)
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import enum
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from typing import Any
 from zoneinfo import available_timezones
 
 from sqlalchemy import func, insert, select, update
@@ -18,15 +19,6 @@ DEFAULT_CURRENCY = "EUR"
 DEFAULT_TIMEZONE = "UTC"
 # The largest amount an order can total (orders.rules.MAX_AMOUNT): a threshold above it holds nothing.
 MAX_REVIEW_THRESHOLD = 2**53
-
-
-class Keep(enum.Enum):
-    """A field left as it is by a change (None has a meaning of its own there)."""
-
-    KEEP = "keep"
-
-
-KEEP = Keep.KEEP
 
 
 @dataclass(frozen=True)
@@ -62,14 +54,15 @@ def _is_amount(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_REVIEW_THRESHOLD
 
 
-async def _write_profile(
-    session: AsyncSession,
-    *,
-    display_name: str | None,
-    default_currency: str | None,
-    timezone: str | None,
-    review_orders_over_amount: int | Keep | None,
-) -> None:
+def _profile_values(changes: Mapping[str, Any]) -> dict[str, Any]:
+    """The columns a change sets, or 422 naming each bad field.
+
+    A None leaves the name, currency and time zone as they are (none of them may be
+    empty); for `review_orders_over_amount` it turns the review rule off.
+    """
+    display_name = changes.get("display_name")
+    default_currency = changes.get("default_currency")
+    timezone = changes.get("timezone")
     errors = []
     if display_name is not None and not display_name.strip():
         errors.append(FieldError("display_name", "must not be empty"))
@@ -77,9 +70,8 @@ async def _write_profile(
         errors.append(FieldError("default_currency", "must be an ISO 4217 code such as EUR or USD"))
     if timezone is not None and timezone not in available_timezones():
         errors.append(FieldError("timezone", "must be an IANA time zone such as Europe/Paris"))
-    threshold = review_orders_over_amount
-    out_of_range = threshold is not KEEP and threshold is not None and not _is_amount(threshold)
-    if out_of_range:
+    threshold = changes.get("review_orders_over_amount")
+    if threshold is not None and not _is_amount(threshold):
         errors.append(
             FieldError(
                 "review_orders_over_amount",
@@ -89,7 +81,7 @@ async def _write_profile(
         )
     if errors:
         raise ValidationFailedError("some fields are invalid; see errors", errors=errors)
-    changes: dict[str, object] = {
+    values: dict[str, Any] = {
         key: value
         for key, value in (
             ("display_name", display_name.strip() if display_name else None),
@@ -98,34 +90,26 @@ async def _write_profile(
         )
         if value is not None
     }
-    if threshold is not KEEP:
-        changes["review_orders_over_amount"] = threshold
-    if changes:
-        await session.execute(update(StoreSettings).values(**changes, updated_at=func.now()))
+    if "review_orders_over_amount" in changes:
+        values["review_orders_over_amount"] = threshold
+    return values
 
 
 async def update_store_profile(
     database: Database,
     tenant: TenantContext,
     session: AsyncSession,
+    changes: Mapping[str, Any],
     *,
     actor: Actor,
-    display_name: str | None = None,
-    default_currency: str | None = None,
-    timezone: str | None = None,
-    review_orders_over_amount: int | Keep | None = KEEP,
 ) -> StoreProfile:
     """Change the store's name, currency, time zone or review threshold (422 names what is wrong); audited."""
     # Locked, so that two changes at once each record what they really replaced.
     await session.execute(select(StoreSettings.id).with_for_update())
     before = await get_store_profile(tenant, session)
-    await _write_profile(
-        session,
-        display_name=display_name,
-        default_currency=default_currency,
-        timezone=timezone,
-        review_orders_over_amount=review_orders_over_amount,
-    )
+    values = _profile_values(changes)
+    if values:
+        await session.execute(update(StoreSettings).values(**values, updated_at=func.now()))
     after = await get_store_profile(tenant, session)
     old, new = asdict(before), asdict(after)
     changes = {field: {"old": old[field], "new": new[field]} for field in old if old[field] != new[field]}
