@@ -12,6 +12,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.api.access import requires
+from ordersmith.api.payloads import given
 from ordersmith.platform.identity.permissions import Permission
 from ordersmith.platform.identity.principal import Principal
 from ordersmith.platform.pagination import DEFAULT_PAGE_SIZE, PageRequest
@@ -152,15 +153,6 @@ class ProductUpdate(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Tr
     description: str | msgspec.UnsetType = msgspec.UNSET
     is_active: bool | msgspec.UnsetType = msgspec.UNSET
     attributes: Attributes | msgspec.UnsetType = msgspec.UNSET
-
-
-def given(data: msgspec.Struct, *, leave_out: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The fields the caller sent (UNSET ones left out)."""
-    return {
-        key: value
-        for key, value in msgspec.structs.asdict(data).items()
-        if value is not msgspec.UNSET and key not in leave_out
-    }
 
 
 @post(

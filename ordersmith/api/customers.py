@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any
 
 import msgspec
 from litestar import get, patch, post
@@ -13,6 +12,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.api.access import requires
+from ordersmith.api.payloads import given
 from ordersmith.platform.errors import FieldError, ValidationFailedError
 from ordersmith.platform.identity.permissions import Permission
 from ordersmith.platform.identity.principal import Principal
@@ -170,10 +170,6 @@ class MergeRequest(msgspec.Struct, forbid_unknown_fields=True):
     duplicate_id: str
 
 
-def _given(data: msgspec.Struct) -> dict[str, Any]:
-    return {key: value for key, value in msgspec.structs.asdict(data).items() if value is not msgspec.UNSET}
-
-
 @post(
     "/api/v1/customers",
     operation_id="createCustomer",
@@ -255,7 +251,7 @@ async def change_customer(
     """Update the fields given; `tags` replaces the whole list."""
     assert principal.tenant is not None
     view = await update_customer(
-        principal.tenant.context, tenant_session, customer_id_of(customer_id), _given(data)
+        principal.tenant.context, tenant_session, customer_id_of(customer_id), given(data)
     )
     return Customer.of(view)
 

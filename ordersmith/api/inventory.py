@@ -13,7 +13,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.api.access import requires
-from ordersmith.api.catalog import given
+from ordersmith.api.payloads import given
 from ordersmith.platform.entitlements import resolve_entitlements
 from ordersmith.platform.identity.permissions import Permission
 from ordersmith.platform.identity.principal import Principal

@@ -10,7 +10,7 @@ from litestar.params import JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.api.access import requires
-from ordersmith.api.catalog import given
+from ordersmith.api.payloads import given
 from ordersmith.platform.identity.permissions import Permission
 from ordersmith.platform.identity.principal import Principal
 from ordersmith.tenants.store.service import StoreProfile, get_store_profile, update_store_profile

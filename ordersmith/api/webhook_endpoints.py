@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ordersmith.api import idempotency
 from ordersmith.api.access import requires
 from ordersmith.api.entitlements import requires_feature
+from ordersmith.api.payloads import given
 from ordersmith.platform.identity.permissions import Permission
 from ordersmith.platform.identity.principal import Principal
 from ordersmith.platform.pagination import DEFAULT_PAGE_SIZE, PageRequest
@@ -162,10 +163,6 @@ class WebhookDeliveryList(msgspec.Struct):
     next_cursor: str | None
 
 
-def _given(data: msgspec.Struct) -> dict[str, Any]:
-    return {key: value for key, value in msgspec.structs.asdict(data).items() if value is not msgspec.UNSET}
-
-
 @post(
     "/api/v1/webhook-endpoints",
     operation_id="createWebhookEndpoint",
@@ -258,7 +255,7 @@ async def change_webhook_endpoint(
         principal.tenant_context,
         tenant_session,
         endpoint_id_of(endpoint_id),
-        _given(data),
+        given(data),
         actor=principal.actor,
     )
     return WebhookEndpoint.of(row)
