@@ -293,8 +293,7 @@ def test_who_may_release_what() -> None:
     assert release_standing("user", "agent") == "agent"
     assert release_standing("user", "viewer") is None
     assert release_standing("api_key", None) == "agent"
-    assert release_standing("staff", "support", grant_access="read_write") == "admin"
-    assert release_standing("staff", "support", grant_access="read_only") is None
+    assert release_standing("staff", "support") is None
     assert release_standing("system", None) is None
     roles = ("agent", "manager", "admin", "owner")
     allowed = {(standing, role) for standing in roles for role in roles if may_release(standing, role)}

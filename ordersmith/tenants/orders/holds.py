@@ -9,8 +9,8 @@ manager > agent), and the caller's *standing* must reach it (`release_standing`)
 - a store user stands at their role (a viewer has none);
 - an API key stands at `agent`: an integration (a fraud or payment check) may release
   the holds an agent may, never one reserved for a manager or above;
-- vendor staff stand at `admin` under a read_write support grant and have no standing
-  under a read_only one: support acts for a store's admins, never above its owner.
+- anyone else (vendor staff, who act on a store only through the admin routes, and the
+  system) has none.
 """
 
 from __future__ import annotations
@@ -48,17 +48,14 @@ ORDER_CONFIRMED = "order.confirmed"
 # Least to most: a hold releasable by an agent is releasable by everyone above.
 RELEASE_ROLES = ("agent", "manager", "admin", "owner")
 API_KEY_STANDING = "agent"
-STAFF_READ_WRITE_STANDING = "admin"
 
 
-def release_standing(kind: str, role: str | None, *, grant_access: str | None = None) -> str | None:
+def release_standing(kind: str, role: str | None) -> str | None:
     """The highest release_role a caller may release, or None when it may release none."""
     if kind == "user":
         return role if role in RELEASE_ROLES else None
     if kind == "api_key":
         return API_KEY_STANDING
-    if kind == "staff":
-        return STAFF_READ_WRITE_STANDING if grant_access == "read_write" else None
     return None
 
 
