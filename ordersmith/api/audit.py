@@ -25,6 +25,7 @@ from ordersmith.platform.identity.permissions import Permission
 from ordersmith.platform.identity.principal import Principal
 from ordersmith.platform.identity.support_grants import SupportGrantView, list_support_grants
 from ordersmith.platform.plans import Feature
+from ordersmith.platform.times import time_errors
 
 
 class AuditEntry(msgspec.Struct):
@@ -136,6 +137,8 @@ async def export_audit_log(
     """NDJSON, from `since` (inclusive) to `until` (exclusive); each entry checkable offline (see `hash`)."""
     assert principal.tenant is not None
     since, until = _utc(since), _utc(until)
+    if errors := time_errors(since=since, until=until):
+        raise ValidationFailedError("the time window is invalid; see errors", errors=errors)
     if since is not None and until is not None and since >= until:
         raise ValidationFailedError(
             "the time window is empty; see errors",

@@ -28,6 +28,7 @@ from ordersmith.platform.identity.principal import Principal
 from ordersmith.platform.models import EntitlementOverride
 from ordersmith.platform.plans import Feature
 from ordersmith.platform.tenancy import TenantRecord, get_tenant_record
+from ordersmith.platform.times import time_error
 
 REASON_MAX_LENGTH = 500
 _FEATURES = frozenset(feature.value for feature in Feature)
@@ -54,8 +55,10 @@ def _check(
         errors.append(FieldError("reason", "say why, e.g. the ticket or the deal this is for"))
     elif len(reason) > REASON_MAX_LENGTH:
         errors.append(FieldError("reason", f"must be at most {REASON_MAX_LENGTH} characters"))
-    if expires_at is not None and (expires_at.tzinfo is None or expires_at <= now):
-        errors.append(FieldError("expires_at", "must be a future time with its offset, or null for no end"))
+    if expires_at is not None and (time_error("expires_at", expires_at) is not None or expires_at <= now):
+        errors.append(
+            FieldError("expires_at", "must be a future time with its offset, before 9999, or null for no end")
+        )
     if errors:
         raise ValidationFailedError("the override is invalid; see errors", errors=errors)
 

@@ -17,6 +17,7 @@ from typing import Any, Generic, TypeVar, TypeVarTuple
 from sqlalchemy import Select, tuple_
 
 from ordersmith.platform.errors import FieldError, ValidationFailedError
+from ordersmith.platform.times import in_range
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
@@ -69,7 +70,7 @@ def decode_time_cursor(cursor: str) -> CursorKey:
         raise ValidationFailedError(
             "the cursor is not one this list returned", errors=[cursor_error()]
         ) from None
-    if key[0].tzinfo is None:
+    if key[0].tzinfo is None or not in_range(key[0]):
         raise bad_cursor()
     return key
 

@@ -239,6 +239,15 @@ async def test_delivery_is_recorded_once(store: Store, database: Database) -> No
     [fulfillment_order] = (await release(store, order["id"]))["data"]
     shipment = await ship(store, fulfillment_order["id"], [(line_of(order, "TEE-S")["id"], 1)])
     path = f"/api/v1/shipments/{shipment['id']}/delivered"
+    for bad, message in (
+        ("2026-11-30T10:00:00", "must carry a time zone, such as 2026-11-27T00:00:00Z"),
+        (
+            "0001-01-01T00:00:00+01:00",
+            "must lie between 1970-01-01 and 9998-12-31, such as 2026-11-27T00:00:00Z",
+        ),
+    ):
+        problem = await store.call("POST", path, 422, json={"delivered_at": bad})
+        assert problem["errors"] == [{"field": "delivered_at", "message": message}]
     when = "2026-11-30T10:00:00Z"
     delivered = await store.call("POST", path, 200, json={"delivered_at": when})
     assert (delivered["status"], delivered["delivered_at"]) == ("delivered", "2026-11-30T10:00:00Z")

@@ -130,6 +130,14 @@ async def test_a_bad_period_is_422_and_the_report_needs_reports_read(store: Stor
     assert problem["errors"] == [
         {"field": "created_after", "message": "must carry a time zone, such as 2026-11-27T00:00:00Z"}
     ]
+    # Thirty days before the first week of year 1 would not even be a Python date.
+    problem = await store.call("GET", REPORT, 422, params={"created_before": "0001-01-05T00:00:00Z"})
+    assert problem["errors"] == [
+        {
+            "field": "created_before",
+            "message": "must lie between 1970-01-01 and 9998-12-31, such as 2026-11-27T00:00:00Z",
+        }
+    ]
     writer = await api_key_headers(store, ["orders.read", "orders.write"])
     problem = await store.call("GET", REPORT, 403, headers=writer)
     assert problem["code"] == "permission_denied"

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from ordersmith.platform.database import Database
 from ordersmith.platform.models import OutboxEvent
+from ordersmith.platform.pagination import cursor_error, encode_cursor
 from tests.support.order_actions import ship
 from tests.support.orders import Store, open_store, two_sku_store
 from tests.support.payments import pay
@@ -277,6 +278,31 @@ async def test_orders_list_by_state_dates_holds_and_a_merged_customers_history(
     assert await ids(**window) == [shipped["id"], held["id"]]
     problem = await store.call("GET", "/api/v1/orders", 422, params={"payment_status": "settled"})
     assert [error["field"] for error in problem["errors"]] == ["payment_status"]
+
+
+async def test_times_the_database_cannot_hold_and_reversed_windows_are_422(store: Store) -> None:
+    out_of_range = "must lie between 1970-01-01 and 9998-12-31, such as 2026-11-27T00:00:00Z"
+    for params, errors in (
+        (
+            {"created_after": "0001-01-01T00:00:00+01:00"},
+            [{"field": "created_after", "message": out_of_range}],
+        ),
+        (
+            {"created_before": "9999-12-31T23:59:59-05:00"},
+            [{"field": "created_before", "message": out_of_range}],
+        ),
+        (
+            {"created_after": "2026-12-01T00:00:00Z", "created_before": "2026-11-01T00:00:00Z"},
+            [{"field": "created_after", "message": "must be earlier than created_before"}],
+        ),
+    ):
+        problem = await store.call("GET", "/api/v1/orders", 422, params=params)
+        assert (problem["code"], problem["errors"]) == ("validation_failed", errors)
+    # A cursor whose time PostgreSQL cannot take is one this list never returned.
+    for moment in ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-05:00"):
+        cursor = encode_cursor(moment, "01a22721-0b3e-75a7-85d1-1374c0632752")
+        problem = await store.call("GET", "/api/v1/orders", 422, params={"cursor": cursor})
+        assert problem["errors"] == [{"field": "cursor", "message": cursor_error().message}]
 
 
 async def test_another_stores_order_is_404_on_every_route(

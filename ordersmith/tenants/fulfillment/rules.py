@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ordersmith.platform.errors import FieldError, ValidationFailedError
+from ordersmith.platform.times import time_errors
 
 MAX_LINES = 250
 MAX_PACKAGES = 50
@@ -100,8 +101,7 @@ def check_shipment(request: ShipmentRequest) -> None:
     url = request.tracking_url
     if url is not None and (len(url) > 2000 or not url.startswith(("https://", "http://"))):
         errors.append(FieldError("tracking_url", "must be an http(s) address of at most 2000 characters"))
-    if request.shipped_at is not None and request.shipped_at.tzinfo is None:
-        errors.append(FieldError("shipped_at", "must carry a time zone, such as 2026-11-28T09:30:00Z"))
+    errors.extend(time_errors(shipped_at=request.shipped_at))
     check_lines(request.lines, errors)
     if not request.packages:
         errors.append(FieldError("packages", "give at least one package"))

@@ -24,9 +24,11 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.platform.database import TenantContext
+from ordersmith.platform.errors import ValidationFailedError
 from ordersmith.platform.events import record_event
 from ordersmith.platform.identity.audit import Actor
 from ordersmith.platform.ids import uuid7
+from ordersmith.platform.times import time_errors
 from ordersmith.tenants.fulfillment.errors import ShipmentAlreadyDeliveredError
 from ordersmith.tenants.fulfillment.models import (
     FulfillmentOrderLine,
@@ -252,6 +254,8 @@ async def mark_delivered(
     actor: Actor,
 ) -> ShipmentView:
     """Record that the carrier delivered a shipment; saying it twice changes nothing."""
+    if errors := time_errors(delivered_at=delivered_at):
+        raise ValidationFailedError("the delivery time is invalid; see errors", errors=errors)
     order_id = (await shipment_row(session, shipment_id)).order_id
     order = await order_row(session, order_id, lock=True)
     shipment = await shipment_row(session, shipment_id)

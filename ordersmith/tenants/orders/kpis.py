@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.platform.database import TenantContext
 from ordersmith.platform.errors import FieldError, ValidationFailedError
+from ordersmith.platform.times import time_errors
 from ordersmith.tenants.orders.models import Order
 
 DEFAULT_PERIOD = dt.timedelta(days=30)
@@ -41,11 +42,7 @@ class TouchReport:
 def _period(
     created_after: dt.datetime | None, created_before: dt.datetime | None, now: dt.datetime
 ) -> tuple[dt.datetime, dt.datetime]:
-    errors = [
-        FieldError(name, "must carry a time zone, such as 2026-11-27T00:00:00Z")
-        for name, value in (("created_after", created_after), ("created_before", created_before))
-        if value is not None and value.tzinfo is None
-    ]
+    errors = time_errors(created_after=created_after, created_before=created_before)
     if errors:
         raise ValidationFailedError("the report period is invalid; see errors", errors=errors)
     before = created_before or now

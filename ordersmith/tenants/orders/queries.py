@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ordersmith.platform.database import TenantContext
 from ordersmith.platform.errors import FieldError, ValidationFailedError
 from ordersmith.platform.pagination import Page, PageRequest
+from ordersmith.platform.times import range_errors
 from ordersmith.tenants.catalog.models import Variant
 from ordersmith.tenants.customers.service import customer_ids_for_history
 from ordersmith.tenants.orders.models import (
@@ -55,9 +56,9 @@ class OrderFilter:
             errors.append(
                 FieldError("fulfillment_status", f"must be one of {', '.join(FULFILLMENT_STATUSES)}")
             )
-        for name, value in (("created_after", self.created_after), ("created_before", self.created_before)):
-            if value is not None and value.tzinfo is None:
-                errors.append(FieldError(name, "must carry a time zone, such as 2026-11-27T00:00:00Z"))
+        errors.extend(
+            range_errors("created_after", self.created_after, "created_before", self.created_before)
+        )
         if self.external_reference is not None and not 1 <= len(self.external_reference) <= 200:
             errors.append(FieldError("external_reference", "must be 1 to 200 characters"))
         if errors:
