@@ -169,6 +169,13 @@ async def test_bad_lines_are_422_naming_the_field(store: Store) -> None:
     assert (await store.stock("TEE-S"))["reserved"] == 0
 
 
+async def test_a_code_with_a_trailing_newline_is_422_not_stored(store: Store) -> None:
+    await store.receive("TEE-S", "WH-1", 5)
+    problem = await store.place(("TEE-S", 1), channel="web\n", currency="EUR\n", expected=422)
+    assert [error["field"] for error in problem["errors"]] == ["channel", "currency"]
+    assert (await store.call("GET", "/api/v1/orders", 200))["data"] == []
+
+
 async def test_price_overflow_and_unknown_customer_are_422(store: Store) -> None:
     await store.receive("TEE-S", "WH-1", 5)
     body = store.order_body(("TEE-S", 3))

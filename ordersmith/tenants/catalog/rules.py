@@ -24,7 +24,7 @@ def check_name(field: str, value: Any, errors: list[FieldError]) -> None:
 
 
 def check_sku_code(field: str, value: Any, errors: list[FieldError]) -> None:
-    if not isinstance(value, str) or not SKU_CODE.match(value):
+    if not isinstance(value, str) or not SKU_CODE.fullmatch(value):
         errors.append(
             FieldError(
                 field,
@@ -42,7 +42,7 @@ def check_price(field: str, value: Any, errors: list[FieldError]) -> None:
 
 
 def check_currency(field: str, value: Any, errors: list[FieldError]) -> None:
-    if not isinstance(value, str) or not CURRENCY.match(value):
+    if not isinstance(value, str) or not CURRENCY.fullmatch(value):
         errors.append(FieldError(field, "must be an ISO 4217 code such as EUR or USD"))
 
 
@@ -54,7 +54,7 @@ def check_weight(field: str, value: Any, errors: list[FieldError]) -> None:
 
 
 def check_barcode(field: str, value: Any, errors: list[FieldError]) -> None:
-    if value is not None and (not isinstance(value, str) or not BARCODE.match(value)):
+    if value is not None and (not isinstance(value, str) or not BARCODE.fullmatch(value)):
         errors.append(FieldError(field, "must be 1 to 64 letters, digits or '-' (such as an EAN-13)"))
 
 

@@ -42,18 +42,18 @@ def check_customer(values: Mapping[str, Any], errors: list[FieldError]) -> None:
         _text("full_name", values["full_name"], 200, errors, optional=False)
     email = values.get("email")
     if email is not None and (
-        not isinstance(email, str) or len(email) > 320 or not EMAIL.match(email.strip())
+        not isinstance(email, str) or len(email) > 320 or not EMAIL.fullmatch(email.strip())
     ):
         errors.append(FieldError("email", "must be an email address such as ana@example.com"))
     phone = values.get("phone")
-    if phone is not None and (not isinstance(phone, str) or not PHONE.match(phone.strip())):
+    if phone is not None and (not isinstance(phone, str) or not PHONE.fullmatch(phone.strip())):
         errors.append(FieldError("phone", "must be a phone number of digits, spaces and + ( ) . / -"))
     tags = values.get("tags")
     if tags is not None:
         if len(tags) > MAX_TAGS:
             errors.append(FieldError("tags", f"must hold at most {MAX_TAGS} tags"))
         for index, tag in enumerate(tags):
-            if not TAG.match(tag.strip()):
+            if not TAG.fullmatch(tag.strip()):
                 errors.append(
                     FieldError(f"tags[{index}]", "must be 1 to 50 letters, digits, spaces or . : / -")
                 )
@@ -75,7 +75,7 @@ def check_address(values: Mapping[str, Any], prefix: str, errors: list[FieldErro
     for field, (maximum, optional) in ADDRESS_LIMITS.items():
         _text(prefix + field, values.get(field), maximum, errors, optional=optional)
     country = values.get("country_code")
-    if not isinstance(country, str) or not COUNTRY.match(country):
+    if not isinstance(country, str) or not COUNTRY.fullmatch(country):
         errors.append(
             FieldError(prefix + "country_code", "must be an ISO 3166 country code such as FR or US")
         )

@@ -28,7 +28,7 @@ def check_location(values: Mapping[str, Any], errors: list[FieldError], *, creat
             if field not in values:
                 errors.append(FieldError(field, "is required"))
     code = values.get("code")
-    if "code" in values and (not isinstance(code, str) or not LOCATION_CODE.match(code)):
+    if "code" in values and (not isinstance(code, str) or not LOCATION_CODE.fullmatch(code)):
         errors.append(FieldError("code", "must be 1 to 32 letters, digits, '.', '_' or '-', such as WH-1"))
     name = values.get("name")
     if "name" in values and (not isinstance(name, str) or not name.strip() or len(name) > 200):

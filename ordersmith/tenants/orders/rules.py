@@ -81,7 +81,7 @@ def check_tags(tags: Sequence[str], errors: list[FieldError]) -> None:
     if len(tags) > MAX_TAGS:
         errors.append(FieldError("tags", f"must hold at most {MAX_TAGS} tags"))
     for index, tag in enumerate(tags):
-        if not TAG.match(tag.strip()):
+        if not TAG.fullmatch(tag.strip()):
             errors.append(FieldError(f"tags[{index}]", "must be 1 to 50 letters, digits, spaces or . : / -"))
 
 
@@ -90,7 +90,7 @@ def check_order(request: OrderRequest) -> None:
     errors: list[FieldError] = []
     check_lines(request.lines, errors)
     check_address(request.shipping_address, "shipping_address.", errors)
-    if not CHANNEL.match(request.channel):
+    if not CHANNEL.fullmatch(request.channel):
         errors.append(FieldError("channel", "must be 1 to 40 lower-case letters, digits, '.', '_' or '-'"))
     if request.external_reference is not None and not 1 <= len(request.external_reference) <= 200:
         errors.append(FieldError("external_reference", "must be 1 to 200 characters"))

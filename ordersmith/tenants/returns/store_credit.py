@@ -88,7 +88,7 @@ async def spend(
     order_id: uuid.UUID | None = None,
 ) -> StoreCreditEntry:
     """Take credit off the customer's balance; 409 `store_credit_insufficient` if it would go below zero."""
-    if not CURRENCY.match(currency):
+    if not CURRENCY.fullmatch(currency):
         raise ValidationFailedError(
             "the spend is invalid; see errors",
             errors=[FieldError("currency", "must be an ISO 4217 code such as EUR or USD")],
