@@ -7,7 +7,7 @@ import uuid
 
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from ordersmith.platform.database import Database
 from ordersmith.platform.identity.members import change_member
@@ -15,6 +15,7 @@ from ordersmith.platform.identity.models import Membership
 from ordersmith.platform.identity.permissions import permissions_of
 from ordersmith.platform.identity.principal import Principal
 from ordersmith.platform.tenancy import get_tenant_by_id
+from tests.support.concurrency import wait_for_lock_waiters
 from tests.support.http import PASSWORD, bearer, sign_up
 from tests.support.members import add_member, audit_trail, last_audit_id
 
@@ -228,21 +229,6 @@ async def test_a_deactivated_member_is_locked_out_at_once(
     ]
 
 
-async def _wait_for_lock_waiters(database: Database, count: int) -> None:
-    async with database.platform_session() as session:
-        for _ in range(500):
-            waiting = await session.scalar(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity"
-                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                )
-            )
-            if waiting == count:
-                return
-            await asyncio.sleep(0.01)
-    raise AssertionError(f"expected {count} changes waiting on a lock")
-
-
 async def test_two_owners_demoting_each_other_at_once_leave_one_owner(
     client: AsyncTestClient[Litestar], database: Database
 ) -> None:
@@ -265,7 +251,7 @@ async def test_two_owners_demoting_each_other_at_once_leave_one_owner(
             change_member(database, as_owner(second.user_id), owner["user_id"], role="admin", status=None),
             return_exceptions=True,
         )
-        await _wait_for_lock_waiters(database, 2)
+        await wait_for_lock_waiters(database, 2)
     results = await changes
     assert sorted(type(result).__name__ for result in results) == ["LastOwnerError", "MemberView"]
     async with database.platform_session() as session:

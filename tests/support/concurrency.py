@@ -93,3 +93,19 @@ async def wait_until_blocked(database: Database, pid: int, by: int) -> None:
                 await asyncio.sleep(0.02)
     except TimeoutError:
         raise AssertionError(f"backend {pid} never waited for backend {by}") from None
+
+
+async def wait_for_lock_waiters(database: Database, count: int) -> None:
+    """Return once `count` statements of this database wait on a lock (5 s at most)."""
+    async with database.platform_session() as session:
+        for _ in range(500):
+            waiting = await session.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            )
+            if waiting == count:
+                return
+            await asyncio.sleep(0.01)
+    raise AssertionError(f"expected {count} changes waiting on a lock")

@@ -175,12 +175,22 @@ async def live_customer_id(session: AsyncSession, customer_id: uuid.UUID) -> uui
 
 
 async def _live_id(session: AsyncSession, customer_id: uuid.UUID, *, lock: bool = False) -> uuid.UUID:
-    """The id of the live customer `customer_id` is (or was merged into)."""
+    """The id of the live customer `customer_id` is (or was merged into).
+
+    With `lock`, that customer's row is locked and still live: a merge that committed
+    while this waited for the lock is followed to its survivor, so what is written next
+    lands on the customer the merge kept, not on the one it folded away.
+    """
     live_id = await live_customer_id(session, customer_id)
     if live_id is None:
         raise _missing()
-    if lock:
-        await session.execute(select(Customer.id).where(Customer.id == live_id).with_for_update())
+    while lock:
+        merged_into = await session.scalar(
+            select(Customer.merged_into_id).where(Customer.id == live_id).with_for_update()
+        )
+        if merged_into is None:
+            break
+        live_id = merged_into
     return live_id
 
 
@@ -255,7 +265,7 @@ async def add_address(
     check_address(values, "", errors)
     if errors:
         raise ValidationFailedError("some fields are invalid; see errors", errors=errors)
-    live_id = await _live_id(session, customer_id)
+    live_id = await _live_id(session, customer_id, lock=True)
     await session.execute(insert(CustomerAddress).values(**_address_row(live_id, values)))
     await record_event(
         session, tenant, CUSTOMER_UPDATED, {"customer_id": str(live_id), "changed": ["addresses"]}
@@ -271,7 +281,7 @@ async def add_note(
     check_note("body", body, errors)
     if errors:
         raise ValidationFailedError("some fields are invalid; see errors", errors=errors)
-    live_id = await _live_id(session, customer_id)
+    live_id = await _live_id(session, customer_id, lock=True)
     await session.execute(insert(CustomerNote).values(**_note_row(live_id, body, author)))
     return await get_customer(tenant, session, live_id)
 
