@@ -127,6 +127,32 @@ async def test_placing_a_draft_short_of_stock_changes_nothing(store: Store, data
     assert [topic for topic, _ in await events_of(database, draft["id"])] == ["order.drafted"]
 
 
+async def test_a_draft_is_placed_by_its_skus_even_after_their_codes_changed(store: Store) -> None:
+    draft = await _draft(store, ("TEE-S", 3))
+    # TEE-S is renamed, and its old code goes to a new SKU with no stock: the draft keeps
+    # the SKU it was written with, under whatever code that SKU has now.
+    tee_s = (await store.stock("TEE-S"))["variant_id"]
+    await store.call("PATCH", f"/api/v1/variants/{tee_s}", 200, json={"sku_code": "TEE-S-OLD"})
+    await store.add_skus("TEE-S")
+    placed = await store.call("POST", f"/api/v1/orders/{draft['id']}/place", 200)
+    assert (placed["status"], _buckets(placed)) == ("confirmed", [("TEE-S", 3, 0, 3, 0)])
+    assert await _reserved(store, "TEE-S-OLD") == {"WH-1": 0, "WH-2": 3}
+    assert await _reserved(store, "TEE-S") == {}
+
+
+async def test_a_draft_of_a_product_switched_off_is_not_placed(store: Store) -> None:
+    draft = await _draft(store, ("TEE-M", 1))
+    product_id = (
+        await store.call("GET", f"/api/v1/variants/{(await store.stock('TEE-M'))['variant_id']}", 200)
+    )["product_id"]
+    await store.call("PATCH", f"/api/v1/products/{product_id}", 200, json={"is_active": False})
+    problem = await store.call("POST", f"/api/v1/orders/{draft['id']}/place", 422)
+    assert problem["errors"] == [{"field": "lines[0].sku", "message": "TEE-M is no longer for sale"}]
+    problem = await store.place(("TEE-M", 1), expected=422)
+    assert problem["errors"] == [{"field": "lines[0].sku", "message": "TEE-M is not for sale (inactive)"}]
+    assert await _reserved(store, "TEE-M") == {"WH-2": 0}
+
+
 async def test_a_held_draft_is_placed_but_not_confirmed_and_a_cancelled_one_releases_nothing(
     store: Store,
 ) -> None:

@@ -30,7 +30,7 @@ from ordersmith.tenants.orders import lifecycle, review, timeline
 from ordersmith.tenants.orders.errors import OrderChangedError, OrderNotDraftError
 from ordersmith.tenants.orders.holds import place_hold
 from ordersmith.tenants.orders.models import Order, OrderLine
-from ordersmith.tenants.orders.placement import Sku, priced_lines, skus_by_code
+from ordersmith.tenants.orders.placement import Sku, priced_lines, skus_by_code, skus_by_id
 from ordersmith.tenants.orders.placement_write import (
     ORDER_CONFIRMED,
     ORDER_PLACED,
@@ -217,16 +217,16 @@ async def place_draft(
     view = await load_order(session, order_id, lock=True)
     order = view.order
     lifecycle.check_transition(order.status, lifecycle.PLACED)
-    skus = await skus_by_code(session, [line.sku_code for line in view.lines])
+    # By the lines' variants, not their codes: a SKU's code may have changed since.
+    by_id = await skus_by_id(session, [line.variant_id for line in view.lines])
     errors: list[FieldError] = []
     totals: dict[uuid.UUID, int] = defaultdict(int)
     for index, line in enumerate(view.lines):
-        sku = skus.get(line.sku_code.lower())
+        sku = by_id.get(line.variant_id)
         if sku is None or not sku.is_active:
             errors.append(FieldError(f"lines[{index}].sku", f"{line.sku_code} is no longer for sale"))
         totals[line.variant_id] += line.quantity_pending
     raise_if(errors)
-    by_id = {sku.id: sku for sku in skus.values()}
     demands = [
         Demand(variant_id, by_id[variant_id].code, quantity, by_id[variant_id].allow_backorder)
         for variant_id, quantity in sorted(totals.items())

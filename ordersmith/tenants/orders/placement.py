@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +32,7 @@ from ordersmith.platform.database import Driver, TenantContext, driver_of
 from ordersmith.platform.driver_sql import DriverStatement
 from ordersmith.platform.errors import FieldError
 from ordersmith.platform.identity.audit import Actor
-from ordersmith.tenants.catalog.models import Variant
+from ordersmith.tenants.catalog.models import Product, Variant
 from ordersmith.tenants.customers.models import Customer
 from ordersmith.tenants.inventory.models import Location, StockLevel
 from ordersmith.tenants.inventory.reservations import Demand, StockRow, plan_reservations
@@ -44,6 +44,7 @@ from ordersmith.tenants.store.models import StoreSettings
 
 # Core tables: placement is the hot path, and Core statements skip the ORM's bookkeeping.
 _VARIANTS = table_of(Variant)
+_PRODUCTS = table_of(Product)
 _CUSTOMERS = table_of(Customer)
 _STOCK = table_of(StockLevel)
 _LOCATIONS = table_of(Location)
@@ -63,14 +64,16 @@ class Sku:
     allow_backorder: bool
 
 
-# What a `Sku` is made of, in its fields' order.
+# What a `Sku` is made of, in its fields' order. A SKU is for sale while it and its
+# product are both active: switching a product off stops all its variants.
 _SKU_COLUMNS = (
     _VARIANTS.c.id,
     _VARIANTS.c.sku_code,
     _VARIANTS.c.name,
     _VARIANTS.c.price_amount,
     _VARIANTS.c.currency,
-    _VARIANTS.c.is_active,
+    _VARIANTS.c.is_active
+    & select(_PRODUCTS.c.is_active).where(_PRODUCTS.c.id == _VARIANTS.c.product_id).scalar_subquery(),
     _VARIANTS.c.allow_backorder,
 )
 # The SKUs whose lower-case codes are in `codes`.
@@ -98,6 +101,12 @@ async def skus_by_code(session: AsyncSession, codes: Sequence[str]) -> dict[str,
     """The SKUs with these codes, matched case-insensitively, keyed by lower-case code."""
     rows = await session.execute(_SKUS_BY_CODE, {"codes": _lowered(codes)})
     return {row.sku_code.lower(): Sku(*row) for row in rows}
+
+
+async def skus_by_id(session: AsyncSession, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Sku]:
+    """The SKUs with these ids, whatever their codes are now, keyed by id."""
+    rows = await session.execute(select(*_SKU_COLUMNS).where(_VARIANTS.c.id.in_(sorted(set(ids)))))
+    return {row[0]: Sku(*row) for row in rows}
 
 
 def priced_lines(
