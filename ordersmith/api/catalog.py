@@ -145,6 +145,7 @@ class ProductCreate(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Tr
     description: str | msgspec.UnsetType = msgspec.UNSET
     is_active: bool | msgspec.UnsetType = msgspec.UNSET
     attributes: Attributes | msgspec.UnsetType = msgspec.UNSET
+    # At most 100 (MAX_VARIANTS_PER_REQUEST); add more with POST /api/v1/products/{id}/variants.
     variants: list[VariantCreate] = msgspec.field(default_factory=list)
 
 
@@ -167,7 +168,7 @@ async def add_product(
     tenant_session: NamedDependency[AsyncSession],
     data: JSONBody[ProductCreate],
 ) -> Product:
-    """Create a product and its SKUs in one go; a taken SKU code is 409 `sku_code_taken`."""
+    """Create a product and up to 100 SKUs in one go; a taken SKU code is 409 `sku_code_taken`."""
     assert principal.tenant is not None
     view = await create_product(
         principal.tenant.context,
@@ -248,7 +249,7 @@ async def add_product_variant(
     product_id: FromPath[str],
     data: JSONBody[VariantCreate],
 ) -> Variant:
-    """Create a SKU; its code must be unused in the store, ignoring case."""
+    """Create a SKU, its code unused in the store ignoring case; a product has 1000 at most."""
     assert principal.tenant is not None
     variant = await add_variant(
         principal.tenant.context, tenant_session, product_id_of(product_id), given(data)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from ordersmith.platform.database import Database
 from ordersmith.platform.models import OutboxEvent
+from ordersmith.tenants.catalog import service
+from ordersmith.tenants.catalog.rules import MAX_VARIANTS_PER_PRODUCT
 from tests.support.http import bearer, sign_up
 from tests.support.members import add_member
 
@@ -352,3 +356,90 @@ async def test_another_store_gets_404_for_this_stores_products_and_variants(
     }
     malformed = await client.get("/api/v1/products/not-an-id", headers=other)
     assert (malformed.status_code, malformed.json()["code"]) == (404, "product_not_found")
+
+
+@contextmanager
+def statements(client: AsyncTestClient[Litestar]) -> Iterator[list[str]]:
+    """The SQL the app runs inside the block, in order."""
+    seen: list[str] = []
+
+    def record(connection: Any, cursor: Any, statement: str, *context: Any) -> None:
+        seen.append(statement)
+
+    engine = client.app.state.database.runtime.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def numbered_variants(prefix: str, count: int) -> list[dict[str, Any]]:
+    return [
+        {"sku_code": f"{prefix}-{index}", "name": f"N{index}", "price_amount": 100} for index in range(count)
+    ]
+
+
+async def test_a_product_is_created_with_at_most_100_variants_and_the_store_read_once(
+    client: AsyncTestClient[Litestar],
+) -> None:
+    headers = await owner_headers(client)
+    too_many = await client.post(
+        "/api/v1/products",
+        json={"name": " ", "variants": numbered_variants("V", 101)},
+        headers=headers,
+    )
+    assert too_many.status_code == 422, too_many.text
+    assert too_many.json()["code"] == "validation_failed"
+    assert too_many.json()["errors"] == [
+        {"field": "name", "message": "must not be empty"},
+        {
+            "field": "variants",
+            "message": "must hold at most 100 variants; create the product with the first 100, "
+            "then add the others with POST /api/v1/products/{id}/variants",
+        },
+    ]
+    assert (await client.get("/api/v1/skus", params={"query": "V-"}, headers=headers)).json()["data"] == []
+
+    with statements(client) as seen:
+        product = await create_product(client, headers, name="Bolts", variants=numbered_variants("V", 100))
+    assert len(product["variants"]) == 100
+    assert {variant["currency"] for variant in product["variants"]} == {"EUR"}
+    # The store's default currency is read once for the request, not once per variant.
+    assert len([statement for statement in seen if "store_settings" in statement]) == 1
+
+    added = await client.post(
+        f"/api/v1/products/{product['id']}/variants",
+        json={"sku_code": "V-100", "name": "N100", "price_amount": 100},
+        headers=headers,
+    )
+    assert (added.status_code, added.json()["sku_code"]) == (201, "V-100")
+
+
+async def test_a_product_past_its_variant_limit_refuses_another(
+    client: AsyncTestClient[Litestar], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert MAX_VARIANTS_PER_PRODUCT == 1000
+    # 1000 variants take 901 requests; a limit of 101 shows the same rule.
+    monkeypatch.setattr(service, "MAX_VARIANTS_PER_PRODUCT", 101)
+    headers = await owner_headers(client)
+    product = await create_product(client, headers, name="Bolts", variants=numbered_variants("A", 100))
+
+    async def add(code: str) -> Any:
+        return await client.post(
+            f"/api/v1/products/{product['id']}/variants",
+            json={"sku_code": code, "name": "N", "price_amount": 1},
+            headers=headers,
+        )
+
+    assert (await add("B-1")).status_code == 201
+    refused = await add("B-2")
+    assert refused.status_code == 409, refused.text
+    assert (refused.json()["code"], refused.json()["detail"]) == (
+        "variant_limit_reached",
+        "this product already has the most variants a product can have (101); "
+        "put further variants on another product, or change an existing variant",
+    )
+    read = await client.get(f"/api/v1/products/{product['id']}", headers=headers)
+    assert len(read.json()["variants"]) == 101
+    assert (await client.get("/api/v1/skus", params={"query": "B-2"}, headers=headers)).json()["data"] == []

@@ -18,3 +18,8 @@ class VariantNotFoundError(NotFoundError):
 class SkuCodeTakenError(ConflictError):
     code = "sku_code_taken"
     title = "SKU code already used"
+
+
+class VariantLimitReachedError(ConflictError):
+    code = "variant_limit_reached"
+    title = "Product has the most variants it can have"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ordersmith.platform.errors import FieldError, ValidationFailedError
@@ -14,6 +14,11 @@ BARCODE = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 CURRENCY = re.compile(r"^[A-Z]{3}$")
 MAX_WEIGHT_GRAMS = 2**31 - 1
 MAX_ATTRIBUTES = 50
+# Variants one product creation may carry; more go in with POST /api/v1/products/{id}/variants.
+# The request is one transaction whose SKU codes are checked and inserted together.
+MAX_VARIANTS_PER_REQUEST = 100
+# Variants a product may have in all: a product is read and listed with every variant.
+MAX_VARIANTS_PER_PRODUCT = 1000
 
 
 def check_name(field: str, value: Any, errors: list[FieldError]) -> None:
@@ -101,6 +106,17 @@ VARIANT_FIELDS = {
     "attributes": check_attributes,
     "allow_backorder": check_flag,
 }
+
+
+def check_variant_count(field: str, value: Sequence[Any], errors: list[FieldError]) -> None:
+    if len(value) > MAX_VARIANTS_PER_REQUEST:
+        errors.append(
+            FieldError(
+                field,
+                f"must hold at most {MAX_VARIANTS_PER_REQUEST} variants; create the product with the first "
+                f"{MAX_VARIANTS_PER_REQUEST}, then add the others with POST /api/v1/products/{{id}}/variants",
+            )
+        )
 
 
 def check_fields(

@@ -16,9 +16,23 @@ from ordersmith.platform.errors import FieldError, ValidationFailedError
 from ordersmith.platform.events import record_event
 from ordersmith.platform.ids import uuid7
 from ordersmith.platform.pagination import Page, PageRequest
-from ordersmith.tenants.catalog.errors import ProductNotFoundError, SkuCodeTakenError, VariantNotFoundError
+from ordersmith.tenants.catalog.errors import (
+    ProductNotFoundError,
+    SkuCodeTakenError,
+    VariantLimitReachedError,
+    VariantNotFoundError,
+)
 from ordersmith.tenants.catalog.models import Product, Variant
-from ordersmith.tenants.catalog.rules import PRODUCT_FIELDS, VARIANT_FIELDS, check_fields, cleaned, raise_if
+from ordersmith.tenants.catalog.rules import (
+    MAX_VARIANTS_PER_PRODUCT,
+    MAX_VARIANTS_PER_REQUEST,
+    PRODUCT_FIELDS,
+    VARIANT_FIELDS,
+    check_fields,
+    check_variant_count,
+    cleaned,
+    raise_if,
+)
 from ordersmith.tenants.store.service import get_store_profile
 
 PRODUCT_CREATED = "product.created"
@@ -113,13 +127,34 @@ async def _insert_variants(
         raise
 
 
-async def _variant_defaults(
-    tenant: TenantContext, session: AsyncSession, values: Mapping[str, Any]
-) -> dict[str, Any]:
-    if "currency" in values:
-        return dict(values)
-    profile = await get_store_profile(tenant, session)
-    return {**values, "currency": profile.default_currency}
+async def _with_defaults(
+    tenant: TenantContext, session: AsyncSession, variants: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """The variants with the store's currency where none is given; the store is read once at most."""
+    if all("currency" in values for values in variants):
+        return [dict(values) for values in variants]
+    currency = (await get_store_profile(tenant, session)).default_currency
+    return [dict(values) if "currency" in values else {**values, "currency": currency} for values in variants]
+
+
+async def _check_variant_total(session: AsyncSession, product_id: uuid.UUID) -> None:
+    """409 `variant_limit_reached` if the product now has more variants than it may.
+
+    Run after the insert, under a lock on the product, so that two writers adding its last
+    variants count each other. The lock comes after the insert so that the loser of a race
+    for one code still waits on the code's unique index and is told of its own spelling.
+    FOR NO KEY UPDATE, not FOR UPDATE: each insert holds KEY SHARE on the product through
+    its foreign key, and two writers each waiting for the other's KEY SHARE would deadlock.
+    """
+    await session.execute(select(Product.id).where(Product.id == product_id).with_for_update(key_share=True))
+    total = await session.scalar(
+        select(func.count()).select_from(Variant).where(Variant.product_id == product_id)
+    )
+    if (total or 0) > MAX_VARIANTS_PER_PRODUCT:
+        raise VariantLimitReachedError(
+            f"this product already has the most variants a product can have ({MAX_VARIANTS_PER_PRODUCT}); "
+            "put further variants on another product, or change an existing variant"
+        )
 
 
 def _check_new_variant(values: Mapping[str, Any], prefix: str, errors: list[FieldError]) -> None:
@@ -146,15 +181,17 @@ async def create_product(
     product: Mapping[str, Any],
     variants: Sequence[Mapping[str, Any]] = (),
 ) -> ProductView:
-    """Add a product and its first variants; the currency defaults to the store's."""
+    """Add a product and its first variants (at most 100); the currency defaults to the store's."""
     errors: list[FieldError] = []
     check_fields(product, PRODUCT_FIELDS, "", errors)
     if "name" not in product:
         errors.append(FieldError("name", "is required"))
-    for index, values in enumerate(variants):
-        _check_new_variant(values, f"variants[{index}].", errors)
+    check_variant_count("variants", variants, errors)
+    if len(variants) <= MAX_VARIANTS_PER_REQUEST:
+        for index, values in enumerate(variants):
+            _check_new_variant(values, f"variants[{index}].", errors)
     raise_if(errors)
-    complete = [await _variant_defaults(tenant, session, values) for values in variants]
+    complete = await _with_defaults(tenant, session, variants)
     await _check_codes_free(session, [values["sku_code"] for values in complete])
     row = (
         await session.scalars(insert(Product).values(id=uuid7(), **cleaned(product)).returning(Product))
@@ -227,14 +264,17 @@ async def update_product(
 async def add_variant(
     tenant: TenantContext, session: AsyncSession, product_id: uuid.UUID, values: Mapping[str, Any]
 ) -> Variant:
-    """Add a SKU to a product; 409 `sku_code_taken` if the code is already used."""
+    """Add a SKU to a product; 409 `sku_code_taken` if the code is used, `variant_limit_reached` past 1000."""
     errors: list[FieldError] = []
     _check_new_variant(values, "", errors)
     raise_if(errors)
     await _product_row(session, product_id)
-    complete = await _variant_defaults(tenant, session, values)
+    (complete,) = await _with_defaults(tenant, session, [values])
     await _check_codes_free(session, [complete["sku_code"]])
-    (variant,) = await _insert_variants(session, product_id, [complete])
+    # A savepoint, so that a product past its limit is left as it was even if the caller goes on.
+    async with session.begin_nested():
+        (variant,) = await _insert_variants(session, product_id, [complete])
+        await _check_variant_total(session, product_id)
     await record_event(session, tenant, VARIANT_CREATED, _variant_event(variant))
     return variant
 
