@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
+import uuid
 from typing import Any
 
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from sqlalchemy import text
 
 from ordersmith.platform.database import Database
+from ordersmith.tenants.schema import TENANT_MIGRATIONS
 from tests.support.members import add_member
-from tests.support.order_actions import api_key_headers, ship
+from tests.support.order_actions import api_key_headers, ship, tenant_context
 from tests.support.orders import Store, open_store
 
 REPORT = "/api/v1/reports/orders/touches"
@@ -82,8 +86,10 @@ async def test_the_touchless_rate_counts_completed_orders_nobody_touched(
     assert created_before - created_after == dt.timedelta(days=30)
     assert abs(created_before - dt.datetime.now(dt.UTC)) < dt.timedelta(minutes=1)
 
-    # Archiving a completed order keeps it completed; a viewer reads the report too.
-    await store.call("POST", f"/api/v1/orders/{touchless['id']}/archive", 200, headers=key)
+    # Archiving a completed order keeps it completed, and touchless: a person filing it
+    # away touches it after it completed, which is not held against it. A viewer reads it too.
+    archived = await store.call("POST", f"/api/v1/orders/{touchless['id']}/archive", 200)
+    assert (archived["status"], archived["touch_count"]) == ("archived", 1)
     viewer = await add_member(client, database, store.headers, "viewer")
     again = await store.call("GET", REPORT, 200, headers=viewer.headers)
     assert (again["orders_completed"], again["orders_completed_touchless"]) == (3, 1)
@@ -111,7 +117,8 @@ async def test_the_touchless_rate_counts_completed_orders_nobody_touched(
         1,
         1,
         1.0,
-        0.0,
+        # Its one touch is the archiving, after it completed untouched.
+        1.0,
     )
 
     other = await open_store(client)
@@ -141,3 +148,42 @@ async def test_a_bad_period_is_422_and_the_report_needs_reports_read(store: Stor
     writer = await api_key_headers(store, ["orders.read", "orders.write"])
     problem = await store.call("GET", REPORT, 403, headers=writer)
     assert problem["code"] == "permission_denied"
+
+
+async def test_migration_0013_fills_in_the_touches_orders_completed_with(
+    store: Store, database: Database
+) -> None:
+    key = await api_key_headers(store)
+    touchless = await finish(store, database, await store.place(("TEE-S", 1), headers=key), key)
+    by_hand = await finish(store, database, await store.place(("TEE-S", 1)), store.headers)
+    # Touched after it completed: not one of the touches it completed with.
+    await store.call("POST", f"/api/v1/orders/{touchless['id']}/archive", 200)
+    path = TENANT_MIGRATIONS.script_location / "versions" / "0013_touches_at_completion.py"
+    spec = importlib.util.spec_from_file_location("touches_at_completion", path)
+    assert spec is not None
+    assert spec.loader is not None
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    schema = (await tenant_context(database, store)).schema_name
+
+    async def touches(connection: Any) -> dict[uuid.UUID, tuple[int, int | None]]:
+        rows = await connection.execute(text("SELECT id, touch_count, touches_at_completion FROM orders"))
+        return {row.id: (row.touch_count, row.touches_at_completion) for row in rows}
+
+    async with database.owner.connect() as connection:
+        # The orders as they stood before the migration, filled in again; rolled back.
+        await connection.begin()
+        try:
+            await connection.execute(text(f'SET LOCAL search_path TO "{schema}"'))
+            live = await touches(connection)
+            await connection.execute(
+                text("ALTER TABLE orders DROP CONSTRAINT ck_orders_touches_at_completion_when_completed")
+            )
+            await connection.execute(text("UPDATE orders SET touches_at_completion = NULL"))
+            await connection.execute(text(migration.FILL_IN))
+            filled = await touches(connection)
+        finally:
+            await connection.rollback()
+    # by_hand: placed (a touch) and completed by the owner (a second), in two requests.
+    assert live == {uuid.UUID(touchless["id"]): (1, 0), uuid.UUID(by_hand["id"]): (2, 2)}
+    assert filled == live

@@ -1,7 +1,8 @@
 """Order KPIs: how much of the store's work runs without a person touching it.
 
 A *touch* is a change made by a person (see `timeline.py`); each order keeps its count.
-The touchless rate is the share of completed orders that nobody touched. Orders are
+The touchless rate is the share of completed orders that nobody touched on the way to
+completion (`touches_at_completion`: archiving one later is not held against it). Orders are
 counted by when they were created, so a period's numbers keep improving as its orders
 complete; one aggregate over the `created_at` index computes them all.
 """
@@ -72,7 +73,7 @@ async def touch_report(
             select(
                 func.count().filter(placed),
                 func.count().filter(completed),
-                func.count().filter(completed, Order.touch_count == 0),
+                func.count().filter(completed, Order.touches_at_completion == 0),
                 func.sum(Order.touch_count).filter(placed),
             ).where(Order.created_at >= after, Order.created_at < before)
         )

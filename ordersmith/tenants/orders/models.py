@@ -53,6 +53,10 @@ class Order(TenantBase):
         CheckConstraint("currency ~ '^[A-Z]{3}$'", name="currency_iso4217"),
         CheckConstraint("subtotal_amount >= 0 AND total_amount >= 0", name="amounts_not_negative"),
         CheckConstraint("touch_count >= 0", name="touch_count_not_negative"),
+        CheckConstraint(
+            "(completed_at IS NULL) = (touches_at_completion IS NULL) AND touches_at_completion >= 0",
+            name="touches_at_completion_when_completed",
+        ),
         # Every list is newest first and each filter has an index leading with it.
         Index("ix_orders_created_at_id", "created_at", "id"),
         Index("ix_orders_status_created_at_id", "status", "created_at", "id"),
@@ -101,6 +105,9 @@ class Order(TenantBase):
     )
     open_hold_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     touch_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    # touch_count as the order completed (NULL before): what the touchless rate counts, so
+    # archiving a completed order or taking a return on it does not make it "touched".
+    touches_at_completion: Mapped[int | None] = mapped_column(Integer)
     cancel_reason: Mapped[str | None] = mapped_column(Text)
     placed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     confirmed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

@@ -35,12 +35,13 @@ async def move(
     current, number = order.status, order.number
     now = dt.datetime.now(dt.UTC)
     stamp = {lifecycle.COMPLETED: "completed_at", lifecycle.ARCHIVED: "archived_at"}[wanted]
-    await session.execute(
-        update(Order)
-        .where(Order.id == order.id)
-        .values({"status": wanted, stamp: now, "version": Order.version + 1, "updated_at": now})
-    )
+    # The timeline first: a person completing the order touches it, and that touch is
+    # one of those it completed with.
     await timeline.record(session, order.id, [Entry(wanted, {"status": change(current, wanted)})], actor)
+    values = {"status": wanted, stamp: now, "version": Order.version + 1, "updated_at": now}
+    if wanted == lifecycle.COMPLETED:
+        values["touches_at_completion"] = Order.touch_count
+    await session.execute(update(Order).where(Order.id == order.id).values(values))
     await record_events(session, tenant, [(topic, {"order_id": str(order.id), "number": number})])
     return await load_order(session, order.id)
 

@@ -1,0 +1,50 @@
+"""An order's touches up to its completion, kept apart from the touches that follow.
+
+The touchless-order rate counts orders completed with zero touches. It read
+`touch_count`, which keeps growing after completion: a person archiving an untouched
+completed order, or taking a return on it, turned it "touched" after the fact.
+`touches_at_completion` is `touch_count` as the order completed; NULL until then.
+
+Completed orders are filled in from their timelines: the distinct moments at which a
+person changed the order up to its completion. The entries of one request share their
+transaction's time, so this counts requests, as `touch_count` does.
+
+Revision ID: 0013_touches_at_completion
+Revises: 0012_case_free_order_tags
+Create Date: 2026-11-29
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0013_touches_at_completion"
+down_revision = "0012_case_free_order_tags"
+branch_labels = None
+depends_on = None
+
+
+# Run by the upgrade; a test runs it on orders completed through the API.
+FILL_IN = (
+    "UPDATE orders SET touches_at_completion = ("
+    " SELECT count(DISTINCT order_events.created_at) FROM order_events"
+    " WHERE order_events.order_id = orders.id AND order_events.is_touch"
+    " AND order_events.created_at <= orders.completed_at"
+    ") WHERE completed_at IS NOT NULL"
+)
+
+
+def upgrade() -> None:
+    op.add_column("orders", sa.Column("touches_at_completion", sa.Integer(), nullable=True))
+    op.execute(FILL_IN)
+    op.create_check_constraint(
+        "ck_orders_touches_at_completion_when_completed",
+        "orders",
+        "(completed_at IS NULL) = (touches_at_completion IS NULL) AND touches_at_completion >= 0",
+    )
+
+
+def downgrade() -> None:
+    op.drop_constraint("ck_orders_touches_at_completion_when_completed", "orders", type_="check")
+    op.drop_column("orders", "touches_at_completion")
