@@ -33,6 +33,9 @@ from ordersmith.tenants.inventory.service import (
     update_location,
 )
 
+# A location's fields and address are a few hundred characters; anything bigger is 413.
+MAX_LOCATION_BODY = 64 * 1024
+
 
 class Location(msgspec.Struct):
     id: str
@@ -72,6 +75,7 @@ class LocationCreate(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=T
     kind: str
     priority: int | msgspec.UnsetType = msgspec.UNSET
     is_active: bool | msgspec.UnsetType = msgspec.UNSET
+    # Postal parts, all optional: line1, line2, city, region, postal_code, country_code.
     address: dict[str, str] | msgspec.UnsetType = msgspec.UNSET
 
 
@@ -184,6 +188,7 @@ class SafetyStockSet(msgspec.Struct, forbid_unknown_fields=True):
     operation_id="createLocation",
     summary="Add a warehouse or store that holds stock.",
     opt=requires(Permission.INVENTORY_WRITE),
+    request_max_body_size=MAX_LOCATION_BODY,
     tags=["inventory"],
 )
 async def add_location(
@@ -238,6 +243,7 @@ async def read_location(
     operation_id="updateLocation",
     summary="Change a location's name, code, kind, priority, address or active flag.",
     opt=requires(Permission.INVENTORY_WRITE),
+    request_max_body_size=MAX_LOCATION_BODY,
     tags=["inventory"],
 )
 async def change_location(

@@ -158,3 +158,100 @@ async def test_another_stores_locations_and_skus_are_404(
     )
     assert problem["code"] == "location_not_found"
     assert (await store.stock("TEE-S"))["on_hand"] == 5
+
+
+async def test_a_location_name_is_trimmed_and_its_address_is_a_postal_address(store: Store) -> None:
+    name = " " + "N" * 200 + " "
+    created = await store.call(
+        "POST",
+        "/api/v1/locations",
+        201,
+        json={
+            "code": "SHOP-1",
+            "name": name,
+            "kind": "store",
+            "address": {"city": " Lyon ", "country_code": "FR"},
+        },
+    )
+    assert (created["name"], created["address"]) == ("N" * 200, {"city": "Lyon", "country_code": "FR"})
+
+    problem = await store.call(
+        "POST",
+        "/api/v1/locations",
+        422,
+        json={
+            "code": "SHOP-2",
+            "name": "N" * 201,
+            "kind": "store",
+            "address": {
+                "line1": " ",
+                "city": "C" * 101,
+                "postal_code": "6" * 21,
+                "country_code": "fr",
+                "street": "Rue des Lilas",
+            },
+        },
+    )
+    assert (problem["code"], problem["errors"]) == (
+        "validation_failed",
+        [
+            {"field": "name", "message": "must be 1 to 200 characters"},
+            {"field": "address.line1", "message": "must be 1 to 300 characters"},
+            {"field": "address.city", "message": "must be 1 to 100 characters"},
+            {"field": "address.postal_code", "message": "must be 1 to 20 characters"},
+            {"field": "address.country_code", "message": "must be an ISO 3166 country code such as FR or US"},
+            {
+                "field": "address.street",
+                "message": (
+                    "is not an address field; use line1, line2, city, region, postal_code, country_code"
+                ),
+            },
+        ],
+    )
+
+    shop = f"/api/v1/locations/{created['id']}"
+    problem = await store.call("PATCH", shop, 422, json={"address": {"line2": "L" * 301}})
+    assert problem["errors"] == [{"field": "address.line2", "message": "must be 1 to 300 characters"}]
+    changed = await store.call(
+        "PATCH",
+        shop,
+        200,
+        json={
+            "name": " Lyon shop ",
+            "address": {
+                "line1": "12 Rue des Lilas",
+                "line2": "Back door",
+                "city": "Lyon",
+                "region": "Rhône",
+                "postal_code": "69001",
+                "country_code": "FR",
+            },
+        },
+    )
+    assert (changed["name"], changed["address"]) == (
+        "Lyon shop",
+        {
+            "line1": "12 Rue des Lilas",
+            "line2": "Back door",
+            "city": "Lyon",
+            "region": "Rhône",
+            "postal_code": "69001",
+            "country_code": "FR",
+        },
+    )
+    assert await store.call("GET", shop, 200) == changed
+
+
+async def test_an_oversized_location_body_is_413(store: Store) -> None:
+    body = {"code": "BIG", "name": "Big", "kind": "warehouse", "address": {"line1": "x" * 70_000}}
+    problem = await store.call("POST", "/api/v1/locations", 413, json=body)
+    assert problem["code"] == "payload_too_large"
+    location = store.locations["WH-1"]
+    problem = await store.call(
+        "PATCH", f"/api/v1/locations/{location}", 413, json={"address": body["address"]}
+    )
+    assert problem["code"] == "payload_too_large"
+    assert [loc["code"] for loc in (await store.call("GET", "/api/v1/locations", 200))["data"]] == [
+        "WH-1",
+        "WH-2",
+    ]

@@ -16,10 +16,16 @@ MAX_QUANTITY = 10**9
 MAX_ON_HAND = 2 * 10**9
 MAX_REASON = 500
 MANUAL_KINDS = ("receive", "count", "damage", "correction")
+# A location's postal address. Every part is optional (a shop may give only its city and
+# country); the lengths are those of a customer's address, so one fits into the other.
+ADDRESS_LIMITS = {"line1": 300, "line2": 300, "city": 100, "region": 100, "postal_code": 20}
+ADDRESS_FIELDS = (*ADDRESS_LIMITS, "country_code")
+COUNTRY = re.compile(r"^[A-Z]{2}$")
 
 
 def check_location(values: Mapping[str, Any], errors: list[FieldError], *, creating: bool) -> None:
-    """A location's code, name, kind and priority; all four are needed to create one."""
+    """A location's code, name, kind, priority, active flag and address; code, name and kind are needed
+    to create one."""
     for field in values:
         if field not in LOCATION_FIELDS:
             errors.append(FieldError(field, f"is not a location field; use {', '.join(LOCATION_FIELDS)}"))
@@ -31,7 +37,7 @@ def check_location(values: Mapping[str, Any], errors: list[FieldError], *, creat
     if "code" in values and (not isinstance(code, str) or not LOCATION_CODE.fullmatch(code)):
         errors.append(FieldError("code", "must be 1 to 32 letters, digits, '.', '_' or '-', such as WH-1"))
     name = values.get("name")
-    if "name" in values and (not isinstance(name, str) or not name.strip() or len(name) > 200):
+    if "name" in values and (not isinstance(name, str) or not name.strip() or len(name.strip()) > 200):
         errors.append(FieldError("name", "must be 1 to 200 characters"))
     if "kind" in values and values["kind"] not in LOCATION_KINDS:
         errors.append(FieldError("kind", f"must be one of {', '.join(LOCATION_KINDS)}"))
@@ -42,8 +48,36 @@ def check_location(values: Mapping[str, Any], errors: list[FieldError], *, creat
         errors.append(FieldError("priority", "must be a whole number from 0 to 10000 (lower is tried first)"))
     if "is_active" in values and not isinstance(values["is_active"], bool):
         errors.append(FieldError("is_active", "must be true or false"))
-    if "address" in values and not isinstance(values["address"], Mapping):
+    if "address" in values:
+        check_address(values["address"], errors)
+
+
+def check_address(address: Any, errors: list[FieldError]) -> None:
+    """A postal address of known parts, each within its length; none is required."""
+    if not isinstance(address, Mapping):
         errors.append(FieldError("address", "must be an object"))
+        return
+    for part, value in address.items():
+        field = f"address.{part}"
+        if part == "country_code":
+            if not isinstance(value, str) or not COUNTRY.fullmatch(value):
+                errors.append(FieldError(field, "must be an ISO 3166 country code such as FR or US"))
+        elif part in ADDRESS_LIMITS:
+            maximum = ADDRESS_LIMITS[part]
+            if not isinstance(value, str) or not value.strip() or len(value.strip()) > maximum:
+                errors.append(FieldError(field, f"must be 1 to {maximum} characters"))
+        else:
+            errors.append(FieldError(field, f"is not an address field; use {', '.join(ADDRESS_FIELDS)}"))
+
+
+def cleaned_location(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Location values ready to store: the name and the address's parts trimmed."""
+    clean = dict(values)
+    if "name" in clean:
+        clean["name"] = clean["name"].strip()
+    if "address" in clean:
+        clean["address"] = {part: value.strip() for part, value in clean["address"].items()}
+    return clean
 
 
 def check_adjustment(kind: str, quantity: int, reason: str, errors: list[FieldError]) -> None:

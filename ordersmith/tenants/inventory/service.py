@@ -33,7 +33,7 @@ from ordersmith.tenants.inventory.errors import (
     StockWouldGoNegativeError,
 )
 from ordersmith.tenants.inventory.models import InventoryAdjustment, Location, StockLevel
-from ordersmith.tenants.inventory.rules import MAX_ON_HAND, check_adjustment, check_location
+from ordersmith.tenants.inventory.rules import MAX_ON_HAND, check_adjustment, check_location, cleaned_location
 
 LOCATION_CREATED = "location.created"
 LOCATION_UPDATED = "location.updated"
@@ -143,6 +143,7 @@ async def create_location(
     check_location(values, errors, creating=True)
     if errors:
         raise ValidationFailedError("some location fields are invalid; see errors", errors=errors)
+    values = cleaned_location(values)
     if values.get("is_active", True):
         await _check_locations_limit(tenant, session, entitlements)
     statement = insert(Location).values(id=uuid7(), **values).returning(Location)
@@ -167,6 +168,7 @@ async def update_location(
     check_location(changes, errors, creating=False)
     if errors:
         raise ValidationFailedError("some location fields are invalid; see errors", errors=errors)
+    changes = cleaned_location(changes)
     if changes.get("is_active") is True:
         was_active = await session.scalar(select(Location.is_active).where(Location.id == location_id))
         if was_active is False:
