@@ -134,6 +134,7 @@ class Stock(msgspec.Struct):
 
 class AdjustmentCreate(msgspec.Struct, forbid_unknown_fields=True):
     sku: str
+    # From GET /api/v1/locations: one that is no id is 422, an id of no location 404.
     location_id: str
     # receive (+), damage (-), correction (±), or count (what is on the shelf).
     kind: str
@@ -179,6 +180,7 @@ class AdjustmentList(msgspec.Struct):
 
 class SafetyStockSet(msgspec.Struct, forbid_unknown_fields=True):
     sku: str
+    # From GET /api/v1/locations: one that is no id is 422, an id of no location 404.
     location_id: str
     safety_stock: int
 
@@ -305,7 +307,7 @@ async def add_adjustment(
         principal.tenant.context,
         tenant_session,
         sku=data.sku,
-        location_id=location_id_of(data.location_id),
+        location_id=data.location_id,
         kind=data.kind,
         quantity=data.quantity,
         reason=data.reason,
@@ -354,7 +356,7 @@ async def put_safety_stock(
         tenant,
         tenant_session,
         sku=data.sku,
-        location_id=location_id_of(data.location_id),
+        location_id=data.location_id,
         safety_stock=data.safety_stock,
     )
     return Stock.of(await availability(tenant, tenant_session, data.sku))

@@ -255,3 +255,47 @@ async def test_an_oversized_location_body_is_413(store: Store) -> None:
         "WH-1",
         "WH-2",
     ]
+
+
+async def test_a_malformed_location_id_in_a_body_is_a_field_error_reported_with_the_others(
+    store: Store,
+) -> None:
+    wrong_id = "a-location"
+    problem = await adjust(
+        store, 422, sku="TEE-S", location_id=wrong_id, kind="correction", quantity=0, reason="recount"
+    )
+    assert (problem["code"], problem["errors"]) == (
+        "validation_failed",
+        [
+            {"field": "location_id", "message": "must be a location id from GET /api/v1/locations"},
+            {"field": "quantity", "message": "a correction changes stock: give a non-zero quantity"},
+        ],
+    )
+    problem = await store.call(
+        "PUT",
+        "/api/v1/inventory/safety-stock",
+        422,
+        json={"sku": "TEE-S", "location_id": wrong_id, "safety_stock": -1},
+    )
+    assert (problem["code"], problem["errors"]) == (
+        "validation_failed",
+        [
+            {"field": "location_id", "message": "must be a location id from GET /api/v1/locations"},
+            {"field": "safety_stock", "message": "must be a whole number from 0 to 1000000000"},
+        ],
+    )
+
+    # A well-formed id of no location is still not found, in a body as in a path.
+    no_location = "0190f0a0-0000-7000-8000-000000000000"
+    problem = await adjust(store, 404, sku="TEE-S", location_id=no_location, kind="receive", quantity=1)
+    assert problem["code"] == "location_not_found"
+    problem = await store.call(
+        "PUT",
+        "/api/v1/inventory/safety-stock",
+        404,
+        json={"sku": "TEE-S", "location_id": no_location, "safety_stock": 1},
+    )
+    assert problem["code"] == "location_not_found"
+    assert (await store.call("GET", f"/api/v1/locations/{wrong_id}", 404))["code"] == "location_not_found"
+    ledger = await store.call("GET", "/api/v1/inventory/adjustments", 200, params={"sku": "TEE-S"})
+    assert ledger["data"] == []

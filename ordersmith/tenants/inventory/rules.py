@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -78,6 +79,26 @@ def cleaned_location(values: Mapping[str, Any]) -> dict[str, Any]:
     if "address" in clean:
         clean["address"] = {part: value.strip() for part, value in clean["address"].items()}
     return clean
+
+
+def body_location_id(value: uuid.UUID | str, errors: list[FieldError]) -> uuid.UUID | None:
+    """A location id given in a request body, or None and a field error if it cannot be one.
+
+    A path names the resource, so a malformed id there is simply not found; in a body it is
+    a bad field, reported with the request's other field errors.
+    """
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(value)
+    except (TypeError, ValueError):
+        errors.append(FieldError("location_id", "must be a location id from GET /api/v1/locations"))
+        return None
+
+
+def check_safety_stock(value: Any, errors: list[FieldError]) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_QUANTITY:
+        errors.append(FieldError("safety_stock", f"must be a whole number from 0 to {MAX_QUANTITY}"))
 
 
 def check_adjustment(kind: str, quantity: int, reason: str, errors: list[FieldError]) -> None:

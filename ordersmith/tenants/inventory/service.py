@@ -33,7 +33,14 @@ from ordersmith.tenants.inventory.errors import (
     StockWouldGoNegativeError,
 )
 from ordersmith.tenants.inventory.models import InventoryAdjustment, Location, StockLevel
-from ordersmith.tenants.inventory.rules import MAX_ON_HAND, check_adjustment, check_location, cleaned_location
+from ordersmith.tenants.inventory.rules import (
+    MAX_ON_HAND,
+    body_location_id,
+    check_adjustment,
+    check_location,
+    check_safety_stock,
+    cleaned_location,
+)
 
 LOCATION_CREATED = "location.created"
 LOCATION_UPDATED = "location.updated"
@@ -234,7 +241,7 @@ async def adjust_stock(
     session: AsyncSession,
     *,
     sku: str,
-    location_id: uuid.UUID,
+    location_id: uuid.UUID | str,
     kind: str,
     quantity: int,
     reason: str,
@@ -244,15 +251,17 @@ async def adjust_stock(
     """Append one adjustment to the ledger and move on_hand by it.
 
     For `count`, `quantity` is what was counted and the ledger records the difference.
-    on_hand can never go below zero: such an adjustment is refused whole.
+    on_hand can never go below zero: such an adjustment is refused whole. A `location_id`
+    given as text comes from a request body: one that is no id at all is a field error.
     """
     errors: list[FieldError] = []
+    location = body_location_id(location_id, errors)
     check_adjustment(kind, quantity, reason, errors)
-    if errors:
+    if errors or location is None:
         raise ValidationFailedError("the adjustment is invalid; see errors", errors=errors)
     variant = await variant_by_sku(session, sku)
-    await get_location(tenant, session, location_id)
-    stock = await _locked_stock(session, variant.id, location_id)
+    await get_location(tenant, session, location)
+    stock = await _locked_stock(session, variant.id, location)
     delta = quantity - stock.on_hand if kind == "count" else quantity
     return await _append(
         tenant,
@@ -373,20 +382,29 @@ async def _append(
 
 
 async def set_safety_stock(
-    tenant: TenantContext, session: AsyncSession, *, sku: str, location_id: uuid.UUID, safety_stock: int
+    tenant: TenantContext,
+    session: AsyncSession,
+    *,
+    sku: str,
+    location_id: uuid.UUID | str,
+    safety_stock: int,
 ) -> None:
-    """Keep `safety_stock` units at a location out of what orders can take."""
-    if isinstance(safety_stock, bool) or not isinstance(safety_stock, int) or not 0 <= safety_stock <= 10**9:
-        raise ValidationFailedError(
-            "safety stock must be a whole number of units, 0 or more",
-            errors=[FieldError("safety_stock", "must be a whole number from 0 to 1000000000")],
-        )
+    """Keep `safety_stock` units at a location out of what orders can take.
+
+    A `location_id` given as text comes from a request body: one that is no id at all is
+    a field error, reported with a bad `safety_stock`.
+    """
+    errors: list[FieldError] = []
+    location = body_location_id(location_id, errors)
+    check_safety_stock(safety_stock, errors)
+    if errors or location is None:
+        raise ValidationFailedError("the safety stock is invalid; see errors", errors=errors)
     variant = await variant_by_sku(session, sku)
-    await get_location(tenant, session, location_id)
-    await _locked_stock(session, variant.id, location_id)
+    await get_location(tenant, session, location)
+    await _locked_stock(session, variant.id, location)
     await session.execute(
         update(StockLevel)
-        .where(StockLevel.variant_id == variant.id, StockLevel.location_id == location_id)
+        .where(StockLevel.variant_id == variant.id, StockLevel.location_id == location)
         .values(safety_stock=safety_stock, updated_at=func.now())
     )
 
