@@ -299,3 +299,33 @@ async def test_a_malformed_location_id_in_a_body_is_a_field_error_reported_with_
     assert (await store.call("GET", f"/api/v1/locations/{wrong_id}", 404))["code"] == "location_not_found"
     ledger = await store.call("GET", "/api/v1/inventory/adjustments", 200, params={"sku": "TEE-S"})
     assert ledger["data"] == []
+
+
+async def test_much_reserved_and_safety_stock_on_little_on_hand_is_short_not_an_overflow(
+    store: Store, database: Database
+) -> None:
+    order = await store.call("POST", "/api/v1/orders", 201, json=store.order_body(("TEE-S", 1), draft=True))
+    wh1 = store.locations["WH-1"]
+    await store.call(
+        "PUT",
+        "/api/v1/inventory/safety-stock",
+        200,
+        json={"sku": "TEE-S", "location_id": wh1, "safety_stock": 10**9},
+    )
+    # Reserving 2*10^9 units through orders takes 80 orders of 250 lines; the total is set
+    # directly instead (no reservation rows back it: this store's ledger is not checked).
+    tenant = await tenant_context(database, store)
+    async with database.tenant_session(tenant) as session:
+        await session.execute(text("UPDATE stock_levels SET reserved = 2000000000"))
+
+    # 0 - 2*10^9 - 10^9 is below -2^31: in integer arithmetic the placement was a 500.
+    problem = await store.call("POST", f"/api/v1/orders/{order['id']}/place", 409)
+    assert (problem["code"], problem["shortfalls"]) == (
+        "insufficient_stock",
+        [{"sku": "TEE-S", "requested": 1, "available": 0}],
+    )
+    stock = await store.stock("TEE-S")
+    assert [
+        (item["location_code"], item["on_hand"], item["reserved"], item["safety_stock"], item["available"])
+        for item in stock["locations"]
+    ] == [("WH-1", 0, 2 * 10**9, 10**9, 0)]

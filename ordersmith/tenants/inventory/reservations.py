@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
-from sqlalchemy import Integer, Table, bindparam, func, select, update
+from sqlalchemy import BigInteger, Integer, Table, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.tenants.inventory.errors import InsufficientStockError, Shortfall
@@ -98,7 +98,9 @@ async def _lock_stock(session: AsyncSession, variant_ids: Sequence[uuid.UUID]) -
             StockLevel.location_id,
             Location.code,
             Location.priority,
-            StockLevel.on_hand - StockLevel.reserved - StockLevel.safety_stock,
+            # In bigint: the columns are integer, and little on hand with much reserved and
+            # a large safety stock (up to 2*10^9 and 10^9) goes below -2^31.
+            StockLevel.on_hand.cast(BigInteger) - StockLevel.reserved - StockLevel.safety_stock,
         )
         .join(Location, Location.id == StockLevel.location_id)
         .where(StockLevel.variant_id.in_(variant_ids), Location.is_active)
