@@ -190,7 +190,7 @@ async def test_cancelling_the_whole_order_frees_its_stock_and_releases_its_holds
     }
     assert [line["quantity"] for line in entry(entries, "lines_cancelled")["changes"]["lines"]] == [2, 3]
     topics = [topic for topic, _ in await events_of(database, order["id"])]
-    assert topics == ["order.placed", "order.cancelled", "order.hold_released"]
+    assert topics == ["order.placed", "order.hold_placed", "order.cancelled", "order.hold_released"]
     listed = await store.call("GET", "/api/v1/orders", 200, params={"status": "cancelled"})
     assert [item["id"] for item in listed["data"]] == [order["id"]]
 
@@ -346,8 +346,8 @@ async def test_a_cancel_racing_a_shipment_is_409_and_changes_nothing(
     assert await reservation_rows(database, store, order["id"]) == [(1, "WH-1", 5)]
     assert steps(await timeline_of(store, order["id"])) == [["confirmed", "placed"]]
     assert [topic for topic, _ in await events_of(database, order["id"])] == [
-        "order.confirmed",
         "order.placed",
+        "order.confirmed",
     ]
     async with database.tenant_session(tenant) as session:
         cancelled = await session.scalar(select(OrderLine.quantity_cancelled).where(OrderLine.id == line_id))

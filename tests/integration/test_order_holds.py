@@ -104,11 +104,21 @@ async def test_a_hold_stops_confirmation_and_releasing_the_last_one_confirms(
     assert [topic for topic, _ in events] == [
         "order.placed",
         "order.hold_placed",
+        "order.hold_placed",
+        "order.hold_released",
         "order.hold_released",
         "order.confirmed",
-        "order.hold_released",
     ]
+    # The hold given with the order is announced like one placed later.
     assert events[1][1] == {
+        "order_id": order["id"],
+        "number": order["number"],
+        "hold_id": first,
+        "type": "fraud_review",
+        "reason": "new customer",
+        "release_role": "agent",
+    }
+    assert events[2][1] == {
         "order_id": order["id"],
         "number": order["number"],
         "hold_id": hold["id"],
@@ -116,7 +126,7 @@ async def test_a_hold_stops_confirmation_and_releasing_the_last_one_confirms(
         "reason": "street number missing",
         "release_role": "manager",
     }
-    assert events[3][1] == {"order_id": order["id"], "number": order["number"]}
+    assert events[5][1] == {"order_id": order["id"], "number": order["number"]}
 
 
 async def test_a_hold_on_a_confirmed_order_keeps_it_confirmed(store: Store, database: Database) -> None:

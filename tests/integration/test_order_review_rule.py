@@ -57,10 +57,20 @@ async def test_an_order_over_the_threshold_is_held_for_review_until_released(sto
     assert steps(entries) == [["hold_placed", "placed"]]
     [placed_hold] = [entry for entry in entries if entry["kind"] == "hold_placed"]
     assert placed_hold["changes"] == {
+        "hold_id": over["holds"][0]["id"],
         "type": "fraud_review",
         "reason": REASON,
+        "release_role": "agent",
+        "open_hold_count": {"old": 0, "new": 1},
         "rule": "review_orders_over_amount",
     }
+    # The rule placed it, not the person who placed the order: no touch of theirs.
+    assert (placed_hold["actor_type"], placed_hold["actor_id"], placed_hold["is_touch"]) == (
+        "system",
+        "review_orders_over_amount",
+        False,
+    )
+    assert (await store.call("GET", f"/api/v1/orders/{over['id']}", 200))["touch_count"] == 1
     assert (await store.call("GET", f"/api/v1/orders/{over['id']}", 200))["holds"][0]["reason"] == REASON
 
     released = await store.call("POST", f"/api/v1/orders/{over['id']}/release", 200)

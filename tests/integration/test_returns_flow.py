@@ -203,6 +203,8 @@ async def test_an_exchange_places_a_linked_order_that_reserves_stock(
         f"RMA-{created['number']}",
     )
     assert replacement["shipping_address"] == order["shipping_address"]
+    # One request by a person, one touch: placing it and linking it to the return.
+    assert replacement["touch_count"] == 1
     assert [(item["location_code"], item["quantity"]) for item in replacement["reservations"]] == [
         ("WH-2", 1)
     ]

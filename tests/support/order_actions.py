@@ -101,8 +101,8 @@ async def events_of(database: Database, order_id: str) -> list[tuple[str, dict[s
         rows = await session.execute(
             select(OutboxEvent.topic, OutboxEvent.payload)
             .where(OutboxEvent.payload["order_id"].astext == order_id)
-            # One transaction's events share created_at; topics order them within it.
-            .order_by(OutboxEvent.created_at, OutboxEvent.topic)
+            # One transaction's events share created_at; ids (UUIDv7) keep the order they were written in.
+            .order_by(OutboxEvent.created_at, OutboxEvent.id)
         )
         return [(topic, payload) for topic, payload in rows]
 

@@ -36,6 +36,7 @@ from ordersmith.tenants.catalog.models import Product, Variant
 from ordersmith.tenants.customers.models import Customer
 from ordersmith.tenants.inventory.models import Location, StockLevel
 from ordersmith.tenants.inventory.reservations import Demand, StockRow, plan_reservations
+from ordersmith.tenants.orders import timeline
 from ordersmith.tenants.orders.placement_write import WRITE, Written, table_of
 from ordersmith.tenants.orders.review import ReviewRule
 from ordersmith.tenants.orders.rules import OrderRequest, check_order, check_total, raise_if
@@ -236,7 +237,10 @@ async def place_order(
     """Reserve stock and write the order in the session's transaction, or raise and write nothing."""
     # Placement's statements run on the driver connection: whatever the session holds goes first.
     await session.flush()
-    return await place(tenant, await driver_of(session), request, actor=actor)
+    view = await place(tenant, await driver_of(session), request, actor=actor)
+    # The order was written with its touch: later entries of this request add none.
+    timeline.note_touched(session, view.order.id, actor)
+    return view
 
 
 async def place(

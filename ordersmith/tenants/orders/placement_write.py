@@ -42,6 +42,7 @@ _Model = TypeVar("_Model")
 
 ORDER_PLACED = "order.placed"
 ORDER_CONFIRMED = "order.confirmed"
+ORDER_HOLD_PLACED = "order.hold_placed"
 
 
 def table_of(model: Any) -> Table:
@@ -305,6 +306,10 @@ class Written:
         ]
         hold = None
         entries = [placed_entry(None, held, lines)]
+        # A hold written with the order reads like one placed on it afterwards (holds.py):
+        # its own timeline entry, by whoever placed it (the system for the store's rule), and event.
+        hold_entries: list[dict[str, Any]] = []
+        hold_event: tuple[str, dict[str, Any]] | None = None
         if requested is None:
             entries.append(Entry("confirmed", {"status": change(lifecycle.PLACED, lifecycle.CONFIRMED)}))
         else:
@@ -319,8 +324,17 @@ class Written:
                 "placed_by_type": placed_by.type,
                 "placed_by_id": placed_by.id,
             }
-            placed = {"type": requested.type, "reason": reason}
-            entries.append(Entry("hold_placed", placed if request.hold else {**placed, "rule": review.RULE}))
+            described = {
+                "hold_id": str(hold["id"]),
+                "type": requested.type,
+                "reason": reason,
+                "release_role": requested.release_role,
+            }
+            changes = {**described, "open_hold_count": change(0, 1)}
+            if not request.hold:
+                changes["rule"] = review.RULE
+            hold_entries = entry_rows(order_id, [Entry("hold_placed", changes)], placed_by)
+            hold_event = (ORDER_HOLD_PLACED, {"order_id": str(order_id), **described})
         payload = {
             "order_id": str(order_id),
             "customer_id": str(customer_id),
@@ -332,6 +346,8 @@ class Written:
         events = [(ORDER_PLACED, payload)]
         if confirmed:
             events.append((ORDER_CONFIRMED, {"order_id": str(order_id)}))
+        if hold_event is not None:
+            events.append(hold_event)
         # One move per stock row: UPDATE … FROM applies only one source row to each target.
         totals: dict[tuple[uuid.UUID, uuid.UUID], int] = defaultdict(int)
         for _, allocation, quantity in held:
@@ -346,7 +362,7 @@ class Written:
             reservations,
             views,
             hold,
-            entry_rows(order_id, entries, actor),
+            entry_rows(order_id, entries, actor) + hold_entries,
             moves,
             events,
         )

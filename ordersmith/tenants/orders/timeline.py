@@ -61,6 +61,12 @@ def entry_rows(order_id: uuid.UUID, entries: Sequence[Entry], actor: Actor) -> l
 _TOUCHED = "ordersmith.touched_orders"
 
 
+def note_touched(session: AsyncSession, order_id: uuid.UUID, actor: Actor) -> None:
+    """Count a person's touch written outside `record` (placement sets the count in its row)."""
+    if is_touch(actor):
+        session.info.setdefault(_TOUCHED, set()).add(order_id)
+
+
 async def record(session: AsyncSession, order_id: uuid.UUID, entries: Sequence[Entry], actor: Actor) -> None:
     """Append entries to an order's timeline; a person's change counts as one touch."""
     if not entries:
