@@ -87,6 +87,10 @@ async def test_a_draft_holds_no_stock_until_it_is_placed_like_a_new_order(
         {"sku": "TEE-M", "quantity": 1},
     ]
     assert events["order.placed"]["total_amount"] == 6000
+    # Every order event carries the number, however the order was placed.
+    assert {topic: payload["number"] for topic, payload in events.items()} == dict.fromkeys(
+        events, draft["number"]
+    )
 
     again = await store.call("POST", f"/api/v1/orders/{draft['id']}/place", 409)
     assert (again["code"], again["current_status"]) == ("invalid_transition", "confirmed")
@@ -98,7 +102,14 @@ async def test_a_draft_holds_no_stock_until_it_is_placed_like_a_new_order(
 
 async def test_a_draft_is_replaced_whole_and_checked_against_its_version(store: Store) -> None:
     draft = await _draft(store, ("TEE-S", 1))
-    body = store.order_body(("TEE-M", 1), ("TEE-S", 2), channel="phone", expected_version=1)
+    body = store.order_body(
+        ("TEE-M", 1),
+        ("TEE-S", 2),
+        channel="phone",
+        tags=["Gift"],
+        external_reference="PO-7",
+        expected_version=1,
+    )
     replaced = await store.call("PUT", f"/api/v1/orders/{draft['id']}/draft", 200, json=body)
     assert (replaced["version"], replaced["channel"], replaced["total_amount"]) == (2, "phone", 4500)
     assert _buckets(replaced) == [("TEE-M", 1, 1, 0, 0), ("TEE-S", 2, 2, 0, 0)]
@@ -109,7 +120,14 @@ async def test_a_draft_is_replaced_whole_and_checked_against_its_version(store: 
     )
     assert wrong["errors"] == [{"field": "lines[0].sku", "message": "no SKU 'NOPE' in this store"}]
     [entry] = [entry for entry in await timeline_of(store, draft["id"]) if entry["kind"] == "draft_changed"]
-    assert entry["changes"]["total_amount"] == {"old": 1500, "new": 4500}
+    # What the replacement changed, field by field; the address and customer stayed.
+    assert {name: value for name, value in entry["changes"].items() if name != "lines"} == {
+        "version": {"old": 1, "new": 2},
+        "total_amount": {"old": 1500, "new": 4500},
+        "channel": {"old": "api", "new": "phone"},
+        "tags": {"old": [], "new": ["Gift"]},
+        "external_reference": {"old": None, "new": "PO-7"},
+    }
     # Drafts change by replacement; the edit flow is for placed orders.
     edit = await preview(store, draft["id"], add("TEE-S", 1), expected=409)
     assert edit["code"] == "order_not_editable"

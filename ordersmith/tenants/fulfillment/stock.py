@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import BigInteger, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.platform.ids import uuid7
@@ -116,7 +116,8 @@ async def plan_elsewhere(session: AsyncSession, line: OrderLine, avoid: uuid.UUI
             StockLevel.location_id,
             Location.code,
             Location.priority,
-            StockLevel.on_hand - StockLevel.reserved - StockLevel.safety_stock,
+            # In bigint, as when locking stock (inventory/reservations.py).
+            StockLevel.on_hand.cast(BigInteger) - StockLevel.reserved - StockLevel.safety_stock,
         )
         .join(Location, Location.id == StockLevel.location_id)
         .where(StockLevel.variant_id == line.variant_id, Location.is_active, Location.id != avoid)

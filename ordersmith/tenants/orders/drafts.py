@@ -106,8 +106,9 @@ async def create_draft(
     """Write an order down as a draft: priced, not placed, holding no stock."""
     customer_id, currency, subtotal, priced = await _content(session, request)
     order_id = uuid7()
-    await session.execute(
-        insert(Order).values(
+    number = await session.scalar(
+        insert(Order)
+        .values(
             id=order_id,
             status=lifecycle.DRAFT,
             customer_id=customer_id,
@@ -119,6 +120,7 @@ async def create_draft(
             external_reference=request.external_reference,
             tags=clean_tags(request.tags),
         )
+        .returning(Order.number)
     )
     lines = _line_rows(order_id, priced)
     await session.execute(insert(OrderLine), lines)
@@ -134,7 +136,7 @@ async def create_draft(
         [
             (
                 ORDER_DRAFTED,
-                {"order_id": str(order_id), "currency": currency, "total_amount": subtotal},
+                {"order_id": str(order_id), "number": number, "currency": currency, "total_amount": subtotal},
             )
         ],
     )
@@ -162,6 +164,16 @@ async def replace_draft(
         )
     customer_id, currency, subtotal, priced = await _content(session, request)
     old_total, old_version = order.total_amount, order.version
+    # Every field the replacement may change, as the timeline shows it: what differs is recorded.
+    fields = {
+        "customer_id": str(customer_id),
+        "currency": currency,
+        "shipping_address": dict(request.shipping_address),
+        "channel": request.channel,
+        "external_reference": request.external_reference,
+        "tags": clean_tags(request.tags),
+    }
+    before = {name: getattr(order, name) for name in fields} | {"customer_id": str(order.customer_id)}
     old_lines = [
         {
             "sku_code": line.sku_code,
@@ -195,6 +207,7 @@ async def replace_draft(
         "version": change(old_version, old_version + 1),
         "total_amount": change(old_total, subtotal),
         "lines": change(_summary(old_lines), _summary(lines)),
+        **{name: change(before[name], value) for name, value in fields.items() if before[name] != value},
     }
     await timeline.record(session, order_id, [Entry("draft_changed", changes)], actor)
     await record_events(
@@ -203,7 +216,12 @@ async def replace_draft(
         [
             (
                 ORDER_DRAFT_CHANGED,
-                {"order_id": str(order_id), "version": old_version + 1, "total_amount": subtotal},
+                {
+                    "order_id": str(order_id),
+                    "number": order.number,
+                    "version": old_version + 1,
+                    "total_amount": subtotal,
+                },
             )
         ],
     )
@@ -280,6 +298,7 @@ async def place_draft(
             ORDER_PLACED,
             {
                 "order_id": str(order_id),
+                "number": order.number,
                 "customer_id": str(order.customer_id),
                 "currency": order.currency,
                 "total_amount": order.total_amount,
@@ -290,7 +309,7 @@ async def place_draft(
     ]
     if confirmed:
         entries.append(Entry("confirmed", {"status": change(lifecycle.PLACED, lifecycle.CONFIRMED)}))
-        events.append((ORDER_CONFIRMED, {"order_id": str(order_id)}))
+        events.append((ORDER_CONFIRMED, {"order_id": str(order_id), "number": order.number}))
     await timeline.record(session, order_id, entries, actor)
     await record_events(session, tenant, events)
     if rule_hold is not None:

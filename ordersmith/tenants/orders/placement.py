@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, any_, bindparam, column, func, select
+from sqlalchemy import BigInteger, Select, any_, bindparam, column, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -173,7 +173,8 @@ def _read_and_lock_statement() -> Select[Any]:
             _STOCK.c.location_id,
             _LOCATIONS.c.code,
             _LOCATIONS.c.priority,
-            _STOCK.c.on_hand - _STOCK.c.reserved - _STOCK.c.safety_stock,
+            # In bigint, as when locking stock elsewhere (inventory/reservations.py).
+            _STOCK.c.on_hand.cast(BigInteger) - _STOCK.c.reserved - _STOCK.c.safety_stock,
             customer,
             review_threshold,
             store_currency,
