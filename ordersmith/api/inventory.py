@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.api.access import requires
 from ordersmith.api.payloads import given
+from ordersmith.platform.database import TenantContext
 from ordersmith.platform.entitlements import resolve_entitlements
 from ordersmith.platform.identity.permissions import Permission
 from ordersmith.platform.identity.principal import Principal
@@ -32,6 +33,7 @@ from ordersmith.tenants.inventory.service import (
     set_safety_stock,
     update_location,
 )
+from ordersmith.tenants.orders.queries import backordered_units
 
 # A location's fields and address are a few hundred characters; anything bigger is 413.
 MAX_LOCATION_BODY = 64 * 1024
@@ -106,10 +108,12 @@ class Stock(msgspec.Struct):
     on_hand: int
     reserved: int
     available: int
+    # Units live orders wait for beyond what they could reserve (only where allow_backorder).
+    backordered: int
     locations: list[StockAtLocation]
 
     @classmethod
-    def of(cls, view: Availability) -> Stock:
+    def of(cls, view: Availability, backordered: int) -> Stock:
         return cls(
             view.variant.sku_code,
             str(view.variant.id),
@@ -117,6 +121,7 @@ class Stock(msgspec.Struct):
             view.on_hand,
             view.reserved,
             view.available,
+            backordered,
             [
                 StockAtLocation(
                     str(item.location.id),
@@ -130,6 +135,12 @@ class Stock(msgspec.Struct):
                 for item in view.locations
             ],
         )
+
+
+async def _stock(tenant: TenantContext, session: AsyncSession, sku: str) -> Stock:
+    """A SKU's stock, with the units orders wait for (read by the orders context, which owns them)."""
+    stock = await availability(tenant, session, sku)
+    return Stock.of(stock, await backordered_units(tenant, session, stock.variant.id))
 
 
 class AdjustmentCreate(msgspec.Struct, forbid_unknown_fields=True):
@@ -286,7 +297,7 @@ async def read_inventory(
 ) -> Stock:
     """`available` counts active locations only; an unknown SKU is 404 `sku_not_found`."""
     assert principal.tenant is not None
-    return Stock.of(await availability(principal.tenant.context, tenant_session, sku))
+    return await _stock(principal.tenant.context, tenant_session, sku)
 
 
 @post(
@@ -359,7 +370,7 @@ async def put_safety_stock(
         location_id=data.location_id,
         safety_stock=data.safety_stock,
     )
-    return Stock.of(await availability(tenant, tenant_session, data.sku))
+    return await _stock(tenant, tenant_session, data.sku)
 
 
 ROUTES = [

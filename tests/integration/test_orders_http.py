@@ -104,7 +104,19 @@ async def test_backorders_only_where_the_sku_allows_them(store: Store) -> None:
 
     line = order["lines"][0]
     assert (line["quantity_allocated"], line["quantity_backordered"]) == (2, 3)
-    assert (await store.stock("MUG"))["reserved"] == 2
+    stock = await store.stock("MUG")
+    assert (stock["reserved"], stock["available"], stock["backordered"]) == (2, 0, 3)
+    # A second order waits too; cancelling one unit of the first frees one backordered unit.
+    await store.place(("MUG", 4))
+    assert (await store.stock("MUG"))["backordered"] == 7
+    await store.call(
+        "POST",
+        f"/api/v1/orders/{order['id']}/cancel",
+        200,
+        json={"reason": "smaller order", "lines": [{"line_id": line["id"], "quantity": 1}]},
+    )
+    assert (await store.stock("MUG"))["backordered"] == 6
+    assert (await store.stock("TEE-S"))["backordered"] == 0
 
 
 async def test_safety_stock_is_never_promised(store: Store) -> None:

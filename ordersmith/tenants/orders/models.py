@@ -145,6 +145,12 @@ class OrderLine(TenantBase):
         CheckConstraint("unit_price_amount >= 0", name="unit_price_not_negative"),
         Index("uq_order_lines_order_id_line_number", "order_id", "line_number", unique=True),
         Index("ix_order_lines_variant_id_order_id", "variant_id", "order_id"),
+        # Only lines waiting for stock: what a SKU's backordered total sums (queries.py).
+        Index(
+            "ix_order_lines_backordered_variant_id",
+            "variant_id",
+            postgresql_where=text("quantity_backordered > 0"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)

@@ -116,3 +116,13 @@ async def list_orders(
         )
     rows = list(await session.scalars(page.apply(query, Order.created_at, Order.id, newest_first=True)))
     return page.cut(rows, lambda row: (row.created_at, row.id))
+
+
+async def backordered_units(tenant: TenantContext, session: AsyncSession, variant_id: uuid.UUID) -> int:
+    """How many units of a SKU live orders wait for beyond the stock they could reserve."""
+    total = await session.scalar(
+        select(func.coalesce(func.sum(OrderLine.quantity_backordered), 0)).where(
+            OrderLine.variant_id == variant_id, OrderLine.quantity_backordered > 0
+        )
+    )
+    return int(total or 0)
