@@ -46,6 +46,7 @@ from ordersmith.api.auth import enforce_access, provide_principal, provide_tenan
 from ordersmith.api.entitlements import LimitWarningMiddleware
 from ordersmith.api.health import healthz, readyz
 from ordersmith.api.middleware import RequestIdMiddleware
+from ordersmith.api.nul_characters import NulCharacterMiddleware
 from ordersmith.api.problems import EXCEPTION_HANDLERS
 from ordersmith.api.rate_limits import RequestWindows
 from ordersmith.api.signup import slug_availability
@@ -184,6 +185,8 @@ def create_app(
             "tenant_session": Provide(provide_tenant_session),
         },
         exception_handlers=EXCEPTION_HANDLERS,
+        # Inside the routes, so path parameters have names and a refusal is a problem document.
+        middleware=[NulCharacterMiddleware],
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(title="Ordersmith API", version=VERSION, path="/api/schema"),
         debug=False,

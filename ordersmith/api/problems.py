@@ -46,6 +46,8 @@ _HTTP_CODES = {
 # fixed lock order should make it impossible; if it happens, a retry is still right).
 BUSY_SQLSTATES = frozenset({"55P03", "40001", "40P01"})
 BUSY_RETRY_AFTER_SECONDS = 1
+# The detail of every 422 whose errors name request fields.
+INVALID_FIELDS_DETAIL = "some fields are invalid; see errors"
 
 
 def problem(
@@ -100,9 +102,19 @@ def validation_error_handler(
     missing = _MISSING_PARAMETER.match(error.detail)
     if missing:
         errors.append({"field": missing["name"], "message": f"this {missing['kind']} parameter is required"})
-    return problem(
-        422, "validation_failed", "Validation failed", "some fields are invalid; see errors", errors
-    )
+    return problem(422, "validation_failed", "Validation failed", INVALID_FIELDS_DETAIL, errors)
+
+
+def child_path(parent: str, key: str) -> str:
+    """How errors name a member of a body object: `shipping_address.line1`, `attributes.color`."""
+    # A NUL cannot be shown as itself; its escape is what the caller sent.
+    key = key.replace("\x00", "\\u0000")
+    return f"{parent}.{key}" if parent else key
+
+
+def item_path(parent: str, index: int) -> str:
+    """How errors name an item of a body array: `lines[0]`."""
+    return f"{parent}[{index}]"
 
 
 def http_error_handler(_: Request[Any, Any, Any], error: HTTPException) -> Response[dict[str, Any]]:

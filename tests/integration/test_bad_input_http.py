@@ -1,0 +1,166 @@
+"""Bad request input is a 422 naming the field and saying what to do, never a 500 or a bare 400."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from litestar.types import Message, Receive, ReceiveMessage, Scope, Send
+
+from ordersmith.api.nul_characters import NulCharacterMiddleware
+from ordersmith.platform.errors import FieldError, ValidationFailedError
+from tests.support.orders import ADDRESS, Store, open_store
+
+PROBLEM = "application/problem+json"
+NUL = "must not contain the NUL character (\\u0000); remove it"
+
+
+def assert_invalid(response: httpx.Response, errors: list[dict[str, str]]) -> None:
+    """The response is the 422 problem document listing exactly `errors`."""
+    assert (response.status_code, response.headers["content-type"]) == (422, PROBLEM), response.text
+    assert response.json() == {
+        "type": "urn:ordersmith:problem:validation_failed",
+        "title": "Validation failed",
+        "status": 422,
+        "detail": "some fields are invalid; see errors",
+        "code": "validation_failed",
+        "errors": errors,
+        "request_id": response.headers["x-request-id"],
+    }
+
+
+@pytest.fixture
+async def store(client: AsyncTestClient[Litestar]) -> Store:
+    store = await open_store(client)
+    await store.add_skus("TEE-S")
+    await store.add_location("WH-1")
+    await store.receive("TEE-S", "WH-1", 5)
+    return store
+
+
+async def post(store: Store, path: str, body: Any) -> httpx.Response:
+    """POST `body`: JSON text as written (a `\\u0000` escape stays one), or a value httpx encodes."""
+    if isinstance(body, str):
+        return await store.client.post(path, content=body, headers=store.headers)
+    return await store.client.post(path, json=body, headers=store.headers)
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("/api/v1/orders?tag=%00", "tag"),
+        ("/api/v1/orders?status=confirmed&tag=a%00b", "tag"),
+        ("/api/v1/skus?query=a%00", "query"),
+        ("/api/v1/customers?email=a%00%40x.com", "email"),
+        ("/api/v1/inventory?sku=a%00", "sku"),
+    ],
+)
+async def test_a_nul_in_a_query_parameter_is_a_422_naming_it(store: Store, query: str, field: str) -> None:
+    response = await store.client.get(query, headers=store.headers)
+    assert_invalid(response, [{"field": field, "message": NUL}])
+
+
+async def test_every_query_parameter_holding_a_nul_is_named_once(store: Store) -> None:
+    response = await store.client.get("/api/v1/orders?tag=%00&tag=b%00&channel=w%00", headers=store.headers)
+    assert_invalid(response, [{"field": "tag", "message": NUL}, {"field": "channel", "message": NUL}])
+
+
+async def test_a_nul_in_a_path_parameter_is_a_422_naming_it(store: Store) -> None:
+    response = await store.client.get("/api/v1/customers/a%00b", headers=store.headers)
+    assert_invalid(response, [{"field": "customer_id", "message": NUL}])
+
+
+async def test_a_nul_in_body_strings_and_keys_is_a_422_naming_each_path(store: Store) -> None:
+    body = (
+        '{"name": "Mug\\u0000", "attributes": {"size": "L", "colo\\u0000r": "red", "note": "a\\u0000"},'
+        ' "variants": [{"sku_code": "MUG-1", "name": "Mug", "price_amount": 100, "currency": "EUR",'
+        ' "barcode": "\\u0000"}]}'
+    )
+    response = await post(store, "/api/v1/products", body)
+    assert_invalid(
+        response,
+        [
+            {"field": "name", "message": NUL},
+            {"field": "attributes.colo\\u0000r", "message": NUL},
+            {"field": "attributes.note", "message": NUL},
+            {"field": "variants[0].barcode", "message": NUL},
+        ],
+    )
+
+
+async def test_a_nul_in_an_order_is_a_422_naming_the_line_and_the_address_field(store: Store) -> None:
+    body = store.order_body(("TEE-S", 1), ("TEE-S\x00", 1))
+    body["shipping_address"] = {**ADDRESS, "line1": "12 Rue\x00"}
+    response = await post(store, "/api/v1/orders", body)
+    assert_invalid(
+        response,
+        [{"field": "lines[1].sku", "message": NUL}, {"field": "shipping_address.line1", "message": NUL}],
+    )
+    assert (await store.stock("TEE-S"))["reserved"] == 0
+
+
+async def test_a_nul_in_reasons_is_a_422_and_changes_nothing(store: Store) -> None:
+    order = await store.place(("TEE-S", 1))
+    hold = await post(store, f"/api/v1/orders/{order['id']}/hold", {"type": "manual", "reason": "why\x00"})
+    cancel = await post(store, f"/api/v1/orders/{order['id']}/cancel", {"reason": "\x00"})
+    adjustment = await post(
+        store,
+        "/api/v1/inventory/adjustments",
+        {
+            "sku": "TEE-S",
+            "location_id": store.locations["WH-1"],
+            "kind": "receive",
+            "quantity": 1,
+            "reason": "\x00",
+        },
+    )
+    for response in (hold, cancel, adjustment):
+        assert_invalid(response, [{"field": "reason", "message": NUL}])
+    assert (await store.call("GET", f"/api/v1/orders/{order['id']}", 200))["status"] == "confirmed"
+    assert (await store.stock("TEE-S"))["on_hand"] == 5
+
+
+async def test_a_nul_in_a_customer_field_is_a_422(store: Store) -> None:
+    response = await post(store, "/api/v1/customers", {"full_name": "Ana", "email": "a\x00@example.com"})
+    assert_invalid(response, [{"field": "email", "message": NUL}])
+
+
+async def test_an_escaped_backslash_before_u0000_is_plain_text(store: Store) -> None:
+    body = await store.call("POST", "/api/v1/customers", 201, content='{"full_name": "Ana \\\\u0000 Lima"}')
+    assert body["full_name"] == "Ana \\u0000 Lima"
+
+
+@pytest.mark.parametrize("chunk_size", [1, 3, 5, 6, 7, 1000])
+async def test_a_nul_escape_split_across_body_chunks_is_found(chunk_size: int) -> None:
+    body = b'{"full_name": "Ana", "note": "a\\u0000"}'
+    chunks = [body[start : start + chunk_size] for start in range(0, len(body), chunk_size)]
+    messages: list[ReceiveMessage] = [
+        {"type": "http.request", "body": chunk, "more_body": index < len(chunks) - 1}
+        for index, chunk in enumerate(chunks)
+    ]
+
+    async def receive() -> ReceiveMessage:
+        return messages.pop(0)
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        while (await receive()).get("more_body"):
+            pass
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/api/v1/customers",
+        "query_string": b"",
+        "path_params": {},
+    }
+    with pytest.raises(ValidationFailedError) as raised:
+        await NulCharacterMiddleware(app)(scope, receive, send_nothing)  # type: ignore[arg-type]
+    assert raised.value.errors == [FieldError("note", NUL)]
+    assert messages == []
+
+
+async def send_nothing(message: Message) -> None:
+    raise AssertionError("nothing is sent: the error handler answers")
