@@ -27,6 +27,7 @@ from tests.support.order_actions import (
     timeline_of,
 )
 from tests.support.orders import Store, open_store, two_sku_store
+from tests.support.payments import pay
 
 
 @pytest.fixture
@@ -113,6 +114,7 @@ async def test_a_partial_cancel_releases_exactly_the_cancelled_units(
         ],
         "subtotal_amount": {"old": 7000, "new": 4000},
         "total_amount": {"old": 7000, "new": 4000},
+        "version": {"old": 1, "new": 2},
     }
     assert (entries[-1]["actor_type"], entries[-1]["is_touch"]) == ("user", True)
     events = await events_of(database, order["id"])
@@ -373,3 +375,30 @@ async def test_another_stores_order_is_404_on_cancel(client: AsyncTestClient[Lit
     problem = await other.call("POST", cancel_path(order), 404, json={"reason": "not mine"})
     assert problem["code"] == "order_not_found"
     assert (await store.call("GET", f"/api/v1/orders/{order['id']}", 200))["status"] == "confirmed"
+
+
+async def test_a_cut_that_changes_what_is_owed_or_left_to_ship_says_so_on_the_timeline(
+    store: Store, database: Database
+) -> None:
+    await store.receive("TEE-S", "WH-1", 1)
+    await store.receive("TEE-M", "WH-1", 1)
+    order = await store.place(("TEE-S", 1), ("TEE-M", 1))
+    tee_s, tee_m = order["lines"]
+    await ship(database, store, tee_s["id"], 1)
+    await pay(store, order["id"], provider="manual", method="cash")
+    paid = await store.call("GET", f"/api/v1/orders/{order['id']}", 200)
+    assert (paid["payment_status"], paid["fulfillment_status"]) == ("paid", "partially_fulfilled")
+
+    cut = {"reason": "out of TEE-M", "lines": [{"line_id": tee_m["id"], "quantity": 1}]}
+    after = await store.call("POST", cancel_path(order), 200, json=cut)
+    # Everything left has shipped, and 10.00 was paid for what no longer ships: it completes.
+    assert (after["status"], after["payment_status"], after["fulfillment_status"]) == (
+        "completed",
+        "overpaid",
+        "fulfilled",
+    )
+    cancelled = entry(await timeline_of(store, order["id"]), "lines_cancelled")
+    assert {name: cancelled["changes"][name] for name in ("payment_status", "fulfillment_status")} == {
+        "payment_status": {"old": "paid", "new": "overpaid"},
+        "fulfillment_status": {"old": "partially_fulfilled", "new": "fulfilled"},
+    }

@@ -316,6 +316,8 @@ async def test_a_preview_shows_exactly_what_the_commit_does_and_changes_nothing(
         "subtotal_amount": {"old": 5997, "new": 9100},
         "total_amount": {"old": 5997, "new": 9100},
         "shipping_address": {"old": STORED_ADDRESS, "new": NEW_ADDRESS},
+        # Paid in full before; the edit raised the total, so part of it is now due.
+        "payment_status": {"old": "paid", "new": "partially_paid"},
     }
     assert await _edited_events(database, order["id"]) == [
         {

@@ -235,8 +235,9 @@ async def cancel_order(
     view = await load_order(session, order_id, lock=True)
     order = view.order
     # Read before any update: the session copies updates onto the loaded rows.
-    status, number = order.status, order.number
+    status, number, version = order.status, order.number, order.version
     subtotal, total = order.subtotal_amount, order.total_amount
+    derived_before = {"payment_status": order.payment_status, "fulfillment_status": order.fulfillment_status}
     # Only an open order has quantities to cancel; any other answers what it may become.
     if status not in lifecycle.OPEN:
         lifecycle.check_transition(status, lifecycle.CANCELLED)
@@ -271,6 +272,7 @@ async def cancel_order(
                 "lines": line_changes,
                 "subtotal_amount": change(subtotal, new_subtotal),
                 "total_amount": change(total, new_total),
+                "version": change(version, version + 1),
             },
         )
     ]
@@ -306,7 +308,16 @@ async def cancel_order(
     else:
         events.append((ORDER_LINES_CANCELLED, payload))
     await session.execute(update(Order).where(Order.id == order_id).values(**values))
-    await derived.refresh(session, order_id)
+    payment, fulfillment = await derived.refresh(session, order_id)
+    # What the cut changed beyond itself: a paid order now owes a refund, the rest has shipped.
+    derived_after = {"payment_status": payment, "fulfillment_status": fulfillment}
+    entries[0].changes.update(
+        {
+            name: change(old, derived_after[name])
+            for name, old in derived_before.items()
+            if old != derived_after[name]
+        }
+    )
     await timeline.record(session, order_id, entries, actor)
     await record_events(session, tenant, events)
     # Cancelling the last unshipped units of a paid order leaves nothing to wait for.

@@ -389,6 +389,7 @@ async def _apply(
         "total_amount": order.total_amount,
         "shipping_address": dict(order.shipping_address),
         "fulfillment_status": order.fulfillment_status,
+        "payment_status": order.payment_status,
     }
     settled_amount, settled_basis = await _settled(session, order)
 
@@ -442,7 +443,7 @@ async def _apply(
             updated_at=func.now(),
         )
     )
-    _, fulfillment = await derived.refresh(session, order_id)
+    payment, fulfillment = await derived.refresh(session, order_id)
     stock = await stock_effects(session, lines, moves)
     edits = [_as_edit(line) for line in lines]
     new: dict[str, Any] = {
@@ -451,6 +452,7 @@ async def _apply(
         "total_amount": subtotal,
         "shipping_address": address,
         "fulfillment_status": fulfillment,
+        "payment_status": payment,
     }
     await timeline.record(
         session, order_id, [Entry("edited", _timeline_changes(edits, stock, old, new))], actor
