@@ -239,6 +239,8 @@ async def test_orders_list_by_filters_newest_first(store: Store) -> None:
     assert await ids(channel="web") == [both["id"], web["id"]]
     assert await ids(sku="tee-m") == [both["id"], phone["id"]]
     assert await ids(sku="TEE-S", channel="web", tag="vip") == [web["id"]]
+    # Channels are kept lower-case, so the filter ignores case too.
+    assert await ids(channel="WEB") == [both["id"], web["id"]]
     # Tags match ignoring case, and are shown as they were typed.
     assert await ids(tag=" VIP ") == [web["id"]]
     assert web["tags"] == ["Vip"]
@@ -257,7 +259,19 @@ async def test_orders_list_by_filters_newest_first(store: Store) -> None:
     )
     assert [item["id"] for item in page["data"] + rest["data"]] == [both["id"], phone["id"], web["id"]]
     problem = await store.call("GET", "/api/v1/orders", 422, params={"status": "shipped"})
-    assert problem["errors"][0]["field"] == "status"
+    assert problem["errors"] == [
+        {
+            "field": "status",
+            "message": "'shipped' is not a status; "
+            "use draft, placed, confirmed, completed, cancelled, archived",
+        }
+    ]
+    # An empty filter would match nothing: it is an error, not an empty list.
+    problem = await store.call("GET", "/api/v1/orders", 422, params={"sku": "", "tag": " ", "channel": ""})
+    assert problem["errors"] == [
+        {"field": name, "message": "must not be empty; leave it out to match any"}
+        for name in ("sku", "tag", "channel")
+    ]
     problem = await store.call("GET", "/api/v1/orders", 422, params={"external_reference": "x" * 201})
     assert problem["errors"] == [{"field": "external_reference", "message": "must be 1 to 200 characters"}]
 

@@ -37,6 +37,7 @@ class OrderFilter:
     payment_status: str | None = None
     fulfillment_status: str | None = None
     customer_id: uuid.UUID | None = None
+    # The SKU's code as it is now (a renamed SKU's orders are found under its new code).
     sku: str | None = None
     created_after: dt.datetime | None = None
     created_before: dt.datetime | None = None
@@ -49,7 +50,9 @@ class OrderFilter:
         errors = []
         for status in self.status:
             if status not in ORDER_STATUSES:
-                errors.append(FieldError("status", f"must be among {', '.join(ORDER_STATUSES)}"))
+                errors.append(
+                    FieldError("status", f"{status!r} is not a status; use {', '.join(ORDER_STATUSES)}")
+                )
         if self.payment_status is not None and self.payment_status not in PAYMENT_STATUSES:
             errors.append(FieldError("payment_status", f"must be one of {', '.join(PAYMENT_STATUSES)}"))
         if self.fulfillment_status is not None and self.fulfillment_status not in FULFILLMENT_STATUSES:
@@ -59,6 +62,9 @@ class OrderFilter:
         errors.extend(
             range_errors("created_after", self.created_after, "created_before", self.created_before)
         )
+        for name, value in (("sku", self.sku), ("tag", self.tag), ("channel", self.channel)):
+            if value is not None and not value.strip():
+                errors.append(FieldError(name, "must not be empty; leave it out to match any"))
         if self.external_reference is not None and not 1 <= len(self.external_reference) <= 200:
             errors.append(FieldError("external_reference", "must be 1 to 200 characters"))
         if errors:
@@ -109,7 +115,8 @@ async def list_orders(
     if filters.external_reference is not None:
         query = query.where(Order.external_reference == filters.external_reference)
     if filters.channel is not None:
-        query = query.where(Order.channel == filters.channel)
+        # Channels are stored lower-case (rules.py): WEB finds the orders of web.
+        query = query.where(Order.channel == filters.channel.strip().lower())
     if filters.has_open_hold is not None:
         query = query.where(
             Order.open_hold_count > 0 if filters.has_open_hold else Order.open_hold_count == 0
