@@ -19,7 +19,7 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVI
 from sqlalchemy.exc import DBAPIError
 
 from ordersmith.api.rate_limits import RateLimitedError
-from ordersmith.platform.errors import OrdersmithError, TooManyAttemptsError
+from ordersmith.platform.errors import FieldError, OrdersmithError, TooManyAttemptsError
 from ordersmith.platform.logging import request_id_var
 
 logger = logging.getLogger(__name__)
@@ -29,6 +29,9 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "urn:ordersmith:problem:"
 
 _MISSING_PARAMETER = re.compile(r"Missing required (?P<kind>\w+) parameter '(?P<name>[^']+)'")
+# msgspec's words for a body's missing and unknown fields.
+_MISSING_FIELD = re.compile(r"Object missing required field `(?P<name>[^`]+)`")
+_UNKNOWN_FIELD = re.compile(r"Object contains unknown field `(?P<name>[^`]+)`")
 _HTTP_CODES = {
     400: ("bad_request", "Bad request"),
     401: ("unauthenticated", "Authentication required"),
@@ -96,8 +99,15 @@ def validation_error_handler(
     errors = []
     for item in error.extra if isinstance(error.extra, list) else []:
         if isinstance(item, dict):
-            field = str(item.get("key") or item.get("source") or "body")
-            errors.append({"field": field, "message": str(item["message"])})
+            message = str(item["message"])
+            if item.get("source") == "body":
+                # Litestar names the body `data` and its fields by their path below it.
+                key = str(item.get("key") or "")
+                field_error = decode_field_error("" if key == "data" else key, message)
+                errors.append({"field": field_error.field, "message": field_error.message})
+            else:
+                field = str(item.get("key") or item.get("source") or "body")
+                errors.append({"field": field, "message": message})
     # Litestar reports a missing parameter in its detail text only.
     missing = _MISSING_PARAMETER.match(error.detail)
     if missing:
@@ -115,6 +125,20 @@ def child_path(parent: str, key: str) -> str:
 def item_path(parent: str, index: int) -> str:
     """How errors name an item of a body array: `lines[0]`."""
     return f"{parent}[{index}]"
+
+
+def decode_field_error(field: str, message: str) -> FieldError:
+    """A field error from msgspec's message about `field` of a body ("" for the body itself)."""
+    if missing := _MISSING_FIELD.fullmatch(message):
+        return FieldError(child_path(field, missing["name"]), "is required")
+    if unknown := _UNKNOWN_FIELD.fullmatch(message):
+        return FieldError(child_path(field, unknown["name"]), "is not a field of this request; remove it")
+    if message == "Number out of range":
+        return FieldError(field or "body", "is out of range; send a number closer to zero")
+    # An empty body leaves Litestar's `data` unfilled: its message is the KeyError's, "'data'".
+    if not field and (message == "'data'" or message.startswith("Expected `object`")):
+        return FieldError("body", "send a JSON object body")
+    return FieldError(field or "body", message)
 
 
 def http_error_handler(_: Request[Any, Any, Any], error: HTTPException) -> Response[dict[str, Any]]:

@@ -164,3 +164,52 @@ async def test_a_nul_escape_split_across_body_chunks_is_found(chunk_size: int) -
 
 async def send_nothing(message: Message) -> None:
     raise AssertionError("nothing is sent: the error handler answers")
+
+
+async def test_a_missing_body_field_is_named_and_required(store: Store) -> None:
+    response = await post(store, "/api/v1/customers", {"email": "ana@example.com"})
+    assert_invalid(response, [{"field": "full_name", "message": "is required"}])
+
+
+async def test_an_unknown_body_field_is_named_to_be_removed(store: Store) -> None:
+    response = await post(store, "/api/v1/customers", {"full_name": "Ana", "fullname": "Ana"})
+    assert_invalid(response, [{"field": "fullname", "message": "is not a field of this request; remove it"}])
+
+
+async def test_nested_fields_are_named_by_their_path(store: Store) -> None:
+    missing = store.order_body(("TEE-S", 1))
+    del missing["lines"][0]["quantity"]
+    unknown = store.order_body(("TEE-S", 1), ("TEE-S", 1))
+    unknown["lines"][1]["qty"] = 1
+    address = store.order_body(("TEE-S", 1))
+    address["shipping_address"] = {key: value for key, value in ADDRESS.items() if key != "city"}
+
+    assert_invalid(
+        await post(store, "/api/v1/orders", missing),
+        [{"field": "lines[0].quantity", "message": "is required"}],
+    )
+    assert_invalid(
+        await post(store, "/api/v1/orders", unknown),
+        [{"field": "lines[1].qty", "message": "is not a field of this request; remove it"}],
+    )
+    assert_invalid(
+        await post(store, "/api/v1/orders", address),
+        [{"field": "shipping_address.city", "message": "is required"}],
+    )
+
+
+@pytest.mark.parametrize("body", ["", "null", "[]", '"Ana"'])
+async def test_a_body_that_is_not_an_object_is_refused_as_such(store: Store, body: str) -> None:
+    response = await post(store, "/api/v1/customers", body)
+    assert_invalid(response, [{"field": "body", "message": "send a JSON object body"}])
+
+
+async def test_an_optional_body_may_be_left_out(store: Store) -> None:
+    order = await store.place(("TEE-S", 1), hold={"type": "manual", "reason": "check"})
+    released = await store.call("POST", f"/api/v1/orders/{order['id']}/release", 200)
+    assert released["status"] == "confirmed"
+
+
+async def test_json_that_does_not_parse_is_a_400_saying_so(store: Store) -> None:
+    response = await post(store, "/api/v1/customers", '{"full_name": "Ana"')
+    assert (response.status_code, response.json()["code"]) == (400, "bad_request")
