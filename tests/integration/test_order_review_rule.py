@@ -9,6 +9,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from tests.support.order_actions import steps, timeline_of
+from tests.support.order_edits import commit, preview, set_quantity
 from tests.support.orders import Store, open_store, two_sku_store
 
 REASON = "the total 3000 is over the store's review threshold of 2500 (EUR minor units)"
@@ -135,3 +136,31 @@ async def test_the_rule_holds_an_order_whose_skus_have_no_stock_rows(
     order = await store.place(("PRE-ORDER", 1))
     assert _held_by_the_rule(order) == RULE_HOLD
     assert order["lines"][0]["quantity_backordered"] == 1
+
+
+async def test_an_edit_that_takes_an_order_over_the_threshold_holds_it_for_review(store: Store) -> None:
+    await _set_threshold(store, 2500)
+    order = await store.place(("TEE-S", 2))
+    assert (order["status"], order["holds"]) == ("confirmed", [])
+    line = order["lines"][0]["id"]
+
+    shown = await preview(store, order["id"], set_quantity(line, 3))
+    # The preview says what committing does: the rule's hold comes with the edit.
+    assert [(hold["type"], hold["placed_by_type"]) for hold in shown["order"]["holds"]] == [
+        ("fraud_review", "system")
+    ]
+    done = await commit(store, order["id"], set_quantity(line, 3))
+    # Confirmed before, it stays confirmed; the open hold keeps it from fulfillment.
+    assert _held_by_the_rule(done["order"]) == ("confirmed", *RULE_HOLD[1:])
+    entries = await timeline_of(store, order["id"])
+    assert [(item["kind"], item["actor_type"]) for item in entries[-2:]] == [
+        ("edited", "user"),
+        ("hold_placed", "system"),
+    ]
+
+    # Growing again while the review is open adds no second hold; shrinking never holds.
+    grown = await commit(store, order["id"], set_quantity(line, 4))
+    assert grown["order"]["open_hold_count"] == 1
+    await store.call("POST", f"/api/v1/orders/{order['id']}/release", 200)
+    shrunk = await commit(store, order["id"], set_quantity(line, 3))
+    assert (shrunk["order"]["status"], shrunk["order"]["open_hold_count"]) == ("confirmed", 0)

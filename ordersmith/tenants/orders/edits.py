@@ -55,7 +55,7 @@ from ordersmith.platform.ids import uuid7
 from ordersmith.platform.tenant_tables import TenantBase
 from ordersmith.tenants.catalog.models import Variant
 from ordersmith.tenants.inventory.reservations import lock_stock
-from ordersmith.tenants.orders import completion, derived, lifecycle, timeline
+from ordersmith.tenants.orders import completion, derived, lifecycle, review, timeline
 from ordersmith.tenants.orders.edit_requests import (
     AddLine,
     EditOutcome,
@@ -76,6 +76,7 @@ from ordersmith.tenants.orders.edit_stock import (
     write_reservations,
 )
 from ordersmith.tenants.orders.errors import LineShippedError, OrderChangedError, OrderNotEditableError
+from ordersmith.tenants.orders.holds import place_hold
 from ordersmith.tenants.orders.models import Order, OrderLine
 from ordersmith.tenants.orders.placement import skus_by_code
 from ordersmith.tenants.orders.rules import MAX_LINES, check_total, raise_if
@@ -481,6 +482,7 @@ async def _apply(
             ],
         },
     )
+    await _review_if_grown(tenant, session, before, old["total_amount"], subtotal)
     # Removing the last unshipped units of a paid order leaves nothing to wait for.
     await completion.settle(tenant, session, order_id)
     return EditOutcome(
@@ -494,6 +496,25 @@ async def _apply(
         address != old["shipping_address"],
         stock,
     )
+
+
+async def _review_if_grown(
+    tenant: TenantContext, session: AsyncSession, before: OrderView, old_total: int, new_total: int
+) -> None:
+    """The store's review rule, as at placement, for an order an edit took over its threshold.
+
+    An order confirmed under the threshold and edited over it would otherwise skip the
+    review the rule exists for. It gets the rule's hold (by the system), unless a
+    fraud review is already open on it; a confirmed order stays confirmed, and the hold
+    stops its fulfillment until someone releases it.
+    """
+    # `before.order` already holds the edit's totals (the session copies updates onto it).
+    if new_total <= old_total:
+        return
+    rule_hold = (await review.read_rule(session)).hold_for(before.order.currency, new_total)
+    if rule_hold is None or any(hold.type == review.HOLD_TYPE for hold in before.open_holds):
+        return
+    await place_hold(tenant, session, before.order.id, rule_hold, actor=review.RULE_ACTOR)
 
 
 _Row = TypeVar("_Row", bound=TenantBase)
