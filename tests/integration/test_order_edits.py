@@ -385,9 +385,13 @@ async def test_more_units_split_across_locations_and_fewer_release_exactly(
         ("WH-1", 1, 0, "no location has all 4; WH-1 (priority 10) gives the 1 it has"),
         ("WH-2", 3, 0, "no location has all 4; WH-2 (priority 20) gives the 3 it has"),
     ]
-    # The line's units at WH-1 stay one reservation, with the reason it was first chosen.
+    # The line's units at WH-1 stay one reservation, whose reason covers all three.
     assert [(r["location_code"], r["quantity"], r["reason"]) for r in grown["order"]["reservations"]] == [
-        ("WH-1", 3, "WH-1 (priority 10) is the first location with all 2"),
+        (
+            "WH-1",
+            3,
+            "2 held here before; 1 more: no location has all 4; WH-1 (priority 10) gives the 1 it has",
+        ),
         ("WH-2", 3, "no location has all 4; WH-2 (priority 20) gives the 3 it has"),
     ]
     assert _buckets(grown["order"]) == [("TEE-S", 6, 0, 6, 0, 0)]

@@ -196,9 +196,13 @@ async def write_reservations(session: AsyncSession, order_id: uuid.UUID, moves: 
             )
             continue
         row_id, held = found
-        values: dict[str, Any] = {"quantity": Reservation.quantity + quantity, "updated_at": func.now()}
-        if held == 0:
-            values["reason"] = reason
+        # The row's reason says why it holds what it holds now: the edit's units came for
+        # the edit's reason, on top of what was held before.
+        values: dict[str, Any] = {
+            "quantity": Reservation.quantity + quantity,
+            "reason": reason if held == 0 else f"{held} held here before; {quantity} more: {reason}",
+            "updated_at": func.now(),
+        }
         await session.execute(update(Reservation).where(Reservation.id == row_id).values(**values))
     if new_rows:
         await session.execute(insert(Reservation), new_rows)
