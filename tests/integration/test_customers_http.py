@@ -160,6 +160,17 @@ async def test_bad_input_names_every_field(client: AsyncTestClient[Litestar]) ->
             "message": "must be an ISO 3166 country code such as FR or US",
         },
     ]
+    many = await client.post(
+        "/api/v1/customers", json={"full_name": "Ana", "addresses": [ADDRESS] * 21}, headers=headers
+    )
+    assert many.status_code == 422
+    assert many.json()["errors"] == [
+        {
+            "field": "addresses",
+            "message": "at most 20 when creating a customer; "
+            "add the others with POST /api/v1/customers/{id}/addresses",
+        }
+    ]
     customer = await create_customer(client, headers, full_name="Ana")
     wrong_type = await client.patch(
         f"/api/v1/customers/{customer['id']}", json={"tags": "vip"}, headers=headers

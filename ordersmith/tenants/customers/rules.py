@@ -14,6 +14,8 @@ TAG = re.compile(r"^[\w][\w .:/-]{0,49}$")
 COUNTRY = re.compile(r"^[A-Z]{2}$")
 MAX_TAGS = 50
 MAX_NOTE = 10_000
+# How many addresses one create may carry; more are added one by one.
+MAX_ADDRESSES_ON_CREATE = 20
 
 
 def normalize_email(value: str) -> str:

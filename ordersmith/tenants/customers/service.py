@@ -24,6 +24,7 @@ from ordersmith.tenants.customers.errors import (
 )
 from ordersmith.tenants.customers.models import Customer, CustomerAddress, CustomerNote
 from ordersmith.tenants.customers.rules import (
+    MAX_ADDRESSES_ON_CREATE,
     check_address,
     check_customer,
     check_note,
@@ -142,8 +143,17 @@ async def create_customer(
     if "full_name" not in values:
         errors.append(FieldError("full_name", "is required"))
     check_customer(values, errors)
-    for index, address in enumerate(addresses):
-        check_address(address, f"addresses[{index}].", errors)
+    if len(addresses) > MAX_ADDRESSES_ON_CREATE:
+        errors.append(
+            FieldError(
+                "addresses",
+                f"at most {MAX_ADDRESSES_ON_CREATE} when creating a customer; "
+                "add the others with POST /api/v1/customers/{id}/addresses",
+            )
+        )
+    else:
+        for index, address in enumerate(addresses):
+            check_address(address, f"addresses[{index}].", errors)
     if note is not None:
         check_note("note", note, errors)
     if errors:
