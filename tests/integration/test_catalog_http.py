@@ -236,7 +236,10 @@ async def test_bad_input_names_every_field(client: AsyncTestClient[Litestar]) ->
                 "must be 1 to 64 letters, digits, '.', '_', '/' or '-', starting with a letter or digit"
             ),
         },
-        {"field": "variants[0].currency", "message": "must be an ISO 4217 code such as EUR or USD"},
+        {
+            "field": "variants[0].currency",
+            "message": "must be the ISO 4217 code of a currency, such as EUR or USD",
+        },
         {"field": "variants[0].weight_grams", "message": "must be a whole number of grams, 0 or more"},
     ]
     missing = await client.get("/api/v1/skus", headers=headers)

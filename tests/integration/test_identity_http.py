@@ -246,7 +246,10 @@ async def test_an_owner_reads_and_changes_the_store(client: AsyncTestClient[Lite
     bad = await client.patch("/api/v1/store", json={"default_currency": "euro"}, headers=bearer(token))
     assert bad.status_code == 422
     assert bad.json()["errors"] == [
-        {"field": "default_currency", "message": "must be an ISO 4217 code such as EUR or USD"}
+        {
+            "field": "default_currency",
+            "message": "must be the ISO 4217 code of a currency, such as EUR or USD",
+        }
     ]
     good = await client.patch("/api/v1/store", json={"timezone": "Europe/Paris"}, headers=bearer(token))
     assert good.json() == {

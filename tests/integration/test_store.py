@@ -72,7 +72,10 @@ async def test_nothing_changed_or_a_refused_change_records_nothing(
     )
     assert invalid.status_code == 422
     assert invalid.json()["errors"] == [
-        {"field": "default_currency", "message": "must be an ISO 4217 code such as EUR or USD"}
+        {
+            "field": "default_currency",
+            "message": "must be the ISO 4217 code of a currency, such as EUR or USD",
+        }
     ]
     assert (await client.get("/api/v1/store", headers=headers)).json()["display_name"] == "Same Shop"
     assert await audit_trail(database, tenant_id, since=since) == []

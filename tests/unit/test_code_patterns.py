@@ -20,8 +20,11 @@ def test_a_trailing_newline_is_refused_in_every_code() -> None:
     assert _errors(check_barcode, "barcode", "4006381333931") == []
     assert [error.field for error in _errors(check_barcode, "barcode", "4006381333931\n")] == ["barcode"]
     assert _errors(check_currency, "currency", "EUR") == []
+    # Three capitals are not enough: the code must name a currency in circulation.
+    assert [error.field for error in _errors(check_currency, "currency", "ZZZ")] == ["currency"]
+    assert [error.field for error in _errors(check_currency, "currency", "eur")] == ["currency"]
     assert _errors(check_currency, "currency", "EUR\n") == [
-        FieldError("currency", "must be an ISO 4217 code such as EUR or USD")
+        FieldError("currency", "must be the ISO 4217 code of a currency, such as EUR or USD")
     ]
     location: list[FieldError] = []
     check_location({"code": "WH-1\n", "name": "Main", "kind": "warehouse"}, location, creating=True)

@@ -6,12 +6,12 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ordersmith.platform.currencies import is_currency
 from ordersmith.platform.errors import FieldError, ValidationFailedError
 from ordersmith.tenants.catalog.models import MAX_AMOUNT
 
 SKU_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$")
 BARCODE = re.compile(r"^[A-Za-z0-9-]{1,64}$")
-CURRENCY = re.compile(r"^[A-Z]{3}$")
 MAX_WEIGHT_GRAMS = 2**31 - 1
 MAX_ATTRIBUTES = 50
 # Variants one product creation may carry; more go in with POST /api/v1/products/{id}/variants.
@@ -47,8 +47,8 @@ def check_price(field: str, value: Any, errors: list[FieldError]) -> None:
 
 
 def check_currency(field: str, value: Any, errors: list[FieldError]) -> None:
-    if not isinstance(value, str) or not CURRENCY.fullmatch(value):
-        errors.append(FieldError(field, "must be an ISO 4217 code such as EUR or USD"))
+    if not is_currency(value):
+        errors.append(FieldError(field, "must be the ISO 4217 code of a currency, such as EUR or USD"))
 
 
 def check_weight(field: str, value: Any, errors: list[FieldError]) -> None:

@@ -7,13 +7,13 @@ customer's row lock first, so two spends at once cannot take the same credit twi
 
 from __future__ import annotations
 
-import re
 import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ordersmith.platform.currencies import is_currency
 from ordersmith.platform.database import TenantContext
 from ordersmith.platform.errors import FieldError, ValidationFailedError
 from ordersmith.platform.events import record_event
@@ -26,7 +26,6 @@ from ordersmith.tenants.returns.models import StoreCreditEntry
 
 STORE_CREDIT_GRANTED = "store_credit.granted"
 STORE_CREDIT_SPENT = "store_credit.spent"
-CURRENCY = re.compile(r"^[A-Z]{3}$")
 
 
 @dataclass(frozen=True)
@@ -88,10 +87,10 @@ async def spend(
     order_id: uuid.UUID | None = None,
 ) -> StoreCreditEntry:
     """Take credit off the customer's balance; 409 `store_credit_insufficient` if it would go below zero."""
-    if not CURRENCY.fullmatch(currency):
+    if not is_currency(currency):
         raise ValidationFailedError(
             "the spend is invalid; see errors",
-            errors=[FieldError("currency", "must be an ISO 4217 code such as EUR or USD")],
+            errors=[FieldError("currency", "must be the ISO 4217 code of a currency, such as EUR or USD")],
         )
     ids = await customer_ids_for_history(tenant, session, customer_id)
     await session.execute(select(Customer.id).where(Customer.id == ids[0]).with_for_update())

@@ -10,6 +10,7 @@ from zoneinfo import available_timezones
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from ordersmith.platform.currencies import is_currency
 from ordersmith.platform.database import Database, TenantContext
 from ordersmith.platform.errors import FieldError, ValidationFailedError
 from ordersmith.platform.identity.audit import Actor, record_audit_beside
@@ -66,8 +67,10 @@ def _profile_values(changes: Mapping[str, Any]) -> dict[str, Any]:
     errors = []
     if display_name is not None and not display_name.strip():
         errors.append(FieldError("display_name", "must not be empty"))
-    if default_currency is not None and not (len(default_currency) == 3 and default_currency.isupper()):
-        errors.append(FieldError("default_currency", "must be an ISO 4217 code such as EUR or USD"))
+    if default_currency is not None and not is_currency(default_currency):
+        errors.append(
+            FieldError("default_currency", "must be the ISO 4217 code of a currency, such as EUR or USD")
+        )
     if timezone is not None and timezone not in available_timezones():
         errors.append(FieldError("timezone", "must be an IANA time zone such as Europe/Paris"))
     threshold = changes.get("review_orders_over_amount")
