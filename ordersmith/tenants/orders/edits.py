@@ -8,7 +8,9 @@ order (the request and outcome types are in `edit_requests.py`). How it behaves,
   as `edit_order`, inside a SAVEPOINT that it then rolls back. The preview takes the same
   locks and runs placement's planner (`inventory.reservations.reserve`) on the same
   locked stock, so it reports what committing would do at that moment and leaves
-  nothing behind (the savepoint's row locks go with it).
+  nothing behind (the savepoint's row locks go with it). One thing differs: an added
+  line's id is drawn when the line is written, so the preview's and the commit's differ;
+  match added lines by `line_number`, which both give alike.
 - **A line's quantity is its live quantity**, ordered - cancelled. Setting it moves
   `quantity_ordered`, so earlier cancellations stay cancellations; removing a line
   cancels what is left of it (`quantity_cancelled`); rows are never deleted. Added
