@@ -187,7 +187,8 @@ async def test_a_shipment_never_exceeds_what_the_location_holds(store: Store, da
     assert elsewhere["code"] == "not_reserved"
     assert [(item["sku"], item["reserved"]) for item in elsewhere["lines"]] == [("TEE-M", 0)]
 
-    # A cancelled line holds nothing anywhere: its units cannot ship.
+    # A cancelled line holds nothing anywhere: its units cannot ship, and WH-2, left with
+    # nothing to ship, is cancelled.
     await store.call(
         "POST",
         f"/api/v1/orders/{order['id']}/cancel",
@@ -195,10 +196,18 @@ async def test_a_shipment_never_exceeds_what_the_location_holds(store: Store, da
         json={"reason": "customer changed mind", "lines": [{"line_id": tee_m, "quantity": 1}]},
     )
     cancelled = await ship(store, places["WH-2"]["id"], [(tee_m, 1)], expected=409)
-    assert (cancelled["code"], cancelled["lines"][0]["quantity_cancelled"]) == ("not_reserved", 1)
-    assert (await store.call("GET", f"/api/v1/fulfillment-orders/{places['WH-2']['id']}", 200))[
-        "status"
-    ] == "cancelled"
+    assert cancelled["code"] == "fulfillment_order_closed"
+    at_wh2 = await store.call("GET", f"/api/v1/fulfillment-orders/{places['WH-2']['id']}", 200)
+    # Stored as cancelled by the cancellation itself, with its time, not on some later change.
+    assert (at_wh2["status"], at_wh2["cancelled_at"] is not None) == ("cancelled", True)
+    cut = [entry for entry in await timeline_of(store, order["id"]) if entry["kind"] == "lines_cancelled"]
+    assert cut[-1]["changes"]["fulfillment_orders"] == [
+        {
+            "fulfillment_order_id": places["WH-2"]["id"],
+            "location": "WH-2",
+            "status": {"old": "open", "new": "cancelled"},
+        }
+    ]
     # The cancellation of one unit of TEE-S after release leaves one to ship: two is too many.
     await store.call(
         "POST",

@@ -35,8 +35,8 @@ from ordersmith.tenants.fulfillment.views import (
     reserved_by_location,
 )
 from ordersmith.tenants.inventory.models import Location
+from ordersmith.tenants.orders import derived, timeline
 from ordersmith.tenants.orders import lifecycle as order_lifecycle
-from ordersmith.tenants.orders import timeline
 from ordersmith.tenants.orders.models import Order, OrderLine
 from ordersmith.tenants.orders.timeline import Entry, change
 from ordersmith.tenants.orders.views import OrderView, load_order
@@ -150,6 +150,7 @@ async def assign(
     return assigned
 
 
+@derived.follow_reservations
 async def sync(session: AsyncSession, order_id: uuid.UUID) -> list[dict[str, Any]]:
     """Move each live fulfillment order of a locked order to the status its stock calls for.
 

@@ -3,12 +3,17 @@
 `fulfillment_status` follows the lines' shipped quantities. `payment_status` follows the
 payments ledger, which the payments context registers with `derive_payment_status`;
 until a store has payments, an order is `unpaid`.
+
+What follows an order's reservations is registered the same way: the fulfillment
+context keeps the order's fulfillment orders in step (`follow_reservations`) when a
+cancellation or an edit moves them, in the same transaction.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,6 +28,26 @@ def derive_payment_status(source: PaymentStatusSource) -> PaymentStatusSource:
     """Register where an order's payment status comes from (the payments ledger)."""
     _PAYMENT_STATUS[:] = [source]
     return source
+
+
+# Moves stored elsewhere for a locked order whose reservations changed; returns them as
+# timeline details (fulfillment: [{fulfillment_order_id, location, status}]).
+ReservationFollower = Callable[[AsyncSession, uuid.UUID], Awaitable[list[dict[str, Any]]]]
+_RESERVATION_FOLLOWERS: list[ReservationFollower] = []
+
+
+def follow_reservations(follower: ReservationFollower) -> ReservationFollower:
+    """Register what must follow an order's reservations (the fulfillment orders)."""
+    _RESERVATION_FOLLOWERS[:] = [follower]
+    return follower
+
+
+async def reservations_moved(session: AsyncSession, order_id: uuid.UUID) -> list[dict[str, Any]]:
+    """Bring what follows a locked order's reservations into step; what moved, for its timeline."""
+    moves: list[dict[str, Any]] = []
+    for follower in _RESERVATION_FOLLOWERS:
+        moves += await follower(session, order_id)
+    return moves
 
 
 def fulfillment_status_of(live_units: int, shipped_units: int) -> str:

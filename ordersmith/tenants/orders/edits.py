@@ -446,6 +446,7 @@ async def _apply(
             updated_at=func.now(),
         )
     )
+    fulfillment_moves = await derived.reservations_moved(session, order_id)
     payment, fulfillment = await derived.refresh(session, order_id)
     stock = await stock_effects(session, lines, moves)
     edits = [_as_edit(line) for line in lines]
@@ -457,9 +458,10 @@ async def _apply(
         "fulfillment_status": fulfillment,
         "payment_status": payment,
     }
-    await timeline.record(
-        session, order_id, [Entry("edited", _timeline_changes(edits, stock, old, new))], actor
-    )
+    changes = _timeline_changes(edits, stock, old, new)
+    if fulfillment_moves:
+        changes["fulfillment_orders"] = fulfillment_moves
+    await timeline.record(session, order_id, [Entry("edited", changes)], actor)
     await record_event(
         session,
         tenant,
