@@ -9,6 +9,7 @@ import msgspec
 from litestar import get
 from litestar.datastructures import State
 from litestar.di import NamedDependency
+from litestar.openapi import ResponseSpec
 from litestar.params import FromQuery
 from litestar.response import Stream
 
@@ -58,6 +59,29 @@ class AuditEntry(msgspec.Struct):
 class AuditEntryList(msgspec.Struct):
     data: list[AuditEntry]
     next_cursor: str | None
+
+
+class ExportedAuditEntry(msgspec.Struct):
+    """One line of an audit export, for the OpenAPI description; `exported()` writes the lines."""
+
+    id: int
+    # The tenant's id: each store's entries form a hash chain of their own.
+    chain: str
+    tenant_id: str | None
+    # "user", "api_key", "staff", "system" or "anonymous"
+    actor_type: str
+    actor_id: str | None
+    action: str
+    target_type: str | None
+    target_id: str | None
+    data: dict[str, Any]
+    client_address: str | None
+    # UTC, with microseconds: the form the hash covers.
+    created_at: dt.datetime
+    # The hash of the entry before it in the chain, 64 zeros for the first.
+    prev_hash: str
+    # SHA-256 of the JSON of every other field but `id`, keys sorted, no spaces.
+    hash: str
 
 
 class SupportGrant(msgspec.Struct):
@@ -127,6 +151,15 @@ def _utc(moment: dt.datetime | None) -> dt.datetime | None:
     opt=requires(Permission.AUDIT_READ),
     guards=[requires_feature(Feature.AUDIT_LOG_EXPORT)],
     tags=["audit"],
+    # A stream's body is opaque to Litestar: say what its lines are.
+    responses={
+        200: ResponseSpec(
+            ExportedAuditEntry,
+            description="NDJSON: one entry a line, each a JSON object of this schema, oldest first.",
+            media_type="application/x-ndjson",
+            generate_examples=False,
+        )
+    },
 )
 async def export_audit_log(
     state: State,

@@ -277,7 +277,7 @@ async def add_portal_session(
     principal: NamedDependency[Principal],
     tenant_session: NamedDependency[AsyncSession],
     data: JSONBody[PortalSessionCreate],
-) -> Response[Any]:
+) -> Response[PortalSession]:
     """Offline (no Stripe) answers 409 `billing_offline`: the invoices are at GET /api/v1/billing/invoices."""
     assert principal.tenant is not None
     tenant_id = principal.tenant.id

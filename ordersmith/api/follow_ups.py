@@ -132,7 +132,7 @@ async def add_follow_up(
     tenant_session: NamedDependency[AsyncSession],
     order_id: FromPath[str],
     data: JSONBody[FollowUpIn],
-) -> Response[Any]:
+) -> Response[OrderFollowUp]:
     """A contact answered by a person counts as a touch on the order."""
 
     async def create() -> OrderFollowUp:

@@ -248,13 +248,14 @@ class ReleaseIn(msgspec.Struct, forbid_unknown_fields=True):
     summary="Release a confirmed order to fulfillment: one fulfillment order per location holding its stock.",
     opt=requires(Permission.ORDERS_WRITE),
     tags=["fulfillment"],
+    status_code=200,
 )
 async def release(
     request: Request[Any, Any, Any],
     principal: NamedDependency[Principal],
     tenant_session: NamedDependency[AsyncSession],
     order_id: FromPath[str],
-) -> Response[Any]:
+) -> Response[FulfillmentOrders]:
     """409 `order_on_hold` names each open hold; releasing again creates only what is missing."""
 
     async def run() -> FulfillmentOrders:
@@ -334,7 +335,7 @@ async def add_shipment(
     tenant_session: NamedDependency[AsyncSession],
     fulfillment_order_id: FromPath[str],
     data: JSONBody[ShipmentCreate],
-) -> Response[Any]:
+) -> Response[Shipment]:
     """409 `not_reserved` / `quantity_exceeds_reserved` name each line and what the location holds."""
 
     async def create() -> Shipment:
@@ -356,6 +357,7 @@ async def add_shipment(
     summary="A location turns down units of a line: re-route them, or backorder them under a stock hold.",
     opt=requires(Permission.ORDERS_WRITE),
     tags=["fulfillment"],
+    status_code=200,
 )
 async def reject(
     request: Request[Any, Any, Any],
@@ -363,7 +365,7 @@ async def reject(
     tenant_session: NamedDependency[AsyncSession],
     fulfillment_order_id: FromPath[str],
     data: JSONBody[RejectIn],
-) -> Response[Any]:
+) -> Response[RejectionResult]:
     """The reason goes on the order's timeline; an `Idempotency-Key` makes a retry safe."""
 
     async def run() -> RejectionResult:

@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 from litestar import Response, get
 from litestar.datastructures import State
+from litestar.openapi import ResponseSpec
 
 from ordersmith.api.access import PUBLIC
 from ordersmith.platform.database import Database
@@ -53,6 +54,11 @@ async def _database_ready(database: Database) -> bool:
     summary="Report whether the database and the broker are reachable.",
     opt=PUBLIC,
     tags=["health"],
+    responses={
+        503: ResponseSpec(
+            Readiness, description="The database or the broker is unreachable.", generate_examples=False
+        )
+    },
 )
 async def readyz(state: State) -> Response[Readiness]:
     """200 when PostgreSQL and the broker answer, else 503 naming what is down."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from litestar import Request, Response
@@ -16,20 +16,23 @@ from ordersmith.platform.identity.principal import Principal
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 
+T = TypeVar("T", bound=msgspec.Struct)
+
 
 async def once(
     request: Request[Any, Any, Any],
     principal: Principal,
     transaction: AsyncSession | Driver,
     body: msgspec.Struct,
-    create: Callable[[], Awaitable[msgspec.Struct]],
+    create: Callable[[], Awaitable[T]],
     *,
     status_code: int = 201,
-) -> Response[Any]:
+) -> Response[T]:
     """Run `create` unless the caller's key already ran it; either way, the first response.
 
     `transaction` is the request's tenant transaction: a session, or the bare driver
-    connection of one (order placement).
+    connection of one (order placement). Under a key the body is the struct's JSON form
+    (what was stored), the same on the wire; the type still names what the route answers.
     """
     key = request.headers.get(HEADER)
     if key is None:

@@ -76,7 +76,7 @@ async def hold_order(
     tenant_session: NamedDependency[AsyncSession],
     order_id: FromPath[str],
     data: JSONBody[HoldCreate],
-) -> Response[Any]:
+) -> Response[HoldResult]:
     """Only draft, placed or confirmed orders take holds (409 `order_not_open` otherwise)."""
     hold = HoldRequest(data.type, data.reason, data.release_role)
 
@@ -149,6 +149,7 @@ async def release_order(
     summary="Cancel an order, or some line quantities of it, and release their stock at once.",
     opt=requires(Permission.ORDERS_WRITE),
     tags=["orders"],
+    status_code=200,
 )
 async def cancel(
     request: Request[Any, Any, Any],
@@ -156,7 +157,7 @@ async def cancel(
     tenant_session: NamedDependency[AsyncSession],
     order_id: FromPath[str],
     data: JSONBody[OrderCancel],
-) -> Response[Any]:
+) -> Response[Order]:
     """Shipped units are never cancelled (409 `quantity_not_cancellable`); `Idempotency-Key` is honoured."""
     lines = None if data.lines is None else [LineCancel(item.line_id, item.quantity) for item in data.lines]
 

@@ -230,6 +230,7 @@ async def preview_order_edit(
     opt=requires(Permission.ORDERS_WRITE),
     tags=["orders"],
     request_max_body_size=MAX_ORDER_BODY,
+    status_code=200,
 )
 async def add_order_edit(
     request: Request[Any, Any, Any],
@@ -237,7 +238,7 @@ async def add_order_edit(
     tenant_session: NamedDependency[AsyncSession],
     order_id: FromPath[str],
     data: JSONBody[OrderEditIn],
-) -> Response[Any]:
+) -> Response[OrderEdit]:
     """Stock moves with the edit, all or nothing; an `Idempotency-Key` makes retries safe."""
     assert principal.tenant is not None
     tenant = principal.tenant.context

@@ -291,7 +291,7 @@ async def add_order(
     request: Request[Any, Any, Any],
     principal: NamedDependency[Principal],
     data: JSONBody[OrderCreate],
-) -> Response[Any]:
+) -> Response[Order]:
     """409 `insufficient_stock` names each short SKU; an `Idempotency-Key` makes retries safe."""
     tenant = principal.tenant_context
     database: Database = request.app.state.database

@@ -253,7 +253,7 @@ async def add_payment(
     tenant_session: NamedDependency[AsyncSession],
     order_id: FromPath[str],
     data: JSONBody[PaymentCreate],
-) -> Response[Any]:
+) -> Response[PaymentResult]:
     """A decline answers 201 with the failed attempt and puts a `payment` hold on the order."""
     payment = PaymentRequest(data.provider, data.amount, data.currency, data.method, data.capture, data.note)
 
@@ -305,7 +305,7 @@ async def capture(
     tenant_session: NamedDependency[AsyncSession],
     payment_id: FromPath[str],
     data: JSONBody[PaymentCapture | None] = None,
-) -> Response[Any]:
+) -> Response[PaymentResult]:
     """More than the capturable amount is 422 `capture_exceeds_authorized` naming it."""
     body = data or PaymentCapture()
 
@@ -334,7 +334,7 @@ async def void(
     principal: NamedDependency[Principal],
     tenant_session: NamedDependency[AsyncSession],
     payment_id: FromPath[str],
-) -> Response[Any]:
+) -> Response[PaymentResult]:
     """Nothing left to release is 409 `nothing_to_void`."""
 
     async def run() -> PaymentResult:
@@ -359,7 +359,7 @@ async def refund(
     tenant_session: NamedDependency[AsyncSession],
     payment_id: FromPath[str],
     data: JSONBody[PaymentRefund],
-) -> Response[Any]:
+) -> Response[PaymentResult]:
     """More than captured and not yet refunded is 422 `refund_exceeds_captured` with `refundable_amount`."""
 
     async def run() -> PaymentResult:
@@ -388,7 +388,7 @@ async def retry(
     principal: NamedDependency[Principal],
     tenant_session: NamedDependency[AsyncSession],
     payment_id: FromPath[str],
-) -> Response[Any]:
+) -> Response[PaymentResult]:
     """Reuses the failed request's idempotency key: the provider never acts twice; 409 `nothing_to_retry`."""
 
     async def run() -> PaymentResult:

@@ -254,7 +254,7 @@ async def _resolve(
     tenant_session: AsyncSession,
     return_id: str,
     data: AmountIn,
-) -> Response[Any]:
+) -> Response[Return]:
     """Give a return an outcome that costs money (refund, store credit), once per Idempotency-Key."""
 
     async def create() -> Return:
@@ -285,7 +285,7 @@ async def add_return(
     tenant_session: NamedDependency[AsyncSession],
     order_id: FromPath[str],
     data: JSONBody[ReturnCreate],
-) -> Response[Any]:
+) -> Response[Return]:
     """409 `quantity_not_returnable` when more is asked than shipped and not already on returns."""
     body = ReturnRequest(
         [ReturnLineRequest(item.line_id, item.quantity, item.reason_code, item.note) for item in data.lines],
@@ -470,7 +470,7 @@ async def refund(
     tenant_session: NamedDependency[AsyncSession],
     return_id: FromPath[str],
     data: JSONBody[AmountIn],
-) -> Response[Any]:
+) -> Response[Return]:
     """422 `refund_exceeds_captured` or `resolution_exceeds_return_value` say what can still be given."""
     return await _resolve(refund_return, request, principal, tenant_session, return_id, data)
 
@@ -489,7 +489,7 @@ async def credit(
     tenant_session: NamedDependency[AsyncSession],
     return_id: FromPath[str],
     data: JSONBody[AmountIn],
-) -> Response[Any]:
+) -> Response[Return]:
     """Refund and store credit together stay within what the returned units were sold for."""
     return await _resolve(credit_return, request, principal, tenant_session, return_id, data)
 
@@ -508,7 +508,7 @@ async def exchange(
     tenant_session: NamedDependency[AsyncSession],
     return_id: FromPath[str],
     data: JSONBody[ExchangeIn],
-) -> Response[Any]:
+) -> Response[Return]:
     """409 `insufficient_stock` names each short SKU; one exchange per return (409 `exchange_exists`)."""
     body = ExchangeRequest(
         [ExchangeLine(item.sku, item.quantity, item.unit_price_amount) for item in data.lines],

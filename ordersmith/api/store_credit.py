@@ -102,7 +102,7 @@ async def spend_store_credit(
     tenant_session: NamedDependency[AsyncSession],
     customer_id: FromPath[str],
     data: JSONBody[StoreCreditSpend],
-) -> Response[Any]:
+) -> Response[StoreCredit]:
     """409 `store_credit_insufficient` gives the balance; an `Idempotency-Key` makes a retry safe."""
     check_amount(data.amount)
     tenant = principal.tenant_context

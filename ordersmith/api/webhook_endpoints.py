@@ -176,7 +176,7 @@ async def add_webhook_endpoint(
     principal: NamedDependency[Principal],
     tenant_session: NamedDependency[AsyncSession],
     data: JSONBody[WebhookEndpointCreate],
-) -> Response[Any]:
+) -> Response[WebhookEndpointWithSecret]:
     """The answer carries the signing secret, this once; 422 for a bad URL or an unknown topic."""
 
     async def create() -> WebhookEndpointWithSecret:
