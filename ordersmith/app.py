@@ -43,6 +43,7 @@ from ordersmith.api import (
 )
 from ordersmith.api.access import check_access_declared
 from ordersmith.api.auth import enforce_access, provide_principal, provide_tenant_session
+from ordersmith.api.bodies import StrictBodyRequest
 from ordersmith.api.entitlements import LimitWarningMiddleware
 from ordersmith.api.health import healthz, readyz
 from ordersmith.api.middleware import RequestIdMiddleware
@@ -187,6 +188,8 @@ def create_app(
         exception_handlers=EXCEPTION_HANDLERS,
         # Inside the routes, so path parameters have names and a refusal is a problem document.
         middleware=[NulCharacterMiddleware],
+        # JSON bodies decoded strictly: "1" is not a quantity, "true" is not a flag.
+        request_class=StrictBodyRequest,
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(title="Ordersmith API", version=VERSION, path="/api/schema"),
         debug=False,

@@ -213,3 +213,83 @@ async def test_an_optional_body_may_be_left_out(store: Store) -> None:
 async def test_json_that_does_not_parse_is_a_400_saying_so(store: Store) -> None:
     response = await post(store, "/api/v1/customers", '{"full_name": "Ana"')
     assert (response.status_code, response.json()["code"]) == (400, "bad_request")
+
+
+@pytest.mark.parametrize(
+    ("line", "field", "message"),
+    [
+        ({"sku": "TEE-S", "quantity": "1"}, "lines[0].quantity", "Expected `int`, got `str`"),
+        ({"sku": "TEE-S", "quantity": 1.0}, "lines[0].quantity", "Expected `int`, got `float`"),
+        ({"sku": "TEE-S", "quantity": "1e0"}, "lines[0].quantity", "Expected `int`, got `str`"),
+        ({"sku": "TEE-S", "quantity": True}, "lines[0].quantity", "Expected `int`, got `bool`"),
+        ({"sku": 7, "quantity": 1}, "lines[0].sku", "Expected `str`, got `int`"),
+        (
+            {"sku": "TEE-S", "quantity": 1, "unit_price_amount": "5"},
+            "lines[0].unit_price_amount",
+            "Expected `int | null`, got `str`",
+        ),
+    ],
+)
+async def test_a_body_value_of_the_wrong_json_type_is_refused_not_coerced(
+    store: Store, line: dict[str, Any], field: str, message: str
+) -> None:
+    body = {**store.order_body(), "lines": [line]}
+    assert_invalid(await post(store, "/api/v1/orders", body), [{"field": field, "message": message}])
+    assert (await store.call("GET", "/api/v1/orders", 200))["data"] == []
+
+
+async def test_a_draft_flag_sent_as_text_makes_no_draft(store: Store) -> None:
+    response = await post(store, "/api/v1/orders", store.order_body(("TEE-S", 1), draft="true"))
+    assert_invalid(response, [{"field": "draft", "message": "Expected `bool`, got `str`"}])
+    assert (await store.call("GET", "/api/v1/orders", 200))["data"] == []
+
+
+async def test_query_parameters_are_still_read_from_text(store: Store) -> None:
+    order = await store.place(("TEE-S", 1), hold={"type": "manual", "reason": "check"})
+    listed = await store.call(
+        "GET",
+        "/api/v1/orders",
+        200,
+        params={"limit": "5", "has_open_hold": "true", "created_after": "2020-01-01T00:00:00Z"},
+    )
+    assert [item["id"] for item in listed["data"]] == [order["id"]]
+    bad = await store.client.get("/api/v1/orders", params={"limit": "five"}, headers=store.headers)
+    assert_invalid(bad, [{"field": "limit", "message": "Expected `int`, got `str`"}])
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ('{"name": "f", "attributes": {"x": 1e400}}', "attributes.x"),
+        ('{"name": "f", "attributes": {"size": "L", "weight": -1e400}}', "attributes.weight"),
+        (
+            '{"name": "f", "variants": [{"sku_code": "F-1", "name": "F", "price_amount": 1e400}]}',
+            "variants[0].price_amount",
+        ),
+    ],
+)
+async def test_a_number_out_of_range_is_a_422_naming_the_field(store: Store, body: str, field: str) -> None:
+    response = await post(store, "/api/v1/products", body)
+    assert_invalid(response, [{"field": field, "message": "is out of range; send a number closer to zero"}])
+
+
+async def test_a_price_out_of_range_on_a_new_variant_is_named(store: Store) -> None:
+    product = await store.call("POST", "/api/v1/products", 201, json={"name": "Mug"})
+    response = await post(
+        store,
+        f"/api/v1/products/{product['id']}/variants",
+        '{"sku_code": "MUG-1", "name": "Mug", "price_amount": 1e400}',
+    )
+    assert_invalid(
+        response, [{"field": "price_amount", "message": "is out of range; send a number closer to zero"}]
+    )
+
+
+async def test_an_attribute_of_the_wrong_type_is_named_by_its_key(store: Store) -> None:
+    response = await post(
+        store, "/api/v1/products", {"name": "f", "attributes": {"size": "L", "sizes": ["S"]}}
+    )
+    assert_invalid(
+        response,
+        [{"field": "attributes.sizes", "message": "Expected `bool | int | float | str`, got `array`"}],
+    )
