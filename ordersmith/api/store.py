@@ -23,6 +23,8 @@ class Store(msgspec.Struct):
     # Orders in the default currency whose total is over this (minor units) are placed
     # with a fraud_review hold instead of confirmed; null: no order is held for review.
     review_orders_over_amount: int | None
+    # A customer's first order (none placed before) is placed with a fraud_review hold too.
+    review_first_orders: bool
 
     @classmethod
     def of(cls, profile: StoreProfile) -> Store:
@@ -31,6 +33,7 @@ class Store(msgspec.Struct):
             profile.default_currency,
             profile.timezone,
             profile.review_orders_over_amount,
+            profile.review_first_orders,
         )
 
 
@@ -41,6 +44,8 @@ class StoreUpdate(msgspec.Struct, omit_defaults=True):
     timezone: str | None = None
     # Absent: unchanged; null: hold no order for review.
     review_orders_over_amount: int | msgspec.UnsetType | None = msgspec.UNSET
+    # null or absent: unchanged.
+    review_first_orders: bool | None = None
 
 
 @get(

@@ -242,6 +242,7 @@ async def test_an_owner_reads_and_changes_the_store(client: AsyncTestClient[Lite
         "default_currency": "EUR",
         "timezone": "UTC",
         "review_orders_over_amount": None,
+        "review_first_orders": False,
     }
     bad = await client.patch("/api/v1/store", json={"default_currency": "euro"}, headers=bearer(token))
     assert bad.status_code == 422
@@ -257,4 +258,5 @@ async def test_an_owner_reads_and_changes_the_store(client: AsyncTestClient[Lite
         "default_currency": "EUR",
         "timezone": "Europe/Paris",
         "review_orders_over_amount": None,
+        "review_first_orders": False,
     }

@@ -63,7 +63,7 @@ async def test_an_order_over_the_threshold_is_held_for_review_until_released(sto
         "reason": REASON,
         "release_role": "agent",
         "open_hold_count": {"old": 0, "new": 1},
-        "rule": "review_orders_over_amount",
+        "rules": ["review_orders_over_amount"],
     }
     # The rule placed it, not the person who placed the order: no touch of theirs.
     assert (placed_hold["actor_type"], placed_hold["actor_id"], placed_hold["is_touch"]) == (
@@ -164,3 +164,53 @@ async def test_an_edit_that_takes_an_order_over_the_threshold_holds_it_for_revie
     await store.call("POST", f"/api/v1/orders/{order['id']}/release", 200)
     shrunk = await commit(store, order["id"], set_quantity(line, 3))
     assert (shrunk["order"]["status"], shrunk["order"]["open_hold_count"]) == ("confirmed", 0)
+
+
+FIRST_ORDER = "it is the customer's first order, and the store reviews first orders"
+
+
+async def test_a_customers_first_order_is_held_when_the_store_reviews_first_orders(store: Store) -> None:
+    assert (await store.call("GET", "/api/v1/store", 200))["review_first_orders"] is False
+    # Off (the default): a first order is confirmed.
+    first = await store.place(("TEE-S", 1))
+    assert (first["status"], first["holds"]) == ("confirmed", [])
+    turned_on = await store.call("PATCH", "/api/v1/store", 200, json={"review_first_orders": True})
+    assert turned_on["review_first_orders"] is True
+    # Ana has had an order placed: hers are not first orders.
+    again = await store.place(("TEE-S", 1))
+    assert (again["status"], again["holds"]) == ("confirmed", [])
+
+    # Bo's first order is held, by the rule, not by whoever placed it.
+    await store.add_customer("bo@example.com")
+    held = await store.place(("TEE-S", 1))
+    [hold] = held["holds"]
+    assert (held["status"], hold["type"], hold["reason"], hold["placed_by_type"], hold["placed_by_id"]) == (
+        "placed",
+        "fraud_review",
+        FIRST_ORDER,
+        "system",
+        "review_first_orders",
+    )
+    # Over the threshold as well: one hold naming both rules.
+    await _set_threshold(store, 2500)
+    cy = await store.add_customer("cy@example.com")
+    both = await store.place(("TEE-S", 3))
+    [hold] = both["holds"]
+    assert (hold["reason"], hold["placed_by_id"]) == (
+        f"{REASON}; {FIRST_ORDER}",
+        "review_orders_over_amount+review_first_orders",
+    )
+    # Cy merged into a new customer brings his order along: Dee's order is not a first.
+    dee = await store.add_customer("dee@example.com")
+    await store.call("POST", f"/api/v1/customers/{dee}/merge", 200, json={"duplicate_id": cy})
+    merged = await store.place(("TEE-S", 1))
+    assert (merged["status"], merged["holds"]) == ("confirmed", [])
+    # A draft is held as it is placed, and does not count as an earlier order of its own.
+    await store.add_customer("eve@example.com")
+    draft = await store.call("POST", "/api/v1/orders", 201, json=store.order_body(("TEE-S", 1), draft=True))
+    placed = await store.call("POST", f"/api/v1/orders/{draft['id']}/place", 200)
+    assert [(item["reason"], item["placed_by_id"]) for item in placed["holds"]] == [
+        (FIRST_ORDER, "review_first_orders")
+    ]
+    problem = await store.call("PATCH", "/api/v1/store", 422, json={"review_first_orders": "yes"})
+    assert problem["errors"][0]["field"] == "review_first_orders"

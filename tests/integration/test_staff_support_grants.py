@@ -21,6 +21,7 @@ STORE = {
     "default_currency": "EUR",
     "timezone": "UTC",
     "review_orders_over_amount": None,
+    "review_first_orders": False,
 }
 
 

@@ -32,6 +32,7 @@ async def test_a_change_records_who_changed_what(
         "default_currency": "EUR",
         "timezone": "Europe/Paris",
         "review_orders_over_amount": None,
+        "review_first_orders": False,
     }
     # The currency was sent but did not change, so the entry leaves it out.
     assert await audit_trail(database, tenant_id, since=since) == [

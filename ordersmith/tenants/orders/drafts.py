@@ -276,9 +276,13 @@ async def place_draft(
         await session.execute(insert(Reservation), reservations)
     confirmed = order.open_hold_count == 0
     # The store's review rule holds a draft that carries no hold of its own, as a new order.
-    rule_hold = (
-        (await review.read_rule(session)).hold_for(order.currency, order.total_amount) if confirmed else None
-    )
+    rule_hold = None
+    if confirmed:
+        rule = await review.read_rule(session)
+        # Read before this draft is marked placed below, so it does not count itself.
+        customer_id = await live_customer_id(session, order.customer_id) or order.customer_id
+        first = rule.first_orders and await review.is_first_order(session, customer_id)
+        rule_hold = rule.hold_for(order.currency, order.total_amount, is_first_order=first)
     confirmed = confirmed and rule_hold is None
     status = lifecycle.CONFIRMED if confirmed else lifecycle.PLACED
     await session.execute(
@@ -313,5 +317,5 @@ async def place_draft(
     await timeline.record(session, order_id, entries, actor)
     await record_events(session, tenant, events)
     if rule_hold is not None:
-        await place_hold(tenant, session, order_id, rule_hold, actor=review.RULE_ACTOR)
+        await place_hold(tenant, session, order_id, rule_hold, actor=rule_hold.actor)
     return await load_order(session, order_id)

@@ -518,7 +518,7 @@ async def _review_if_grown(
     rule_hold = (await review.read_rule(session)).hold_for(before.order.currency, new_total)
     if rule_hold is None or any(hold.type == review.HOLD_TYPE for hold in before.open_holds):
         return
-    await place_hold(tenant, session, before.order.id, rule_hold, actor=review.RULE_ACTOR)
+    await place_hold(tenant, session, before.order.id, rule_hold, actor=rule_hold.actor)
 
 
 _Row = TypeVar("_Row", bound=TenantBase)

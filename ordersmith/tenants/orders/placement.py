@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BigInteger, Select, any_, bindparam, column, func, select
+from sqlalchemy import BigInteger, Select, any_, bindparam, case, column, false, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,7 +36,7 @@ from ordersmith.tenants.catalog.models import Product, Variant
 from ordersmith.tenants.customers.models import Customer
 from ordersmith.tenants.inventory.models import Location, StockLevel
 from ordersmith.tenants.inventory.reservations import Demand, StockRow, plan_reservations
-from ordersmith.tenants.orders import timeline
+from ordersmith.tenants.orders import review, timeline
 from ordersmith.tenants.orders.placement_write import WRITE, Written, table_of
 from ordersmith.tenants.orders.review import ReviewRule
 from ordersmith.tenants.orders.rules import OrderRequest, check_order, check_total, raise_if
@@ -82,14 +82,30 @@ _SKUS_BY_CODE = select(*_SKU_COLUMNS).where(
     func.lower(_VARIANTS.c.sku_code) == any_(bindparam("codes", type_=ARRAY(_VARIANTS.c.sku_code.type)))
 )
 _SKUS_BY_CODE_ON_DRIVER = DriverStatement(_SKUS_BY_CODE)
-# The live customer an id is (or was merged into), and the store's review rule.
-_LIVE_CUSTOMER_AND_RULE = DriverStatement(
-    select(
+
+
+def _live_customer() -> Any:
+    """The live customer the order's `customer_id` is (or was merged into), by key."""
+    return (
         select(func.coalesce(_CUSTOMERS.c.merged_into_id, _CUSTOMERS.c.id))
         .where(_CUSTOMERS.c.id == bindparam("customer_id", type_=_CUSTOMERS.c.id.type))
-        .scalar_subquery(),
+        .scalar_subquery()
+    )
+
+
+def _is_first_order(first_orders: Any) -> Any:
+    """Whether this is the live customer's first order; looked into only when the store asks (CASE)."""
+    return case((first_orders, ~review.has_ordered(_live_customer()).scalar_subquery()), else_=false())
+
+
+# The live customer, the store's review rules and whether they apply to a first order.
+_LIVE_CUSTOMER_AND_RULE = DriverStatement(
+    select(
+        _live_customer(),
         _STORE.c.review_orders_over_amount,
         _STORE.c.default_currency,
+        _STORE.c.review_first_orders,
+        _is_first_order(_STORE.c.review_first_orders),
     ).where(_STORE.c.id == 1)
 )
 
@@ -151,16 +167,13 @@ def demands_of(priced: list[tuple[Sku, int, int]]) -> list[Demand]:
 
 
 def _read_and_lock_statement() -> Select[Any]:
-    customer = (
-        select(func.coalesce(_CUSTOMERS.c.merged_into_id, _CUSTOMERS.c.id))
-        .where(_CUSTOMERS.c.id == bindparam("customer_id", type_=_CUSTOMERS.c.id.type))
-        .scalar_subquery()
-    )
+    customer = _live_customer()
     # By its key: read by a sequential scan, these subqueries kept every placement that
     # had waited for a locked stock row busy (active, not waiting) for about 0.2 s once
     # the row was free: the 200-order burst of test_order_concurrency.py took 38 s, not 3.
     review_threshold = select(_STORE.c.review_orders_over_amount).where(_STORE.c.id == 1).scalar_subquery()
     store_currency = select(_STORE.c.default_currency).where(_STORE.c.id == 1).scalar_subquery()
+    first_orders = select(_STORE.c.review_first_orders).where(_STORE.c.id == 1).scalar_subquery()
     codes = bindparam("codes", type_=ARRAY(_VARIANTS.c.sku_code.type))
     wanted = (
         func.unnest(codes)
@@ -178,6 +191,8 @@ def _read_and_lock_statement() -> Select[Any]:
             customer,
             review_threshold,
             store_currency,
+            first_orders,
+            _is_first_order(first_orders),
         )
         # Driven by the codes asked for, so that even the generic plan (ADR 0010) walks
         # the indexes: `lower(sku_code) = ANY(...)` planned without its array scanned
@@ -202,6 +217,7 @@ class _Read:
     stock: list[StockRow]
     customer_id: uuid.UUID | None
     review: ReviewRule
+    is_first_order: bool
 
 
 async def _read_and_lock(connection: Driver, schema: str, request: OrderRequest) -> _Read:
@@ -223,13 +239,13 @@ async def _read_and_lock(connection: Driver, schema: str, request: OrderRequest)
         found = await _SKUS_BY_CODE_ON_DRIVER.fetch(connection, schema, {"codes": missing})
         skus.update((row[1].lower(), Sku(*row)) for row in found)
     if rows:
-        customer_id, threshold, store_currency = rows[0][11], rows[0][12], rows[0][13]
+        customer_id, threshold, store_currency, first_orders, first = rows[0][11:16]
     else:
         # The store's one settings row is always there: so is this row.
         row = await _LIVE_CUSTOMER_AND_RULE.fetchrow(connection, schema, {"customer_id": request.customer_id})
         assert row is not None
-        customer_id, threshold, store_currency = row[0], row[1], row[2]
-    return _Read(skus, stock, customer_id, ReviewRule(threshold, store_currency))
+        customer_id, threshold, store_currency, first_orders, first = row[0:5]
+    return _Read(skus, stock, customer_id, ReviewRule(threshold, store_currency, first_orders), first)
 
 
 async def place_order(
@@ -271,7 +287,9 @@ async def place(
     demands = sorted(demands_of(priced), key=lambda demand: demand.variant_id)
     plan = plan_reservations(demands, stock)
     # The store's review rule holds what arrives without a hold of its own.
-    rule_hold = None if request.hold else read.review.hold_for(currency, subtotal)
+    rule_hold = (
+        None if request.hold else read.review.hold_for(currency, subtotal, is_first_order=read.is_first_order)
+    )
     written = Written.of(tenant, request, actor, customer_id, currency, subtotal, priced, plan, rule_hold)
     number, created_at = await WRITE.fetchrow(connection, tenant.schema_name, written.parameters())
     return written.view(number, created_at)

@@ -31,7 +31,7 @@ from ordersmith.tenants.inventory.models import Reservation, StockLevel
 from ordersmith.tenants.inventory.reservations import Allocation, Plan
 from ordersmith.tenants.orders import lifecycle, review
 from ordersmith.tenants.orders.models import Order, OrderEvent, OrderHold, OrderLine
-from ordersmith.tenants.orders.rules import HoldRequest, OrderRequest, clean_tags
+from ordersmith.tenants.orders.rules import OrderRequest, clean_tags
 from ordersmith.tenants.orders.timeline import Entry, change, entry_rows, is_touch
 from ordersmith.tenants.orders.views import OrderView, ReservationView
 
@@ -254,7 +254,7 @@ class Written:
         subtotal: int,
         priced: list[tuple[Sku, int, int]],
         plan: Plan,
-        rule_hold: HoldRequest | None = None,
+        rule_hold: review.RuleHold | None = None,
     ) -> Written:
         """The rows of an order; `rule_hold` is the store's review rule's hold, placed by the system."""
         order_id = uuid7()
@@ -313,7 +313,7 @@ class Written:
         if requested is None:
             entries.append(Entry("confirmed", {"status": change(lifecycle.PLACED, lifecycle.CONFIRMED)}))
         else:
-            placed_by = actor if request.hold else review.RULE_ACTOR
+            placed_by = actor if request.hold or rule_hold is None else rule_hold.actor
             reason = requested.reason.strip()
             hold = {
                 "id": uuid7(),
@@ -332,7 +332,7 @@ class Written:
             }
             changes = {**described, "open_hold_count": change(0, 1)}
             if not request.hold:
-                changes["rule"] = review.RULE
+                changes["rules"] = list(rule_hold.rules) if rule_hold else []
             hold_entries = entry_rows(order_id, [Entry("hold_placed", changes)], placed_by)
             hold_event = (ORDER_HOLD_PLACED, {"order_id": str(order_id), **described})
         payload = {

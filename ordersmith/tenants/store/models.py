@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, SmallInteger, String, func
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, DateTime, SmallInteger, String, false, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ordersmith.platform.tenant_tables import TenantBase
@@ -27,4 +27,7 @@ class StoreSettings(TenantBase):
     # Orders in the default currency whose total is over this (minor units) are held for
     # review instead of confirmed; NULL holds nothing (`orders/review.py`).
     review_orders_over_amount: Mapped[int | None] = mapped_column(BigInteger)
+    # A customer's first order (none placed before, merged duplicates counted) is held for
+    # review too.
+    review_first_orders: Mapped[bool] = mapped_column(Boolean, server_default=false())
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -29,6 +29,8 @@ class StoreProfile:
     timezone: str
     # Orders in the default currency over this many minor units are held for review; None: none are.
     review_orders_over_amount: int | None
+    # A customer's first order is held for review.
+    review_first_orders: bool
 
 
 async def seed_store(connection: AsyncConnection, tenant: TenantContext, display_name: str) -> None:
@@ -48,6 +50,7 @@ async def get_store_profile(tenant: TenantContext, session: AsyncSession) -> Sto
         default_currency=row.default_currency,
         timezone=row.timezone,
         review_orders_over_amount=row.review_orders_over_amount,
+        review_first_orders=row.review_first_orders,
     )
 
 
@@ -82,6 +85,9 @@ def _profile_values(changes: Mapping[str, Any]) -> dict[str, Any]:
                 "or null to hold no order for review",
             )
         )
+    first_orders = changes.get("review_first_orders")
+    if first_orders is not None and not isinstance(first_orders, bool):
+        errors.append(FieldError("review_first_orders", "must be true or false"))
     if errors:
         raise ValidationFailedError("some fields are invalid; see errors", errors=errors)
     values: dict[str, Any] = {
@@ -90,6 +96,7 @@ def _profile_values(changes: Mapping[str, Any]) -> dict[str, Any]:
             ("display_name", display_name.strip() if display_name else None),
             ("default_currency", default_currency),
             ("timezone", timezone),
+            ("review_first_orders", first_orders),
         )
         if value is not None
     }
