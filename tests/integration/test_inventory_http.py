@@ -23,6 +23,19 @@ async def adjust(store: Store, expected: int, **body: object) -> dict[str, objec
     return result
 
 
+async def _no_such_location_for_stock(store: Store, location_id: str) -> None:
+    """An adjustment and a safety stock naming `location_id` both answer 404 location_not_found."""
+    problem = await adjust(store, 404, sku="TEE-S", location_id=location_id, kind="receive", quantity=1)
+    assert problem["code"] == "location_not_found"
+    problem = await store.call(
+        "PUT",
+        "/api/v1/inventory/safety-stock",
+        404,
+        json={"sku": "TEE-S", "location_id": location_id, "safety_stock": 1},
+    )
+    assert problem["code"] == "location_not_found"
+
+
 async def test_on_hand_follows_the_ledger_and_a_count_records_the_difference(store: Store) -> None:
     wh1 = store.locations["WH-1"]
     await adjust(store, 201, sku="TEE-S", location_id=wh1, kind="receive", quantity=12, reason="PO 77")
@@ -148,15 +161,7 @@ async def test_another_stores_locations_and_skus_are_404(
     for path in ("/api/v1/inventory", "/api/v1/inventory/adjustments"):
         assert (await other.call("GET", path, 404, params={"sku": "TEE-S"}))["code"] == "sku_not_found"
     await other.add_skus("TEE-S")
-    problem = await adjust(other, 404, sku="TEE-S", location_id=location, kind="receive", quantity=1)
-    assert problem["code"] == "location_not_found"
-    problem = await other.call(
-        "PUT",
-        "/api/v1/inventory/safety-stock",
-        404,
-        json={"sku": "TEE-S", "location_id": location, "safety_stock": 1},
-    )
-    assert problem["code"] == "location_not_found"
+    await _no_such_location_for_stock(other, location)
     assert (await store.stock("TEE-S"))["on_hand"] == 5
 
 
@@ -287,15 +292,7 @@ async def test_a_malformed_location_id_in_a_body_is_a_field_error_reported_with_
 
     # A well-formed id of no location is still not found, in a body as in a path.
     no_location = "0190f0a0-0000-7000-8000-000000000000"
-    problem = await adjust(store, 404, sku="TEE-S", location_id=no_location, kind="receive", quantity=1)
-    assert problem["code"] == "location_not_found"
-    problem = await store.call(
-        "PUT",
-        "/api/v1/inventory/safety-stock",
-        404,
-        json={"sku": "TEE-S", "location_id": no_location, "safety_stock": 1},
-    )
-    assert problem["code"] == "location_not_found"
+    await _no_such_location_for_stock(store, no_location)
     assert (await store.call("GET", f"/api/v1/locations/{wrong_id}", 404))["code"] == "location_not_found"
     ledger = await store.call("GET", "/api/v1/inventory/adjustments", 200, params={"sku": "TEE-S"})
     assert ledger["data"] == []
