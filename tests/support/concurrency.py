@@ -96,9 +96,12 @@ async def wait_until_blocked(database: Database, pid: int, by: int) -> None:
 
 
 async def wait_for_lock_waiters(database: Database, count: int) -> None:
-    """Return once `count` statements of this database wait on a lock (5 s at most)."""
+    """Return once `count` statements of this database wait on a lock (30 s at most).
+
+    Generous: on a loaded 2-core machine the statements may take seconds to get there.
+    """
     async with database.platform_session() as session:
-        for _ in range(500):
+        for _ in range(3000):
             waiting = await session.scalar(
                 text(
                     "SELECT count(*) FROM pg_stat_activity"
