@@ -98,17 +98,18 @@ async def wait_until_blocked(database: Database, pid: int, by: int) -> None:
 async def wait_for_lock_waiters(database: Database, count: int) -> None:
     """Return once `count` statements of this database wait on a lock (30 s at most).
 
-    Generous: on a loaded 2-core machine the statements may take seconds to get there.
+    Each look is its own transaction: PostgreSQL keeps one snapshot of pg_stat_activity
+    for a whole transaction, so polling inside one would never see a later waiter.
     """
-    async with database.platform_session() as session:
-        for _ in range(3000):
+    for _ in range(3000):
+        async with database.platform_session() as session:
             waiting = await session.scalar(
                 text(
                     "SELECT count(*) FROM pg_stat_activity"
                     " WHERE datname = current_database() AND wait_event_type = 'Lock'"
                 )
             )
-            if waiting == count:
-                return
-            await asyncio.sleep(0.01)
+        if waiting == count:
+            return
+        await asyncio.sleep(0.01)
     raise AssertionError(f"expected {count} changes waiting on a lock")
