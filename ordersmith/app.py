@@ -48,7 +48,7 @@ from ordersmith.api.entitlements import LimitWarningMiddleware
 from ordersmith.api.health import healthz, readyz
 from ordersmith.api.middleware import RequestIdMiddleware
 from ordersmith.api.nul_characters import NulCharacterMiddleware
-from ordersmith.api.problems import EXCEPTION_HANDLERS
+from ordersmith.api.problems import EXCEPTION_HANDLERS, document_problems
 from ordersmith.api.rate_limits import RequestWindows
 from ordersmith.api.signup import slug_availability
 from ordersmith.billing import gateway as billing_gateway
@@ -178,8 +178,11 @@ def create_app(
             if owns_database:
                 await app.state.database.dispose()
 
+    route_handlers = [healthz, readyz, slug_availability, *ROUTES]
+    for handler in route_handlers:
+        document_problems(handler)
     app = Litestar(
-        route_handlers=[healthz, readyz, slug_availability, *ROUTES],
+        route_handlers=route_handlers,
         guards=[enforce_access],
         dependencies={
             "principal": Provide(provide_principal),

@@ -13,8 +13,11 @@ import re
 from typing import Any
 
 import asyncpg
+import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.handlers import HTTPRouteHandler
+from litestar.openapi import ResponseSpec
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVICE_UNAVAILABLE
 from sqlalchemy.exc import DBAPIError
 
@@ -51,6 +54,78 @@ BUSY_SQLSTATES = frozenset({"55P03", "40001", "40P01"})
 BUSY_RETRY_AFTER_SECONDS = 1
 # The detail of every 422 whose errors name request fields.
 INVALID_FIELDS_DETAIL = "some fields are invalid; see errors"
+
+
+class FieldProblem(msgspec.Struct):
+    """One rejected field of a 422: where it is (`lines[0].sku`) and what to send instead."""
+
+    field: str
+    message: str
+
+
+class Problem(msgspec.Struct):
+    """RFC 9457 problem details: the body of every error (`problem` builds them).
+
+    A problem's code may add members of its own (`insufficient_stock` names each short
+    SKU in `shortfalls`, `invalid_transition` the `allowed_next` statuses).
+    """
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    # Stable and machine-readable: what a client branches on.
+    code: str
+    # Quote it to support: it is on every log line of the request.
+    request_id: str | None = None
+    # 422 only: each rejected field.
+    errors: list[FieldProblem] | None = None
+
+
+# What each error status means across the API, for its description.
+_PROBLEM_DESCRIPTIONS = {
+    400: "The request is malformed (a body that is not JSON, a parameter of the wrong type).",
+    401: "No valid credentials: sign in, or send an API key as a bearer token.",
+    403: "The caller may not do this (its role or the store's plan); `code` says which.",
+    404: "No such object in this store; another store's objects are not found either.",
+    409: "The object's state does not allow this now; `code` and the detail say why and what to do.",
+    413: "The body is larger than this route takes.",
+    422: "Some fields are invalid: `errors` names each, with what to send instead.",
+    429: "Too many requests; retry after the `Retry-After` header's seconds.",
+    503: "The request lost a race for a lock or a server is unavailable; retry after `Retry-After`.",
+}
+_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+
+
+def document_problems(handler: HTTPRouteHandler) -> None:
+    """Add the problem responses a route may answer to its OpenAPI description.
+
+    Which ones follow from what the route is: 401, 403 and 429 for a caller who must be
+    known, 404 for a path naming an object, 409, 429 and 503 for writes and 413 for a
+    body; 400 and 422 for any. Responses the route declares itself are kept.
+    """
+    statuses = {400, 422}
+    if handler.opt.get("access") != "public":
+        statuses |= {401, 403, 429}
+    if any("{" in path for path in handler.paths):
+        statuses.add(404)
+    methods = set(handler.http_methods)
+    if methods & _WRITES:
+        # Public writes too: sign-up and sign-in count attempts.
+        statuses |= {409, 429, 503}
+    if methods & _WITH_BODY:
+        statuses.add(413)
+    documented = {
+        status: ResponseSpec(
+            data_container=Problem,
+            description=_PROBLEM_DESCRIPTIONS[status],
+            media_type=PROBLEM_MEDIA_TYPE,
+            generate_examples=False,
+        )
+        for status in sorted(statuses)
+    }
+    handler.responses = {**documented, **(handler.responses or {})}
 
 
 def problem(

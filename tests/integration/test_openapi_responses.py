@@ -149,3 +149,44 @@ async def test_every_success_response_documents_its_body(client: AsyncTestClient
     assert {operation_id: set(_successes(operations[operation_id])) for operation_id in WITHOUT_BODY} == {
         operation_id: {"204"} for operation_id in WITHOUT_BODY
     }
+
+
+PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+
+
+def _errors(operation: dict[str, Any]) -> dict[str, Any]:
+    return {status: response for status, response in operation["responses"].items() if status[0] in "45"}
+
+
+async def test_errors_are_documented_as_problem_details(client: AsyncTestClient[Litestar]) -> None:
+    document = await _openapi(client)
+    operations = _operations(document)
+
+    # What a route may answer follows from what it is: who may call it, what it names, whether it writes.
+    assert {
+        operation_id: sorted(_errors(operations[operation_id]))
+        for operation_id in ("createOrder", "getOrder", "listOrders", "getHealth", "signUp")
+    } == {
+        "createOrder": ["400", "401", "403", "409", "413", "422", "429", "503"],
+        "getOrder": ["400", "401", "403", "404", "422", "429"],
+        "listOrders": ["400", "401", "403", "422", "429"],
+        "getHealth": ["400", "422"],
+        "signUp": ["400", "409", "413", "422", "429", "503"],
+    }
+    assert _errors(operations["createOrder"])["422"] == {
+        "description": "Some fields are invalid: `errors` names each, with what to send instead.",
+        "content": PROBLEM,
+    }
+    # Every error of every route is a problem document, but readiness's 503, which is its own body.
+    others = [
+        (operation_id, status)
+        for operation_id, operation in operations.items()
+        for status, response in _errors(operation).items()
+        if response.get("content") != PROBLEM
+    ]
+    assert others == [("getReadiness", "503")]
+    problem = document["components"]["schemas"]["Problem"]
+    assert sorted(problem["properties"]) == [
+        "code", "detail", "errors", "request_id", "status", "title", "type",
+    ]  # fmt: skip
+    assert sorted(problem["required"]) == ["code", "detail", "status", "title", "type"]
