@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError, ProgrammingError
 
-from ordersmith.platform.database import Database
+from ordersmith.platform.database import Database, TenantContext
 from ordersmith.platform.errors import (
     ConflictError,
     InvalidSlugError,
@@ -80,7 +80,11 @@ async def test_provisioning_creates_schema_role_registry_and_seed(database: Data
 
 
 async def test_a_failure_mid_provisioning_leaves_nothing_behind(database: Database) -> None:
-    async def failing_seed(*_: object) -> None:
+    doomed: list[TenantContext] = []
+
+    async def failing_seed(_: object, tenant: TenantContext, *__: object) -> None:
+        # The schema and role exist by now, inside the provisioning transaction.
+        doomed.append(tenant)
         raise RuntimeError("seed exploded")
 
     spec = TenantSchemaSpec(migrations=TENANT_MIGRATIONS, seed=failing_seed)
@@ -92,7 +96,12 @@ async def test_a_failure_mid_provisioning_leaves_nothing_behind(database: Databa
 
     with pytest.raises(TenantNotFoundError):
         await get_tenant_record(database, slug)
-    assert await _tenant_schemas_and_roles(database) == before
+    [tenant] = doomed
+    schemas, roles = await _tenant_schemas_and_roles(database)
+    # Roles are the server's, not the database's: another test process may add its own
+    # meanwhile, so this looks for the doomed store's, and at this database's schemas.
+    assert (tenant.schema_name in schemas, tenant.db_role in roles) == (False, False)
+    assert schemas == before[0]
 
 
 async def _tenant_schemas_and_roles(database: Database) -> tuple[set[str], set[str]]:
