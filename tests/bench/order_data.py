@@ -232,7 +232,7 @@ SELECT o.n, line_number, 1 + floor({skus} * power(random(), 2))::int AS sku_numb
 INSERT INTO {s}.orders
        (id, status, payment_status, fulfillment_status, customer_id, currency, subtotal_amount, total_amount,
         shipping_address, channel, tags, open_hold_count, placed_at, confirmed_at, completed_at,
-        cancelled_at, archived_at, cancel_reason, created_at, updated_at)
+        touches_at_completion, cancelled_at, archived_at, cancel_reason, created_at, updated_at)
 SELECT md5({tag} || '/order/' || o.n)::uuid, o.status,
        CASE WHEN o.status IN ('completed', 'archived') THEN 'paid'
             WHEN o.status = 'cancelled' THEN 'voided'
@@ -249,6 +249,7 @@ SELECT md5({tag} || '/order/' || o.n)::uuid, o.status,
        CASE WHEN o.status IN ('confirmed', 'completed', 'archived')
             THEN o.created_at + interval '1 minute' END,
        CASE WHEN o.status IN ('completed', 'archived') THEN o.created_at + interval '3 days' END,
+       CASE WHEN o.status IN ('completed', 'archived') THEN 0 END,
        CASE WHEN o.status = 'cancelled' THEN o.created_at + interval '2 hours' END,
        CASE WHEN o.status = 'archived' THEN o.created_at + interval '30 days' END,
        CASE WHEN o.status = 'cancelled' THEN 'customer changed their mind' END,
