@@ -10,8 +10,8 @@ The steps, all in the caller's tenant transaction, in three statements:
 4. in one prebuilt statement, move the reserved totals and write the order, its lines,
    where each line's units are held and why, the hold, the timeline and the outbox
    events (`placement_write`).
-Confirmation is automatic unless the order arrives with a hold or the store's review
-rule holds it (`review.py`, read in step 2's statement). Placement is the hot
+Confirmation is automatic unless the order arrives with a hold or one of the store's
+review rules holds it (`review.py`, read in step 2's statement). Placement is the hot
 path, so it uses Core statements built once at import (only parameters change per
 order) and builds its response from the rows it wrote, reading nothing back.
 """
@@ -38,7 +38,6 @@ from ordersmith.tenants.inventory.models import Location, StockLevel
 from ordersmith.tenants.inventory.reservations import Demand, StockRow, plan_reservations
 from ordersmith.tenants.orders import review, timeline
 from ordersmith.tenants.orders.placement_write import WRITE, Written, table_of
-from ordersmith.tenants.orders.review import ReviewRule
 from ordersmith.tenants.orders.rules import OrderRequest, check_order, check_total, raise_if
 from ordersmith.tenants.orders.views import OrderView
 from ordersmith.tenants.store.models import StoreSettings
@@ -216,17 +215,18 @@ class _Read:
     skus: dict[str, Sku]
     stock: list[StockRow]
     customer_id: uuid.UUID | None
-    review: ReviewRule
+    rules: review.ReviewRule
     is_first_order: bool
 
 
 async def _read_and_lock(connection: Driver, schema: str, request: OrderRequest) -> _Read:
-    """The SKUs, their stock rows at active locations (locked), the live customer id, the review rule.
+    """The SKUs, their stock rows at active locations (locked), the live customer id, the review rules.
 
     One round trip in the common case: the stock rows are locked in (variant, location)
     order like every other stock change (ADR 0006), with the customer and the store's
-    rule as uncorrelated subqueries. A SKU with no stock row at an active location, and
-    the customer and the rule when no row came back at all, are looked up on their own.
+    rules (and, when it reviews first orders, whether this is one) as uncorrelated
+    subqueries. A SKU with no stock row at an active location, and the customer and the
+    rules when no row came back at all, are looked up on their own.
     """
     lowered = _lowered([line.sku for line in request.lines])
     rows = await _READ_AND_LOCK.fetch(
@@ -245,7 +245,7 @@ async def _read_and_lock(connection: Driver, schema: str, request: OrderRequest)
         row = await _LIVE_CUSTOMER_AND_RULE.fetchrow(connection, schema, {"customer_id": request.customer_id})
         assert row is not None
         customer_id, threshold, store_currency, first_orders, first = row[0:5]
-    return _Read(skus, stock, customer_id, ReviewRule(threshold, store_currency, first_orders), first)
+    return _Read(skus, stock, customer_id, review.ReviewRule(threshold, store_currency, first_orders), first)
 
 
 async def place_order(
@@ -286,9 +286,9 @@ async def place(
 
     demands = sorted(demands_of(priced), key=lambda demand: demand.variant_id)
     plan = plan_reservations(demands, stock)
-    # The store's review rule holds what arrives without a hold of its own.
+    # The store's review rules hold what arrives without a hold of its own.
     rule_hold = (
-        None if request.hold else read.review.hold_for(currency, subtotal, is_first_order=read.is_first_order)
+        None if request.hold else read.rules.hold_for(currency, subtotal, is_first_order=read.is_first_order)
     )
     written = Written.of(tenant, request, actor, customer_id, currency, subtotal, priced, plan, rule_hold)
     number, created_at = await WRITE.fetchrow(connection, tenant.schema_name, written.parameters())
