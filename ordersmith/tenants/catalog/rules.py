@@ -68,14 +68,20 @@ def check_attributes(field: str, value: Any, errors: list[FieldError]) -> None:
         errors.append(FieldError(field, f"must be an object of at most {MAX_ATTRIBUTES} keys"))
         return
     for key, item in value.items():
-        if (
-            not key
-            or len(key) > 100
-            or not isinstance(item, str | int | float | bool)
-            or len(str(item)) > 500
-        ):
+        if not key.strip() or len(key) > 100:
+            errors.append(FieldError(f"{field}.{key}" if key else field, "a key must be 1 to 100 characters"))
+        elif not isinstance(item, str | int | float | bool) or len(str(item)) > 500:
             errors.append(
                 FieldError(f"{field}.{key}", "must be a text, number or true/false of at most 500 characters")
+            )
+        elif isinstance(item, int) and not isinstance(item, bool) and abs(item) > MAX_AMOUNT:
+            # Past 2^53 a JSON client reads the number as a float, inexactly: the catalog's
+            # prices stop there for the same reason.
+            errors.append(
+                FieldError(
+                    f"{field}.{key}",
+                    f"a whole number must be within ±{MAX_AMOUNT}; send a larger one as text",
+                )
             )
 
 
