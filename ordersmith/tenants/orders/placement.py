@@ -65,20 +65,25 @@ class Sku:
 
 
 # What a `Sku` is made of, in its fields' order. A SKU is for sale while it and its
-# product are both active: switching a product off stops all its variants.
+# product are both active: switching a product off stops all its variants. Every
+# statement selecting these joins the variant's product (`_WITH_PRODUCT`), by its key.
 _SKU_COLUMNS = (
     _VARIANTS.c.id,
     _VARIANTS.c.sku_code,
     _VARIANTS.c.name,
     _VARIANTS.c.price_amount,
     _VARIANTS.c.currency,
-    _VARIANTS.c.is_active
-    & select(_PRODUCTS.c.is_active).where(_PRODUCTS.c.id == _VARIANTS.c.product_id).scalar_subquery(),
+    _VARIANTS.c.is_active & _PRODUCTS.c.is_active,
     _VARIANTS.c.allow_backorder,
 )
+_WITH_PRODUCT = _VARIANTS.join(_PRODUCTS, _PRODUCTS.c.id == _VARIANTS.c.product_id)
 # The SKUs whose lower-case codes are in `codes`.
-_SKUS_BY_CODE = select(*_SKU_COLUMNS).where(
-    func.lower(_VARIANTS.c.sku_code) == any_(bindparam("codes", type_=ARRAY(_VARIANTS.c.sku_code.type)))
+_SKUS_BY_CODE = (
+    select(*_SKU_COLUMNS)
+    .select_from(_WITH_PRODUCT)
+    .where(
+        func.lower(_VARIANTS.c.sku_code) == any_(bindparam("codes", type_=ARRAY(_VARIANTS.c.sku_code.type)))
+    )
 )
 _SKUS_BY_CODE_ON_DRIVER = DriverStatement(_SKUS_BY_CODE)
 
@@ -121,7 +126,9 @@ async def skus_by_code(session: AsyncSession, codes: Sequence[str]) -> dict[str,
 
 async def skus_by_id(session: AsyncSession, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Sku]:
     """The SKUs with these ids, whatever their codes are now, keyed by id."""
-    rows = await session.execute(select(*_SKU_COLUMNS).where(_VARIANTS.c.id.in_(sorted(set(ids)))))
+    rows = await session.execute(
+        select(*_SKU_COLUMNS).select_from(_WITH_PRODUCT).where(_VARIANTS.c.id.in_(sorted(set(ids))))
+    )
     return {row[0]: Sku(*row) for row in rows}
 
 
@@ -198,6 +205,7 @@ def _read_and_lock_statement() -> Select[Any]:
         # whole tables and hashed them.
         .select_from(
             wanted.join(_VARIANTS, func.lower(_VARIANTS.c.sku_code) == wanted.c.code)
+            .join(_PRODUCTS, _PRODUCTS.c.id == _VARIANTS.c.product_id)
             .join(_STOCK, _STOCK.c.variant_id == _VARIANTS.c.id)
             .join(_LOCATIONS, (_LOCATIONS.c.id == _STOCK.c.location_id) & _LOCATIONS.c.is_active)
         )
