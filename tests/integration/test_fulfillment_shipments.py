@@ -307,3 +307,27 @@ async def test_another_stores_fulfillment_is_404_on_every_route(
         "GET", "/api/v1/fulfillment-orders", 200, params={"location_id": store.locations["WH-1"]}
     )
     assert [item["id"] for item in listed["data"]] == [fulfillment_order["id"]]
+
+
+async def test_a_line_an_edit_reserves_where_a_fulfillment_order_is_live_joins_it_on_the_next_release(
+    store: Store, database: Database
+) -> None:
+    order = await store.place(("TEE-S", 1))
+    [wh1] = (await release(store, order["id"]))["data"]
+    # TEE-S only at WH-1: an edit adding one more reserves it there, where WH-1's
+    # fulfillment order is live. The edit does not slip it in unrecorded.
+    await store.call(
+        "POST",
+        f"/api/v1/orders/{order['id']}/edits",
+        200,
+        json={"changes": [{"op": "add", "sku": "TEE-S", "quantity": 1}]},
+    )
+    listed = (await store.call("GET", f"/api/v1/orders/{order['id']}/fulfillment-orders", 200))["data"]
+    assert [(item["id"], len(item["lines"])) for item in listed] == [(wh1["id"], 1)]
+    # The next release adds it, and says so on the timeline.
+    again = (await release(store, order["id"]))["data"]
+    assert [(item["id"], len(item["lines"])) for item in again] == [(wh1["id"], 2)]
+    released = [
+        entry for entry in await timeline_of(store, order["id"]) if entry["kind"] == "released_to_fulfillment"
+    ]
+    assert len(released) == 2

@@ -1,1 +1,8 @@
-"""Fulfillment: fulfillment orders per location, shipments with their packages and tracking."""
+"""Fulfillment: fulfillment orders per location, shipments with their packages and tracking.
+
+Importing the package registers with the orders context what follows an order's
+reservations (`release.sync_statuses`), so that a cancellation or an edit moves the
+order's fulfillment orders wherever it runs: the tenant schema imports the package.
+"""
+
+from ordersmith.tenants.fulfillment import release as _release  # noqa: F401  (registers the order hook)

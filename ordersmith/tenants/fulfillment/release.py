@@ -150,13 +150,23 @@ async def assign(
     return assigned
 
 
-@derived.follow_reservations
 async def sync(session: AsyncSession, order_id: uuid.UUID) -> list[dict[str, Any]]:
-    """Move each live fulfillment order of a locked order to the status its stock calls for.
+    """Give each live fulfillment order of a locked order its new lines, then its status.
 
-    Returns the moves made, as timeline details: [{fulfillment_order_id, location, status}].
+    Returns the status moves made, as timeline details: [{fulfillment_order_id, location, status}].
     """
     await assign(session, order_id, create=False)
+    return await sync_statuses(session, order_id)
+
+
+@derived.follow_reservations
+async def sync_statuses(session: AsyncSession, order_id: uuid.UUID) -> list[dict[str, Any]]:
+    """Move each live fulfillment order of a locked order to the status its stock calls for.
+
+    What a cancellation or an edit calls (orders' `reservations_moved`): it adds no lines,
+    so a line an edit reserves where a fulfillment order is live joins it, recorded and
+    announced, on the next release, as before.
+    """
     held = await session.scalar(select(Order.open_hold_count).where(Order.id == order_id))
     reserved = await reserved_by_location(session, order_id)
     per_location: dict[uuid.UUID, int] = defaultdict(int)
