@@ -157,11 +157,16 @@ async def test_an_edit_that_takes_an_order_over_the_threshold_holds_it_for_revie
         ("edited", "user"),
         ("hold_placed", "system"),
     ]
+    # Named like a rule's hold placed with a new order.
+    assert entries[-1]["changes"]["rules"] == ["review_orders_over_amount"]
 
-    # Growing again while the review is open adds no second hold; shrinking never holds.
+    # Growing again while the review is open adds no second hold.
     grown = await commit(store, order["id"], set_quantity(line, 4))
     assert grown["order"]["open_hold_count"] == 1
     await store.call("POST", f"/api/v1/orders/{order['id']}/release", 200)
+    # Reviewed and released: growing further is not a new crossing, and shrinking never holds.
+    again = await commit(store, order["id"], set_quantity(line, 5))
+    assert (again["order"]["status"], again["order"]["open_hold_count"]) == ("confirmed", 0)
     shrunk = await commit(store, order["id"], set_quantity(line, 3))
     assert (shrunk["order"]["status"], shrunk["order"]["open_hold_count"]) == ("confirmed", 0)
 

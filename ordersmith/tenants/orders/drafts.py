@@ -317,5 +317,5 @@ async def place_draft(
     await timeline.record(session, order_id, entries, actor)
     await record_events(session, tenant, events)
     if rule_hold is not None:
-        await place_hold(tenant, session, order_id, rule_hold, actor=rule_hold.actor)
+        await place_hold(tenant, session, order_id, rule_hold, actor=rule_hold.actor, rules=rule_hold.rules)
     return await load_order(session, order_id)

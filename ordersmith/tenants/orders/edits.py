@@ -510,15 +510,22 @@ async def _review_if_grown(
     An order confirmed under the threshold and edited over it would otherwise skip the
     review the rule exists for. It gets the rule's hold (by the system), unless a
     fraud review is already open on it; a confirmed order stays confirmed, and the hold
-    stops its fulfillment until someone releases it.
+    stops its fulfillment until someone releases it. An order that was over the
+    threshold already (reviewed when placed, or placed before the rule) is not held again.
     """
     # `before.order` already holds the edit's totals (the session copies updates onto it).
     if new_total <= old_total:
         return
-    rule_hold = (await review.read_rule(session)).hold_for(before.order.currency, new_total)
-    if rule_hold is None or any(hold.type == review.HOLD_TYPE for hold in before.open_holds):
+    rule = await review.read_rule(session)
+    currency = before.order.currency
+    rule_hold = rule.hold_for(currency, new_total)
+    if rule_hold is None or rule.hold_for(currency, old_total) is not None:
         return
-    await place_hold(tenant, session, before.order.id, rule_hold, actor=rule_hold.actor)
+    if any(hold.type == review.HOLD_TYPE for hold in before.open_holds):
+        return
+    await place_hold(
+        tenant, session, before.order.id, rule_hold, actor=rule_hold.actor, rules=rule_hold.rules
+    )
 
 
 _Row = TypeVar("_Row", bound=TenantBase)

@@ -92,9 +92,18 @@ def _check_open(order: Order, action: str) -> None:
 
 
 async def place_hold(
-    tenant: TenantContext, session: AsyncSession, order_id: uuid.UUID, request: HoldRequest, *, actor: Actor
+    tenant: TenantContext,
+    session: AsyncSession,
+    order_id: uuid.UUID,
+    request: HoldRequest,
+    *,
+    actor: Actor,
+    rules: tuple[str, ...] = (),
 ) -> HoldChange:
-    """Put an open order on hold until someone of the hold's release role releases it."""
+    """Put an open order on hold until someone of the hold's release role releases it.
+
+    `rules`: the store's review rules that called for the hold, named on its timeline entry.
+    """
     errors: list[FieldError] = []
     check_hold(request, "", errors)
     if errors:
@@ -136,6 +145,7 @@ async def place_hold(
             "reason": reason,
             "release_role": hold.release_role,
             "open_hold_count": change(open_holds, open_holds + 1),
+            **({"rules": list(rules)} if rules else {}),
         },
     )
     await timeline.record(session, order_id, [entry], actor)
