@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ordersmith.api import idempotency
 from ordersmith.api.access import PUBLIC, requires
 from ordersmith.api.entitlements import WRITABLE_WHEN_READ_ONLY
+from ordersmith.api.nul_characters import SIGNED_BODY
 from ordersmith.billing import ledger
 from ordersmith.billing.accounts import InvoiceNotFoundError, get_invoice, list_invoices, portal_link
 from ordersmith.billing.metering import (
@@ -296,7 +297,8 @@ async def add_portal_session(
     "/api/v1/billing/stripe/webhook",
     operation_id="receiveBillingStripeWebhook",
     summary="Stripe's events about our customers: verified, applied once per event id.",
-    opt=PUBLIC,
+    # Signed by Stripe: verified as sent, never refused for its content first.
+    opt={**PUBLIC, SIGNED_BODY: True},
     tags=["billing"],
     status_code=200,
     request_max_body_size=MAX_WEBHOOK_BODY,

@@ -26,6 +26,9 @@ from ordersmith.api.problems import INVALID_FIELDS_DETAIL, child_path, item_path
 from ordersmith.platform.errors import FieldError, ValidationFailedError
 
 NUL_MESSAGE = "must not contain the NUL character (\\u0000); remove it"
+# A route whose body is another system's signed document (a Stripe webhook) sets this
+# in its `opt`: its body is taken as sent, and its handler stores none of its text.
+SIGNED_BODY = "signed_body"
 # Past this many, more names would only make the answer longer: the cure is the same.
 MAX_REPORTED = 20
 _NUL = "\x00"
@@ -48,7 +51,9 @@ class NulCharacterMiddleware:
                 errors := _in_parameters(query, scope["path_params"])
             ):
                 raise ValidationFailedError(INVALID_FIELDS_DETAIL, errors=errors)
-            if scope["method"] not in _BODILESS_METHODS:
+            handler = scope.get("route_handler")
+            signed = handler is not None and handler.opt.get(SIGNED_BODY, False)
+            if scope["method"] not in _BODILESS_METHODS and not signed:
                 receive = _checking_body(receive)
         await self.app(scope, receive, send)
 

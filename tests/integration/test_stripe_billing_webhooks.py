@@ -224,3 +224,24 @@ async def test_a_meter_error_report_is_acknowledged_and_kept_for_an_operator(
         row = await session.get(StripeWebhookEvent, error["id"])
     assert row is not None
     assert row.detail == {"report": report}
+
+
+async def test_a_signed_event_holding_a_nul_character_is_taken_as_signed(
+    stripe_client: AsyncTestClient[Litestar], database: Database, tenant: TenantRecord
+) -> None:
+    """Other input with a NUL is a 422; a Stripe event is verified as sent, and none of its text is stored."""
+    await _customer_of(database, tenant)
+    stranger = event(
+        "customer.subscription.deleted",
+        {
+            "id": "sub_nul",
+            "object": "subscription",
+            "customer": "cus_nobody",
+            "status": "canceled",
+            "description": "gift\u0000note",
+        },
+    )
+
+    response = await _send(stripe_client, stranger)
+
+    assert (response.status_code, response.json()["outcome"]) == (200, "unknown_customer")
