@@ -6,8 +6,12 @@ completed order, or taking a return on it, turned it "touched" after the fact.
 `touches_at_completion` is `touch_count` as the order completed; NULL until then.
 
 Completed orders are filled in from their timelines: the distinct moments at which a
-person changed the order up to its completion. The entries of one request share their
-transaction's time, so this counts requests, as `touch_count` does.
+person changed the order up to its `completed` entry. The entries of one request share
+their transaction's time, so this counts requests, as `touch_count` does; the bound is
+the entry's time, not `completed_at`, which the app's clock wrote, not the database's.
+
+Roll it out with the code that writes the column: an instance still running the code
+before it fails to complete orders (the CHECK wants the count with `completed_at`).
 
 Revision ID: 0013_touches_at_completion
 Revises: 0012_case_free_order_tags
@@ -28,9 +32,11 @@ depends_on = None
 # Run by the upgrade; a test runs it on orders completed through the API.
 FILL_IN = (
     "UPDATE orders SET touches_at_completion = ("
-    " SELECT count(DISTINCT order_events.created_at) FROM order_events"
-    " WHERE order_events.order_id = orders.id AND order_events.is_touch"
-    " AND order_events.created_at <= orders.completed_at"
+    " SELECT count(DISTINCT touch.created_at) FROM order_events AS touch"
+    " WHERE touch.order_id = orders.id AND touch.is_touch AND touch.created_at <= ("
+    "  SELECT max(done.created_at) FROM order_events AS done"
+    "  WHERE done.order_id = orders.id AND done.kind = 'completed'"
+    " )"
     ") WHERE completed_at IS NOT NULL"
 )
 
