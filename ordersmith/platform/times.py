@@ -12,13 +12,15 @@ import datetime as dt
 
 from ordersmith.platform.errors import FieldError
 
-EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-LATEST = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
+# Python's own range, less a month at the start (a report looks 30 days back from its
+# end) and a day at the end: whatever the offset, such a time converts to UTC.
+EARLIEST = dt.datetime(1, 2, 1, tzinfo=dt.UTC)
+LATEST = dt.datetime(9999, 12, 31, tzinfo=dt.UTC)
 EXAMPLE = "2026-11-27T00:00:00Z"
 
 
 def in_range(value: dt.datetime) -> bool:
-    """Whether an aware time lies from 1970 up to (not including) the year 9999, in UTC."""
+    """Whether an aware time lies from EARLIEST up to (not including) LATEST, in UTC."""
     try:
         utc = value.astimezone(dt.UTC)
     except OverflowError:
@@ -33,7 +35,7 @@ def time_error(name: str, value: dt.datetime | None) -> FieldError | None:
     if value.tzinfo is None:
         return FieldError(name, f"must carry a time zone, such as {EXAMPLE}")
     if not in_range(value):
-        return FieldError(name, f"must lie between 1970-01-01 and 9998-12-31, such as {EXAMPLE}")
+        return FieldError(name, f"must lie between 0001-02-01 and 9999-12-30, such as {EXAMPLE}")
     return None
 
 

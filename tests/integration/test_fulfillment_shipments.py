@@ -252,7 +252,7 @@ async def test_delivery_is_recorded_once(store: Store, database: Database) -> No
         ("2026-11-30T10:00:00", "must carry a time zone, such as 2026-11-27T00:00:00Z"),
         (
             "0001-01-01T00:00:00+01:00",
-            "must lie between 1970-01-01 and 9998-12-31, such as 2026-11-27T00:00:00Z",
+            "must lie between 0001-02-01 and 9999-12-30, such as 2026-11-27T00:00:00Z",
         ),
     ):
         problem = await store.call("POST", path, 422, json={"delivered_at": bad})

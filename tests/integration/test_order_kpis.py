@@ -137,12 +137,18 @@ async def test_a_bad_period_is_422_and_the_report_needs_reports_read(store: Stor
     assert problem["errors"] == [
         {"field": "created_after", "message": "must carry a time zone, such as 2026-11-27T00:00:00Z"}
     ]
+    # The earliest end a report takes still has its 30 days before it; "since 1900" is fine.
+    earliest = await store.call("GET", REPORT, 200, params={"created_before": "0001-02-01T00:00:00Z"})
+    assert (earliest["created_after"], earliest["orders_placed"]) == ("0001-01-02T00:00:00Z", 0)
+    assert (await store.call("GET", REPORT, 200, params={"created_after": "1900-01-01T00:00:00Z"}))[
+        "orders_placed"
+    ] == 0
     # Thirty days before the first week of year 1 would not even be a Python date.
     problem = await store.call("GET", REPORT, 422, params={"created_before": "0001-01-05T00:00:00Z"})
     assert problem["errors"] == [
         {
             "field": "created_before",
-            "message": "must lie between 1970-01-01 and 9998-12-31, such as 2026-11-27T00:00:00Z",
+            "message": "must lie between 0001-02-01 and 9999-12-30, such as 2026-11-27T00:00:00Z",
         }
     ]
     writer = await api_key_headers(store, ["orders.read", "orders.write"])
