@@ -18,6 +18,7 @@ from litestar.status_codes import HTTP_200_OK
 
 from ordersmith.api.access import requires
 from ordersmith.api.entitlements import WRITABLE_WHEN_READ_ONLY
+from ordersmith.api.problems import PROBLEMS
 from ordersmith.billing.metering import last_month_usage, month_of
 from ordersmith.billing.prices import PRICES
 from ordersmith.billing.rating import rate
@@ -280,7 +281,7 @@ async def compare_plans(state: State, principal: NamedDependency[Principal]) -> 
     "/api/v1/billing/plan",
     operation_id="changeBillingPlan",
     summary="Move the store to a paid plan (with proration when billed through Stripe).",
-    opt={**requires(Permission.BILLING_MANAGE), **WRITABLE_WHEN_READ_ONLY},
+    opt={**requires(Permission.BILLING_MANAGE), **WRITABLE_WHEN_READ_ONLY, PROBLEMS: frozenset({502})},
     tags=["billing"],
     status_code=HTTP_200_OK,
 )

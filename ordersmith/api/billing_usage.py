@@ -22,6 +22,7 @@ from ordersmith.api import idempotency
 from ordersmith.api.access import PUBLIC, requires
 from ordersmith.api.entitlements import WRITABLE_WHEN_READ_ONLY
 from ordersmith.api.nul_characters import SIGNED_BODY
+from ordersmith.api.problems import PROBLEMS
 from ordersmith.billing import ledger
 from ordersmith.billing.accounts import InvoiceNotFoundError, get_invoice, list_invoices, portal_link
 from ordersmith.billing.metering import (
@@ -269,7 +270,7 @@ async def read_invoice(
     operation_id="createBillingPortalSession",
     summary="A link to Stripe's billing portal (payment methods, invoices); 409 when billing is offline.",
     # A store made read-only by an unpaid bill must still reach the portal to pay it.
-    opt={**requires(Permission.BILLING_MANAGE), **WRITABLE_WHEN_READ_ONLY},
+    opt={**requires(Permission.BILLING_MANAGE), **WRITABLE_WHEN_READ_ONLY, PROBLEMS: frozenset({502})},
     tags=["billing"],
 )
 async def add_portal_session(

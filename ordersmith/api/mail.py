@@ -15,6 +15,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 
 from ordersmith.api.access import AUTHENTICATED, PUBLIC
 from ordersmith.api.auth import client_address
+from ordersmith.api.problems import PROBLEMS
 from ordersmith.platform.errors import PermissionDeniedError
 from ordersmith.platform.identity.principal import Principal
 from ordersmith.platform.identity.recovery import (
@@ -97,7 +98,7 @@ class MailboxList(msgspec.Struct):
     "/api/v1/auth/verify-email",
     operation_id="verifyEmail",
     summary="Confirm an email address with the token of a verification link.",
-    opt=PUBLIC,
+    opt={**PUBLIC, PROBLEMS: frozenset({410})},
     tags=["auth"],
     status_code=HTTP_200_OK,
 )
@@ -154,7 +155,7 @@ async def password_reset(
     "/api/v1/auth/password-reset/confirm",
     operation_id="confirmPasswordReset",
     summary="Choose a new password with the token of a reset link.",
-    opt=PUBLIC,
+    opt={**PUBLIC, PROBLEMS: frozenset({410})},
     tags=["auth"],
     status_code=HTTP_200_OK,
 )

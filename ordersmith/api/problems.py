@@ -86,34 +86,49 @@ class Problem(msgspec.Struct):
 _PROBLEM_DESCRIPTIONS = {
     400: "The request is malformed (a body that is not JSON, a parameter of the wrong type).",
     401: "No valid credentials: sign in, or send an API key as a bearer token.",
+    402: "The store's plan does not allow this (a feature, a limit) or its trial or payment lapsed.",
     403: "The caller may not do this (its role or the store's plan); `code` says which.",
     404: "No such object in this store; another store's objects are not found either.",
     409: "The object's state does not allow this now; `code` and the detail say why and what to do.",
+    410: "The link was used, withdrawn or has expired; the detail says how to get a new one.",
     413: "The body is larger than this route takes.",
     422: "Some fields are invalid: `errors` names each, with what to send instead.",
     429: "Too many requests; retry after the `Retry-After` header's seconds.",
+    502: "A server this route calls (Stripe, the identity provider) failed or could not be reached.",
     503: "The request lost a race for a lock or a server is unavailable; retry after `Retry-After`.",
 }
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+# A route's `opt` key for the statuses only it answers (410 for a spent link, 502 for a
+# provider it calls), beyond those that follow from what it is.
+PROBLEMS = "problems"
 
 
 def document_problems(handler: HTTPRouteHandler) -> None:
     """Add the problem responses a route may answer to its OpenAPI description.
 
-    Which ones follow from what the route is: 401, 403 and 429 for a caller who must be
-    known, 404 for a path naming an object, 409, 429 and 503 for writes and 413 for a
-    body; 400 and 422 for any. Responses the route declares itself are kept.
+    Which ones follow from what the route is: 400 and 422 for any; 401, 403, 404 and 429
+    for a caller who must be known (a store's objects are named in paths, bodies and
+    filters); 404 for any path naming an object; 409, 429 and 503 for writes, and 402
+    for a store's writes (a lapsed trial is read-only) and for routes of a plan feature;
+    413 for a body; and what the route declares under `opt["problems"]`. Responses the
+    route declares itself are kept.
     """
-    statuses = {400, 422}
-    if handler.opt.get("access") != "public":
-        statuses |= {401, 403, 429}
+    statuses = {400, 422, *handler.opt.get(PROBLEMS, ())}
+    is_public = handler.opt.get("access") == "public"
+    if not is_public:
+        statuses |= {401, 403, 404, 429}
     if any("{" in path for path in handler.paths):
         statuses.add(404)
     methods = set(handler.http_methods)
     if methods & _WRITES:
         # Public writes too: sign-up and sign-in count attempts.
         statuses |= {409, 429, 503}
+        # Not on those that get a store out of read-only (its plan, its billing portal).
+        if not is_public and not handler.opt.get("writable_when_read_only"):
+            statuses.add(402)
+    if any(getattr(guard, "__name__", "").startswith("requires_feature_") for guard in handler.guards or ()):
+        statuses.add(402)
     if methods & _WITH_BODY:
         statuses.add(413)
     documented = {

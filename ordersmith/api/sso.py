@@ -21,6 +21,7 @@ from litestar.status_codes import HTTP_204_NO_CONTENT, HTTP_302_FOUND
 from ordersmith.api.access import PUBLIC, requires
 from ordersmith.api.auth import client_address
 from ordersmith.api.entitlements import requires_feature
+from ordersmith.api.problems import PROBLEMS
 from ordersmith.platform.identity.oidc import NetworkPolicy
 from ordersmith.platform.identity.permissions import Permission
 from ordersmith.platform.identity.principal import Principal
@@ -157,7 +158,7 @@ async def delete_sso_settings(state: State, principal: NamedDependency[Principal
     "/api/v1/auth/sso/{tenant_slug:str}/login",
     operation_id="startSsoLogin",
     summary="Start signing in to a store through its identity provider (redirects there).",
-    opt=PUBLIC,
+    opt={**PUBLIC, PROBLEMS: frozenset({502})},
     guards=[requires_feature(Feature.SSO)],
     tags=["auth"],
     status_code=HTTP_302_FOUND,
@@ -180,7 +181,7 @@ async def start_sso(
     CALLBACK_PATH,
     operation_id="finishSsoLogin",
     summary="Where the identity provider sends people back; answers with a session.",
-    opt=PUBLIC,
+    opt={**PUBLIC, PROBLEMS: frozenset({502})},
     tags=["auth"],
 )
 async def finish_sso(

@@ -16,6 +16,7 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from ordersmith.api.access import PUBLIC, requires
 from ordersmith.api.auth import client_address
 from ordersmith.api.identity import TenantSummary, TokenResponse
+from ordersmith.api.problems import PROBLEMS
 from ordersmith.platform.identity import api_keys, invitations, members
 from ordersmith.platform.identity.members import tenant_of
 from ordersmith.platform.identity.permissions import Permission
@@ -234,7 +235,7 @@ async def revoke_invitation(
     "/api/v1/invitations/accept",
     operation_id="acceptInvitation",
     summary="Join a store with an invitation's token, and sign in.",
-    opt=PUBLIC,
+    opt={**PUBLIC, PROBLEMS: frozenset({410})},
     tags=["auth"],
     status_code=HTTP_201_CREATED,
 )

@@ -165,13 +165,27 @@ async def test_errors_are_documented_as_problem_details(client: AsyncTestClient[
     # What a route may answer follows from what it is: who may call it, what it names, whether it writes.
     assert {
         operation_id: sorted(_errors(operations[operation_id]))
-        for operation_id in ("createOrder", "getOrder", "listOrders", "getHealth", "signUp")
+        for operation_id in (
+            "createOrder",
+            "getOrder",
+            "listOrders",
+            "getHealth",
+            "signUp",
+            "exportAuditLog",
+            "acceptInvitation",
+            "createBillingPortalSession",
+        )
     } == {
-        "createOrder": ["400", "401", "403", "409", "413", "422", "429", "503"],
+        "createOrder": ["400", "401", "402", "403", "404", "409", "413", "422", "429", "503"],
         "getOrder": ["400", "401", "403", "404", "422", "429"],
-        "listOrders": ["400", "401", "403", "422", "429"],
+        # An unknown customer_id filter is a 404 too.
+        "listOrders": ["400", "401", "403", "404", "422", "429"],
         "getHealth": ["400", "422"],
         "signUp": ["400", "409", "413", "422", "429", "503"],
+        # A plan feature's route, a single-use link, a call to Stripe.
+        "exportAuditLog": ["400", "401", "402", "403", "404", "422", "429"],
+        "acceptInvitation": ["400", "409", "410", "413", "422", "429", "503"],
+        "createBillingPortalSession": ["400", "401", "403", "404", "409", "413", "422", "429", "502", "503"],
     }
     assert _errors(operations["createOrder"])["422"] == {
         "description": "Some fields are invalid: `errors` names each, with what to send instead.",
