@@ -108,7 +108,8 @@ class Stock(msgspec.Struct):
     on_hand: int
     reserved: int
     available: int
-    # Units live orders wait for beyond what they could reserve (only where allow_backorder).
+    # Units live orders wait for beyond what they reserved: where the SKU allows backorders,
+    # and units a location turned down that no other location had.
     backordered: int
     locations: list[StockAtLocation]
 

@@ -189,7 +189,9 @@ async def _live_id(session: AsyncSession, customer_id: uuid.UUID, *, lock: bool 
 
     With `lock`, that customer's row is locked and still live: a merge that committed
     while this waited for the lock is followed to its survivor, so what is written next
-    lands on the customer the merge kept, not on the one it folded away.
+    lands on the customer the merge kept, not on the one it folded away. (The folded row
+    stays locked meanwhile: a second merge, of the survivor, racing this can deadlock
+    with it, and one of the two is then a 503 `busy` to retry.)
     """
     live_id = await live_customer_id(session, customer_id)
     if live_id is None:
