@@ -12,6 +12,15 @@ from ordersmith.platform.database import Database
 from tests.support.order_actions import tenant_context
 from tests.support.orders import Store, open_store, two_sku_store
 
+LYON_SHOP = {
+    "line1": "12 Rue des Lilas",
+    "line2": "Back door",
+    "city": "Lyon",
+    "region": "Rhône",
+    "postal_code": "69001",
+    "country_code": "FR",
+}
+
 
 @pytest.fixture
 async def store(client: AsyncTestClient[Litestar]) -> Store:
@@ -223,26 +232,12 @@ async def test_a_location_name_is_trimmed_and_its_address_is_a_postal_address(st
         200,
         json={
             "name": " Lyon shop ",
-            "address": {
-                "line1": "12 Rue des Lilas",
-                "line2": "Back door",
-                "city": "Lyon",
-                "region": "Rhône",
-                "postal_code": "69001",
-                "country_code": "FR",
-            },
+            "address": LYON_SHOP,
         },
     )
     assert (changed["name"], changed["address"]) == (
         "Lyon shop",
-        {
-            "line1": "12 Rue des Lilas",
-            "line2": "Back door",
-            "city": "Lyon",
-            "region": "Rhône",
-            "postal_code": "69001",
-            "country_code": "FR",
-        },
+        LYON_SHOP,
     )
     assert await store.call("GET", shop, 200) == changed
 
