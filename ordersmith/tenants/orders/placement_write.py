@@ -30,6 +30,7 @@ from ordersmith.platform.models import OutboxEvent
 from ordersmith.tenants.inventory.models import Reservation, StockLevel
 from ordersmith.tenants.inventory.reservations import Allocation, Plan
 from ordersmith.tenants.orders import lifecycle, review
+from ordersmith.tenants.orders.holds import ORDER_HOLD_PLACED
 from ordersmith.tenants.orders.models import Order, OrderEvent, OrderHold, OrderLine
 from ordersmith.tenants.orders.rules import OrderRequest, clean_tags
 from ordersmith.tenants.orders.timeline import Entry, change, entry_rows, is_touch
@@ -42,7 +43,6 @@ _Model = TypeVar("_Model")
 
 ORDER_PLACED = "order.placed"
 ORDER_CONFIRMED = "order.confirmed"
-ORDER_HOLD_PLACED = "order.hold_placed"
 
 
 def table_of(model: Any) -> Table:
@@ -256,7 +256,7 @@ class Written:
         plan: Plan,
         rule_hold: review.RuleHold | None = None,
     ) -> Written:
-        """The rows of an order; `rule_hold` is the store's review rule's hold, placed by the system."""
+        """The rows of an order; `rule_hold`: the hold the store's review rules call for (by the system)."""
         order_id = uuid7()
         now = dt.datetime.now(dt.UTC)
         requested = request.hold or rule_hold
