@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from ordersmith.platform.errors import FieldError
+from ordersmith.tenants.customers.rules import ADDRESS_LIMITS as CUSTOMER_ADDRESS_LIMITS
+from ordersmith.tenants.customers.rules import COUNTRY
 from ordersmith.tenants.inventory.models import LOCATION_KINDS
 
 LOCATION_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
@@ -17,11 +19,14 @@ MAX_QUANTITY = 10**9
 MAX_ON_HAND = 2 * 10**9
 MAX_REASON = 500
 MANUAL_KINDS = ("receive", "count", "damage", "correction")
-# A location's postal address. Every part is optional (a shop may give only its city and
-# country); the lengths are those of a customer's address, so one fits into the other.
-ADDRESS_LIMITS = {"line1": 300, "line2": 300, "city": 100, "region": 100, "postal_code": 20}
+# A location's postal address: a customer address's parts and lengths, so one fits into
+# the other, but every part optional (a shop may give only its city and country).
+ADDRESS_LIMITS = {
+    part: maximum
+    for part, (maximum, _) in CUSTOMER_ADDRESS_LIMITS.items()
+    if part in ("line1", "line2", "city", "region", "postal_code")
+}
 ADDRESS_FIELDS = (*ADDRESS_LIMITS, "country_code")
-COUNTRY = re.compile(r"^[A-Z]{2}$")
 
 
 def check_location(values: Mapping[str, Any], errors: list[FieldError], *, creating: bool) -> None:

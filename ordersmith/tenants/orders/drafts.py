@@ -28,11 +28,10 @@ from ordersmith.tenants.inventory.models import Reservation
 from ordersmith.tenants.inventory.reservations import Demand, reserve
 from ordersmith.tenants.orders import lifecycle, review, timeline
 from ordersmith.tenants.orders.errors import OrderChangedError, OrderNotDraftError
-from ordersmith.tenants.orders.holds import place_hold
+from ordersmith.tenants.orders.holds import ORDER_CONFIRMED, place_hold
 from ordersmith.tenants.orders.models import Order, OrderLine
 from ordersmith.tenants.orders.placement import Sku, priced_lines, skus_by_code, skus_by_id
 from ordersmith.tenants.orders.placement_write import (
-    ORDER_CONFIRMED,
     ORDER_PLACED,
     placed_entry,
     reservation_rows,
@@ -275,7 +274,7 @@ async def place_draft(
     if reservations:
         await session.execute(insert(Reservation), reservations)
     confirmed = order.open_hold_count == 0
-    # The store's review rule holds a draft that carries no hold of its own, as a new order.
+    # The store's review rules hold a draft that carries no hold of its own, as a new order.
     rule_hold = None
     if confirmed:
         rule = await review.read_rule(session)

@@ -30,7 +30,7 @@ from ordersmith.platform.models import OutboxEvent
 from ordersmith.tenants.inventory.models import Reservation, StockLevel
 from ordersmith.tenants.inventory.reservations import Allocation, Plan
 from ordersmith.tenants.orders import lifecycle, review
-from ordersmith.tenants.orders.holds import ORDER_HOLD_PLACED
+from ordersmith.tenants.orders.holds import ORDER_CONFIRMED, ORDER_HOLD_PLACED
 from ordersmith.tenants.orders.models import Order, OrderEvent, OrderHold, OrderLine
 from ordersmith.tenants.orders.rules import OrderRequest, clean_tags
 from ordersmith.tenants.orders.timeline import Entry, change, entry_rows, is_touch
@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 _Model = TypeVar("_Model")
 
 ORDER_PLACED = "order.placed"
-ORDER_CONFIRMED = "order.confirmed"
 
 
 def table_of(model: Any) -> Table:
