@@ -6,6 +6,7 @@ import uuid
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.platform.database import Database, TenantContext
 from ordersmith.platform.ids import uuid7
@@ -40,45 +41,50 @@ async def tenant_context(database: Database, store: Store) -> TenantContext:
 
 
 async def ship(database: Database, store: Store, line_id: str, quantity: int) -> None:
-    """Simulate a shipment of allocated units (shipments come later): buckets, reservations, ledger.
+    """Simulate a shipment of allocated units (shipments come later): buckets, reservations, ledger."""
+    tenant = await tenant_context(database, store)
+    async with database.tenant_session(tenant) as session:
+        await ship_in(session, line_id, quantity)
+
+
+async def ship_in(session: AsyncSession, line_id: str, quantity: int) -> None:
+    """`ship` in the caller's transaction, which keeps the order locked until it ends.
 
     Locks the order first, like every order change; the line's reserved units are given
     back and leave on_hand through a `shipment` adjustment, so both stock invariants hold.
     """
-    tenant = await tenant_context(database, store)
-    async with database.tenant_session(tenant) as session:
-        line = (await session.scalars(select(OrderLine).where(OrderLine.id == uuid.UUID(line_id)))).one()
-        await session.execute(select(Order.id).where(Order.id == line.order_id).with_for_update())
-        released = await release(session, line.id, quantity)
+    line = (await session.scalars(select(OrderLine).where(OrderLine.id == uuid.UUID(line_id)))).one()
+    await session.execute(select(Order.id).where(Order.id == line.order_id).with_for_update())
+    released = await release(session, line.id, quantity)
+    await session.execute(
+        update(OrderLine)
+        .where(OrderLine.id == line.id)
+        .values(
+            quantity_allocated=OrderLine.quantity_allocated - quantity,
+            quantity_shipped=OrderLine.quantity_shipped + quantity,
+        )
+    )
+    for item in released:
+        on_hand = await session.scalar(
+            update(StockLevel)
+            .where(StockLevel.variant_id == line.variant_id, StockLevel.location_id == item.location_id)
+            .values(on_hand=StockLevel.on_hand - item.quantity, updated_at=func.now())
+            .returning(StockLevel.on_hand)
+        )
         await session.execute(
-            update(OrderLine)
-            .where(OrderLine.id == line.id)
-            .values(
-                quantity_allocated=OrderLine.quantity_allocated - quantity,
-                quantity_shipped=OrderLine.quantity_shipped + quantity,
+            insert(InventoryAdjustment).values(
+                id=uuid7(),
+                variant_id=line.variant_id,
+                location_id=item.location_id,
+                kind="shipment",
+                quantity=-item.quantity,
+                on_hand_after=on_hand,
+                reason="simulated shipment",
+                reference=str(line.order_id),
+                actor_type="system",
             )
         )
-        for item in released:
-            on_hand = await session.scalar(
-                update(StockLevel)
-                .where(StockLevel.variant_id == line.variant_id, StockLevel.location_id == item.location_id)
-                .values(on_hand=StockLevel.on_hand - item.quantity, updated_at=func.now())
-                .returning(StockLevel.on_hand)
-            )
-            await session.execute(
-                insert(InventoryAdjustment).values(
-                    id=uuid7(),
-                    variant_id=line.variant_id,
-                    location_id=item.location_id,
-                    kind="shipment",
-                    quantity=-item.quantity,
-                    on_hand_after=on_hand,
-                    reason="simulated shipment",
-                    reference=str(line.order_id),
-                    actor_type="system",
-                )
-            )
-        await derived.refresh(session, line.order_id)
+    await derived.refresh(session, line.order_id)
 
 
 async def reservation_rows(database: Database, store: Store, order_id: str) -> list[tuple[int, str, int]]:

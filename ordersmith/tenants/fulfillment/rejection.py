@@ -28,7 +28,14 @@ from ordersmith.tenants.fulfillment.errors import OrderNotReleasableError
 from ordersmith.tenants.fulfillment.models import FulfillmentOrderLine
 from ordersmith.tenants.fulfillment.release import assign, assigned_details, created_payloads, sync
 from ordersmith.tenants.fulfillment.rules import LineQuantity, RejectRequest, check_reject, line_ids
-from ordersmith.tenants.fulfillment.stock import check_held, held_here, plan_elsewhere, reserve_at, take_here
+from ordersmith.tenants.fulfillment.stock import (
+    backorder,
+    check_held,
+    held_here,
+    plan_elsewhere,
+    reserve_at,
+    take_here,
+)
 from ordersmith.tenants.fulfillment.views import (
     FulfillmentOrderView,
     fulfillment_orders_of,
@@ -38,8 +45,7 @@ from ordersmith.tenants.inventory.models import Location
 from ordersmith.tenants.inventory.reservations import lock_stock
 from ordersmith.tenants.orders import derived, holds, timeline
 from ordersmith.tenants.orders import lifecycle as order_lifecycle
-from ordersmith.tenants.orders.errors import OrderChangedError
-from ordersmith.tenants.orders.models import Order, OrderLine
+from ordersmith.tenants.orders.models import Order
 from ordersmith.tenants.orders.rules import HoldRequest
 from ordersmith.tenants.orders.timeline import Entry, change
 
@@ -54,22 +60,6 @@ class Rejection:
     backordered: int
     hold_id: uuid.UUID | None
     fulfillment_orders: list[FulfillmentOrderView]
-
-
-async def _backorder(session: AsyncSession, line: OrderLine, quantity: int) -> None:
-    moved = await session.execute(
-        update(OrderLine)
-        .where(OrderLine.id == line.id, OrderLine.quantity_allocated >= quantity)
-        .values(
-            quantity_allocated=OrderLine.quantity_allocated - quantity,
-            quantity_backordered=OrderLine.quantity_backordered + quantity,
-            updated_at=dt.datetime.now(dt.UTC),
-        )
-        .returning(OrderLine.id)
-        .execution_options(synchronize_session=False)
-    )
-    if moved.one_or_none() is None:
-        raise OrderChangedError("the order changed while the line was being re-routed; read it and retry")
 
 
 async def reject_line(
@@ -138,7 +128,7 @@ async def reject_line(
         )
     backordered = plan.backordered.get(line.variant_id, 0)
     if backordered:
-        await _backorder(session, line, backordered)
+        await backorder(session, line, backordered)
     assigned = await assign(
         session, order_id, create=True, only={allocation.location_id for allocation in plan.allocations}
     )

@@ -9,6 +9,7 @@ rows (`reservations.lock_stock`), in that order (ADR 0006).
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Sequence
 
@@ -19,6 +20,7 @@ from ordersmith.platform.ids import uuid7
 from ordersmith.tenants.fulfillment.errors import NotReservedError, QuantityExceedsReservedError
 from ordersmith.tenants.inventory.models import Location, Reservation, StockLevel
 from ordersmith.tenants.inventory.reservations import Demand, Plan, StockRow, move_reserved, plan_reservations
+from ordersmith.tenants.orders.errors import OrderChangedError
 from ordersmith.tenants.orders.models import OrderLine
 
 
@@ -157,3 +159,20 @@ async def reserve_at(
             reason=reason,
         )
     )
+
+
+async def backorder(session: AsyncSession, line: OrderLine, quantity: int) -> None:
+    """Move `quantity` of a line's allocated units to backordered: no location holds them now."""
+    moved = await session.execute(
+        update(OrderLine)
+        .where(OrderLine.id == line.id, OrderLine.quantity_allocated >= quantity)
+        .values(
+            quantity_allocated=OrderLine.quantity_allocated - quantity,
+            quantity_backordered=OrderLine.quantity_backordered + quantity,
+            updated_at=dt.datetime.now(dt.UTC),
+        )
+        .returning(OrderLine.id)
+        .execution_options(synchronize_session=False)
+    )
+    if moved.one_or_none() is None:
+        raise OrderChangedError("the order changed while the line was being re-routed; read it and retry")

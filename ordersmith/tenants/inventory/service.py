@@ -376,6 +376,8 @@ async def _append(
             "kind": kind,
             "quantity": delta,
             "on_hand": after,
+            "adjustment_id": str(row.id),
+            "reason": row.reason,
         },
     )
     return row

@@ -19,6 +19,7 @@ WEBHOOK_TOPICS: tuple[str, ...] = (
     "order.cancelled",
     "order.completed",
     "order.archived",
+    "order.stock_lost",
     "payment.authorized",
     "payment.captured",
     "payment.voided",

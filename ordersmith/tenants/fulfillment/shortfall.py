@@ -1,0 +1,231 @@
+"""Stock lost under reservations: moving the orders that held it elsewhere, or holding them.
+
+A damage, a correction or a count can take a location's `on_hand` below what orders
+hold there (`reserved`): the units are gone, and the ledger must say so. The adjustment
+cannot re-plan those orders itself: it has locked the stock row, and orders are locked
+before stock (ADR 0006). So this consumer of `inventory.adjusted` does it afterwards, in
+its own transaction and in the lock order: the newest orders holding units there give
+them up first (first placed, first served), until what is reserved there fits what is
+on hand. Each one's units are planned at the other active locations by priority, as a
+rejection's are (`rejection.py`); what no location has is backordered under a `stock`
+hold that names the loss. The order's timeline and the outbox say what moved.
+
+If the orders chosen before locking no longer cover the shortfall once locked (a
+shipment took some of their units meanwhile), the transaction is given up and the
+broker delivers the event again, to choose afresh.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ordersmith.platform.database import TenantContext
+from ordersmith.platform.events import Event, consumers, record_events
+from ordersmith.platform.identity.audit import Actor
+from ordersmith.tenants.fulfillment.release import (
+    assign,
+    assigned_details,
+    created_payloads,
+    live_fulfillment_orders,
+    sync,
+)
+from ordersmith.tenants.fulfillment.stock import backorder, held_here, plan_elsewhere, reserve_at, take_here
+from ordersmith.tenants.inventory.models import Location, Reservation, StockLevel
+from ordersmith.tenants.inventory.reservations import lock_stock
+from ordersmith.tenants.inventory.service import STOCK_ADJUSTED, SYSTEM_KINDS
+from ordersmith.tenants.orders import derived, holds, timeline
+from ordersmith.tenants.orders.models import Order, OrderLine
+from ordersmith.tenants.orders.rules import HoldRequest
+from ordersmith.tenants.orders.timeline import Entry, change
+from ordersmith.tenants.orders.views import load_order
+
+CONSUMER_NAME = "fulfillment.stock-shortfall"
+ORDER_STOCK_LOST = "order.stock_lost"
+# Who re-plans: automation, so no touch on the orders it moves.
+SHORTFALL = Actor("system", "stock-shortfall")
+
+
+class ShortfallChangedError(Exception):
+    """The orders chosen no longer hold enough at the location; the broker retries the event."""
+
+
+async def _shortfall(session: AsyncSession, variant_id: uuid.UUID, location_id: uuid.UUID) -> int:
+    """Units reserved at the location beyond what is on hand there (0 when it all fits)."""
+    short = await session.scalar(
+        select(StockLevel.reserved - StockLevel.on_hand).where(
+            StockLevel.variant_id == variant_id, StockLevel.location_id == location_id
+        )
+    )
+    return max(short or 0, 0)
+
+
+async def _newest_holding(
+    session: AsyncSession, variant_id: uuid.UUID, location_id: uuid.UUID, short: int
+) -> list[uuid.UUID]:
+    """The newest orders holding units there, as many as cover `short` units, newest first."""
+    rows = await session.execute(
+        select(Reservation.order_id, func.sum(Reservation.quantity))
+        .join(Order, Order.id == Reservation.order_id)
+        .where(
+            Reservation.variant_id == variant_id,
+            Reservation.location_id == location_id,
+            Reservation.quantity > 0,
+        )
+        .group_by(Reservation.order_id, Order.created_at)
+        .order_by(Order.created_at.desc(), Reservation.order_id.desc())
+    )
+    chosen: list[uuid.UUID] = []
+    covered = 0
+    for order_id, held in rows:
+        if covered >= short:
+            break
+        chosen.append(order_id)
+        covered += int(held)
+    return chosen
+
+
+@consumers.consumer(CONSUMER_NAME, STOCK_ADJUSTED)
+async def reroute_lost_stock(tenant: TenantContext, session: AsyncSession, event: Event) -> None:
+    """After a person's adjustment took stock away, move or hold the orders it left without units."""
+    payload = event.payload
+    if payload["kind"] in SYSTEM_KINDS or payload["quantity"] >= 0:
+        return
+    variant_id = uuid.UUID(payload["variant_id"])
+    location_id = uuid.UUID(payload["location_id"])
+    short = await _shortfall(session, variant_id, location_id)
+    if short == 0:
+        return
+    chosen = await _newest_holding(session, variant_id, location_id, short)
+    # The lock order: the orders (by id), then the SKU's stock rows.
+    await session.execute(select(Order.id).where(Order.id.in_(chosen)).order_by(Order.id).with_for_update())
+    await lock_stock(session, [variant_id])
+    short = await _shortfall(session, variant_id, location_id)
+    code = await session.scalar(select(Location.code).where(Location.id == location_id))
+    assert code is not None
+    loss = f"{payload['kind']} of {-payload['quantity']} at {code}"
+    if payload.get("reason"):
+        loss += f": {str(payload['reason'])[:300]}"
+    for order_id in chosen:
+        if short == 0:
+            return
+        short -= await _move_order(tenant, session, order_id, variant_id, location_id, code, short, loss)
+    if short > 0:
+        raise ShortfallChangedError(
+            f"{short} unit(s) reserved at {code} are still not on hand after moving the orders chosen; "
+            "they changed meanwhile, so the event is tried again"
+        )
+
+
+async def _move_order(
+    tenant: TenantContext,
+    session: AsyncSession,
+    order_id: uuid.UUID,
+    variant_id: uuid.UUID,
+    location_id: uuid.UUID,
+    code: str,
+    short: int,
+    loss: str,
+) -> int:
+    """Move up to `short` of this locked order's units away from the location; how many moved."""
+    view = await load_order(session, order_id)
+    order = view.order
+    lines = [line for line in view.lines if line.variant_id == variant_id]
+    held = await held_here(session, [line.id for line in lines], location_id)
+    was_released = bool(await live_fulfillment_orders(session, order_id))
+    entries: list[Entry] = []
+    events: list[tuple[str, dict[str, Any]]] = []
+    backordered_lines: list[tuple[OrderLine, int]] = []
+    new_places: set[uuid.UUID] = set()
+    moved_total = 0
+    for line in lines:
+        take = min(held.get(line.id, 0), short - moved_total)
+        if take == 0:
+            continue
+        moved_total += take
+        await take_here(session, line, location_id, take)
+        plan = await plan_elsewhere(session, line, location_id, take)
+        rerouted = []
+        for allocation in plan.allocations:
+            new_places.add(allocation.location_id)
+            await reserve_at(
+                session,
+                line,
+                allocation.location_id,
+                allocation.quantity,
+                f"re-routed from {code} (stock lost: {loss}): {allocation.reason}",
+            )
+            rerouted.append(
+                {
+                    "location": allocation.location_code,
+                    "quantity": allocation.quantity,
+                    "reason": allocation.reason,
+                }
+            )
+        backordered = plan.backordered.get(variant_id, 0)
+        details: dict[str, Any] = {
+            "location": code,
+            "line_id": str(line.id),
+            "line_number": line.line_number,
+            "sku": line.sku_code,
+            "quantity": take,
+            "loss": loss,
+            "rerouted": rerouted,
+            "backordered": backordered,
+        }
+        if backordered:
+            await backorder(session, line, backordered)
+            backordered_lines.append((line, backordered))
+            details["quantity_backordered"] = change(
+                line.quantity_backordered, line.quantity_backordered + backordered
+            )
+        entries.append(Entry("stock_lost", details))
+        events.append(
+            (
+                ORDER_STOCK_LOST,
+                {
+                    "order_id": str(order_id),
+                    "number": order.number,
+                    "location": code,
+                    "line_id": str(line.id),
+                    "sku": line.sku_code,
+                    "quantity": take,
+                    "rerouted": [
+                        {"location": item["location"], "quantity": item["quantity"]} for item in rerouted
+                    ],
+                    "backordered": backordered,
+                },
+            )
+        )
+    if moved_total == 0:
+        return 0
+    # A released order's re-routed units go to their new locations' fulfillment orders at once.
+    assigned = await assign(session, order_id, create=was_released, only=new_places)
+    if assigned:
+        entries[-1].changes["fulfillment_orders"] = assigned_details(assigned)
+    await session.execute(
+        update(Order)
+        .where(Order.id == order_id)
+        .values(version=Order.version + 1, updated_at=dt.datetime.now(dt.UTC))
+    )
+    await timeline.record(session, order_id, entries, SHORTFALL)
+    await record_events(session, tenant, events + created_payloads(order, assigned))
+    for line, backordered in backordered_lines:
+        await holds.place_hold(
+            tenant,
+            session,
+            order_id,
+            HoldRequest(
+                "stock",
+                f"{line.sku_code}: {backordered} unit(s) this order held at {code} were lost ({loss[:400]}) "
+                "and no other location has them; they are backordered",
+            ),
+            actor=SHORTFALL,
+        )
+    await sync(session, order_id)
+    await derived.refresh(session, order_id)
+    return moved_total

@@ -1,0 +1,238 @@
+"""Stock lost under reservations: the newest orders holding it are re-routed, or backordered and held."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from ordersmith.platform.database import Database
+from ordersmith.platform.events import consumers
+from ordersmith.platform.tenancy import get_tenant_record
+from ordersmith.platform.workers import deliver_event
+from ordersmith.tenants.fulfillment.shortfall import CONSUMER_NAME, ShortfallChangedError
+from tests.support.concurrency import wait_for_lock_waiters
+from tests.support.fulfillment import (
+    assert_stock_invariants,
+    buckets,
+    by_location,
+    line_of,
+    release,
+    stock_at,
+)
+from tests.support.order_actions import entry, events_of, ship_in, tenant_context, timeline_of
+from tests.support.orders import Store, open_store
+from tests.support.webhook_receiver import outbox_events
+
+
+async def three_warehouses(client: AsyncTestClient[Litestar], stock: tuple[int, int, int]) -> Store:
+    """TEE-S at WH-1 (tried first), WH-2 and WH-3 with the given units (none: no stock row there)."""
+    store = await open_store(client)
+    await store.add_skus("TEE-S", price=1000)
+    for (code, priority), quantity in zip((("WH-1", 10), ("WH-2", 20), ("WH-3", 30)), stock, strict=True):
+        await store.add_location(code, priority=priority)
+        if quantity:
+            await store.receive("TEE-S", code, quantity)
+    return store
+
+
+async def lose(
+    store: Store, location: str, quantity: int, kind: str = "damage", reason: str = "forklift"
+) -> Any:
+    return await store.call(
+        "POST",
+        "/api/v1/inventory/adjustments",
+        201,
+        json={
+            "sku": "TEE-S",
+            "location_id": store.locations[location],
+            "kind": kind,
+            "quantity": quantity,
+            "reason": reason,
+        },
+    )
+
+
+async def run_shortfall(database: Database, store: Store) -> int:
+    """Hand the store's stock events to the shortfall consumer, as a worker would; how many ran now."""
+    consumer = next(item for item in consumers.all() if item.name == CONSUMER_NAME)
+    tenant = await get_tenant_record(database, store.slug)
+    ran = 0
+    for event in await outbox_events(database, tenant.id):
+        if event.topic in consumer.topics:
+            ran += await deliver_event(database, consumer, event)
+    return ran
+
+
+def held(order: dict[str, Any]) -> list[tuple[str, int]]:
+    return [(item["location_code"], item["quantity"]) for item in order["reservations"]]
+
+
+async def order_of(store: Store, order: dict[str, Any]) -> Any:
+    return await store.call("GET", f"/api/v1/orders/{order['id']}", 200)
+
+
+async def test_the_newest_order_moves_to_the_next_location_and_the_oldest_keeps_its_units(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    store = await three_warehouses(client, (5, 2, 4))
+    older = await store.place(("TEE-S", 3))
+    newer = await store.place(("TEE-S", 2))
+    assert await stock_at(store, "TEE-S") == {"WH-1": (5, 5), "WH-2": (2, 0), "WH-3": (4, 0)}
+
+    await lose(store, "WH-1", -2)
+    assert await stock_at(store, "TEE-S") == {"WH-1": (3, 5), "WH-2": (2, 0), "WH-3": (4, 0)}
+    # Three receipts, the damage: one consumer run each, and only the damage moves anything.
+    assert await run_shortfall(database, store) == 4
+
+    assert await stock_at(store, "TEE-S") == {"WH-1": (3, 3), "WH-2": (2, 2), "WH-3": (4, 0)}
+    older_now, newer_now = await order_of(store, older), await order_of(store, newer)
+    assert held(older_now) == [("WH-1", 3)]
+    assert held(newer_now) == [("WH-2", 2)]
+    assert newer_now["reservations"][0]["reason"] == (
+        "re-routed from WH-1 (stock lost: damage of 2 at WH-1: forklift): "
+        "WH-2 (priority 20) is the first location with all 2"
+    )
+    # Automation's change: a new version, no touch.
+    assert (newer_now["status"], newer_now["open_hold_count"]) == ("confirmed", 0)
+    assert (newer_now["version"], newer_now["touch_count"]) == (newer["version"] + 1, newer["touch_count"])
+    assert buckets(newer_now, "TEE-S") == (2, 0, 0, 0, 0)
+
+    lost = entry(await timeline_of(store, newer["id"]), "stock_lost")
+    assert (lost["actor_type"], lost["actor_id"], lost["is_touch"]) == ("system", "stock-shortfall", False)
+    assert lost["changes"] == {
+        "location": "WH-1",
+        "line_id": line_of(newer, "TEE-S")["id"],
+        "line_number": 1,
+        "sku": "TEE-S",
+        "quantity": 2,
+        "loss": "damage of 2 at WH-1: forklift",
+        "rerouted": [
+            {
+                "location": "WH-2",
+                "quantity": 2,
+                "reason": "WH-2 (priority 20) is the first location with all 2",
+            }
+        ],
+        "backordered": 0,
+    }
+    assert [kind for kind, _ in await events_of(database, newer["id"])][-1] == "order.stock_lost"
+    assert "stock_lost" not in {item["kind"] for item in await timeline_of(store, older["id"])}
+    await assert_stock_invariants(database, store)
+
+    # Delivered again, the event changes nothing.
+    assert await run_shortfall(database, store) == 0
+    assert await stock_at(store, "TEE-S") == {"WH-1": (3, 3), "WH-2": (2, 2), "WH-3": (4, 0)}
+
+
+async def test_a_loss_larger_than_the_newest_order_takes_the_next_newest_too(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    store = await three_warehouses(client, (6, 0, 10))
+    first = await store.place(("TEE-S", 2))
+    second = await store.place(("TEE-S", 2))
+    third = await store.place(("TEE-S", 2))
+
+    # Counted 3 where 6 were: 3 units short, so the third order moves whole and the second in part.
+    await lose(store, "WH-1", 3, kind="count", reason="cycle count")
+    await run_shortfall(database, store)
+
+    assert await stock_at(store, "TEE-S") == {"WH-1": (3, 3), "WH-3": (10, 3)}
+    assert held(await order_of(store, first)) == [("WH-1", 2)]
+    assert sorted(held(await order_of(store, second))) == [("WH-1", 1), ("WH-3", 1)]
+    assert held(await order_of(store, third)) == [("WH-3", 2)]
+    assert entry(await timeline_of(store, second["id"]), "stock_lost")["changes"]["quantity"] == 1
+    assert entry(await timeline_of(store, third["id"]), "stock_lost")["changes"]["loss"] == (
+        "count of 3 at WH-1: cycle count"
+    )
+    await assert_stock_invariants(database, store)
+
+
+async def test_units_no_location_has_are_backordered_under_a_stock_hold(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    store = await three_warehouses(client, (4, 1, 0))
+    order = await store.place(("TEE-S", 4))
+    [wh1] = (await release(store, order["id"]))["data"]
+    assert (wh1["location_code"], wh1["status"]) == ("WH-1", "open")
+
+    await lose(store, "WH-1", -3, kind="correction", reason="never arrived")
+    await run_shortfall(database, store)
+
+    # WH-2's one unit is taken and gets a fulfillment order of its own; two are backordered.
+    after = await order_of(store, order)
+    assert sorted(held(after)) == [("WH-1", 1), ("WH-2", 1)]
+    assert buckets(after, "TEE-S") == (2, 2, 0, 0, 0)
+    assert after["open_hold_count"] == 1
+    [hold] = after["holds"]
+    assert (hold["type"], hold["placed_by_type"], hold["placed_by_id"], hold["release_role"]) == (
+        "stock",
+        "system",
+        "stock-shortfall",
+        "agent",
+    )
+    assert hold["reason"] == (
+        "TEE-S: 2 unit(s) this order held at WH-1 were lost (correction of 3 at WH-1: never arrived) "
+        "and no other location has them; they are backordered"
+    )
+    assert await stock_at(store, "TEE-S") == {"WH-1": (1, 1), "WH-2": (1, 1)}
+    places = by_location(
+        (await store.call("GET", f"/api/v1/orders/{order['id']}/fulfillment-orders", 200))["data"]
+    )
+    assert {code: item["status"] for code, item in places.items()} == {"WH-1": "on_hold", "WH-2": "on_hold"}
+    lost = entry(await timeline_of(store, order["id"]), "stock_lost")["changes"]
+    assert (lost["backordered"], lost["quantity_backordered"]) == (2, {"old": 0, "new": 2})
+    assert [(item["location"], item["is_new"]) for item in lost["fulfillment_orders"]] == [("WH-2", True)]
+    topics = [topic for topic, _ in await events_of(database, order["id"])]
+    assert topics[-3:] == ["order.stock_lost", "fulfillment_order.created", "order.hold_placed"]
+    await assert_stock_invariants(database, store)
+
+
+async def test_losses_that_leave_reservations_covered_move_nothing(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    store = await three_warehouses(client, (5, 2, 0))
+    order = await store.place(("TEE-S", 3))
+    # Two of the five are free: losing them, or counting what is there, leaves the order's three covered.
+    await lose(store, "WH-1", -2)
+    await lose(store, "WH-1", 3, kind="count", reason="checked")
+    await run_shortfall(database, store)
+    after = await order_of(store, order)
+    assert (held(after), after["version"]) == ([("WH-1", 3)], order["version"])
+    assert "stock_lost" not in {item["kind"] for item in await timeline_of(store, order["id"])}
+    assert await stock_at(store, "TEE-S") == {"WH-1": (3, 3), "WH-2": (2, 0)}
+
+
+async def test_a_shipment_racing_the_move_makes_it_choose_again(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    store = await three_warehouses(client, (5, 0, 10))
+    older = await store.place(("TEE-S", 3))
+    newer = await store.place(("TEE-S", 2))
+    await lose(store, "WH-1", -2)
+    consumer = next(item for item in consumers.all() if item.name == CONSUMER_NAME)
+    tenant = await get_tenant_record(database, store.slug)
+    [damage] = [
+        event for event in await outbox_events(database, tenant.id) if event.payload.get("kind") == "damage"
+    ]
+
+    # The newer order ships one unit from WH-1 while the consumer waits for its lock: the
+    # consumer chose it for 2 units and finds 1, so it gives up and the event comes again.
+    async with database.tenant_session(await tenant_context(database, store)) as session:
+        await ship_in(session, line_of(newer, "TEE-S")["id"], 1)
+        moving = asyncio.create_task(deliver_event(database, consumer, damage))
+        await wait_for_lock_waiters(database, 1)
+    with pytest.raises(ShortfallChangedError, match=r"^1 unit\(s\) reserved at WH-1 are still not on hand"):
+        await moving
+    assert await stock_at(store, "TEE-S") == {"WH-1": (2, 4), "WH-3": (10, 0)}
+    assert "stock_lost" not in {item["kind"] for item in await timeline_of(store, newer["id"])}
+
+    # The retry takes the newer order's last unit there, then one of the older order's.
+    assert await deliver_event(database, consumer, damage) is True
+    assert await stock_at(store, "TEE-S") == {"WH-1": (2, 2), "WH-3": (10, 2)}
+    assert sorted(held(await order_of(store, older))) == [("WH-1", 2), ("WH-3", 1)]
+    assert held(await order_of(store, newer)) == [("WH-3", 1)]
+    await assert_stock_invariants(database, store)
