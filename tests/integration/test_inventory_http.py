@@ -34,7 +34,9 @@ async def adjust(store: Store, expected: int, **body: object) -> dict[str, objec
 
 async def _no_such_location_for_stock(store: Store, location_id: str) -> None:
     """An adjustment and a safety stock naming `location_id` both answer 404 location_not_found."""
-    problem = await adjust(store, 404, sku="TEE-S", location_id=location_id, kind="receive", quantity=1)
+    problem = await adjust(
+        store, 404, sku="TEE-S", location_id=location_id, kind="receive", quantity=1, reason="PO 1"
+    )
     assert problem["code"] == "location_not_found"
     problem = await store.call(
         "PUT",
@@ -51,13 +53,15 @@ async def test_on_hand_follows_the_ledger_and_a_count_records_the_difference(sto
     damaged = await adjust(
         store, 201, sku="tee-s", location_id=wh1, kind="damage", quantity=-2, reason="torn"
     )
-    counted = await adjust(store, 201, sku="TEE-S", location_id=wh1, kind="count", quantity=7)
+    counted = await adjust(
+        store, 201, sku="TEE-S", location_id=wh1, kind="count", quantity=7, reason="cycle count"
+    )
 
     assert (damaged["quantity"], damaged["on_hand_after"]) == (-2, 10)
     assert (counted["kind"], counted["quantity"], counted["on_hand_after"]) == ("count", -3, 7)
     ledger = await store.call("GET", "/api/v1/inventory/adjustments", 200, params={"sku": "TEE-S"})
     assert [(row["kind"], row["quantity"], row["reason"]) for row in ledger["data"]] == [
-        ("count", -3, ""),
+        ("count", -3, "cycle count"),
         ("damage", -2, "torn"),
         ("receive", 12, "PO 77"),
     ]
@@ -111,11 +115,28 @@ async def test_stock_never_goes_below_zero_and_bad_adjustments_say_why(store: St
     problem = await adjust(store, 422, sku="TEE-S", location_id=wh1, kind="damage", quantity=2, reason="")
     assert problem["errors"] == [
         {"field": "quantity", "message": "damage removes stock: give a negative quantity, such as -2"},
-        {"field": "reason", "message": "say why: a damage needs a reason"},
+        {
+            "field": "reason",
+            "message": "say why: a damage needs a reason, such as what happened ('dropped by the forklift')",
+        },
     ]
-    await adjust(store, 201, sku="TEE-S", location_id=wh1, kind="receive", quantity=10**9)
-    await adjust(store, 201, sku="TEE-S", location_id=wh1, kind="receive", quantity=10**9 - 3)
-    problem = await adjust(store, 422, sku="TEE-S", location_id=wh1, kind="receive", quantity=1)
+    # Every kind a person records needs a reason, receipts and counts too.
+    for kind, quantity, hint in (
+        ("receive", 2, "the purchase order or transfer it came with ('PO 1042')"),
+        ("count", 3, "which count it was ('cycle count, aisle 4')"),
+    ):
+        problem = await adjust(
+            store, 422, sku="TEE-S", location_id=wh1, kind=kind, quantity=quantity, reason=" "
+        )
+        assert problem["errors"] == [
+            {"field": "reason", "message": f"say why: a {kind} needs a reason, such as {hint}"}
+        ]
+    assert (await store.stock("TEE-S"))["on_hand"] == 3
+    await adjust(store, 201, sku="TEE-S", location_id=wh1, kind="receive", quantity=10**9, reason="PO 8")
+    await adjust(store, 201, sku="TEE-S", location_id=wh1, kind="receive", quantity=10**9 - 3, reason="PO 9")
+    problem = await adjust(
+        store, 422, sku="TEE-S", location_id=wh1, kind="receive", quantity=1, reason="PO 10"
+    )
     assert problem["errors"] == [
         {
             "field": "quantity",

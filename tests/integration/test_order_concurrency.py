@@ -227,7 +227,7 @@ async def _shop(database: Database, tenant: TenantContext) -> uuid.UUID:
                     location_id=location.id,
                     kind="receive",
                     quantity=15,
-                    reason="",
+                    reason="opening stock",
                     actor=SYSTEM,
                 )
         customer = await create_customer(tenant, session, {"full_name": "Ana Lima"}, author=SYSTEM)

@@ -62,6 +62,7 @@ class Store:
                 "location_id": self.locations[location],
                 "kind": "receive",
                 "quantity": quantity,
+                "reason": "opening stock",
             },
         )
         return body

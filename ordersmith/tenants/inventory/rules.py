@@ -19,6 +19,13 @@ MAX_QUANTITY = 10**9
 MAX_ON_HAND = 2 * 10**9
 MAX_REASON = 500
 MANUAL_KINDS = ("receive", "count", "damage", "correction")
+# Every adjustment a person records says why; what a good reason looks like, per kind.
+REASON_HINTS = {
+    "receive": "the purchase order or transfer it came with ('PO 1042')",
+    "count": "which count it was ('cycle count, aisle 4')",
+    "damage": "what happened ('dropped by the forklift')",
+    "correction": "what was wrong ('received twice by mistake')",
+}
 # A location's postal address: a customer address's parts and lengths, so one fits into
 # the other, but every part optional (a shop may give only its city and country).
 ADDRESS_LIMITS = {
@@ -122,5 +129,5 @@ def check_adjustment(kind: str, quantity: int, reason: str, errors: list[FieldEr
         errors.append(FieldError("quantity", "a correction changes stock: give a non-zero quantity"))
     if not isinstance(reason, str) or len(reason) > MAX_REASON:
         errors.append(FieldError("reason", f"must be at most {MAX_REASON} characters"))
-    elif kind in ("damage", "correction") and not reason.strip():
-        errors.append(FieldError("reason", f"say why: a {kind} needs a reason"))
+    elif kind in REASON_HINTS and not reason.strip():
+        errors.append(FieldError("reason", f"say why: a {kind} needs a reason, such as {REASON_HINTS[kind]}"))
