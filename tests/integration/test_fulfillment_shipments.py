@@ -16,6 +16,7 @@ from tests.support.fulfillment import (
     ship,
     split_store,
     stock_at,
+    stored_statuses,
 )
 from tests.support.order_actions import events_of, steps, timeline_of
 from tests.support.orders import Store
@@ -133,7 +134,9 @@ async def test_an_order_ships_from_two_locations_in_split_shipments(store: Store
     }
 
 
-async def test_a_hold_blocks_release_and_releasing_twice_changes_nothing(store: Store) -> None:
+async def test_a_hold_blocks_release_and_releasing_twice_changes_nothing(
+    store: Store, database: Database
+) -> None:
     order = await store.place(("TEE-S", 1), hold={"type": "fraud_review", "reason": "new customer"})
     hold = order["holds"][0]
     problem = await release(store, order["id"], expected=409)
@@ -161,6 +164,35 @@ async def test_a_hold_blocks_release_and_releasing_twice_changes_nothing(store: 
     assert held["status"] == "on_hold"
     problem = await ship(store, first[0]["id"], [(line_of(order, "TEE-S")["id"], 1)], expected=409)
     assert (problem["code"], problem["holds"][0]["type"]) == ("order_on_hold", "address")
+    # Stored with the hold, not only derived on reading, and on the hold's timeline entry.
+    assert await stored_statuses(database, store, order["id"]) == ["on_hold"]
+    moved = [
+        {
+            "fulfillment_order_id": first[0]["id"],
+            "location": "WH-1",
+            "status": {"old": "open", "new": "on_hold"},
+        }
+    ]
+    entries = await timeline_of(store, order["id"])
+    assert [
+        item["changes"].get("fulfillment_orders") for item in entries if item["kind"] == "hold_placed"
+    ] == [
+        None,
+        moved,
+    ]
+
+    # Releasing it opens the fulfillment order again, stored and recorded the same way.
+    address_hold = (await store.call("GET", f"/api/v1/orders/{order['id']}", 200))["holds"][1]["id"]
+    await store.call("POST", f"/api/v1/orders/{order['id']}/holds/{address_hold}/release", 200)
+    assert await stored_statuses(database, store, order["id"]) == ["open"]
+    released = [item for item in await timeline_of(store, order["id"]) if item["kind"] == "hold_released"][-1]
+    assert released["changes"]["fulfillment_orders"] == [
+        {
+            "fulfillment_order_id": first[0]["id"],
+            "location": "WH-1",
+            "status": {"old": "on_hold", "new": "open"},
+        }
+    ]
 
 
 async def test_a_shipment_never_exceeds_what_the_location_holds(store: Store, database: Database) -> None:

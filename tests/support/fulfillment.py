@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 
 from ordersmith.platform.database import Database
 from ordersmith.platform.identity.audit import Actor
-from ordersmith.tenants.inventory.models import InventoryAdjustment, Reservation, StockLevel
+from ordersmith.tenants.fulfillment.models import FulfillmentOrder
+from ordersmith.tenants.inventory.models import InventoryAdjustment, Location, Reservation, StockLevel
 from ordersmith.tenants.payments.service import PaymentRequest, create_payment
 from tests.support.order_actions import tenant_context
 from tests.support.orders import Store, open_store
@@ -113,6 +114,19 @@ async def assert_stock_invariants(database: Database, store: Store) -> None:
     for key, (on_hand, reserved) in levels.items():
         assert on_hand == ledger.get(key, 0), (key, on_hand, ledger.get(key))
         assert reserved == held.get(key, 0), (key, reserved, held.get(key))
+
+
+async def stored_statuses(database: Database, store: Store, order_id: str) -> list[str]:
+    """The statuses stored on an order's fulfillment orders (reads derive theirs), by location code."""
+    tenant = await tenant_context(database, store)
+    async with database.tenant_session(tenant) as session:
+        rows = await session.scalars(
+            select(FulfillmentOrder.status)
+            .join(Location, Location.id == FulfillmentOrder.location_id)
+            .where(FulfillmentOrder.order_id == uuid.UUID(order_id))
+            .order_by(Location.code)
+        )
+        return list(rows)
 
 
 async def pay_manually(database: Database, store: Store, order_id: str, amount: int) -> None:

@@ -47,7 +47,7 @@ class FulfillmentOrderView:
     row: FulfillmentOrder
     order_number: int
     location_code: str
-    # Follows the stock (see lifecycle.derive); the stored status catches up on the next change.
+    # Follows the stock (see lifecycle.derive); every change that moves it stores it too.
     status: str
     lines: list[FulfillmentLineView]
 

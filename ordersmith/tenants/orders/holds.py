@@ -28,7 +28,7 @@ from ordersmith.platform.errors import FieldError, ValidationFailedError
 from ordersmith.platform.events import record_events
 from ordersmith.platform.identity.audit import Actor
 from ordersmith.platform.ids import uuid7
-from ordersmith.tenants.orders import lifecycle, timeline
+from ordersmith.tenants.orders import derived, lifecycle, timeline
 from ordersmith.tenants.orders.errors import (
     HoldAlreadyReleasedError,
     HoldNotFoundError,
@@ -148,6 +148,9 @@ async def place_hold(
             **({"rules": list(rules)} if rules else {}),
         },
     )
+    # A released order's fulfillment orders go on hold now, not on their next change.
+    if moves := await derived.reservations_moved(session, order_id):
+        entry.changes["fulfillment_orders"] = moves
     await timeline.record(session, order_id, [entry], actor)
     await record_events(
         session,
@@ -268,6 +271,9 @@ async def release_and_confirm(
         entries.append(Entry("confirmed", {"status": change(lifecycle.PLACED, lifecycle.CONFIRMED)}))
         events.append((ORDER_CONFIRMED, {"order_id": str(order.id), "number": order.number}))
     await session.execute(update(Order).where(Order.id == order.id).values(**values))
+    # With the last hold gone, its fulfillment orders are open again now.
+    if entries and (moves := await derived.reservations_moved(session, order.id)):
+        entries[-1].changes["fulfillment_orders"] = moves
     await timeline.record(session, order.id, entries, actor)
     await record_events(session, tenant, events)
 
