@@ -1,4 +1,4 @@
-"""The stock ledger's invariants hold after any sequence of stock, order, edit and cancel operations.
+"""The stock ledger's invariants hold after any sequence of stock, order, edit, cancel and worker steps.
 
 Hypothesis draws a sequence of operations on one store: stock adjustments (receive,
 damage, count, correction), safety stock, placements of random lines over three SKUs
@@ -22,7 +22,10 @@ asserts:
 
 `available` is only asserted at the moment of reserving: a damage or count recorded
 after stock was promised may leave on_hand below reserved, which is the physical truth.
-Each example gets fresh SKUs, locations and a customer in the test's store.
+A `Settle` step lets the workers catch up (the shortfall and backorder consumers handle
+every event so far); after it no location holds more reserved than on hand, and no SKU
+has a free unit while an open order waits for it. Each example gets fresh SKUs,
+locations and a customer in the test's store.
 """
 
 from __future__ import annotations
@@ -39,10 +42,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.platform.database import Database, TenantContext
 from ordersmith.platform.errors import OrdersmithError, ValidationFailedError
+from ordersmith.platform.events import consumers
 from ordersmith.platform.identity.audit import SYSTEM
 from ordersmith.platform.tenancy import TenantRecord
+from ordersmith.platform.workers import deliver_event
 from ordersmith.tenants.catalog.service import create_product
 from ordersmith.tenants.customers.service import create_customer
+from ordersmith.tenants.fulfillment import backorders, shortfall
 from ordersmith.tenants.inventory.errors import InsufficientStockError, Shortfall, StockWouldGoNegativeError
 from ordersmith.tenants.inventory.models import InventoryAdjustment, Reservation, StockLevel
 from ordersmith.tenants.inventory.service import adjust_stock, create_location, set_safety_stock
@@ -54,6 +60,7 @@ from ordersmith.tenants.orders.models import Order, OrderLine
 from ordersmith.tenants.orders.placement import place_order
 from ordersmith.tenants.orders.rules import LineRequest, OrderRequest
 from tests.support.orders import ADDRESS
+from tests.support.webhook_receiver import outbox_events
 
 SKUS = 3
 BACKORDER_SKU = 2
@@ -113,7 +120,13 @@ class EditRemoveLine:
     line: int
 
 
-Operation = Adjust | SafetyStock | Place | Cancel | EditQuantity | EditAddLine | EditRemoveLine
+@dataclass(frozen=True)
+class Settle:
+    """The workers catch up: the shortfall and backorder consumers handle every event so far."""
+
+
+Change = Adjust | SafetyStock | Place | Cancel | EditQuantity | EditAddLine | EditRemoveLine
+Operation = Change | Settle
 
 _sku = st.integers(0, SKUS - 1)
 _location = st.integers(0, LOCATIONS - 1)
@@ -130,6 +143,7 @@ _correction = st.builds(
     Adjust, _sku, _location, st.just("correction"), st.sampled_from([-3, -2, -1, 1, 2, 3])
 )
 _safety = st.builds(SafetyStock, _sku, _location, st.integers(0, 2))
+_settle = st.just(Settle())
 # How often each kind of step is drawn: mostly placements, cancellations and edits.
 _MIX: list[st.SearchStrategy[Operation]] = [
     *[_place] * 4,
@@ -142,8 +156,45 @@ _MIX: list[st.SearchStrategy[Operation]] = [
     _count,
     _correction,
     _safety,
+    *[_settle] * 2,
 ]
 operations = st.sampled_from(_MIX).flatmap(lambda strategy: strategy)
+
+
+# For the workers' steps: orders on little stock, some waiting for it (the backorder SKU);
+# stock lost or added under them, and the workers catching up right after or later.
+def _alone(step: Operation) -> tuple[Operation, ...]:
+    return (step,)
+
+
+_wait_for_stock = st.builds(Place, st.tuples(st.tuples(st.just(BACKORDER_SKU), st.integers(2, 5)))).map(
+    _alone
+)
+_lose_then_settle = st.builds(
+    lambda kind, sku, location, units: (Adjust(sku, location, kind, -units), Settle()),
+    st.sampled_from(["damage", "correction"]),
+    _sku,
+    _location,
+    st.integers(1, 3),
+)
+_arrive_then_settle = st.builds(
+    lambda sku, location, units: (Adjust(sku, location, "receive", units), Settle()),
+    st.sampled_from([BACKORDER_SKU, BACKORDER_SKU, 0, 1]),
+    _location,
+    st.integers(1, 3),
+)
+_WORKER_MIX: list[st.SearchStrategy[tuple[Operation, ...]]] = [
+    *[_place.map(_alone)] * 3,
+    *[_wait_for_stock] * 2,
+    *[_lose_then_settle] * 2,
+    *[_arrive_then_settle] * 2,
+    _count.map(_alone),
+    st.tuples(_cancel, _settle),
+    _edit_quantity.map(_alone),
+    _safety.map(_alone),
+    _settle.map(_alone),
+]
+worker_operations = st.sampled_from(_WORKER_MIX).flatmap(lambda strategy: strategy)
 
 
 @dataclass(frozen=True)
@@ -449,7 +500,7 @@ class Expected:
 Action = Callable[[AsyncSession], Awaitable[object]]
 
 
-def predict(shop: Shop, before: Snapshot, step: Operation) -> tuple[Expected, Action | None]:
+def predict(shop: Shop, before: Snapshot, step: Change) -> tuple[Expected, Action | None]:
     """What the step must do, and the service call that does it (None: nothing to act on)."""
     expected = Expected(dict(before.lines), {number: status for number, (_, status) in before.orders.items()})
     if isinstance(step, Adjust):
@@ -631,6 +682,15 @@ async def run_steps(database: Database, shop: Shop, steps: list[Operation]) -> N
     async with database.tenant_session(shop.tenant) as session:
         state = await snapshot(session, shop)
     for step in steps:
+        if isinstance(step, Settle):
+            await settle(database, shop)
+            async with database.tenant_session(shop.tenant) as session:
+                after = await snapshot(session, shop)
+            check_invariants(shop, after)
+            check_settled(after)
+            event("Settle moved stock" if after.held != state.held else "Settle found nothing to do")
+            state = after
+            continue
         expected, action = predict(shop, state, step)
         refused: OrdersmithError | None = None
         if action is not None:
@@ -658,6 +718,26 @@ async def run_steps(database: Database, shop: Shop, steps: list[Operation]) -> N
         state = after
 
 
+async def settle(database: Database, shop: Shop) -> None:
+    """Hand the store's events to the stock consumers, as workers would (each event once)."""
+    for name in (shortfall.CONSUMER_NAME, backorders.CONSUMER_NAME):
+        consumer = next(item for item in consumers.all() if item.name == name)
+        for outbox_event in await outbox_events(database, shop.tenant.tenant_id):
+            if outbox_event.topic in consumer.topics:
+                await deliver_event(database, consumer, outbox_event)
+
+
+def check_settled(state: Snapshot) -> None:
+    """Once the consumers caught up: no location promises units it has not got, no free unit is
+    left while an open order waits for its SKU."""
+    for key, row in state.stock.items():
+        assert row.reserved <= row.on_hand, (key, row)
+    open_numbers = set(state.open_orders())
+    for (number, _), line in state.lines.items():
+        if number in open_numbers and line.backordered:
+            assert state.available(line.variant_id) == 0, (number, line)
+
+
 @settings(
     max_examples=40,
     deadline=None,
@@ -678,3 +758,25 @@ async def test_on_hand_and_reserved_always_match_the_ledger_and_the_reservations
 ) -> None:
     shop = await open_shop(database, tenant.context, priorities, initial)
     await run_steps(database, shop, steps)
+
+
+@settings(
+    max_examples=30,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    chunks=st.lists(worker_operations, min_size=3, max_size=12),
+    priorities=st.tuples(st.integers(0, 2), st.integers(0, 2)),
+    initial=st.lists(st.integers(0, 3), min_size=SKUS * LOCATIONS, max_size=SKUS * LOCATIONS),
+)
+async def test_once_the_workers_catch_up_nothing_is_promised_twice_or_left_waiting(
+    database: Database,
+    tenant: TenantRecord,
+    chunks: list[tuple[Operation, ...]],
+    priorities: tuple[int, int],
+    initial: list[int],
+) -> None:
+    shop = await open_shop(database, tenant.context, priorities, initial)
+    await run_steps(database, shop, [step for chunk in chunks for step in chunk])

@@ -21,6 +21,7 @@ from tests.support.fulfillment import (
     by_location,
     line_of,
     release,
+    run_consumer,
     stock_at,
 )
 from tests.support.order_actions import entry, events_of, ship_in, tenant_context, timeline_of
@@ -57,14 +58,7 @@ async def lose(
 
 
 async def run_shortfall(database: Database, store: Store) -> int:
-    """Hand the store's stock events to the shortfall consumer, as a worker would; how many ran now."""
-    consumer = next(item for item in consumers.all() if item.name == CONSUMER_NAME)
-    tenant = await get_tenant_record(database, store.slug)
-    ran = 0
-    for event in await outbox_events(database, tenant.id):
-        if event.topic in consumer.topics:
-            ran += await deliver_event(database, consumer, event)
-    return ran
+    return await run_consumer(database, store, CONSUMER_NAME)
 
 
 def held(order: dict[str, Any]) -> list[tuple[str, int]]:

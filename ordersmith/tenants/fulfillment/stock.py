@@ -110,8 +110,10 @@ async def take_here(session: AsyncSession, line: OrderLine, location_id: uuid.UU
     await move_reserved(session, [(line.variant_id, location_id, -quantity)])
 
 
-async def plan_elsewhere(session: AsyncSession, line: OrderLine, avoid: uuid.UUID, quantity: int) -> Plan:
-    """Where else `quantity` units of the line can come from (priority first); the rest is backordered."""
+async def plan_elsewhere(
+    session: AsyncSession, line: OrderLine, avoid: uuid.UUID | None, quantity: int
+) -> Plan:
+    """Where `quantity` units of the line can come from (not `avoid`), by priority; the rest backordered."""
     rows = await session.execute(
         select(
             StockLevel.variant_id,
@@ -122,7 +124,11 @@ async def plan_elsewhere(session: AsyncSession, line: OrderLine, avoid: uuid.UUI
             StockLevel.on_hand.cast(BigInteger) - StockLevel.reserved - StockLevel.safety_stock,
         )
         .join(Location, Location.id == StockLevel.location_id)
-        .where(StockLevel.variant_id == line.variant_id, Location.is_active, Location.id != avoid)
+        .where(
+            StockLevel.variant_id == line.variant_id,
+            Location.is_active,
+            *([Location.id != avoid] if avoid is not None else []),
+        )
         .order_by(StockLevel.variant_id, StockLevel.location_id)
     )
     stock = [StockRow(*row) for row in rows]
@@ -163,9 +169,23 @@ async def reserve_at(
 
 async def backorder(session: AsyncSession, line: OrderLine, quantity: int) -> None:
     """Move `quantity` of a line's allocated units to backordered: no location holds them now."""
+    await _shift_to_backordered(session, line, quantity)
+
+
+async def allocate_backordered(session: AsyncSession, line: OrderLine, quantity: int) -> None:
+    """Move `quantity` of a line's backordered units to allocated: a location holds them now."""
+    await _shift_to_backordered(session, line, -quantity)
+
+
+async def _shift_to_backordered(session: AsyncSession, line: OrderLine, quantity: int) -> None:
+    """Move units from allocated to backordered (negative: back); 409 if the line has not got them."""
     moved = await session.execute(
         update(OrderLine)
-        .where(OrderLine.id == line.id, OrderLine.quantity_allocated >= quantity)
+        .where(
+            OrderLine.id == line.id,
+            OrderLine.quantity_allocated >= quantity,
+            OrderLine.quantity_backordered >= -quantity,
+        )
         .values(
             quantity_allocated=OrderLine.quantity_allocated - quantity,
             quantity_backordered=OrderLine.quantity_backordered + quantity,
@@ -175,4 +195,4 @@ async def backorder(session: AsyncSession, line: OrderLine, quantity: int) -> No
         .execution_options(synchronize_session=False)
     )
     if moved.one_or_none() is None:
-        raise OrderChangedError("the order changed while the line was being re-routed; read it and retry")
+        raise OrderChangedError("the order changed while the line's stock was being moved; read it and retry")

@@ -45,6 +45,7 @@ from ordersmith.tenants.inventory.rules import (
 LOCATION_CREATED = "location.created"
 LOCATION_UPDATED = "location.updated"
 STOCK_ADJUSTED = "inventory.adjusted"
+SAFETY_STOCK_SET = "inventory.safety_stock_set"
 # Ledger kinds written by fulfillment (units leaving) and returns (units put back), never by hand.
 SYSTEM_KINDS = ("shipment", "return")
 
@@ -403,12 +404,27 @@ async def set_safety_stock(
         raise ValidationFailedError("the safety stock is invalid; see errors", errors=errors)
     variant = await variant_by_sku(session, sku)
     await get_location(tenant, session, location)
-    await _locked_stock(session, variant.id, location)
+    stock = await _locked_stock(session, variant.id, location)
+    previous = stock.safety_stock
     await session.execute(
         update(StockLevel)
         .where(StockLevel.variant_id == variant.id, StockLevel.location_id == location)
         .values(safety_stock=safety_stock, updated_at=func.now())
     )
+    if safety_stock != previous:
+        # Lowered, it frees stock that backordered orders may be waiting for (fulfillment/backorders.py).
+        await record_event(
+            session,
+            tenant,
+            SAFETY_STOCK_SET,
+            {
+                "variant_id": str(variant.id),
+                "sku": variant.sku_code,
+                "location_id": str(location),
+                "safety_stock": safety_stock,
+                "previous": previous,
+            },
+        )
 
 
 async def availability(tenant: TenantContext, session: AsyncSession, sku: str) -> Availability:

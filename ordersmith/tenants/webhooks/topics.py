@@ -20,6 +20,7 @@ WEBHOOK_TOPICS: tuple[str, ...] = (
     "order.completed",
     "order.archived",
     "order.stock_lost",
+    "order.backorder_filled",
     "payment.authorized",
     "payment.captured",
     "payment.voided",

@@ -1,0 +1,216 @@
+"""Backordered units filled when stock comes free: a receipt or return, a cancellation, an edit.
+
+A line's backordered units wait for stock no location had. This consumer runs after
+whatever may have freed stock of a SKU (`inventory.adjusted` with units added, safety
+stock lowered, `order.cancelled`, `order.lines_cancelled`, `order.edited`) and gives the
+waiting orders what is now available, oldest placed first: each unit is reserved by
+the placement planner's rules (priority order), the line's units move from backordered
+to allocated, and a released order's new locations get fulfillment orders. An order
+left with nothing backordered has the `stock` holds the shortfall consumer placed
+released (a person's hold stays theirs to release). The timeline and the outbox say what was filled where.
+
+Locks in ADR 0006 order: the orders chosen (by id), then the SKUs' stock rows. New
+orders placed meanwhile may take the stock first: filling runs after the change that
+freed it, not inside it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy import BigInteger, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ordersmith.platform.database import TenantContext
+from ordersmith.platform.events import Event, consumers, record_events
+from ordersmith.platform.identity.audit import Actor
+from ordersmith.tenants.fulfillment.release import (
+    assign,
+    assigned_details,
+    created_payloads,
+    live_fulfillment_orders,
+    sync,
+)
+from ordersmith.tenants.fulfillment.shortfall import SHORTFALL
+from ordersmith.tenants.fulfillment.stock import allocate_backordered, plan_elsewhere, reserve_at
+from ordersmith.tenants.inventory.models import Location, StockLevel
+from ordersmith.tenants.inventory.reservations import lock_stock
+from ordersmith.tenants.inventory.service import SAFETY_STOCK_SET, STOCK_ADJUSTED
+from ordersmith.tenants.orders import derived, holds, lifecycle, timeline
+from ordersmith.tenants.orders.cancellation import ORDER_CANCELLED, ORDER_LINES_CANCELLED
+from ordersmith.tenants.orders.edits import ORDER_EDITED
+from ordersmith.tenants.orders.models import Order, OrderLine
+from ordersmith.tenants.orders.timeline import Entry, change
+from ordersmith.tenants.orders.views import load_order
+
+CONSUMER_NAME = "fulfillment.backorder-filler"
+ORDER_BACKORDER_FILLED = "order.backorder_filled"
+FILLER = Actor("system", "backorder-filler")
+STOCK_ARRIVED_NOTE = "stock arrived: every backordered unit is reserved"
+_OPEN = (lifecycle.PLACED, lifecycle.CONFIRMED)
+
+
+async def _freed_skus(session: AsyncSession, event: Event) -> set[uuid.UUID]:
+    """The SKUs whose stock the event may have freed: the adjusted one, or the cancelled or edited lines'."""
+    payload = event.payload
+    if event.topic == STOCK_ADJUSTED:
+        return {uuid.UUID(payload["variant_id"])} if payload["quantity"] > 0 else set()
+    if event.topic == SAFETY_STOCK_SET:
+        return {uuid.UUID(payload["variant_id"])} if payload["safety_stock"] < payload["previous"] else set()
+    line_ids = [uuid.UUID(item["line_id"]) for item in payload["lines"]]
+    return set(await session.scalars(select(OrderLine.variant_id).where(OrderLine.id.in_(line_ids))))
+
+
+async def _oldest_waiting(session: AsyncSession, variant_ids: set[uuid.UUID]) -> list[uuid.UUID]:
+    """Open orders waiting for these SKUs, oldest placed first, as many as what is free could serve."""
+    free = {
+        variant_id: int(units)
+        for variant_id, units in await session.execute(
+            select(
+                StockLevel.variant_id,
+                func.sum(
+                    func.greatest(
+                        StockLevel.on_hand.cast(BigInteger) - StockLevel.reserved - StockLevel.safety_stock, 0
+                    )
+                ),
+            )
+            .join(Location, Location.id == StockLevel.location_id)
+            .where(StockLevel.variant_id.in_(variant_ids), Location.is_active)
+            .group_by(StockLevel.variant_id)
+        )
+    }
+    if not any(free.values()):
+        return []
+    rows = await session.execute(
+        select(OrderLine.order_id, OrderLine.variant_id, OrderLine.quantity_backordered)
+        .join(Order, Order.id == OrderLine.order_id)
+        .where(
+            OrderLine.variant_id.in_(variant_ids),
+            OrderLine.quantity_backordered > 0,
+            Order.status.in_(_OPEN),
+        )
+        .order_by(Order.placed_at, Order.id, OrderLine.line_number)
+    )
+    chosen: list[uuid.UUID] = []
+    for order_id, variant_id, waiting in rows:
+        if free.get(variant_id, 0) <= 0:
+            continue
+        free[variant_id] -= waiting
+        if order_id not in chosen:
+            chosen.append(order_id)
+    return chosen
+
+
+@consumers.consumer(
+    CONSUMER_NAME, STOCK_ADJUSTED, SAFETY_STOCK_SET, ORDER_CANCELLED, ORDER_LINES_CANCELLED, ORDER_EDITED
+)
+async def fill_backorders(tenant: TenantContext, session: AsyncSession, event: Event) -> None:
+    """Give orders waiting for a SKU the stock the event freed, oldest placed first."""
+    variant_ids = await _freed_skus(session, event)
+    if not variant_ids:
+        return
+    chosen = await _oldest_waiting(session, variant_ids)
+    if not chosen:
+        return
+    await session.execute(select(Order.id).where(Order.id.in_(chosen)).order_by(Order.id).with_for_update())
+    await lock_stock(session, variant_ids)
+    for order_id in chosen:
+        await _fill_order(tenant, session, order_id, variant_ids)
+
+
+async def _fill_order(
+    tenant: TenantContext, session: AsyncSession, order_id: uuid.UUID, variant_ids: set[uuid.UUID]
+) -> None:
+    """Reserve what is free now for this locked order's backordered lines of these SKUs."""
+    view = await load_order(session, order_id)
+    order = view.order
+    if order.status not in _OPEN:
+        return
+    was_released = bool(await live_fulfillment_orders(session, order_id))
+    entries: list[Entry] = []
+    events: list[tuple[str, dict[str, Any]]] = []
+    new_places: set[uuid.UUID] = set()
+    filled: dict[uuid.UUID, int] = defaultdict(int)
+    for line in view.lines:
+        if line.variant_id not in variant_ids or line.quantity_backordered == 0:
+            continue
+        plan = await plan_elsewhere(session, line, None, line.quantity_backordered)
+        if not plan.allocations:
+            continue
+        reserved = []
+        for allocation in plan.allocations:
+            new_places.add(allocation.location_id)
+            await reserve_at(
+                session,
+                line,
+                allocation.location_id,
+                allocation.quantity,
+                f"backorder filled: {allocation.reason}",
+            )
+            reserved.append(
+                {
+                    "location": allocation.location_code,
+                    "quantity": allocation.quantity,
+                    "reason": allocation.reason,
+                }
+            )
+        take = sum(allocation.quantity for allocation in plan.allocations)
+        await allocate_backordered(session, line, take)
+        filled[line.id] = take
+        entries.append(
+            Entry(
+                "backorder_filled",
+                {
+                    "line_id": str(line.id),
+                    "line_number": line.line_number,
+                    "sku": line.sku_code,
+                    "quantity": take,
+                    "reservations": reserved,
+                    "quantity_backordered": change(
+                        line.quantity_backordered, line.quantity_backordered - take
+                    ),
+                    "quantity_allocated": change(line.quantity_allocated, line.quantity_allocated + take),
+                },
+            )
+        )
+        events.append(
+            (
+                ORDER_BACKORDER_FILLED,
+                {
+                    "order_id": str(order_id),
+                    "number": order.number,
+                    "line_id": str(line.id),
+                    "sku": line.sku_code,
+                    "quantity": take,
+                    "reservations": [
+                        {"location": item["location"], "quantity": item["quantity"]} for item in reserved
+                    ],
+                    "backordered": line.quantity_backordered - take,
+                },
+            )
+        )
+    if not entries:
+        return
+    assigned = await assign(session, order_id, create=was_released, only=new_places)
+    if assigned:
+        entries[-1].changes["fulfillment_orders"] = assigned_details(assigned)
+    await session.execute(
+        update(Order)
+        .where(Order.id == order_id)
+        .values(version=Order.version + 1, updated_at=dt.datetime.now(dt.UTC))
+    )
+    await timeline.record(session, order_id, entries, FILLER)
+    await record_events(session, tenant, events + created_payloads(order, assigned))
+    waiting = sum(line.quantity_backordered - filled[line.id] for line in view.lines)
+    ours = [
+        hold
+        for hold in view.open_holds
+        if (hold.type, hold.placed_by_type, hold.placed_by_id) == ("stock", SHORTFALL.type, SHORTFALL.id)
+    ]
+    if waiting == 0 and ours:
+        await holds.release_and_confirm(tenant, session, order, ours, note=STOCK_ARRIVED_NOTE, actor=FILLER)
+    await sync(session, order_id)
+    await derived.refresh(session, order_id)
