@@ -232,3 +232,22 @@ async def test_stock_added_where_nothing_waits_changes_no_order(
     after = await order_of(store, order)
     assert (after["version"], held(after)) == (order["version"], [("WH-1", 2)])
     assert "backorder_filled" not in {item["kind"] for item in await timeline_of(store, order["id"])}
+
+
+async def test_a_location_switched_back_on_fills_what_waits_for_its_stock(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    store = await backorder_store(client)
+    await store.receive("TEE-S", "WH-2", 2)
+    location = f"/api/v1/locations/{store.locations['WH-2']}"
+    await store.call("PATCH", location, 200, json={"is_active": False})
+    order = await store.place(("TEE-S", 3))
+    assert buckets(order, "TEE-S") == (0, 3, 0, 0, 0)
+    await fill(database, store)
+    assert buckets(await order_of(store, order), "TEE-S") == (0, 3, 0, 0, 0)
+
+    await store.call("PATCH", location, 200, json={"is_active": True})
+    await fill(database, store)
+    after = await order_of(store, order)
+    assert (buckets(after, "TEE-S"), held(after)) == ((2, 1, 0, 0, 0), [("WH-2", 2)])
+    await assert_stock_invariants(database, store)

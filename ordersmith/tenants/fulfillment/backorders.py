@@ -2,12 +2,13 @@
 
 A line's backordered units wait for stock no location had. This consumer runs after
 whatever may have freed stock of a SKU (`inventory.adjusted` with units added, safety
-stock lowered, `order.cancelled`, `order.lines_cancelled`, `order.edited`) and gives the
-waiting orders what is now available, oldest placed first: each unit is reserved by
-the placement planner's rules (priority order), the line's units move from backordered
-to allocated, and a released order's new locations get fulfillment orders. An order
-left with nothing backordered has the `stock` holds the shortfall consumer placed
-released (a person's hold stays theirs to release). The timeline and the outbox say what was filled where.
+stock lowered, a location switched back on, `order.cancelled`, `order.lines_cancelled`,
+`order.edited`) and gives the waiting orders what is now available, oldest placed
+first: each unit is reserved by the placement planner's rules (priority order), the
+line's units move from backordered to allocated, and a released order's new locations
+get fulfillment orders. An order left with nothing backordered has the `stock` holds
+the shortfall consumer placed released (a person's hold stays theirs to release). The
+timeline and the outbox say what was filled where.
 
 Locks in ADR 0006 order: the orders chosen (by id), then the SKUs' stock rows. New
 orders placed meanwhile may take the stock first: filling runs after the change that
@@ -38,7 +39,7 @@ from ordersmith.tenants.fulfillment.shortfall import SHORTFALL
 from ordersmith.tenants.fulfillment.stock import allocate_backordered, plan_elsewhere, reserve_at
 from ordersmith.tenants.inventory.models import Location, StockLevel
 from ordersmith.tenants.inventory.reservations import lock_stock
-from ordersmith.tenants.inventory.service import SAFETY_STOCK_SET, STOCK_ADJUSTED
+from ordersmith.tenants.inventory.service import LOCATION_UPDATED, SAFETY_STOCK_SET, STOCK_ADJUSTED
 from ordersmith.tenants.orders import derived, holds, lifecycle, timeline
 from ordersmith.tenants.orders.cancellation import ORDER_CANCELLED, ORDER_LINES_CANCELLED
 from ordersmith.tenants.orders.edits import ORDER_EDITED
@@ -54,14 +55,37 @@ _OPEN = (lifecycle.PLACED, lifecycle.CONFIRMED)
 
 
 async def _freed_skus(session: AsyncSession, event: Event) -> set[uuid.UUID]:
-    """The SKUs whose stock the event may have freed: the adjusted one, or the cancelled or edited lines'."""
+    """The SKUs whose stock the event may have freed: the adjusted one, the location's, or the lines'."""
     payload = event.payload
     if event.topic == STOCK_ADJUSTED:
         return {uuid.UUID(payload["variant_id"])} if payload["quantity"] > 0 else set()
     if event.topic == SAFETY_STOCK_SET:
         return {uuid.UUID(payload["variant_id"])} if payload["safety_stock"] < payload["previous"] else set()
+    if event.topic == LOCATION_UPDATED:
+        return (
+            await _waited_for_at(session, uuid.UUID(payload["location_id"]))
+            if "is_active" in payload["changed"]
+            else set()
+        )
     line_ids = [uuid.UUID(item["line_id"]) for item in payload["lines"]]
     return set(await session.scalars(select(OrderLine.variant_id).where(OrderLine.id.in_(line_ids))))
+
+
+async def _waited_for_at(session: AsyncSession, location_id: uuid.UUID) -> set[uuid.UUID]:
+    """The SKUs an active location has free units of while orders wait for them (none if it is off)."""
+    rows = await session.scalars(
+        select(StockLevel.variant_id)
+        .join(Location, Location.id == StockLevel.location_id)
+        .where(
+            Location.id == location_id,
+            Location.is_active,
+            StockLevel.on_hand.cast(BigInteger) - StockLevel.reserved - StockLevel.safety_stock > 0,
+            select(OrderLine.id)
+            .where(OrderLine.variant_id == StockLevel.variant_id, OrderLine.quantity_backordered > 0)
+            .exists(),
+        )
+    )
+    return set(rows)
 
 
 async def _oldest_waiting(session: AsyncSession, variant_ids: set[uuid.UUID]) -> list[uuid.UUID]:
@@ -105,7 +129,13 @@ async def _oldest_waiting(session: AsyncSession, variant_ids: set[uuid.UUID]) ->
 
 
 @consumers.consumer(
-    CONSUMER_NAME, STOCK_ADJUSTED, SAFETY_STOCK_SET, ORDER_CANCELLED, ORDER_LINES_CANCELLED, ORDER_EDITED
+    CONSUMER_NAME,
+    STOCK_ADJUSTED,
+    SAFETY_STOCK_SET,
+    LOCATION_UPDATED,
+    ORDER_CANCELLED,
+    ORDER_LINES_CANCELLED,
+    ORDER_EDITED,
 )
 async def fill_backorders(tenant: TenantContext, session: AsyncSession, event: Event) -> None:
     """Give orders waiting for a SKU the stock the event freed, oldest placed first."""
