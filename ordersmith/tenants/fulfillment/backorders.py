@@ -17,30 +17,23 @@ freed it, not inside it.
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import BigInteger, func, select, update
+from sqlalchemy import BigInteger, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.platform.database import TenantContext
-from ordersmith.platform.events import Event, consumers, record_events
+from ordersmith.platform.events import Event, consumers
 from ordersmith.platform.identity.audit import Actor
-from ordersmith.tenants.fulfillment.release import (
-    assign,
-    assigned_details,
-    created_payloads,
-    live_fulfillment_orders,
-    sync,
-)
+from ordersmith.tenants.fulfillment.release import live_fulfillment_orders, record_moved_stock, sync
 from ordersmith.tenants.fulfillment.shortfall import SHORTFALL
 from ordersmith.tenants.fulfillment.stock import allocate_backordered, plan_elsewhere, reserve_at
 from ordersmith.tenants.inventory.models import Location, StockLevel
 from ordersmith.tenants.inventory.reservations import lock_stock
 from ordersmith.tenants.inventory.service import LOCATION_UPDATED, SAFETY_STOCK_SET, STOCK_ADJUSTED
-from ordersmith.tenants.orders import derived, holds, lifecycle, timeline
+from ordersmith.tenants.orders import derived, holds, lifecycle
 from ordersmith.tenants.orders.cancellation import ORDER_CANCELLED, ORDER_LINES_CANCELLED
 from ordersmith.tenants.orders.edits import ORDER_EDITED
 from ordersmith.tenants.orders.models import Order, OrderLine
@@ -224,16 +217,9 @@ async def _fill_order(
         )
     if not entries:
         return
-    assigned = await assign(session, order_id, create=was_released, only=new_places)
-    if assigned:
-        entries[-1].changes["fulfillment_orders"] = assigned_details(assigned)
-    await session.execute(
-        update(Order)
-        .where(Order.id == order_id)
-        .values(version=Order.version + 1, updated_at=dt.datetime.now(dt.UTC))
+    await record_moved_stock(
+        tenant, session, order, entries, events, FILLER, was_released=was_released, new_places=new_places
     )
-    await timeline.record(session, order_id, entries, FILLER)
-    await record_events(session, tenant, events + created_payloads(order, assigned))
     waiting = sum(line.quantity_backordered - filled[line.id] for line in view.lines)
     ours = [
         hold

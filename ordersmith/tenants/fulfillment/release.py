@@ -271,3 +271,32 @@ async def release_to_fulfillment(
         await timeline.record(session, order_id, [Entry("released_to_fulfillment", details)], actor)
         await record_events(session, tenant, created_payloads(order, assigned))
     return await fulfillment_orders_of(session, order_id)
+
+
+async def record_moved_stock(
+    tenant: TenantContext,
+    session: AsyncSession,
+    order: Order,
+    entries: list[Entry],
+    events: list[tuple[str, dict[str, Any]]],
+    actor: Actor,
+    *,
+    was_released: bool,
+    new_places: set[uuid.UUID],
+) -> None:
+    """Finish moving a locked order's stock between locations: fulfillment orders, version, timeline, outbox.
+
+    A released order's units reserved at `new_places` join (or open) those locations'
+    fulfillment orders at once, named on the last entry; an order not yet released gets
+    them on release.
+    """
+    assigned = await assign(session, order.id, create=was_released, only=new_places)
+    if assigned:
+        entries[-1].changes["fulfillment_orders"] = assigned_details(assigned)
+    await session.execute(
+        update(Order)
+        .where(Order.id == order.id)
+        .values(version=Order.version + 1, updated_at=dt.datetime.now(dt.UTC))
+    )
+    await timeline.record(session, order.id, entries, actor)
+    await record_events(session, tenant, events + created_payloads(order, assigned))

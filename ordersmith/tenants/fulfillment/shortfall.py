@@ -17,28 +17,21 @@ broker delivers the event again, to choose afresh.
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.platform.database import TenantContext
-from ordersmith.platform.events import Event, consumers, record_events
+from ordersmith.platform.events import Event, consumers
 from ordersmith.platform.identity.audit import Actor
-from ordersmith.tenants.fulfillment.release import (
-    assign,
-    assigned_details,
-    created_payloads,
-    live_fulfillment_orders,
-    sync,
-)
+from ordersmith.tenants.fulfillment.release import live_fulfillment_orders, record_moved_stock, sync
 from ordersmith.tenants.fulfillment.stock import backorder, held_here, plan_elsewhere, reserve_at, take_here
 from ordersmith.tenants.inventory.models import Location, Reservation, StockLevel
 from ordersmith.tenants.inventory.reservations import lock_stock
 from ordersmith.tenants.inventory.service import STOCK_ADJUSTED, SYSTEM_KINDS
-from ordersmith.tenants.orders import derived, holds, timeline
+from ordersmith.tenants.orders import derived, holds
 from ordersmith.tenants.orders.models import Order, OrderLine
 from ordersmith.tenants.orders.rules import HoldRequest
 from ordersmith.tenants.orders.timeline import Entry, change
@@ -203,17 +196,9 @@ async def _move_order(
         )
     if moved_total == 0:
         return 0
-    # A released order's re-routed units go to their new locations' fulfillment orders at once.
-    assigned = await assign(session, order_id, create=was_released, only=new_places)
-    if assigned:
-        entries[-1].changes["fulfillment_orders"] = assigned_details(assigned)
-    await session.execute(
-        update(Order)
-        .where(Order.id == order_id)
-        .values(version=Order.version + 1, updated_at=dt.datetime.now(dt.UTC))
+    await record_moved_stock(
+        tenant, session, order, entries, events, SHORTFALL, was_released=was_released, new_places=new_places
     )
-    await timeline.record(session, order_id, entries, SHORTFALL)
-    await record_events(session, tenant, events + created_payloads(order, assigned))
     for line, backordered in backordered_lines:
         await holds.place_hold(
             tenant,
