@@ -151,8 +151,8 @@ class AdjustmentCreate(msgspec.Struct, forbid_unknown_fields=True):
     # receive (+), damage (-), correction (±), or count (what is on the shelf).
     kind: str
     quantity: int
-    # Why, for every kind: left out, it is a 422 that says what a reason looks like.
-    reason: str = ""
+    # Why, for every kind; a blank one is a 422 that says what a reason looks like.
+    reason: str
 
 
 class Adjustment(msgspec.Struct):

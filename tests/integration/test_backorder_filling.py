@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
@@ -251,3 +252,115 @@ async def test_a_location_switched_back_on_fills_what_waits_for_its_stock(
     after = await order_of(store, order)
     assert (buckets(after, "TEE-S"), held(after)) == ((2, 1, 0, 0, 0), [("WH-2", 2)])
     await assert_stock_invariants(database, store)
+
+
+async def lost_under(store: Store, location: str, units: int) -> None:
+    await store.call(
+        "POST",
+        "/api/v1/inventory/adjustments",
+        201,
+        json={
+            "sku": "TEE-S",
+            "location_id": store.locations[location],
+            "kind": "damage",
+            "quantity": -units,
+            "reason": "wet",
+        },
+    )
+
+
+async def plain_store(client: AsyncTestClient[Litestar]) -> Store:
+    """TEE-S, never backordered at placement, and MUG, which may be; WH-1 then WH-2."""
+    store = await open_store(client)
+    await store.add_skus("TEE-S", price=1000)
+    await store.add_skus("MUG", price=500, allow_backorder=True)
+    await store.add_location("WH-1", priority=10)
+    await store.add_location("WH-2", priority=20)
+    return store
+
+
+async def test_a_released_order_whose_fulfillment_order_was_cancelled_gets_a_new_one(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    store = await plain_store(client)
+    await store.receive("TEE-S", "WH-1", 2)
+    order = await store.place(("TEE-S", 2))
+    await release(store, order["id"])
+    await lost_under(store, "WH-1", 2)
+    await run_consumer(database, store, shortfall.CONSUMER_NAME)
+    assert await stored_statuses(database, store, order["id"]) == ["cancelled"]
+
+    await store.receive("TEE-S", "WH-2", 2)
+    await fill(database, store)
+    after = await order_of(store, order)
+    assert (buckets(after, "TEE-S"), held(after), after["open_hold_count"]) == (
+        (2, 0, 0, 0, 0),
+        [("WH-2", 2)],
+        0,
+    )
+    assert await stored_statuses(database, store, order["id"]) == ["cancelled", "open"]
+
+
+async def test_cancelling_the_units_a_loss_backordered_releases_its_hold(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    store = await plain_store(client)
+    await store.receive("TEE-S", "WH-1", 3)
+    order = await store.place(("TEE-S", 3))
+    await lost_under(store, "WH-1", 1)
+    await run_consumer(database, store, shortfall.CONSUMER_NAME)
+    assert (await order_of(store, order))["open_hold_count"] == 1
+
+    line = line_of(order, "TEE-S")["id"]
+    await store.call(
+        "POST",
+        f"/api/v1/orders/{order['id']}/cancel",
+        200,
+        json={"reason": "cannot wait", "lines": [{"line_id": line, "quantity": 1}]},
+    )
+    await fill(database, store)
+    after = await order_of(store, order)
+    assert (buckets(after, "TEE-S"), after["open_hold_count"]) == ((2, 0, 0, 1, 0), 0)
+    assert after["holds"][0]["release_note"] == backorders.UNITS_GONE_NOTE
+
+
+async def test_units_backordered_at_placement_do_not_keep_a_loss_hold_on(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    store = await plain_store(client)
+    await store.receive("TEE-S", "WH-1", 2)
+    order = await store.place(("TEE-S", 2), ("MUG", 1))
+    assert buckets(order, "MUG") == (0, 1, 0, 0, 0)
+    await lost_under(store, "WH-1", 1)
+    await run_consumer(database, store, shortfall.CONSUMER_NAME)
+    assert (await order_of(store, order))["open_hold_count"] == 1
+
+    await store.receive("TEE-S", "WH-2", 1)
+    await fill(database, store)
+    after = await order_of(store, order)
+    # TEE-S is whole again; the MUG still waits, as it did before the loss, with no hold.
+    assert (buckets(after, "TEE-S"), buckets(after, "MUG"), after["open_hold_count"]) == (
+        (2, 0, 0, 0, 0),
+        (0, 1, 0, 0, 0),
+        0,
+    )
+
+
+async def test_more_waiting_orders_than_a_batch_are_filled_over_several_deliveries(
+    client: AsyncTestClient[Litestar], database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(backorders, "BATCH", 1)
+    store = await backorder_store(client)
+    first = await store.place(("TEE-S", 1))
+    second = await store.place(("TEE-S", 1))
+    await store.receive("TEE-S", "WH-1", 2)
+
+    assert await fill(database, store) == 1
+    assert [buckets(await order_of(store, item), "TEE-S") for item in (first, second)] == [
+        (1, 0, 0, 0, 0),
+        (0, 1, 0, 0, 0),
+    ]
+    # The first delivery left an event for the rest; its delivery fills the second order.
+    assert await fill(database, store) == 1
+    assert buckets(await order_of(store, second), "TEE-S") == (1, 0, 0, 0, 0)
+    assert await fill(database, store) == 0

@@ -132,6 +132,9 @@ async def test_stock_never_goes_below_zero_and_bad_adjustments_say_why(store: St
             {"field": "reason", "message": f"say why: a {kind} needs a reason, such as {hint}"}
         ]
     assert (await store.stock("TEE-S"))["on_hand"] == 3
+    # Left out, the reason is named as a missing field.
+    problem = await adjust(store, 422, sku="TEE-S", location_id=wh1, kind="receive", quantity=1)
+    assert problem["errors"] == [{"field": "reason", "message": "is required"}]
     await adjust(store, 201, sku="TEE-S", location_id=wh1, kind="receive", quantity=10**9, reason="PO 8")
     await adjust(store, 201, sku="TEE-S", location_id=wh1, kind="receive", quantity=10**9 - 3, reason="PO 9")
     problem = await adjust(
@@ -147,7 +150,9 @@ async def test_stock_never_goes_below_zero_and_bad_adjustments_say_why(store: St
     assert (await store.stock("TEE-S"))["on_hand"] == 2 * 10**9
     ledger = await store.call("GET", "/api/v1/inventory/adjustments", 200, params={"sku": "TEE-S"})
     assert [row["on_hand_after"] for row in ledger["data"]] == [2 * 10**9, 10**9 + 3, 3]
-    problem = await adjust(store, 422, sku="TEE-S", location_id=wh1, kind="shipment", quantity=-1)
+    problem = await adjust(
+        store, 422, sku="TEE-S", location_id=wh1, kind="shipment", quantity=-1, reason="sent"
+    )
     assert problem["errors"] == [
         {"field": "kind", "message": "must be one of receive, count, damage, correction"}
     ]

@@ -37,7 +37,8 @@ from dataclasses import dataclass, field, replace
 
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import cast, func, select
+from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.platform.database import Database, TenantContext
@@ -56,7 +57,7 @@ from ordersmith.tenants.orders import lifecycle
 from ordersmith.tenants.orders.cancellation import CancelRequest, LineCancel, cancel_order
 from ordersmith.tenants.orders.edit_requests import AddLine, EditRequest, RemoveLine, SetQuantity
 from ordersmith.tenants.orders.edits import edit_order
-from ordersmith.tenants.orders.models import Order, OrderLine
+from ordersmith.tenants.orders.models import Order, OrderHold, OrderLine
 from ordersmith.tenants.orders.placement import place_order
 from ordersmith.tenants.orders.rules import LineRequest, OrderRequest
 from tests.support.orders import ADDRESS
@@ -688,6 +689,7 @@ async def run_steps(database: Database, shop: Shop, steps: list[Operation]) -> N
                 after = await snapshot(session, shop)
             check_invariants(shop, after)
             check_settled(after)
+            await check_holds_settled(database, shop)
             event("Settle moved stock" if after.held != state.held else "Settle found nothing to do")
             state = after
             continue
@@ -736,6 +738,26 @@ def check_settled(state: Snapshot) -> None:
     for (number, _), line in state.lines.items():
         if number in open_numbers and line.backordered:
             assert state.available(line.variant_id) == 0, (number, line)
+
+
+async def check_holds_settled(database: Database, shop: Shop) -> None:
+    """Every open hold a loss placed waits for units of its SKU that the order still has backordered."""
+    async with database.tenant_session(shop.tenant) as session:
+        rows = await session.execute(
+            select(OrderHold.placed_by_id, func.sum(OrderLine.quantity_backordered))
+            .join(Order, Order.id == OrderHold.order_id)
+            .join(OrderLine, OrderLine.order_id == Order.id)
+            .where(
+                Order.customer_id == shop.customer_id,
+                OrderHold.released_at.is_(None),
+                OrderHold.placed_by_id.startswith(shortfall.HOLDER_PREFIX),
+                OrderLine.variant_id
+                == cast(func.substr(OrderHold.placed_by_id, len(shortfall.HOLDER_PREFIX) + 1), UUID),
+            )
+            .group_by(OrderHold.id, OrderHold.placed_by_id)
+        )
+        for placed_by, waiting in rows:
+            assert waiting > 0, (placed_by, waiting)
 
 
 @settings(

@@ -23,6 +23,7 @@ from tests.support.fulfillment import (
     release,
     run_consumer,
     stock_at,
+    stored_statuses,
 )
 from tests.support.order_actions import entry, events_of, ship_in, tenant_context, timeline_of
 from tests.support.orders import Store, open_store
@@ -162,15 +163,17 @@ async def test_units_no_location_has_are_backordered_under_a_stock_hold(
     assert buckets(after, "TEE-S") == (2, 2, 0, 0, 0)
     assert after["open_hold_count"] == 1
     [hold] = after["holds"]
+    # One hold per lost SKU, placed in its name: it is released by itself once the units are back.
     assert (hold["type"], hold["placed_by_type"], hold["placed_by_id"], hold["release_role"]) == (
         "stock",
         "system",
-        "stock-shortfall",
+        f"stock-shortfall:{line_of(order, 'TEE-S')['variant_id']}",
         "agent",
     )
     assert hold["reason"] == (
-        "TEE-S: 2 unit(s) this order held at WH-1 were lost (correction of 3 at WH-1: never arrived) "
-        "and no other location has them; they are backordered"
+        "TEE-S: 2 unit(s) this order held at WH-1 were lost (correction of 3 at WH-1: never arrived) and "
+        "no other location has them, so they are backordered. The hold is released by itself once stock "
+        "arrives and they are reserved again; or cancel those units."
     )
     assert await stock_at(store, "TEE-S") == {"WH-1": (1, 1), "WH-2": (1, 1)}
     places = by_location(
@@ -178,7 +181,11 @@ async def test_units_no_location_has_are_backordered_under_a_stock_hold(
     )
     assert {code: item["status"] for code, item in places.items()} == {"WH-1": "on_hold", "WH-2": "on_hold"}
     lost = entry(await timeline_of(store, order["id"]), "stock_lost")["changes"]
-    assert (lost["backordered"], lost["quantity_backordered"]) == (2, {"old": 0, "new": 2})
+    assert (lost["backordered"], lost["quantity_allocated"], lost["quantity_backordered"]) == (
+        2,
+        {"old": 4, "new": 2},
+        {"old": 0, "new": 2},
+    )
     assert [(item["location"], item["is_new"]) for item in lost["fulfillment_orders"]] == [("WH-2", True)]
     topics = [topic for topic, _ in await events_of(database, order["id"])]
     assert topics[-3:] == ["order.stock_lost", "fulfillment_order.created", "order.hold_placed"]
@@ -230,3 +237,64 @@ async def test_a_shipment_racing_the_move_makes_it_choose_again(
     assert sorted(held(await order_of(store, older))) == [("WH-1", 2), ("WH-3", 1)]
     assert held(await order_of(store, newer)) == [("WH-3", 1)]
     await assert_stock_invariants(database, store)
+
+
+async def test_the_order_placed_last_gives_way_even_if_its_draft_was_written_first(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    store = await three_warehouses(client, (4, 0, 5))
+    draft = await store.place(("TEE-S", 2), draft=True)
+    placed_first = await store.place(("TEE-S", 2))
+    placed_last = await store.call("POST", f"/api/v1/orders/{draft['id']}/place", 200)
+
+    await lose(store, "WH-1", -2)
+    await run_shortfall(database, store)
+    assert held(await order_of(store, placed_first)) == [("WH-1", 2)]
+    assert held(await order_of(store, placed_last)) == [("WH-3", 2)]
+
+
+async def test_each_loss_moves_what_it_took_under_its_own_name(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    store = await three_warehouses(client, (3, 0, 5))
+    older = await store.place(("TEE-S", 1))
+    newer = await store.place(("TEE-S", 2))
+    await lose(store, "WH-1", -2, reason="wet")
+    await lose(store, "WH-1", -1, kind="correction", reason="miscounted")
+    await run_shortfall(database, store)
+
+    newer_lost = entry(await timeline_of(store, newer["id"]), "stock_lost")["changes"]
+    older_lost = entry(await timeline_of(store, older["id"]), "stock_lost")["changes"]
+    assert (newer_lost["quantity"], newer_lost["loss"]) == (2, "damage of 2 at WH-1: wet")
+    assert (older_lost["quantity"], older_lost["loss"]) == (1, "correction of 1 at WH-1: miscounted")
+    assert await stock_at(store, "TEE-S") == {"WH-1": (0, 0), "WH-3": (5, 3)}
+
+
+async def test_a_fulfillment_order_left_with_nothing_is_cancelled_on_the_timeline(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    store = await three_warehouses(client, (2, 0, 5))
+    order = await store.place(("TEE-S", 2))
+    [wh1] = (await release(store, order["id"]))["data"]
+    await lose(store, "WH-1", -2)
+    await run_shortfall(database, store)
+
+    lost = entry(await timeline_of(store, order["id"]), "stock_lost")["changes"]
+    assert lost["status_changes"] == [
+        {"fulfillment_order_id": wh1["id"], "location": "WH-1", "status": {"old": "open", "new": "cancelled"}}
+    ]
+    assert [(item["location"], item["is_new"]) for item in lost["fulfillment_orders"]] == [("WH-3", True)]
+    assert await stored_statuses(database, store, order["id"]) == ["cancelled", "open"]
+
+
+async def test_a_second_loss_of_the_same_sku_adds_no_second_hold(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    store = await three_warehouses(client, (4, 0, 0))
+    order = await store.place(("TEE-S", 4))
+    await lose(store, "WH-1", -1)
+    await lose(store, "WH-1", -2, reason="torn")
+    await run_shortfall(database, store)
+    after = await order_of(store, order)
+    assert (buckets(after, "TEE-S"), after["open_hold_count"], len(after["holds"])) == ((1, 3, 0, 0, 0), 1, 1)
+    assert [item["kind"] for item in await timeline_of(store, order["id"])].count("stock_lost") == 2

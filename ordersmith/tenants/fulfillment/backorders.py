@@ -18,22 +18,21 @@ freed it, not inside it.
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
 from typing import Any
 
 from sqlalchemy import BigInteger, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.platform.database import TenantContext
-from ordersmith.platform.events import Event, consumers
+from ordersmith.platform.events import Event, consumers, record_event
 from ordersmith.platform.identity.audit import Actor
-from ordersmith.tenants.fulfillment.release import live_fulfillment_orders, record_moved_stock, sync
-from ordersmith.tenants.fulfillment.shortfall import SHORTFALL
+from ordersmith.tenants.fulfillment.release import ever_released, record_moved_stock
+from ordersmith.tenants.fulfillment.shortfall import release_settled_holds
 from ordersmith.tenants.fulfillment.stock import allocate_backordered, plan_elsewhere, reserve_at
 from ordersmith.tenants.inventory.models import Location, StockLevel
 from ordersmith.tenants.inventory.reservations import lock_stock
 from ordersmith.tenants.inventory.service import LOCATION_UPDATED, SAFETY_STOCK_SET, STOCK_ADJUSTED
-from ordersmith.tenants.orders import derived, holds, lifecycle
+from ordersmith.tenants.orders import derived, lifecycle
 from ordersmith.tenants.orders.cancellation import ORDER_CANCELLED, ORDER_LINES_CANCELLED
 from ordersmith.tenants.orders.edits import ORDER_EDITED
 from ordersmith.tenants.orders.models import Order, OrderLine
@@ -43,8 +42,13 @@ from ordersmith.tenants.orders.views import load_order
 CONSUMER_NAME = "fulfillment.backorder-filler"
 ORDER_BACKORDER_FILLED = "order.backorder_filled"
 FILLER = Actor("system", "backorder-filler")
+# An internal topic: more orders wait than one transaction fills; the next delivery goes on.
+BACKORDERS_WAITING = "fulfillment.backorders_waiting"
+BATCH = 50
 STOCK_ARRIVED_NOTE = "stock arrived: every backordered unit is reserved"
+UNITS_GONE_NOTE = "nothing is backordered any more: the units waiting for stock were cancelled or edited away"
 _OPEN = (lifecycle.PLACED, lifecycle.CONFIRMED)
+_ORDER_TOPICS = (ORDER_CANCELLED, ORDER_LINES_CANCELLED, ORDER_EDITED)
 
 
 async def _freed_skus(session: AsyncSession, event: Event) -> set[uuid.UUID]:
@@ -54,6 +58,8 @@ async def _freed_skus(session: AsyncSession, event: Event) -> set[uuid.UUID]:
         return {uuid.UUID(payload["variant_id"])} if payload["quantity"] > 0 else set()
     if event.topic == SAFETY_STOCK_SET:
         return {uuid.UUID(payload["variant_id"])} if payload["safety_stock"] < payload["previous"] else set()
+    if event.topic == BACKORDERS_WAITING:
+        return {uuid.UUID(item) for item in payload["variant_ids"]}
     if event.topic == LOCATION_UPDATED:
         return (
             await _waited_for_at(session, uuid.UUID(payload["location_id"]))
@@ -123,6 +129,7 @@ async def _oldest_waiting(session: AsyncSession, variant_ids: set[uuid.UUID]) ->
 
 @consumers.consumer(
     CONSUMER_NAME,
+    BACKORDERS_WAITING,
     STOCK_ADJUSTED,
     SAFETY_STOCK_SET,
     LOCATION_UPDATED,
@@ -131,17 +138,29 @@ async def _oldest_waiting(session: AsyncSession, variant_ids: set[uuid.UUID]) ->
     ORDER_EDITED,
 )
 async def fill_backorders(tenant: TenantContext, session: AsyncSession, event: Event) -> None:
-    """Give orders waiting for a SKU the stock the event freed, oldest placed first."""
+    """Give orders waiting for a SKU the stock the event freed, oldest placed first.
+
+    At most `BATCH` orders a transaction: if more wait, an event of its own brings the
+    rest to the next delivery. A cancellation or an edit may have taken away what the
+    order itself waited for, so its own shortfall holds are looked at too.
+    """
     variant_ids = await _freed_skus(session, event)
-    if not variant_ids:
+    changed = uuid.UUID(event.payload["order_id"]) if event.topic in _ORDER_TOPICS else None
+    chosen = await _oldest_waiting(session, variant_ids) if variant_ids else []
+    if len(chosen) > BATCH:
+        chosen = chosen[:BATCH]
+        await record_event(
+            session, tenant, BACKORDERS_WAITING, {"variant_ids": sorted(str(item) for item in variant_ids)}
+        )
+    locked = set(chosen) | ({changed} if changed else set())
+    if not locked:
         return
-    chosen = await _oldest_waiting(session, variant_ids)
-    if not chosen:
-        return
-    await session.execute(select(Order.id).where(Order.id.in_(chosen)).order_by(Order.id).with_for_update())
+    await session.execute(select(Order.id).where(Order.id.in_(locked)).order_by(Order.id).with_for_update())
     await lock_stock(session, variant_ids)
     for order_id in chosen:
         await _fill_order(tenant, session, order_id, variant_ids)
+    if changed is not None and changed not in chosen:
+        await release_settled_holds(tenant, session, changed, FILLER, UNITS_GONE_NOTE)
 
 
 async def _fill_order(
@@ -152,11 +171,10 @@ async def _fill_order(
     order = view.order
     if order.status not in _OPEN:
         return
-    was_released = bool(await live_fulfillment_orders(session, order_id))
+    was_released = await ever_released(session, order_id)
     entries: list[Entry] = []
     events: list[tuple[str, dict[str, Any]]] = []
     new_places: set[uuid.UUID] = set()
-    filled: dict[uuid.UUID, int] = defaultdict(int)
     for line in view.lines:
         if line.variant_id not in variant_ids or line.quantity_backordered == 0:
             continue
@@ -182,7 +200,6 @@ async def _fill_order(
             )
         take = sum(allocation.quantity for allocation in plan.allocations)
         await allocate_backordered(session, line, take)
-        filled[line.id] = take
         entries.append(
             Entry(
                 "backorder_filled",
@@ -220,13 +237,5 @@ async def _fill_order(
     await record_moved_stock(
         tenant, session, order, entries, events, FILLER, was_released=was_released, new_places=new_places
     )
-    waiting = sum(line.quantity_backordered - filled[line.id] for line in view.lines)
-    ours = [
-        hold
-        for hold in view.open_holds
-        if (hold.type, hold.placed_by_type, hold.placed_by_id) == ("stock", SHORTFALL.type, SHORTFALL.id)
-    ]
-    if waiting == 0 and ours:
-        await holds.release_and_confirm(tenant, session, order, ours, note=STOCK_ARRIVED_NOTE, actor=FILLER)
-    await sync(session, order_id)
+    await release_settled_holds(tenant, session, order_id, FILLER, STOCK_ARRIVED_NOTE)
     await derived.refresh(session, order_id)

@@ -66,6 +66,14 @@ def check_releasable(view: OrderView, action: str) -> None:
         )
 
 
+async def ever_released(session: AsyncSession, order_id: uuid.UUID) -> bool:
+    """Whether the order went to fulfillment: it has had a fulfillment order, live or not."""
+    found = await session.scalar(
+        select(FulfillmentOrder.id).where(FulfillmentOrder.order_id == order_id).limit(1)
+    )
+    return found is not None
+
+
 async def live_fulfillment_orders(session: AsyncSession, order_id: uuid.UUID) -> dict[uuid.UUID, uuid.UUID]:
     """{location id: live fulfillment order id} of an order."""
     rows = await session.execute(
@@ -287,12 +295,16 @@ async def record_moved_stock(
     """Finish moving a locked order's stock between locations: fulfillment orders, version, timeline, outbox.
 
     A released order's units reserved at `new_places` join (or open) those locations'
-    fulfillment orders at once, named on the last entry; an order not yet released gets
-    them on release.
+    fulfillment orders at once, and its fulfillment orders take the status their stock
+    calls for; both are named on the last entry. An order not yet released gets them on
+    release.
     """
     assigned = await assign(session, order.id, create=was_released, only=new_places)
     if assigned:
         entries[-1].changes["fulfillment_orders"] = assigned_details(assigned)
+    # A location left with nothing to ship for the order has its fulfillment order cancelled or closed.
+    if moves := await sync_statuses(session, order.id):
+        entries[-1].changes["status_changes"] = moves
     await session.execute(
         update(Order)
         .where(Order.id == order.id)

@@ -4,11 +4,14 @@ A damage, a correction or a count can take a location's `on_hand` below what ord
 hold there (`reserved`): the units are gone, and the ledger must say so. The adjustment
 cannot re-plan those orders itself: it has locked the stock row, and orders are locked
 before stock (ADR 0006). So this consumer of `inventory.adjusted` does it afterwards, in
-its own transaction and in the lock order: the newest orders holding units there give
-them up first (first placed, first served), until what is reserved there fits what is
-on hand. Each one's units are planned at the other active locations by priority, as a
-rejection's are (`rejection.py`); what no location has is backordered under a `stock`
-hold that names the loss. The order's timeline and the outbox say what moved.
+its own transaction and in the lock order: the orders placed last that hold units
+there give them up first (first placed, first served), until what is reserved there
+fits what is on hand, and at most what this adjustment took (a second loss is moved by
+its own event, under its own name). Each one's units are planned at the other active
+locations by priority, as a rejection's are (`rejection.py`); what no location has is
+backordered under a `stock` hold per order and SKU, which `backorders.py` releases once
+nothing of that SKU is backordered in the order. The order's timeline and the outbox
+say what moved.
 
 If the orders chosen before locking no longer cover the shortfall once locked (a
 shipment took some of their units meanwhile), the transaction is given up and the
@@ -26,21 +29,29 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ordersmith.platform.database import TenantContext
 from ordersmith.platform.events import Event, consumers
 from ordersmith.platform.identity.audit import Actor
-from ordersmith.tenants.fulfillment.release import live_fulfillment_orders, record_moved_stock, sync
+from ordersmith.tenants.fulfillment.release import ever_released, record_moved_stock
 from ordersmith.tenants.fulfillment.stock import backorder, held_here, plan_elsewhere, reserve_at, take_here
 from ordersmith.tenants.inventory.models import Location, Reservation, StockLevel
 from ordersmith.tenants.inventory.reservations import lock_stock
 from ordersmith.tenants.inventory.service import STOCK_ADJUSTED, SYSTEM_KINDS
 from ordersmith.tenants.orders import derived, holds
-from ordersmith.tenants.orders.models import Order, OrderLine
+from ordersmith.tenants.orders.lifecycle import OPEN
+from ordersmith.tenants.orders.models import Order, OrderHold, OrderLine
 from ordersmith.tenants.orders.rules import HoldRequest
 from ordersmith.tenants.orders.timeline import Entry, change
-from ordersmith.tenants.orders.views import load_order
+from ordersmith.tenants.orders.views import OrderView, load_order
 
 CONSUMER_NAME = "fulfillment.stock-shortfall"
 ORDER_STOCK_LOST = "order.stock_lost"
 # Who re-plans: automation, so no touch on the orders it moves.
 SHORTFALL = Actor("system", "stock-shortfall")
+# The `stock` holds it places name the SKU they wait for: placed by "stock-shortfall:<variant id>".
+HOLDER_PREFIX = "stock-shortfall:"
+
+
+def holder(variant_id: uuid.UUID) -> Actor:
+    """Who places the `stock` hold for one lost SKU of an order: one such hold per order and SKU."""
+    return Actor("system", f"{HOLDER_PREFIX}{variant_id}")
 
 
 class ShortfallChangedError(Exception):
@@ -60,7 +71,7 @@ async def _shortfall(session: AsyncSession, variant_id: uuid.UUID, location_id: 
 async def _newest_holding(
     session: AsyncSession, variant_id: uuid.UUID, location_id: uuid.UUID, short: int
 ) -> list[uuid.UUID]:
-    """The newest orders holding units there, as many as cover `short` units, newest first."""
+    """The orders placed last that hold units there, as many as cover `short` units, newest first."""
     rows = await session.execute(
         select(Reservation.order_id, func.sum(Reservation.quantity))
         .join(Order, Order.id == Reservation.order_id)
@@ -69,8 +80,8 @@ async def _newest_holding(
             Reservation.location_id == location_id,
             Reservation.quantity > 0,
         )
-        .group_by(Reservation.order_id, Order.created_at)
-        .order_by(Order.created_at.desc(), Reservation.order_id.desc())
+        .group_by(Reservation.order_id, Order.placed_at)
+        .order_by(Order.placed_at.desc(), Reservation.order_id.desc())
     )
     chosen: list[uuid.UUID] = []
     covered = 0
@@ -90,17 +101,19 @@ async def reroute_lost_stock(tenant: TenantContext, session: AsyncSession, event
         return
     variant_id = uuid.UUID(payload["variant_id"])
     location_id = uuid.UUID(payload["location_id"])
-    short = await _shortfall(session, variant_id, location_id)
+    # Each loss moves what it took, under its own name: a later one's event moves the rest.
+    lost = -payload["quantity"]
+    short = min(await _shortfall(session, variant_id, location_id), lost)
     if short == 0:
         return
     chosen = await _newest_holding(session, variant_id, location_id, short)
     # The lock order: the orders (by id), then the SKU's stock rows.
     await session.execute(select(Order.id).where(Order.id.in_(chosen)).order_by(Order.id).with_for_update())
     await lock_stock(session, [variant_id])
-    short = await _shortfall(session, variant_id, location_id)
+    short = min(await _shortfall(session, variant_id, location_id), lost)
     code = await session.scalar(select(Location.code).where(Location.id == location_id))
     assert code is not None
-    loss = f"{payload['kind']} of {-payload['quantity']} at {code}"
+    loss = f"{payload['kind']} of {lost} at {code}"
     if payload.get("reason"):
         loss += f": {str(payload['reason'])[:300]}"
     for order_id in chosen:
@@ -129,7 +142,7 @@ async def _move_order(
     order = view.order
     lines = [line for line in view.lines if line.variant_id == variant_id]
     held = await held_here(session, [line.id for line in lines], location_id)
-    was_released = bool(await live_fulfillment_orders(session, order_id))
+    was_released = await ever_released(session, order_id)
     entries: list[Entry] = []
     events: list[tuple[str, dict[str, Any]]] = []
     backordered_lines: list[tuple[OrderLine, int]] = []
@@ -173,6 +186,9 @@ async def _move_order(
         if backordered:
             await backorder(session, line, backordered)
             backordered_lines.append((line, backordered))
+            details["quantity_allocated"] = change(
+                line.quantity_allocated, line.quantity_allocated - backordered
+            )
             details["quantity_backordered"] = change(
                 line.quantity_backordered, line.quantity_backordered + backordered
             )
@@ -200,17 +216,63 @@ async def _move_order(
         tenant, session, order, entries, events, SHORTFALL, was_released=was_released, new_places=new_places
     )
     for line, backordered in backordered_lines:
-        await holds.place_hold(
-            tenant,
-            session,
-            order_id,
-            HoldRequest(
-                "stock",
-                f"{line.sku_code}: {backordered} unit(s) this order held at {code} were lost ({loss[:400]}) "
-                "and no other location has them; they are backordered",
-            ),
-            actor=SHORTFALL,
-        )
-    await sync(session, order_id)
+        await _hold_for(tenant, session, view, line, backordered, code, loss)
     await derived.refresh(session, order_id)
     return moved_total
+
+
+async def _hold_for(
+    tenant: TenantContext,
+    session: AsyncSession,
+    view: OrderView,
+    line: OrderLine,
+    backordered: int,
+    code: str,
+    loss: str,
+) -> None:
+    """Hold the order for the SKU's lost units, unless a hold for that SKU is open already."""
+    actor = holder(line.variant_id)
+    if any((hold.placed_by_type, hold.placed_by_id) == (actor.type, actor.id) for hold in view.open_holds):
+        return
+    await holds.place_hold(
+        tenant,
+        session,
+        view.order.id,
+        HoldRequest(
+            "stock",
+            f"{line.sku_code}: {backordered} unit(s) this order held at {code} were lost ({loss[:400]}) and "
+            "no other location has them, so they are backordered. The hold is released by itself once "
+            "stock arrives and they are reserved again; or cancel those units.",
+        ),
+        actor=actor,
+    )
+
+
+def _waits_for(hold: OrderHold) -> uuid.UUID | None:
+    """The SKU a `stock` hold of this consumer waits for; None for any other hold."""
+    placed_by = hold.placed_by_id or ""
+    if hold.type != "stock" or hold.placed_by_type != "system" or not placed_by.startswith(HOLDER_PREFIX):
+        return None
+    return uuid.UUID(placed_by.removeprefix(HOLDER_PREFIX))
+
+
+async def release_settled_holds(
+    tenant: TenantContext, session: AsyncSession, order_id: uuid.UUID, actor: Actor, note: str
+) -> None:
+    """Release the `stock` holds of a locked, open order whose SKU has nothing backordered in it any more."""
+    view = await load_order(session, order_id)
+    waiting = {
+        variant_id: int(units)
+        for variant_id, units in await session.execute(
+            select(OrderLine.variant_id, func.sum(OrderLine.quantity_backordered))
+            .where(OrderLine.order_id == order_id)
+            .group_by(OrderLine.variant_id)
+        )
+    }
+    settled = [
+        hold
+        for hold in view.open_holds
+        if (variant_id := _waits_for(hold)) is not None and not waiting.get(variant_id, 0)
+    ]
+    if settled and view.order.status in OPEN:
+        await holds.release_and_confirm(tenant, session, view.order, settled, note=note, actor=actor)
