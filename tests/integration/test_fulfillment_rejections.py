@@ -6,12 +6,14 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from ordersmith.platform.database import Database
+from ordersmith.tenants.fulfillment import backorders
 from tests.support.fulfillment import (
     assert_stock_invariants,
     buckets,
     by_location,
     line_of,
     release,
+    run_consumer,
     ship,
     stock_at,
 )
@@ -117,8 +119,13 @@ async def test_units_no_location_has_are_backordered_under_a_stock_hold(
     [hold] = order_now["holds"]
     assert (hold["id"], hold["type"], order_now["open_hold_count"]) == (result["hold_id"], "stock", 1)
     assert hold["reason"] == (
-        "TEE-S: 2 unit(s) rejected at WH-1 (not found on shelf) and no other location has them; "
-        "they are backordered"
+        "TEE-S: 2 unit(s) rejected at WH-1 (not found on shelf), and no other location has them, so they "
+        "are backordered. The hold is released by itself once stock arrives and they are reserved again; "
+        "or cancel those units."
+    )
+    assert (hold["placed_by_type"], hold["placed_by_id"]) == (
+        "system",
+        f"stock-shortfall:{line_of(order, 'TEE-S')['variant_id']}",
     )
     statuses = {item["location_code"]: item["status"] for item in result["fulfillment_orders"]}
     assert statuses == {"WH-1": "cancelled", "WH-2": "on_hold", "WH-3": "on_hold"}
@@ -137,3 +144,10 @@ async def test_units_no_location_has_are_backordered_under_a_stock_hold(
         json={"line_id": line, "quantity": 0, "reason": ""},
     )
     assert sorted(error["field"] for error in invalid["errors"]) == ["quantity", "reason"]
+
+    # Two units arrive at WH-2: the backorder is filled there and the hold releases itself.
+    await store.receive("TEE-S", "WH-2", 2)
+    await run_consumer(database, store, backorders.CONSUMER_NAME)
+    filled = await store.call("GET", f"/api/v1/orders/{order['id']}", 200)
+    assert (buckets(filled, "TEE-S"), filled["open_hold_count"]) == ((5, 0, 0, 0, 0), 0)
+    assert filled["holds"][0]["released_by_id"] == "backorder-filler"

@@ -171,7 +171,7 @@ async def test_units_no_location_has_are_backordered_under_a_stock_hold(
         "agent",
     )
     assert hold["reason"] == (
-        "TEE-S: 2 unit(s) this order held at WH-1 were lost (correction of 3 at WH-1: never arrived) and "
+        "TEE-S: 2 unit(s) this order held at WH-1 were lost (correction of 3 at WH-1: never arrived), and "
         "no other location has them, so they are backordered. The hold is released by itself once stock "
         "arrives and they are reserved again; or cancel those units."
     )

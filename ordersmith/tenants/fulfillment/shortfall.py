@@ -39,7 +39,7 @@ from ordersmith.tenants.orders.lifecycle import OPEN
 from ordersmith.tenants.orders.models import Order, OrderHold, OrderLine
 from ordersmith.tenants.orders.rules import HoldRequest
 from ordersmith.tenants.orders.timeline import Entry, change
-from ordersmith.tenants.orders.views import OrderView, load_order
+from ordersmith.tenants.orders.views import load_order
 
 CONSUMER_NAME = "fulfillment.stock-shortfall"
 ORDER_STOCK_LOST = "order.stock_lost"
@@ -216,36 +216,49 @@ async def _move_order(
         tenant, session, order, entries, events, SHORTFALL, was_released=was_released, new_places=new_places
     )
     for line, backordered in backordered_lines:
-        await _hold_for(tenant, session, view, line, backordered, code, loss)
+        await hold_for_stock(
+            tenant,
+            session,
+            order_id,
+            line.variant_id,
+            f"{line.sku_code}: {backordered} unit(s) this order held at {code} were lost ({loss[:400]})",
+        )
     await derived.refresh(session, order_id)
     return moved_total
 
 
-async def _hold_for(
-    tenant: TenantContext,
-    session: AsyncSession,
-    view: OrderView,
-    line: OrderLine,
-    backordered: int,
-    code: str,
-    loss: str,
-) -> None:
-    """Hold the order for the SKU's lost units, unless a hold for that SKU is open already."""
-    actor = holder(line.variant_id)
-    if any((hold.placed_by_type, hold.placed_by_id) == (actor.type, actor.id) for hold in view.open_holds):
-        return
-    await holds.place_hold(
+async def hold_for_stock(
+    tenant: TenantContext, session: AsyncSession, order_id: uuid.UUID, variant_id: uuid.UUID, what: str
+) -> uuid.UUID:
+    """Hold a locked order until a SKU's backordered units are reserved again; the hold's id.
+
+    One such hold per order and SKU: an open one is kept as it is. `what` says what
+    happened to the units; `backorders.py` releases the hold once nothing of the SKU is
+    backordered in the order.
+    """
+    actor = holder(variant_id)
+    existing = await session.scalar(
+        select(OrderHold.id).where(
+            OrderHold.order_id == order_id,
+            OrderHold.released_at.is_(None),
+            OrderHold.placed_by_type == actor.type,
+            OrderHold.placed_by_id == actor.id,
+        )
+    )
+    if existing is not None:
+        return existing
+    placed = await holds.place_hold(
         tenant,
         session,
-        view.order.id,
+        order_id,
         HoldRequest(
             "stock",
-            f"{line.sku_code}: {backordered} unit(s) this order held at {code} were lost ({loss[:400]}) and "
-            "no other location has them, so they are backordered. The hold is released by itself once "
-            "stock arrives and they are reserved again; or cancel those units.",
+            f"{what[:700]}, and no other location has them, so they are backordered. The hold is released "
+            "by itself once stock arrives and they are reserved again; or cancel those units.",
         ),
         actor=actor,
     )
+    return placed.hold.id
 
 
 def _waits_for(hold: OrderHold) -> uuid.UUID | None:
