@@ -298,3 +298,27 @@ async def test_a_second_loss_of_the_same_sku_adds_no_second_hold(
     after = await order_of(store, order)
     assert (buckets(after, "TEE-S"), after["open_hold_count"], len(after["holds"])) == ((1, 3, 0, 0, 0), 1, 1)
     assert [item["kind"] for item in await timeline_of(store, order["id"])].count("stock_lost") == 2
+
+
+async def test_orders_under_review_then_unreleased_ones_give_way_before_released_ones(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    store = await three_warehouses(client, (4, 0, 5))
+    under_review = await store.place(("TEE-S", 1), hold={"type": "fraud_review", "reason": "new customer"})
+    released = await store.place(("TEE-S", 1))
+    await release(store, released["id"])
+    waiting = await store.place(("TEE-S", 1))
+    newest_released = await store.place(("TEE-S", 1))
+    await release(store, newest_released["id"])
+
+    # Two units lost: the order under review, then the one not yet sent to the warehouse.
+    await lose(store, "WH-1", -2)
+    await run_shortfall(database, store)
+    assert [
+        held(await order_of(store, order)) for order in (under_review, released, waiting, newest_released)
+    ] == [
+        [("WH-3", 1)],
+        [("WH-1", 1)],
+        [("WH-3", 1)],
+        [("WH-1", 1)],
+    ]

@@ -4,9 +4,10 @@ A damage, a correction or a count can take a location's `on_hand` below what ord
 hold there (`reserved`): the units are gone, and the ledger must say so. The adjustment
 cannot re-plan those orders itself: it has locked the stock row, and orders are locked
 before stock (ADR 0006). So this consumer of `inventory.adjusted` does it afterwards, in
-its own transaction and in the lock order: the orders placed last that hold units
-there give them up first (first placed, first served), until what is reserved there
-fits what is on hand, and at most what this adjustment took (a second loss is moved by
+its own transaction and in the lock order: orders still under review give up their
+units there first, then confirmed ones the location was not yet asked to ship, then the
+rest, the order placed last first within each (first placed, first served), until what
+is reserved there fits what is on hand, and at most what this adjustment took (a second loss is moved by
 its own event, under its own name). Each one's units are planned at the other active
 locations by priority, as a rejection's are (`rejection.py`); what no location has is
 backordered under a `stock` hold per order and SKU, which `backorders.py` releases once
@@ -23,18 +24,21 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.platform.database import TenantContext
 from ordersmith.platform.events import Event, consumers
 from ordersmith.platform.identity.audit import Actor
+from ordersmith.tenants.fulfillment import lifecycle as fulfillment_lifecycle
+from ordersmith.tenants.fulfillment.models import FulfillmentOrder
 from ordersmith.tenants.fulfillment.release import ever_released, record_moved_stock
 from ordersmith.tenants.fulfillment.stock import backorder, held_here, plan_elsewhere, reserve_at, take_here
 from ordersmith.tenants.inventory.models import Location, Reservation, StockLevel
 from ordersmith.tenants.inventory.reservations import lock_stock
 from ordersmith.tenants.inventory.service import STOCK_ADJUSTED, SYSTEM_KINDS
 from ordersmith.tenants.orders import derived, holds
+from ordersmith.tenants.orders import lifecycle as order_lifecycle
 from ordersmith.tenants.orders.lifecycle import OPEN
 from ordersmith.tenants.orders.models import Order, OrderHold, OrderLine
 from ordersmith.tenants.orders.rules import HoldRequest
@@ -68,24 +72,39 @@ async def _shortfall(session: AsyncSession, variant_id: uuid.UUID, location_id: 
     return max(short or 0, 0)
 
 
-async def _newest_holding(
+async def _giving_way(
     session: AsyncSession, variant_id: uuid.UUID, location_id: uuid.UUID, short: int
 ) -> list[uuid.UUID]:
-    """The orders placed last that hold units there, as many as cover `short` units, newest first."""
+    """The orders that give up units there first, as many as cover `short` units.
+
+    Orders still waiting for confirmation (under review) first, then confirmed orders the
+    location has not been asked to ship yet, then those it has (a picker may have their
+    units in hand); within each, the order placed last first.
+    """
+    released_here = (
+        select(FulfillmentOrder.id)
+        .where(
+            FulfillmentOrder.order_id == Reservation.order_id,
+            FulfillmentOrder.location_id == location_id,
+            FulfillmentOrder.status.in_(fulfillment_lifecycle.LIVE),
+        )
+        .exists()
+    )
+    rank = case((Order.status == order_lifecycle.PLACED, 0), (~released_here, 1), else_=2)
     rows = await session.execute(
-        select(Reservation.order_id, func.sum(Reservation.quantity))
+        select(Reservation.order_id, func.sum(Reservation.quantity), rank)
         .join(Order, Order.id == Reservation.order_id)
         .where(
             Reservation.variant_id == variant_id,
             Reservation.location_id == location_id,
             Reservation.quantity > 0,
         )
-        .group_by(Reservation.order_id, Order.placed_at)
-        .order_by(Order.placed_at.desc(), Reservation.order_id.desc())
+        .group_by(Reservation.order_id, Order.placed_at, Order.status)
+        .order_by(rank, Order.placed_at.desc(), Reservation.order_id.desc())
     )
     chosen: list[uuid.UUID] = []
     covered = 0
-    for order_id, held in rows:
+    for order_id, held, _ in rows:
         if covered >= short:
             break
         chosen.append(order_id)
@@ -106,7 +125,7 @@ async def reroute_lost_stock(tenant: TenantContext, session: AsyncSession, event
     short = min(await _shortfall(session, variant_id, location_id), lost)
     if short == 0:
         return
-    chosen = await _newest_holding(session, variant_id, location_id, short)
+    chosen = await _giving_way(session, variant_id, location_id, short)
     # The lock order: the orders (by id), then the SKU's stock rows.
     await session.execute(select(Order.id).where(Order.id.in_(chosen)).order_by(Order.id).with_for_update())
     await lock_stock(session, [variant_id])
