@@ -129,6 +129,10 @@ async def test_units_no_location_has_are_backordered_under_a_stock_hold(
     )
     statuses = {item["location_code"]: item["status"] for item in result["fulfillment_orders"]}
     assert statuses == {"WH-1": "cancelled", "WH-2": "on_hold", "WH-3": "on_hold"}
+    rejected = entry(await timeline_of(store, order["id"]), "fulfillment_line_rejected")["changes"]
+    assert rejected["status_changes"] == [
+        {"fulfillment_order_id": wh1["id"], "location": "WH-1", "status": {"old": "open", "new": "cancelled"}}
+    ]
     assert await stock_at(store, "TEE-S") == {"WH-1": (5, 0), "WH-2": (2, 2), "WH-3": (4, 4)}
     await assert_stock_invariants(database, store)
 

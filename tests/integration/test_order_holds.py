@@ -10,6 +10,7 @@ from litestar.testing import AsyncTestClient
 
 from ordersmith.platform.database import Database
 from ordersmith.tenants.orders.holds import may_release, release_standing
+from tests.support.fulfillment import pay_manually, shipped_order, split_store
 from tests.support.members import add_member
 from tests.support.order_actions import api_key_headers, entry, events_of, steps, timeline_of, user_id
 from tests.support.orders import Store, open_store
@@ -320,3 +321,25 @@ def test_who_may_release_what() -> None:
         ("owner", "owner"),
     }
     assert not any(may_release(None, role) for role in roles)
+
+
+async def test_releasing_the_last_hold_of_a_shipped_and_paid_order_completes_it(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    shop = await split_store(client)
+    order = await shipped_order(shop, ("TEE-S", 1))
+    hold = await shop.call(
+        "POST", hold_path(order), 201, json={"type": "manual", "reason": "check the invoice"}
+    )
+    await pay_manually(database, shop, order["id"], order["total_amount"])
+    # Shipped and paid, but held: it waits for the hold.
+    held = await shop.call("GET", f"/api/v1/orders/{order['id']}", 200)
+    assert (held["status"], held["payment_status"], held["fulfillment_status"]) == (
+        "confirmed",
+        "paid",
+        "fulfilled",
+    )
+
+    await shop.call("POST", release_path(order, hold["hold"]["id"]), 200)
+    done = await shop.call("GET", f"/api/v1/orders/{order['id']}", 200)
+    assert (done["status"], done["open_hold_count"]) == ("completed", 0)

@@ -13,6 +13,7 @@ from ordersmith.platform.database import Database
 from ordersmith.platform.events import consumers
 from ordersmith.platform.tenancy import get_tenant_record
 from ordersmith.platform.workers import deliver_event
+from ordersmith.tenants.fulfillment import shortfall
 from ordersmith.tenants.fulfillment.shortfall import CONSUMER_NAME, ShortfallChangedError
 from tests.support.concurrency import wait_for_lock_waiters
 from tests.support.fulfillment import (
@@ -322,3 +323,35 @@ async def test_orders_under_review_then_unreleased_ones_give_way_before_released
         [("WH-3", 1)],
         [("WH-1", 1)],
     ]
+
+
+async def test_two_lines_of_the_lost_sku_share_one_hold_that_counts_both(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    store = await three_warehouses(client, (4, 0, 0))
+    order = await store.place(("TEE-S", 2), ("TEE-S", 2))
+    await lose(store, "WH-1", -4)
+    await run_shortfall(database, store)
+    [hold] = (await order_of(store, order))["holds"]
+    assert hold["reason"].startswith(
+        "TEE-S: 4 unit(s) this order held at WH-1 were lost (damage of 4 at WH-1"
+    )
+
+
+async def test_a_loss_under_more_orders_than_a_batch_goes_on_in_the_next_delivery(
+    client: AsyncTestClient[Litestar], database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(shortfall, "BATCH", 1)
+    store = await three_warehouses(client, (2, 0, 5))
+    first = await store.place(("TEE-S", 1))
+    second = await store.place(("TEE-S", 1))
+    await lose(store, "WH-1", -2)
+
+    await run_shortfall(database, store)
+    assert [held(await order_of(store, order)) for order in (first, second)] == [[("WH-1", 1)], [("WH-3", 1)]]
+    # The rest of the loss went on in an event of its own, under the same name.
+    await run_shortfall(database, store)
+    assert held(await order_of(store, first)) == [("WH-3", 1)]
+    lost = entry(await timeline_of(store, first["id"]), "stock_lost")["changes"]
+    assert lost["loss"] == "damage of 2 at WH-1: forklift"
+    assert await stock_at(store, "TEE-S") == {"WH-1": (0, 0), "WH-3": (5, 2)}

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ordersmith.platform.database import TenantContext
 from ordersmith.platform.events import Event, consumers, record_event
 from ordersmith.platform.identity.audit import Actor
+from ordersmith.tenants.fulfillment.models import FulfillmentOrder, FulfillmentOrderLine
 from ordersmith.tenants.fulfillment.release import ever_released, record_moved_stock
 from ordersmith.tenants.fulfillment.shortfall import release_settled_holds
 from ordersmith.tenants.fulfillment.stock import allocate_backordered, plan_elsewhere, reserve_at
@@ -159,8 +160,18 @@ async def fill_backorders(tenant: TenantContext, session: AsyncSession, event: E
     await lock_stock(session, variant_ids)
     for order_id in chosen:
         await _fill_order(tenant, session, order_id, variant_ids)
-    if changed is not None and changed not in chosen:
+    if changed is not None:
         await release_settled_holds(tenant, session, changed, FILLER, UNITS_GONE_NOTE)
+
+
+async def _rejected_at(session: AsyncSession, line: OrderLine) -> set[uuid.UUID]:
+    """The locations that turned down units of this line (`rejection.py`)."""
+    rows = await session.scalars(
+        select(FulfillmentOrder.location_id)
+        .join(FulfillmentOrderLine, FulfillmentOrderLine.fulfillment_order_id == FulfillmentOrder.id)
+        .where(FulfillmentOrderLine.order_line_id == line.id, FulfillmentOrderLine.quantity_rejected > 0)
+    )
+    return set(rows)
 
 
 async def _fill_order(
@@ -178,7 +189,10 @@ async def _fill_order(
     for line in view.lines:
         if line.variant_id not in variant_ids or line.quantity_backordered == 0:
             continue
-        plan = await plan_elsewhere(session, line, None, line.quantity_backordered)
+        # Not where the line's units were turned down: they are not on that shelf.
+        plan = await plan_elsewhere(
+            session, line, await _rejected_at(session, line), line.quantity_backordered
+        )
         if not plan.allocations:
             continue
         reserved = []
@@ -232,10 +246,11 @@ async def _fill_order(
                 },
             )
         )
+    # Released first, so that the fulfillment orders the move opens or touches are not put on hold.
+    await release_settled_holds(tenant, session, order_id, FILLER, STOCK_ARRIVED_NOTE)
     if not entries:
         return
     await record_moved_stock(
         tenant, session, order, entries, events, FILLER, was_released=was_released, new_places=new_places
     )
-    await release_settled_holds(tenant, session, order_id, FILLER, STOCK_ARRIVED_NOTE)
     await derived.refresh(session, order_id)

@@ -27,7 +27,7 @@ from ordersmith.platform.identity.audit import Actor
 from ordersmith.platform.ids import uuid7
 from ordersmith.tenants.fulfillment.errors import OrderNotReleasableError
 from ordersmith.tenants.fulfillment.models import FulfillmentOrderLine
-from ordersmith.tenants.fulfillment.release import assign, assigned_details, created_payloads, sync
+from ordersmith.tenants.fulfillment.release import assign, assigned_details, created_payloads, sync_statuses
 from ordersmith.tenants.fulfillment.rules import LineQuantity, RejectRequest, check_reject, line_ids
 from ordersmith.tenants.fulfillment.shortfall import hold_for_stock
 from ordersmith.tenants.fulfillment.stock import (
@@ -149,6 +149,9 @@ async def reject_line(
     }
     if assigned:
         details["fulfillment_orders"] = assigned_details(assigned)
+    # The rejecting location left with nothing for the order has its fulfillment order cancelled.
+    if moves := await sync_statuses(session, order_id):
+        details["status_changes"] = moves
     if backordered:
         details["quantity_backordered"] = change(
             line.quantity_backordered, line.quantity_backordered + backordered
@@ -182,6 +185,5 @@ async def reject_line(
             line.variant_id,
             f"{line.sku_code}: {backordered} unit(s) rejected at {code} ({reason[:500]})",
         )
-    await sync(session, order_id)
     await derived.refresh(session, order_id)
     return Rejection(rerouted, backordered, hold_id, await fulfillment_orders_of(session, order_id))

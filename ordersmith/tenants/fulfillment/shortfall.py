@@ -28,7 +28,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.platform.database import TenantContext
-from ordersmith.platform.events import Event, consumers
+from ordersmith.platform.events import Event, consumers, record_event
 from ordersmith.platform.identity.audit import Actor
 from ordersmith.tenants.fulfillment import lifecycle as fulfillment_lifecycle
 from ordersmith.tenants.fulfillment.models import FulfillmentOrder
@@ -46,6 +46,9 @@ from ordersmith.tenants.orders.timeline import Entry, change
 from ordersmith.tenants.orders.views import load_order
 
 CONSUMER_NAME = "fulfillment.stock-shortfall"
+# An internal topic: a loss under more orders than one transaction moves; the next delivery goes on.
+SHORTFALL_REMAINING = "fulfillment.shortfall_remaining"
+BATCH = 50
 ORDER_STOCK_LOST = "order.stock_lost"
 # Who re-plans: automation, so no touch on the orders it moves.
 SHORTFALL = Actor("system", "stock-shortfall")
@@ -112,34 +115,47 @@ async def _giving_way(
     return chosen
 
 
-@consumers.consumer(CONSUMER_NAME, STOCK_ADJUSTED)
+@consumers.consumer(CONSUMER_NAME, STOCK_ADJUSTED, SHORTFALL_REMAINING)
 async def reroute_lost_stock(tenant: TenantContext, session: AsyncSession, event: Event) -> None:
-    """After a person's adjustment took stock away, move or hold the orders it left without units."""
+    """After a person's adjustment took stock away, move or hold the orders it left without units.
+
+    At most `BATCH` orders a transaction: what they do not cover goes on in an event of
+    its own (`SHORTFALL_REMAINING`), delivered next.
+    """
     payload = event.payload
     if payload["kind"] in SYSTEM_KINDS or payload["quantity"] >= 0:
         return
     variant_id = uuid.UUID(payload["variant_id"])
     location_id = uuid.UUID(payload["location_id"])
-    # Each loss moves what it took, under its own name: a later one's event moves the rest.
-    lost = -payload["quantity"]
-    short = min(await _shortfall(session, variant_id, location_id), lost)
+    # Each loss moves what it left uncovered, under its own name: a later one's event moves the rest.
+    owed = payload.get("shortfall", -payload["quantity"])
+    short = min(await _shortfall(session, variant_id, location_id), owed)
     if short == 0:
         return
-    chosen = await _giving_way(session, variant_id, location_id, short)
+    candidates = await _giving_way(session, variant_id, location_id, short)
+    chosen = candidates[:BATCH]
     # The lock order: the orders (by id), then the SKU's stock rows.
     await session.execute(select(Order.id).where(Order.id.in_(chosen)).order_by(Order.id).with_for_update())
     await lock_stock(session, [variant_id])
-    short = min(await _shortfall(session, variant_id, location_id), lost)
+    short = min(await _shortfall(session, variant_id, location_id), owed)
     code = await session.scalar(select(Location.code).where(Location.id == location_id))
     assert code is not None
-    loss = f"{payload['kind']} of {lost} at {code}"
+    loss = f"{payload['kind']} of {payload.get('lost', -payload['quantity'])} at {code}"
     if payload.get("reason"):
         loss += f": {str(payload['reason'])[:300]}"
     for order_id in chosen:
         if short == 0:
             return
         short -= await _move_order(tenant, session, order_id, variant_id, location_id, code, short, loss)
-    if short > 0:
+    if short > 0 and len(candidates) > BATCH:
+        remaining = {
+            **payload,
+            "quantity": -short,
+            "shortfall": short,
+            "lost": payload.get("lost", -payload["quantity"]),
+        }
+        await record_event(session, tenant, SHORTFALL_REMAINING, remaining)
+    elif short > 0:
         raise ShortfallChangedError(
             f"{short} unit(s) reserved at {code} are still not on hand after moving the orders chosen; "
             "they changed meanwhile, so the event is tried again"
@@ -234,13 +250,15 @@ async def _move_order(
     await record_moved_stock(
         tenant, session, order, entries, events, SHORTFALL, was_released=was_released, new_places=new_places
     )
-    for line, backordered in backordered_lines:
+    if backordered_lines:
+        units = sum(backordered for _, backordered in backordered_lines)
         await hold_for_stock(
             tenant,
             session,
             order_id,
-            line.variant_id,
-            f"{line.sku_code}: {backordered} unit(s) this order held at {code} were lost ({loss[:400]})",
+            variant_id,
+            f"{backordered_lines[0][0].sku_code}: {units} unit(s) this order held at {code} were lost "
+            f"({loss[:400]})",
         )
     await derived.refresh(session, order_id)
     return moved_total

@@ -379,6 +379,8 @@ async def _append(
             "on_hand": after,
             "adjustment_id": str(row.id),
             "reason": row.reason,
+            # Units orders hold here that this adjustment left without stock (fulfillment/shortfall.py).
+            "shortfall": max(0, min(-delta, stock.reserved - after)),
         },
     )
     return row

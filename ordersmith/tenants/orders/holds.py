@@ -28,7 +28,7 @@ from ordersmith.platform.errors import FieldError, ValidationFailedError
 from ordersmith.platform.events import record_events
 from ordersmith.platform.identity.audit import Actor
 from ordersmith.platform.ids import uuid7
-from ordersmith.tenants.orders import derived, lifecycle, timeline
+from ordersmith.tenants.orders import completion, derived, lifecycle, timeline
 from ordersmith.tenants.orders.errors import (
     HoldAlreadyReleasedError,
     HoldNotFoundError,
@@ -276,6 +276,8 @@ async def release_and_confirm(
         entries[-1].changes["fulfillment_orders"] = moves
     await timeline.record(session, order.id, entries, actor)
     await record_events(session, tenant, events)
+    # The last hold was all that kept a shipped and paid order from completing.
+    await completion.settle(tenant, session, order.id)
 
 
 async def release_holds(
