@@ -364,28 +364,3 @@ async def test_more_waiting_orders_than_a_batch_are_filled_over_several_deliveri
     assert await fill(database, store) == 1
     assert buckets(await order_of(store, second), "TEE-S") == (1, 0, 0, 0, 0)
     assert await fill(database, store) == 0
-
-
-async def test_units_a_location_turned_down_are_not_filled_there_again(
-    client: AsyncTestClient[Litestar], database: Database
-) -> None:
-    store = await plain_store(client)
-    await store.receive("TEE-S", "WH-1", 5)
-    order = await store.place(("TEE-S", 5))
-    [wh1] = (await release(store, order["id"]))["data"]
-    line = line_of(order, "TEE-S")["id"]
-    await store.call(
-        "POST",
-        f"/api/v1/fulfillment-orders/{wh1['id']}/reject",
-        200,
-        json={"line_id": line, "quantity": 5, "reason": "not on the shelf"},
-    )
-    # WH-1 still counts the 5 it could not find; one unit arrives at WH-2.
-    await store.receive("TEE-S", "WH-2", 1)
-    await fill(database, store)
-    after = await order_of(store, order)
-    assert (held(after), buckets(after, "TEE-S"), after["open_hold_count"]) == (
-        [("WH-2", 1)],
-        (1, 4, 0, 0, 0),
-        1,
-    )

@@ -6,7 +6,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from ordersmith.platform.database import Database
-from ordersmith.tenants.fulfillment import backorders
+from ordersmith.tenants.fulfillment import backorders, shortfall
 from tests.support.fulfillment import (
     assert_stock_invariants,
     buckets,
@@ -119,14 +119,11 @@ async def test_units_no_location_has_are_backordered_under_a_stock_hold(
     [hold] = order_now["holds"]
     assert (hold["id"], hold["type"], order_now["open_hold_count"]) == (result["hold_id"], "stock", 1)
     assert hold["reason"] == (
-        "TEE-S: 2 unit(s) rejected at WH-1 (not found on shelf), and no other location has them, so they "
-        "are backordered. The hold is released by itself once stock arrives and they are reserved again; "
-        "or cancel those units."
+        "TEE-S: 2 unit(s) rejected at WH-1 (not found on shelf) and no other location has them; they are "
+        "backordered. Count WH-1 to put its stock right, then release this hold or cancel the units."
     )
-    assert (hold["placed_by_type"], hold["placed_by_id"]) == (
-        "system",
-        f"stock-shortfall:{line_of(order, 'TEE-S')['variant_id']}",
-    )
+    # The person who rejected placed it, and a person releases it.
+    assert hold["placed_by_type"] == "user"
     statuses = {item["location_code"]: item["status"] for item in result["fulfillment_orders"]}
     assert statuses == {"WH-1": "cancelled", "WH-2": "on_hold", "WH-3": "on_hold"}
     rejected = entry(await timeline_of(store, order["id"]), "fulfillment_line_rejected")["changes"]
@@ -149,9 +146,35 @@ async def test_units_no_location_has_are_backordered_under_a_stock_hold(
     )
     assert sorted(error["field"] for error in invalid["errors"]) == ["quantity", "reason"]
 
-    # Two units arrive at WH-2: the backorder is filled there and the hold releases itself.
+    # Two units arrive at WH-2. WH-1 still counts the five it could not find, so the filler
+    # takes the backordered two there; the person's hold stays.
     await store.receive("TEE-S", "WH-2", 2)
     await run_consumer(database, store, backorders.CONSUMER_NAME)
     filled = await store.call("GET", f"/api/v1/orders/{order['id']}", 200)
-    assert (buckets(filled, "TEE-S"), filled["open_hold_count"]) == ((5, 0, 0, 0, 0), 0)
-    assert filled["holds"][0]["released_by_id"] == "backorder-filler"
+    assert (buckets(filled, "TEE-S"), filled["open_hold_count"]) == ((5, 0, 0, 0, 0), 1)
+    assert sorted((item["location_code"], item["quantity"]) for item in filled["reservations"]) == [
+        ("WH-1", 2),
+        ("WH-2", 2),
+        ("WH-3", 1),
+    ]
+    # Counting WH-1 puts its stock right: the two it never had move to WH-2's new units.
+    await store.call(
+        "POST",
+        "/api/v1/inventory/adjustments",
+        201,
+        json={
+            "sku": "TEE-S",
+            "location_id": store.locations["WH-1"],
+            "kind": "count",
+            "quantity": 0,
+            "reason": "recount",
+        },
+    )
+    await run_consumer(database, store, shortfall.CONSUMER_NAME)
+    counted = await store.call("GET", f"/api/v1/orders/{order['id']}", 200)
+    assert sorted((item["location_code"], item["quantity"]) for item in counted["reservations"]) == [
+        ("WH-2", 4),
+        ("WH-3", 1),
+    ]
+    assert await stock_at(store, "TEE-S") == {"WH-1": (0, 0), "WH-2": (4, 4), "WH-3": (4, 4)}
+    await assert_stock_invariants(database, store)

@@ -142,7 +142,7 @@ async def test_a_loss_larger_than_the_newest_order_takes_the_next_newest_too(
     assert held(await order_of(store, third)) == [("WH-3", 2)]
     assert entry(await timeline_of(store, second["id"]), "stock_lost")["changes"]["quantity"] == 1
     assert entry(await timeline_of(store, third["id"]), "stock_lost")["changes"]["loss"] == (
-        "count of 3 at WH-1: cycle count"
+        "count at WH-1 (3 on hand): cycle count"
     )
     await assert_stock_invariants(database, store)
 
@@ -355,3 +355,23 @@ async def test_a_loss_under_more_orders_than_a_batch_goes_on_in_the_next_deliver
     lost = entry(await timeline_of(store, first["id"]), "stock_lost")["changes"]
     assert lost["loss"] == "damage of 2 at WH-1: forklift"
     assert await stock_at(store, "TEE-S") == {"WH-1": (0, 0), "WH-3": (5, 2)}
+
+
+async def test_a_count_moves_every_unit_still_uncovered_at_the_location(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    store = await three_warehouses(client, (4, 0, 5))
+    order = await store.place(("TEE-S", 4))
+    # A damage whose event was never handled (dead-lettered, say), then a count that finds 1.
+    await lose(store, "WH-1", -3)
+    tenant = await get_tenant_record(database, store.slug)
+    consumer = next(item for item in consumers.all() if item.name == CONSUMER_NAME)
+    await lose(store, "WH-1", 1, kind="count", reason="recount")
+    [count] = [
+        event for event in await outbox_events(database, tenant.id) if event.payload.get("kind") == "count"
+    ]
+    assert count.payload["shortfall"] == 3
+    assert await deliver_event(database, consumer, count) is True
+    assert held(await order_of(store, order)) == [("WH-1", 1), ("WH-3", 3)]
+    lost = entry(await timeline_of(store, order["id"]), "stock_lost")["changes"]
+    assert (lost["quantity"], lost["loss"]) == (3, "count at WH-1 (1 on hand): recount")

@@ -26,7 +26,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ordersmith.platform.database import TenantContext
 from ordersmith.platform.events import Event, consumers, record_event
 from ordersmith.platform.identity.audit import Actor
-from ordersmith.tenants.fulfillment.models import FulfillmentOrder, FulfillmentOrderLine
 from ordersmith.tenants.fulfillment.release import ever_released, record_moved_stock
 from ordersmith.tenants.fulfillment.shortfall import release_settled_holds
 from ordersmith.tenants.fulfillment.stock import allocate_backordered, plan_elsewhere, reserve_at
@@ -147,41 +146,33 @@ async def fill_backorders(tenant: TenantContext, session: AsyncSession, event: E
     """
     variant_ids = await _freed_skus(session, event)
     changed = uuid.UUID(event.payload["order_id"]) if event.topic in _ORDER_TOPICS else None
-    chosen = await _oldest_waiting(session, variant_ids) if variant_ids else []
-    if len(chosen) > BATCH:
-        chosen = chosen[:BATCH]
-        await record_event(
-            session, tenant, BACKORDERS_WAITING, {"variant_ids": sorted(str(item) for item in variant_ids)}
-        )
+    waiting = await _oldest_waiting(session, variant_ids) if variant_ids else []
+    chosen = waiting[:BATCH]
     locked = set(chosen) | ({changed} if changed else set())
     if not locked:
         return
     await session.execute(select(Order.id).where(Order.id.in_(locked)).order_by(Order.id).with_for_update())
     await lock_stock(session, variant_ids)
+    filled = 0
     for order_id in chosen:
-        await _fill_order(tenant, session, order_id, variant_ids)
+        filled += await _fill_order(tenant, session, order_id, variant_ids)
+    # Only a batch that filled something passes the rest on: one that could not would repeat.
+    if len(waiting) > BATCH and filled:
+        await record_event(
+            session, tenant, BACKORDERS_WAITING, {"variant_ids": sorted(str(item) for item in variant_ids)}
+        )
     if changed is not None:
         await release_settled_holds(tenant, session, changed, FILLER, UNITS_GONE_NOTE)
 
 
-async def _rejected_at(session: AsyncSession, line: OrderLine) -> set[uuid.UUID]:
-    """The locations that turned down units of this line (`rejection.py`)."""
-    rows = await session.scalars(
-        select(FulfillmentOrder.location_id)
-        .join(FulfillmentOrderLine, FulfillmentOrderLine.fulfillment_order_id == FulfillmentOrder.id)
-        .where(FulfillmentOrderLine.order_line_id == line.id, FulfillmentOrderLine.quantity_rejected > 0)
-    )
-    return set(rows)
-
-
 async def _fill_order(
     tenant: TenantContext, session: AsyncSession, order_id: uuid.UUID, variant_ids: set[uuid.UUID]
-) -> None:
-    """Reserve what is free now for this locked order's backordered lines of these SKUs."""
+) -> int:
+    """Reserve what is free now for this locked order's backordered lines of these SKUs; units filled."""
     view = await load_order(session, order_id)
     order = view.order
     if order.status not in _OPEN:
-        return
+        return 0
     was_released = await ever_released(session, order_id)
     entries: list[Entry] = []
     events: list[tuple[str, dict[str, Any]]] = []
@@ -189,10 +180,7 @@ async def _fill_order(
     for line in view.lines:
         if line.variant_id not in variant_ids or line.quantity_backordered == 0:
             continue
-        # Not where the line's units were turned down: they are not on that shelf.
-        plan = await plan_elsewhere(
-            session, line, await _rejected_at(session, line), line.quantity_backordered
-        )
+        plan = await plan_elsewhere(session, line, (), line.quantity_backordered)
         if not plan.allocations:
             continue
         reserved = []
@@ -249,8 +237,9 @@ async def _fill_order(
     # Released first, so that the fulfillment orders the move opens or touches are not put on hold.
     await release_settled_holds(tenant, session, order_id, FILLER, STOCK_ARRIVED_NOTE)
     if not entries:
-        return
+        return 0
     await record_moved_stock(
         tenant, session, order, entries, events, FILLER, was_released=was_released, new_places=new_places
     )
     await derived.refresh(session, order_id)
+    return sum(entry.changes["quantity"] for entry in entries)

@@ -5,9 +5,10 @@ rejecting location is given back, the planner (`reservations.plan_reservations`)
 for them at every other active location by priority, and what it finds is reserved
 there and added to that location's live fulfillment order (opened if needed). What no
 other location has moves to the line's backordered units and the order gets a `stock`
-hold with the reason (`shortfall.hold_for_stock`): someone may substitute or cancel, and
-once stock arrives and the units are reserved again the hold releases itself
-(`backorders.py`). The reason is on the order's timeline either way.
+hold with the reason, placed by whoever rejected: the location still counts the units it
+could not ship, so a person counts it and then releases the hold or cancels the units
+(the backorder filler may reserve them again meanwhile, but leaves this hold alone).
+The reason is on the order's timeline either way.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from ordersmith.tenants.fulfillment.errors import OrderNotReleasableError
 from ordersmith.tenants.fulfillment.models import FulfillmentOrderLine
 from ordersmith.tenants.fulfillment.release import assign, assigned_details, created_payloads, sync_statuses
 from ordersmith.tenants.fulfillment.rules import LineQuantity, RejectRequest, check_reject, line_ids
-from ordersmith.tenants.fulfillment.shortfall import hold_for_stock
 from ordersmith.tenants.fulfillment.stock import (
     backorder,
     check_held,
@@ -45,9 +45,10 @@ from ordersmith.tenants.fulfillment.views import (
 )
 from ordersmith.tenants.inventory.models import Location
 from ordersmith.tenants.inventory.reservations import lock_stock
-from ordersmith.tenants.orders import derived, timeline
+from ordersmith.tenants.orders import derived, holds, timeline
 from ordersmith.tenants.orders import lifecycle as order_lifecycle
 from ordersmith.tenants.orders.models import Order
+from ordersmith.tenants.orders.rules import HoldRequest
 from ordersmith.tenants.orders.timeline import Entry, change
 
 FULFILLMENT_LINE_REJECTED = "fulfillment_order.line_rejected"
@@ -177,13 +178,20 @@ async def reject_line(
         await record_event(session, tenant, topic, payload)
     hold_id = None
     if backordered:
-        # Held until the units are reserved again, which releases it (backorders.py).
-        hold_id = await hold_for_stock(
+        # Held by whoever rejected, for a person to release: the rejecting location still counts
+        # the units it could not ship, so stock "arriving" there may be the same missing units.
+        hold = await holds.place_hold(
             tenant,
             session,
             order_id,
-            line.variant_id,
-            f"{line.sku_code}: {backordered} unit(s) rejected at {code} ({reason[:500]})",
+            HoldRequest(
+                "stock",
+                f"{line.sku_code}: {backordered} unit(s) rejected at {code} ({reason[:500]}) and no other "
+                f"location has them; they are backordered. Count {code} to put its stock right, then "
+                "release this hold or cancel the units.",
+            ),
+            actor=actor,
         )
+        hold_id = hold.hold.id
     await derived.refresh(session, order_id)
     return Rejection(rerouted, backordered, hold_id, await fulfillment_orders_of(session, order_id))

@@ -123,12 +123,13 @@ async def reroute_lost_stock(tenant: TenantContext, session: AsyncSession, event
     its own (`SHORTFALL_REMAINING`), delivered next.
     """
     payload = event.payload
-    if payload["kind"] in SYSTEM_KINDS or payload["quantity"] >= 0:
+    # Each loss moves what it left uncovered, under its own name: a later one's event moves the
+    # rest; a count owns everything uncovered when it was made.
+    owed = payload.get("shortfall", max(-payload["quantity"], 0))
+    if payload["kind"] in SYSTEM_KINDS or owed <= 0:
         return
     variant_id = uuid.UUID(payload["variant_id"])
     location_id = uuid.UUID(payload["location_id"])
-    # Each loss moves what it left uncovered, under its own name: a later one's event moves the rest.
-    owed = payload.get("shortfall", -payload["quantity"])
     short = min(await _shortfall(session, variant_id, location_id), owed)
     if short == 0:
         return
@@ -140,7 +141,10 @@ async def reroute_lost_stock(tenant: TenantContext, session: AsyncSession, event
     short = min(await _shortfall(session, variant_id, location_id), owed)
     code = await session.scalar(select(Location.code).where(Location.id == location_id))
     assert code is not None
-    loss = f"{payload['kind']} of {payload.get('lost', -payload['quantity'])} at {code}"
+    if payload["kind"] == "count":
+        loss = f"count at {code} ({payload['on_hand']} on hand)"
+    else:
+        loss = f"{payload['kind']} of {payload.get('lost', -payload['quantity'])} at {code}"
     if payload.get("reason"):
         loss += f": {str(payload['reason'])[:300]}"
     for order_id in chosen:

@@ -379,8 +379,11 @@ async def _append(
             "on_hand": after,
             "adjustment_id": str(row.id),
             "reason": row.reason,
-            # Units orders hold here that this adjustment left without stock (fulfillment/shortfall.py).
-            "shortfall": max(0, min(-delta, stock.reserved - after)),
+            # Units orders hold here that this adjustment leaves without stock (fulfillment/shortfall.py):
+            # a count states the real figure, so all of them; another kind, at most what it took.
+            "shortfall": max(
+                0, stock.reserved - after if kind == "count" else min(-delta, stock.reserved - after)
+            ),
         },
     )
     return row
