@@ -28,7 +28,7 @@ from ordersmith.platform.events import Event, consumers, record_event
 from ordersmith.platform.identity.audit import Actor
 from ordersmith.tenants.fulfillment.release import ever_released, record_moved_stock
 from ordersmith.tenants.fulfillment.shortfall import release_settled_holds
-from ordersmith.tenants.fulfillment.stock import allocate_backordered, plan_elsewhere, reserve_at
+from ordersmith.tenants.fulfillment.stock import allocate_backordered, plan_elsewhere, reserve_plan
 from ordersmith.tenants.inventory.models import Location, StockLevel
 from ordersmith.tenants.inventory.reservations import lock_stock
 from ordersmith.tenants.inventory.service import LOCATION_UPDATED, SAFETY_STOCK_SET, STOCK_ADJUSTED
@@ -183,23 +183,8 @@ async def _fill_order(
         plan = await plan_elsewhere(session, line, (), line.quantity_backordered)
         if not plan.allocations:
             continue
-        reserved = []
-        for allocation in plan.allocations:
-            new_places.add(allocation.location_id)
-            await reserve_at(
-                session,
-                line,
-                allocation.location_id,
-                allocation.quantity,
-                f"backorder filled: {allocation.reason}",
-            )
-            reserved.append(
-                {
-                    "location": allocation.location_code,
-                    "quantity": allocation.quantity,
-                    "reason": allocation.reason,
-                }
-            )
+        reserved = await reserve_plan(session, line, plan, "backorder filled")
+        new_places.update(allocation.location_id for allocation in plan.allocations)
         take = sum(allocation.quantity for allocation in plan.allocations)
         await allocate_backordered(session, line, take)
         entries.append(

@@ -35,7 +35,7 @@ from ordersmith.tenants.fulfillment.stock import (
     check_held,
     held_here,
     plan_elsewhere,
-    reserve_at,
+    reserve_plan,
     take_here,
 )
 from ordersmith.tenants.fulfillment.views import (
@@ -112,22 +112,7 @@ async def reject_line(
         )
     )
     plan = await plan_elsewhere(session, line, location_id, quantity)
-    rerouted = []
-    for allocation in plan.allocations:
-        await reserve_at(
-            session,
-            line,
-            allocation.location_id,
-            allocation.quantity,
-            f"re-routed from {code} ({reason}): {allocation.reason}",
-        )
-        rerouted.append(
-            {
-                "location": allocation.location_code,
-                "quantity": allocation.quantity,
-                "reason": allocation.reason,
-            }
-        )
+    rerouted = await reserve_plan(session, line, plan, f"re-routed from {code} ({reason})")
     backordered = plan.backordered.get(line.variant_id, 0)
     if backordered:
         await backorder(session, line, backordered)

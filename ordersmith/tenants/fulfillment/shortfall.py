@@ -33,7 +33,7 @@ from ordersmith.platform.identity.audit import Actor
 from ordersmith.tenants.fulfillment import lifecycle as fulfillment_lifecycle
 from ordersmith.tenants.fulfillment.models import FulfillmentOrder
 from ordersmith.tenants.fulfillment.release import ever_released, record_moved_stock
-from ordersmith.tenants.fulfillment.stock import backorder, held_here, plan_elsewhere, reserve_at, take_here
+from ordersmith.tenants.fulfillment.stock import backorder, held_here, plan_elsewhere, reserve_plan, take_here
 from ordersmith.tenants.inventory.models import Location, Reservation, StockLevel
 from ordersmith.tenants.inventory.reservations import lock_stock
 from ordersmith.tenants.inventory.service import STOCK_ADJUSTED, SYSTEM_KINDS
@@ -194,23 +194,8 @@ async def _move_order(
         moved_total += take
         await take_here(session, line, location_id, take)
         plan = await plan_elsewhere(session, line, location_id, take)
-        rerouted = []
-        for allocation in plan.allocations:
-            new_places.add(allocation.location_id)
-            await reserve_at(
-                session,
-                line,
-                allocation.location_id,
-                allocation.quantity,
-                f"re-routed from {code} (stock lost: {loss}): {allocation.reason}",
-            )
-            rerouted.append(
-                {
-                    "location": allocation.location_code,
-                    "quantity": allocation.quantity,
-                    "reason": allocation.reason,
-                }
-            )
+        rerouted = await reserve_plan(session, line, plan, f"re-routed from {code} (stock lost: {loss})")
+        new_places.update(allocation.location_id for allocation in plan.allocations)
         backordered = plan.backordered.get(variant_id, 0)
         details: dict[str, Any] = {
             "location": code,

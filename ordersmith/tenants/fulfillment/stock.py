@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Collection, Sequence
+from typing import Any
 
 from sqlalchemy import BigInteger, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -134,6 +135,26 @@ async def plan_elsewhere(
     stock = [StockRow(*row) for row in rows]
     # Backorder allowed here: what no other location has stays with the line as backordered.
     return plan_reservations([Demand(line.variant_id, line.sku_code, quantity, allow_backorder=True)], stock)
+
+
+async def reserve_plan(session: AsyncSession, line: OrderLine, plan: Plan, why: str) -> list[dict[str, Any]]:
+    """Reserve the plan's allocations for the line, each with `why` before its reason; what went where.
+
+    Returns one {location, quantity, reason} per allocation, for the timeline.
+    """
+    placed = []
+    for allocation in plan.allocations:
+        await reserve_at(
+            session, line, allocation.location_id, allocation.quantity, f"{why}: {allocation.reason}"
+        )
+        placed.append(
+            {
+                "location": allocation.location_code,
+                "quantity": allocation.quantity,
+                "reason": allocation.reason,
+            }
+        )
+    return placed
 
 
 async def reserve_at(
