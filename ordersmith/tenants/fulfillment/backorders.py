@@ -153,11 +153,11 @@ async def fill_backorders(tenant: TenantContext, session: AsyncSession, event: E
         return
     await session.execute(select(Order.id).where(Order.id.in_(locked)).order_by(Order.id).with_for_update())
     await lock_stock(session, variant_ids)
-    filled = 0
     for order_id in chosen:
-        filled += await _fill_order(tenant, session, order_id, variant_ids)
-    # Only a batch that filled something passes the rest on: one that could not would repeat.
-    if len(waiting) > BATCH and filled:
+        await _fill_order(tenant, session, order_id, variant_ids)
+    # The rest goes on even if a race left this batch nothing: the next delivery chooses afresh,
+    # and ends once nothing is free for anyone waiting.
+    if len(waiting) > BATCH:
         await record_event(
             session, tenant, BACKORDERS_WAITING, {"variant_ids": sorted(str(item) for item in variant_ids)}
         )

@@ -7,8 +7,9 @@ before stock (ADR 0006). So this consumer of `inventory.adjusted` does it afterw
 its own transaction and in the lock order: orders still under review give up their
 units there first, then confirmed ones the location was not yet asked to ship, then the
 rest, the order placed last first within each (first placed, first served), until what
-is reserved there fits what is on hand, and at most what this adjustment took (a second loss is moved by
-its own event, under its own name). Each one's units are planned at the other active
+is reserved there fits what is on hand, and at most what this adjustment left uncovered
+(a second loss is moved by its own event, under its own name; a count, which states the
+real figure, owns everything uncovered). Each one's units are planned at the other active
 locations by priority, as a rejection's are (`rejection.py`); what no location has is
 backordered under a `stock` hold per order and SKU, which `backorders.py` releases once
 nothing of that SKU is backordered in the order. The order's timeline and the outbox
