@@ -43,10 +43,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.platform.database import Database, TenantContext
 from ordersmith.platform.errors import OrdersmithError, ValidationFailedError
-from ordersmith.platform.events import consumers
 from ordersmith.platform.identity.audit import SYSTEM
 from ordersmith.platform.tenancy import TenantRecord
-from ordersmith.platform.workers import deliver_event
 from ordersmith.tenants.catalog.service import create_product
 from ordersmith.tenants.customers.service import create_customer
 from ordersmith.tenants.fulfillment import backorders, shortfall
@@ -61,7 +59,7 @@ from ordersmith.tenants.orders.models import Order, OrderHold, OrderLine
 from ordersmith.tenants.orders.placement import place_order
 from ordersmith.tenants.orders.rules import LineRequest, OrderRequest
 from tests.support.orders import ADDRESS
-from tests.support.webhook_receiver import outbox_events
+from tests.support.webhook_receiver import consumer_named, deliver_outbox
 
 SKUS = 3
 BACKORDER_SKU = 2
@@ -723,10 +721,7 @@ async def run_steps(database: Database, shop: Shop, steps: list[Operation]) -> N
 async def settle(database: Database, shop: Shop) -> None:
     """Hand the store's events to the stock consumers, as workers would (each event once)."""
     for name in (shortfall.CONSUMER_NAME, backorders.CONSUMER_NAME):
-        consumer = next(item for item in consumers.all() if item.name == name)
-        for outbox_event in await outbox_events(database, shop.tenant.tenant_id):
-            if outbox_event.topic in consumer.topics:
-                await deliver_event(database, consumer, outbox_event)
+        await deliver_outbox(database, shop.tenant.tenant_id, consumer_named(name))
 
 
 def check_settled(state: Snapshot) -> None:

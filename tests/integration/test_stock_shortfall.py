@@ -10,7 +10,6 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from ordersmith.platform.database import Database
-from ordersmith.platform.events import consumers
 from ordersmith.platform.tenancy import get_tenant_record
 from ordersmith.platform.workers import deliver_event
 from ordersmith.tenants.fulfillment import shortfall
@@ -28,7 +27,7 @@ from tests.support.fulfillment import (
 )
 from tests.support.order_actions import entry, events_of, ship_in, tenant_context, timeline_of
 from tests.support.orders import Store, open_store
-from tests.support.webhook_receiver import outbox_events
+from tests.support.webhook_receiver import consumer_named, outbox_events
 
 
 async def three_warehouses(client: AsyncTestClient[Litestar], stock: tuple[int, int, int]) -> Store:
@@ -215,7 +214,7 @@ async def test_a_shipment_racing_the_move_makes_it_choose_again(
     older = await store.place(("TEE-S", 3))
     newer = await store.place(("TEE-S", 2))
     await lose(store, "WH-1", -2)
-    consumer = next(item for item in consumers.all() if item.name == CONSUMER_NAME)
+    consumer = consumer_named(CONSUMER_NAME)
     tenant = await get_tenant_record(database, store.slug)
     [damage] = [
         event for event in await outbox_events(database, tenant.id) if event.payload.get("kind") == "damage"
@@ -365,7 +364,7 @@ async def test_a_count_moves_every_unit_still_uncovered_at_the_location(
     # A damage whose event was never handled (dead-lettered, say), then a count that finds 1.
     await lose(store, "WH-1", -3)
     tenant = await get_tenant_record(database, store.slug)
-    consumer = next(item for item in consumers.all() if item.name == CONSUMER_NAME)
+    consumer = consumer_named(CONSUMER_NAME)
     await lose(store, "WH-1", 1, kind="count", reason="recount")
     [count] = [
         event for event in await outbox_events(database, tenant.id) if event.payload.get("kind") == "count"

@@ -10,16 +10,14 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select
 
 from ordersmith.platform.database import Database
-from ordersmith.platform.events import consumers
 from ordersmith.platform.identity.audit import Actor
 from ordersmith.platform.tenancy import get_tenant_record
-from ordersmith.platform.workers import deliver_event
 from ordersmith.tenants.fulfillment.models import FulfillmentOrder
 from ordersmith.tenants.inventory.models import InventoryAdjustment, Location, Reservation, StockLevel
 from ordersmith.tenants.payments.service import PaymentRequest, create_payment
 from tests.support.order_actions import tenant_context
 from tests.support.orders import Store, open_store
-from tests.support.webhook_receiver import outbox_events
+from tests.support.webhook_receiver import consumer_named, deliver_outbox
 
 SHIP_BODY = {
     "carrier": "DHL",
@@ -122,13 +120,8 @@ async def assert_stock_invariants(database: Database, store: Store) -> None:
 
 async def run_consumer(database: Database, store: Store, name: str) -> int:
     """Hand the store's outbox events to one registered consumer, as a worker would; how many ran now."""
-    consumer = next(item for item in consumers.all() if item.name == name)
     tenant = await get_tenant_record(database, store.slug)
-    ran = 0
-    for event in await outbox_events(database, tenant.id):
-        if event.topic in consumer.topics:
-            ran += await deliver_event(database, consumer, event)
-    return ran
+    return await deliver_outbox(database, tenant.id, consumer_named(name))
 
 
 async def stored_statuses(database: Database, store: Store, order_id: str) -> list[str]:

@@ -103,19 +103,28 @@ async def outbox_events(database: Database, tenant_id: uuid.UUID) -> list[Event]
     return [Event(row.id, row.tenant_id, row.topic, row.payload, row.created_at) for row in rows]
 
 
+def consumer_named(name: str) -> EventConsumer:
+    """The registered consumer of this name."""
+    return next(consumer for consumer in consumers.all() if consumer.name == name)
+
+
 def fan_out_consumer() -> EventConsumer:
     """The registered consumer that turns events into deliveries."""
-    return next(consumer for consumer in consumers.all() if consumer.name == CONSUMER_NAME)
+    return consumer_named(CONSUMER_NAME)
+
+
+async def deliver_outbox(database: Database, tenant_id: uuid.UUID, consumer: EventConsumer) -> int:
+    """Hand a store's outbox events of the consumer's topics to it, as workers would; how many ran now."""
+    ran = 0
+    for event in await outbox_events(database, tenant_id):
+        if event.topic in consumer.topics:
+            ran += await deliver_event(database, consumer, event)
+    return ran
 
 
 async def fan_out(database: Database, tenant: TenantRecord) -> int:
     """Hand the store's outbox events to the fan-out consumer as workers would; how many ran now."""
-    consumer = fan_out_consumer()
-    ran = 0
-    for event in await outbox_events(database, tenant.id):
-        if event.topic in consumer.topics:
-            ran += await deliver_event(database, consumer, event)
-    return ran
+    return await deliver_outbox(database, tenant.id, fan_out_consumer())
 
 
 async def pump(database: Database, tenant: TenantRecord, *, now: dt.datetime | None = None) -> int:

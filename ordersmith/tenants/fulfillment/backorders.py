@@ -167,12 +167,12 @@ async def fill_backorders(tenant: TenantContext, session: AsyncSession, event: E
 
 async def _fill_order(
     tenant: TenantContext, session: AsyncSession, order_id: uuid.UUID, variant_ids: set[uuid.UUID]
-) -> int:
-    """Reserve what is free now for this locked order's backordered lines of these SKUs; units filled."""
+) -> None:
+    """Reserve what is free now for this locked order's backordered lines of these SKUs."""
     view = await load_order(session, order_id)
     order = view.order
     if order.status not in _OPEN:
-        return 0
+        return
     was_released = await ever_released(session, order_id)
     entries: list[Entry] = []
     events: list[tuple[str, dict[str, Any]]] = []
@@ -180,7 +180,7 @@ async def _fill_order(
     for line in view.lines:
         if line.variant_id not in variant_ids or line.quantity_backordered == 0:
             continue
-        plan = await plan_elsewhere(session, line, (), line.quantity_backordered)
+        plan = await plan_elsewhere(session, line, None, line.quantity_backordered)
         if not plan.allocations:
             continue
         reserved = await reserve_plan(session, line, plan, "backorder filled")
@@ -222,9 +222,8 @@ async def _fill_order(
     # Released first, so that the fulfillment orders the move opens or touches are not put on hold.
     await release_settled_holds(tenant, session, order_id, FILLER, STOCK_ARRIVED_NOTE)
     if not entries:
-        return 0
+        return
     await record_moved_stock(
         tenant, session, order, entries, events, FILLER, was_released=was_released, new_places=new_places
     )
     await derived.refresh(session, order_id)
-    return sum(entry.changes["quantity"] for entry in entries)

@@ -74,7 +74,7 @@ async def ever_released(session: AsyncSession, order_id: uuid.UUID) -> bool:
     return found is not None
 
 
-async def live_fulfillment_orders(session: AsyncSession, order_id: uuid.UUID) -> dict[uuid.UUID, uuid.UUID]:
+async def _live_fulfillment_orders(session: AsyncSession, order_id: uuid.UUID) -> dict[uuid.UUID, uuid.UUID]:
     """{location id: live fulfillment order id} of an order."""
     rows = await session.execute(
         select(FulfillmentOrder.location_id, FulfillmentOrder.id).where(
@@ -93,7 +93,7 @@ async def assign(
     (`only` narrows that to some locations). The caller holds the order's lock.
     """
     reserved = await reserved_by_location(session, order_id)
-    live = await live_fulfillment_orders(session, order_id)
+    live = await _live_fulfillment_orders(session, order_id)
     by_location: dict[uuid.UUID, list[tuple[uuid.UUID, int]]] = defaultdict(list)
     for (line_id, location_id), quantity in reserved.items():
         by_location[location_id].append((line_id, quantity))

@@ -57,7 +57,7 @@ SHORTFALL = Actor("system", "stock-shortfall")
 HOLDER_PREFIX = "stock-shortfall:"
 
 
-def holder(variant_id: uuid.UUID) -> Actor:
+def _holder(variant_id: uuid.UUID) -> Actor:
     """Who places the `stock` hold for one lost SKU of an order: one such hold per order and SKU."""
     return Actor("system", f"{HOLDER_PREFIX}{variant_id}")
 
@@ -242,7 +242,7 @@ async def _move_order(
     )
     if backordered_lines:
         units = sum(backordered for _, backordered in backordered_lines)
-        await hold_for_stock(
+        await _hold_for_stock(
             tenant,
             session,
             order_id,
@@ -254,7 +254,7 @@ async def _move_order(
     return moved_total
 
 
-async def hold_for_stock(
+async def _hold_for_stock(
     tenant: TenantContext, session: AsyncSession, order_id: uuid.UUID, variant_id: uuid.UUID, what: str
 ) -> uuid.UUID:
     """Hold a locked order until a SKU's backordered units are reserved again; the hold's id.
@@ -263,7 +263,7 @@ async def hold_for_stock(
     happened to the units; `backorders.py` releases the hold once nothing of the SKU is
     backordered in the order.
     """
-    actor = holder(variant_id)
+    actor = _holder(variant_id)
     existing = await session.scalar(
         select(OrderHold.id).where(
             OrderHold.order_id == order_id,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import BigInteger, func, insert, select, update
@@ -112,7 +112,7 @@ async def take_here(session: AsyncSession, line: OrderLine, location_id: uuid.UU
 
 
 async def plan_elsewhere(
-    session: AsyncSession, line: OrderLine, avoid: uuid.UUID | Collection[uuid.UUID], quantity: int
+    session: AsyncSession, line: OrderLine, avoid: uuid.UUID | None, quantity: int
 ) -> Plan:
     """Where `quantity` units of the line can come from, not at `avoid`, by priority; the rest backordered."""
     rows = await session.execute(
@@ -128,7 +128,7 @@ async def plan_elsewhere(
         .where(
             StockLevel.variant_id == line.variant_id,
             Location.is_active,
-            Location.id.not_in([avoid] if isinstance(avoid, uuid.UUID) else list(avoid)),
+            *([Location.id != avoid] if avoid is not None else []),
         )
         .order_by(StockLevel.variant_id, StockLevel.location_id)
     )
