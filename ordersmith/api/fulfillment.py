@@ -200,6 +200,9 @@ class RejectIn(msgspec.Struct, forbid_unknown_fields=True):
     quantity: int
     # Damaged, not found… in words the team reads on the timeline.
     reason: str
+    # "damage" or "correction" takes the units off the location's count as well; left out, the
+    # count stays as it is until someone counts the location.
+    write_off: str | None = None
 
 
 class Rerouted(msgspec.Struct):
@@ -213,6 +216,8 @@ class RejectionResult(msgspec.Struct):
 
     rerouted: list[Rerouted]
     backordered: int
+    # Units taken off the rejecting location's count (0 without `write_off`).
+    written_off: int
     hold_id: str | None
     fulfillment_orders: list[FulfillmentOrder]
 
@@ -221,6 +226,7 @@ class RejectionResult(msgspec.Struct):
         return cls(
             [Rerouted(item["location"], item["quantity"], item["reason"]) for item in result.rerouted],
             result.backordered,
+            result.written_off,
             str(result.hold_id) if result.hold_id else None,
             [FulfillmentOrder.of(view) for view in result.fulfillment_orders],
         )
@@ -373,7 +379,7 @@ async def reject(
             principal.tenant_context,
             tenant_session,
             fulfillment_order_id_of(fulfillment_order_id),
-            RejectRequest(data.line_id, data.quantity, data.reason),
+            RejectRequest(data.line_id, data.quantity, data.reason, data.write_off),
             actor=principal.actor,
         )
         return RejectionResult.of(result)

@@ -5,10 +5,15 @@ rejecting location is given back, the planner (`reservations.plan_reservations`)
 for them at every other active location by priority, and what it finds is reserved
 there and added to that location's live fulfillment order (opened if needed). What no
 other location has moves to the line's backordered units and the order gets a `stock`
-hold with the reason, placed by whoever rejected: the location still counts the units it
-could not ship, so a person counts it and then releases the hold or cancels the units
-(the backorder filler may reserve them again meanwhile, but leaves this hold alone).
-The reason is on the order's timeline either way.
+hold with the reason. The reason is on the order's timeline either way.
+
+The rejection may also write the units off (`write_off`: a `damage` for broken units, a
+`correction` for units that are not there): they leave the location's on_hand in the same
+transaction, as an adjustment by whoever rejected, and the hold is the system's, released
+by itself once the units are reserved again (`shortfall.hold_for_stock`). Without it the
+location still counts units it could not ship, so the hold is whoever rejected: a person
+counts the location and then releases the hold or cancels the units (the backorder filler
+may reserve them again meanwhile, but leaves this hold alone).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from ordersmith.tenants.fulfillment.errors import OrderNotReleasableError
 from ordersmith.tenants.fulfillment.models import FulfillmentOrderLine
 from ordersmith.tenants.fulfillment.release import assign, assigned_details, created_payloads, sync_statuses
 from ordersmith.tenants.fulfillment.rules import LineQuantity, RejectRequest, check_reject, line_ids
+from ordersmith.tenants.fulfillment.shortfall import hold_for_stock
 from ordersmith.tenants.fulfillment.stock import (
     backorder,
     check_held,
@@ -45,9 +51,10 @@ from ordersmith.tenants.fulfillment.views import (
 )
 from ordersmith.tenants.inventory.models import Location
 from ordersmith.tenants.inventory.reservations import lock_stock
+from ordersmith.tenants.inventory.service import write_off
 from ordersmith.tenants.orders import derived, holds, timeline
 from ordersmith.tenants.orders import lifecycle as order_lifecycle
-from ordersmith.tenants.orders.models import Order
+from ordersmith.tenants.orders.models import Order, OrderLine
 from ordersmith.tenants.orders.rules import HoldRequest
 from ordersmith.tenants.orders.timeline import Entry, change
 
@@ -60,6 +67,7 @@ class Rejection:
 
     rerouted: list[dict[str, Any]]
     backordered: int
+    written_off: int
     hold_id: uuid.UUID | None
     fulfillment_orders: list[FulfillmentOrderView]
 
@@ -97,6 +105,16 @@ async def reject_line(
     held = await held_here(session, [line.id], location_id)
     check_held([(line, quantity)], held, code, "reject")
     await take_here(session, line, location_id, quantity)
+    written_off = await _write_off(
+        tenant,
+        session,
+        request,
+        line,
+        location_id,
+        reason=f"rejected at {code} for order {number}: {reason[:400]}",
+        reference=f"fulfillment_order:{fulfillment_order_id}",
+        actor=actor,
+    )
     now = dt.datetime.now(dt.UTC)
     await session.execute(
         pg_insert(FulfillmentOrderLine)
@@ -133,6 +151,8 @@ async def reject_line(
         "rerouted": rerouted,
         "backordered": backordered,
     }
+    if written_off is not None:
+        details["written_off"] = written_off
     if assigned:
         details["fulfillment_orders"] = assigned_details(assigned)
     # The rejecting location left with nothing for the order has its fulfillment order cancelled.
@@ -157,12 +177,22 @@ async def reject_line(
             "reason": reason,
             "rerouted": [{"location": item["location"], "quantity": item["quantity"]} for item in rerouted],
             "backordered": backordered,
+            "written_off": written_off,
         },
     )
     for topic, payload in created_payloads(order, assigned):
         await record_event(session, tenant, topic, payload)
     hold_id = None
-    if backordered:
+    if backordered and request.write_off is not None:
+        # The count is right again, so stock arriving anywhere is real: the hold releases itself.
+        hold_id = await hold_for_stock(
+            tenant,
+            session,
+            order_id,
+            line.variant_id,
+            f"{line.sku_code}: {backordered} unit(s) rejected at {code} ({reason[:400]}) and written off",
+        )
+    elif backordered:
         # Held by whoever rejected, for a person to release: the rejecting location still counts
         # the units it could not ship, so stock "arriving" there may be the same missing units.
         hold = await holds.place_hold(
@@ -179,4 +209,41 @@ async def reject_line(
         )
         hold_id = hold.hold.id
     await derived.refresh(session, order_id)
-    return Rejection(rerouted, backordered, hold_id, await fulfillment_orders_of(session, order_id))
+    units_written_off = 0 if written_off is None else written_off["quantity"]
+    return Rejection(
+        rerouted, backordered, units_written_off, hold_id, await fulfillment_orders_of(session, order_id)
+    )
+
+
+async def _write_off(
+    tenant: TenantContext,
+    session: AsyncSession,
+    request: RejectRequest,
+    line: OrderLine,
+    location_id: uuid.UUID,
+    *,
+    reason: str,
+    reference: str,
+    actor: Actor,
+) -> dict[str, Any] | None:
+    """Take the rejected units off the location's count when the rejection asks; what was written.
+
+    Their reservation there is already given back, so what other orders hold at the
+    location stays covered: the write-off takes only the units this order was to ship.
+    """
+    if request.write_off is None:
+        return None
+    adjustment = await write_off(
+        tenant,
+        session,
+        variant_id=line.variant_id,
+        location_id=location_id,
+        kind=request.write_off,
+        quantity=request.quantity,
+        reason=reason,
+        actor=actor,
+        reference=reference,
+    )
+    if adjustment is None:
+        return {"kind": request.write_off, "quantity": 0, "adjustment_id": None}
+    return {"kind": request.write_off, "quantity": -adjustment.quantity, "adjustment_id": str(adjustment.id)}

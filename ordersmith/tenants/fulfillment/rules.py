@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from ordersmith.platform.errors import FieldError, ValidationFailedError
 from ordersmith.platform.times import time_errors
+from ordersmith.tenants.inventory.rules import WRITE_OFF_KINDS
 
 MAX_LINES = 250
 MAX_PACKAGES = 50
@@ -55,6 +56,9 @@ class RejectRequest:
     line_id: str
     quantity: int
     reason: str
+    # Take the units off the location's count as this kind of adjustment (`WRITE_OFF_KINDS`);
+    # None leaves the count as it is, for a person to check.
+    write_off: str | None = None
 
 
 def _quantity_ok(value: object) -> bool:
@@ -121,6 +125,14 @@ def check_reject(request: RejectRequest) -> None:
     if not _quantity_ok(request.quantity):
         errors.append(FieldError("quantity", f"must be a whole number from 1 to {MAX_QUANTITY}"))
     _text(errors, "reason", request.reason, MAX_REASON, required=True)
+    if request.write_off is not None and request.write_off not in WRITE_OFF_KINDS:
+        errors.append(
+            FieldError(
+                "write_off",
+                "must be 'damage' (the units are broken) or 'correction' (they are not there), "
+                "or left out to keep the location's count as it is",
+            )
+        )
     if errors:
         raise ValidationFailedError("the rejection is invalid; see errors", errors=errors)
 

@@ -242,7 +242,7 @@ async def _move_order(
     )
     if backordered_lines:
         units = sum(backordered for _, backordered in backordered_lines)
-        await _hold_for_stock(
+        await hold_for_stock(
             tenant,
             session,
             order_id,
@@ -254,7 +254,7 @@ async def _move_order(
     return moved_total
 
 
-async def _hold_for_stock(
+async def hold_for_stock(
     tenant: TenantContext, session: AsyncSession, order_id: uuid.UUID, variant_id: uuid.UUID, what: str
 ) -> uuid.UUID:
     """Hold a locked order until a SKU's backordered units are reserved again; the hold's id.

@@ -19,6 +19,9 @@ MAX_QUANTITY = 10**9
 MAX_ON_HAND = 2 * 10**9
 MAX_REASON = 500
 MANUAL_KINDS = ("receive", "count", "damage", "correction")
+# The kinds a rejection may write to take units a location turned down off its count:
+# broken units are damage, units that are not there a correction.
+WRITE_OFF_KINDS = ("damage", "correction")
 # Every adjustment a person records says why; what a good reason looks like, per kind.
 REASON_HINTS = {
     "receive": "the purchase order or transfer it came with ('PO 1042')",

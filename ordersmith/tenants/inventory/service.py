@@ -35,6 +35,7 @@ from ordersmith.tenants.inventory.errors import (
 from ordersmith.tenants.inventory.models import InventoryAdjustment, Location, StockLevel
 from ordersmith.tenants.inventory.rules import (
     MAX_ON_HAND,
+    WRITE_OFF_KINDS,
     body_location_id,
     check_adjustment,
     check_location,
@@ -305,6 +306,43 @@ async def record_movement(
         stock,
         kind=kind,
         delta=quantity,
+        reason=reason,
+        actor=actor,
+        reference=reference,
+    )
+
+
+async def write_off(
+    tenant: TenantContext,
+    session: AsyncSession,
+    *,
+    variant_id: uuid.UUID,
+    location_id: uuid.UUID,
+    kind: str,
+    quantity: int,
+    reason: str,
+    actor: Actor,
+    reference: str,
+) -> InventoryAdjustment | None:
+    """Take units a location turned down off its on_hand, as a `damage` or `correction` by whoever rejected.
+
+    At most what is on hand: units an earlier adjustment already took are not taken twice.
+    None when nothing is left to take. The caller has locked the order, then the stock rows.
+    """
+    if kind not in WRITE_OFF_KINDS or quantity <= 0:
+        raise ValueError(f"a {kind!r} write-off of {quantity} is not one the ledger takes")
+    variant = (await session.scalars(select(Variant).where(Variant.id == variant_id))).one()
+    stock = await _locked_stock(session, variant_id, location_id)
+    taken = min(quantity, stock.on_hand)
+    if taken == 0:
+        return None
+    return await _append(
+        tenant,
+        session,
+        variant,
+        stock,
+        kind=kind,
+        delta=-taken,
         reason=reason,
         actor=actor,
         reference=reference,
