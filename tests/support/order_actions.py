@@ -123,8 +123,10 @@ async def timeline_of(store: Store, order_id: str) -> list[dict[str, Any]]:
 def steps(entries: list[dict[str, Any]]) -> list[list[str]]:
     """Timeline kinds grouped by the change that wrote them (sorted within one change).
 
-    Entries written by one transaction share a timestamp and their ids are not ordered
-    within one millisecond, so only the order of the changes themselves is asserted.
+    Entries written by one transaction share a timestamp. Within it they read in the order
+    they were written (their UUIDv7 ids are made in order), but which of one change's
+    entries a service writes first is not what these tests are about: only the order of
+    the changes themselves is asserted here.
     """
     grouped: list[list[str]] = []
     last = None

@@ -307,11 +307,13 @@ class Written:
         entries = [placed_entry(None, held, lines)]
         # A hold written with the order reads like one placed on it afterwards (holds.py):
         # its own timeline entry, by whoever placed it (the system for the store's rule), and event.
-        hold_entries: list[dict[str, Any]] = []
         hold_event: tuple[str, dict[str, Any]] | None = None
         if requested is None:
             entries.append(Entry("confirmed", {"status": change(lifecycle.PLACED, lifecycle.CONFIRMED)}))
-        else:
+        # Entry ids are made in order (UUIDv7), and entries of one transaction share created_at:
+        # the placement's rows are made before the hold's so that the timeline reads placed, then held.
+        timeline_rows = entry_rows(order_id, entries, actor)
+        if requested is not None:
             placed_by = actor if request.hold or rule_hold is None else rule_hold.actor
             reason = requested.reason.strip()
             hold = {
@@ -332,7 +334,7 @@ class Written:
             changes = {**described, "open_hold_count": change(0, 1)}
             if not request.hold:
                 changes["rules"] = list(rule_hold.rules) if rule_hold else []
-            hold_entries = entry_rows(order_id, [Entry("hold_placed", changes)], placed_by)
+            timeline_rows += entry_rows(order_id, [Entry("hold_placed", changes)], placed_by)
             hold_event = (ORDER_HOLD_PLACED, {"order_id": str(order_id), **described})
         payload = {
             "order_id": str(order_id),
@@ -361,7 +363,7 @@ class Written:
             reservations,
             views,
             hold,
-            entry_rows(order_id, entries, actor) + hold_entries,
+            timeline_rows,
             moves,
             events,
         )

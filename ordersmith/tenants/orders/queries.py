@@ -18,6 +18,7 @@ from ordersmith.platform.errors import FieldError, ValidationFailedError
 from ordersmith.platform.pagination import Page, PageRequest
 from ordersmith.platform.times import range_errors
 from ordersmith.tenants.catalog.models import Variant
+from ordersmith.tenants.customers.errors import CustomerNotFoundError
 from ordersmith.tenants.customers.service import customer_ids_for_history
 from ordersmith.tenants.orders.models import (
     FULFILLMENT_STATUSES,
@@ -89,9 +90,12 @@ async def list_orders(
         query = query.where(Order.fulfillment_status == filters.fulfillment_status)
     if filters.customer_id is not None:
         # A merged customer's history includes the orders of the duplicates merged into it.
-        query = query.where(
-            Order.customer_id.in_(await customer_ids_for_history(tenant, session, filters.customer_id))
-        )
+        # A customer the store does not have has no orders: an empty list, as for an unknown SKU.
+        try:
+            history = await customer_ids_for_history(tenant, session, filters.customer_id)
+        except CustomerNotFoundError:
+            return Page([], None)
+        query = query.where(Order.customer_id.in_(history))
     if filters.sku is not None:
         variant_id = await session.scalar(
             select(Variant.id).where(func.lower(Variant.sku_code) == filters.sku.strip().lower())

@@ -8,12 +8,13 @@ touchless-order rate is one indexed count away.
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.platform.identity.audit import Actor
@@ -67,11 +68,39 @@ def note_touched(session: AsyncSession, order_id: uuid.UUID, actor: Actor) -> No
         session.info.setdefault(_TOUCHED, set()).add(order_id)
 
 
+# When the session's transaction changed each order: (the transaction, {order id: time}), in `session.info`.
+_CHANGED_AT = "ordersmith.timeline_changed_at"
+
+
+async def _changed_at(session: AsyncSession, order_id: uuid.UUID) -> dt.datetime:
+    """When this transaction's change to the order happened: the database's clock at its first entry.
+
+    Not `now()`, the time the transaction began: a change that waited for another's lock
+    on the order began before that one but happened after it, and the timeline must read
+    so. Every writer holds the order's lock by its first entry, so this is later than
+    anything a transaction that held the lock before it wrote. One time for all of a
+    transaction's entries on an order, so that they read as one change.
+    """
+    transaction = session.sync_session.get_transaction()
+    known = session.info.get(_CHANGED_AT)
+    if known is None or known[0] is not transaction:
+        known = (transaction, {})
+        session.info[_CHANGED_AT] = known
+    times: dict[uuid.UUID, dt.datetime] = known[1]
+    if order_id not in times:
+        at = await session.scalar(select(func.clock_timestamp()))
+        assert at is not None
+        times[order_id] = at
+    return times[order_id]
+
+
 async def record(session: AsyncSession, order_id: uuid.UUID, entries: Sequence[Entry], actor: Actor) -> None:
     """Append entries to an order's timeline; a person's change counts as one touch."""
     if not entries:
         return
-    await session.execute(insert(OrderEvent), entry_rows(order_id, entries, actor))
+    at = await _changed_at(session, order_id)
+    rows = [{**row, "created_at": at} for row in entry_rows(order_id, entries, actor)]
+    await session.execute(insert(OrderEvent), rows)
     touched: set[uuid.UUID] = session.info.setdefault(_TOUCHED, set())
     # One request is one touch, however many entries it writes (a refund for a return
     # writes the payment's entry and the return's; a shipment may capture a payment).
