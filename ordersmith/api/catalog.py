@@ -6,11 +6,12 @@ import datetime as dt
 from typing import Annotated, Any
 
 import msgspec
-from litestar import get, patch, post
+from litestar import Request, Response, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ordersmith.api import idempotency
 from ordersmith.api.access import requires
 from ordersmith.api.payloads import given
 from ordersmith.platform.identity.permissions import Permission
@@ -164,19 +165,28 @@ class ProductUpdate(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Tr
     tags=["catalog"],
 )
 async def add_product(
+    request: Request[Any, Any, Any],
     principal: NamedDependency[Principal],
     tenant_session: NamedDependency[AsyncSession],
     data: JSONBody[ProductCreate],
-) -> Product:
-    """Create a product and up to 100 SKUs in one go; a taken SKU code is 409 `sku_code_taken`."""
+) -> Response[Product]:
+    """Create a product and up to 100 SKUs in one go; a taken SKU code is 409 `sku_code_taken`.
+
+    An `Idempotency-Key` makes a retry safe: it gets the first answer, not `sku_code_taken`.
+    """
     assert principal.tenant is not None
-    view = await create_product(
-        principal.tenant.context,
-        tenant_session,
-        given(data, leave_out=("variants",)),
-        [given(variant) for variant in data.variants],
-    )
-    return Product.of(view)
+    tenant = principal.tenant.context
+
+    async def create() -> Product:
+        view = await create_product(
+            tenant,
+            tenant_session,
+            given(data, leave_out=("variants",)),
+            [given(variant) for variant in data.variants],
+        )
+        return Product.of(view)
+
+    return await idempotency.once(request, principal, tenant_session, data, create)
 
 
 @get(
@@ -244,17 +254,24 @@ async def change_product(
     tags=["catalog"],
 )
 async def add_product_variant(
+    request: Request[Any, Any, Any],
     principal: NamedDependency[Principal],
     tenant_session: NamedDependency[AsyncSession],
     product_id: FromPath[str],
     data: JSONBody[VariantCreate],
-) -> Variant:
-    """Create a SKU, its code unused in the store ignoring case; a product has 1000 at most."""
+) -> Response[Variant]:
+    """Create a SKU, its code unused in the store ignoring case; a product has 1000 at most.
+
+    An `Idempotency-Key` makes a retry safe: it gets the first answer, not `sku_code_taken`.
+    """
     assert principal.tenant is not None
-    variant = await add_variant(
-        principal.tenant.context, tenant_session, product_id_of(product_id), given(data)
-    )
-    return Variant.of(variant)
+    tenant = principal.tenant.context
+
+    async def create() -> Variant:
+        variant = await add_variant(tenant, tenant_session, product_id_of(product_id), given(data))
+        return Variant.of(variant)
+
+    return await idempotency.once(request, principal, tenant_session, data, create)
 
 
 @get(

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Any
 
 import msgspec
-from litestar import get, patch, post
+from litestar import Request, Response, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ordersmith.api import idempotency
 from ordersmith.api.access import requires
 from ordersmith.api.payloads import given
 from ordersmith.platform.errors import FieldError, ValidationFailedError
@@ -178,21 +180,30 @@ class MergeRequest(msgspec.Struct, forbid_unknown_fields=True):
     tags=["customers"],
 )
 async def add_customer(
+    request: Request[Any, Any, Any],
     principal: NamedDependency[Principal],
     tenant_session: NamedDependency[AsyncSession],
     data: JSONBody[CustomerCreate],
-) -> Customer:
-    """Create a customer; an email already used by another customer is 409 `customer_email_taken`."""
+) -> Response[Customer]:
+    """Create a customer; an email already used by another customer is 409 `customer_email_taken`.
+
+    An `Idempotency-Key` makes a retry safe: it gets the first answer, not a second customer.
+    """
     assert principal.tenant is not None
-    view = await create_customer(
-        principal.tenant.context,
-        tenant_session,
-        {"full_name": data.full_name, "email": data.email, "phone": data.phone, "tags": data.tags},
-        addresses=[msgspec.structs.asdict(address) for address in data.addresses],
-        note=data.note,
-        author=principal.actor,
-    )
-    return Customer.of(view)
+    tenant = principal.tenant.context
+
+    async def create() -> Customer:
+        view = await create_customer(
+            tenant,
+            tenant_session,
+            {"full_name": data.full_name, "email": data.email, "phone": data.phone, "tags": data.tags},
+            addresses=[msgspec.structs.asdict(address) for address in data.addresses],
+            note=data.note,
+            author=principal.actor,
+        )
+        return Customer.of(view)
+
+    return await idempotency.once(request, principal, tenant_session, data, create)
 
 
 @get(
@@ -264,17 +275,23 @@ async def change_customer(
     tags=["customers"],
 )
 async def add_customer_address(
+    request: Request[Any, Any, Any],
     principal: NamedDependency[Principal],
     tenant_session: NamedDependency[AsyncSession],
     customer_id: FromPath[str],
     data: JSONBody[AddressCreate],
-) -> Customer:
-    """Add the address and return the customer with all addresses."""
+) -> Response[Customer]:
+    """Add the address and return the customer with all addresses; an `Idempotency-Key` makes a retry safe."""
     assert principal.tenant is not None
-    view = await add_address(
-        principal.tenant.context, tenant_session, customer_id_of(customer_id), msgspec.structs.asdict(data)
-    )
-    return Customer.of(view)
+    tenant = principal.tenant.context
+
+    async def create() -> Customer:
+        view = await add_address(
+            tenant, tenant_session, customer_id_of(customer_id), msgspec.structs.asdict(data)
+        )
+        return Customer.of(view)
+
+    return await idempotency.once(request, principal, tenant_session, data, create)
 
 
 @post(
@@ -285,21 +302,23 @@ async def add_customer_address(
     tags=["customers"],
 )
 async def add_customer_note(
+    request: Request[Any, Any, Any],
     principal: NamedDependency[Principal],
     tenant_session: NamedDependency[AsyncSession],
     customer_id: FromPath[str],
     data: JSONBody[NoteCreate],
-) -> Customer:
-    """Notes are signed with who wrote them and are never edited."""
+) -> Response[Customer]:
+    """Notes are signed with who wrote them and are never edited; an `Idempotency-Key` makes a retry safe."""
     assert principal.tenant is not None
-    view = await add_note(
-        principal.tenant.context,
-        tenant_session,
-        customer_id_of(customer_id),
-        data.body,
-        author=principal.actor,
-    )
-    return Customer.of(view)
+    tenant = principal.tenant.context
+
+    async def create() -> Customer:
+        view = await add_note(
+            tenant, tenant_session, customer_id_of(customer_id), data.body, author=principal.actor
+        )
+        return Customer.of(view)
+
+    return await idempotency.once(request, principal, tenant_session, data, create)
 
 
 @post(
@@ -311,13 +330,18 @@ async def add_customer_note(
     status_code=200,
 )
 async def merge_customer(
+    request: Request[Any, Any, Any],
     principal: NamedDependency[Principal],
     tenant_session: NamedDependency[AsyncSession],
     customer_id: FromPath[str],
     data: JSONBody[MergeRequest],
-) -> Customer:
-    """Move the duplicate's addresses, notes and tags here; its id then resolves to this customer."""
+) -> Response[Customer]:
+    """Move the duplicate's addresses, notes and tags here; its id then resolves to this customer.
+
+    An `Idempotency-Key` makes a retry safe: it gets the merged customer, not `customer_already_merged`.
+    """
     assert principal.tenant is not None
+    tenant = principal.tenant.context
     try:
         duplicate_id = uuid.UUID(data.duplicate_id)
     except ValueError:
@@ -325,14 +349,14 @@ async def merge_customer(
             "duplicate_id is not a customer id",
             errors=[FieldError("duplicate_id", "must be the id of the customer to merge into this one")],
         ) from None
-    view = await merge_customers(
-        principal.tenant.context,
-        tenant_session,
-        customer_id_of(customer_id),
-        duplicate_id,
-        actor=principal.actor,
-    )
-    return Customer.of(view)
+
+    async def create() -> Customer:
+        view = await merge_customers(
+            tenant, tenant_session, customer_id_of(customer_id), duplicate_id, actor=principal.actor
+        )
+        return Customer.of(view)
+
+    return await idempotency.once(request, principal, tenant_session, data, create, status_code=200)
 
 
 ROUTES = [

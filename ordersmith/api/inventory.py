@@ -6,12 +6,13 @@ import datetime as dt
 from typing import Any
 
 import msgspec
-from litestar import get, patch, post, put
+from litestar import Request, Response, get, patch, post, put
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ordersmith.api import idempotency
 from ordersmith.api.access import requires
 from ordersmith.api.payloads import given
 from ordersmith.platform.database import TenantContext
@@ -207,18 +208,25 @@ class SafetyStockSet(msgspec.Struct, forbid_unknown_fields=True):
     tags=["inventory"],
 )
 async def add_location(
+    request: Request[Any, Any, Any],
     state: State,
     principal: NamedDependency[Principal],
     tenant_session: NamedDependency[AsyncSession],
     data: JSONBody[LocationCreate],
-) -> Location:
-    """A taken code (ignoring case) is 409 `location_code_taken`; one past the plan's, 402 `limit_reached`."""
+) -> Response[Location]:
+    """A taken code (ignoring case) is 409 `location_code_taken`; one past the plan's, 402 `limit_reached`.
+
+    An `Idempotency-Key` makes a retry safe: it gets the first answer, not `location_code_taken`.
+    """
     assert principal.tenant is not None
-    entitlements = await resolve_entitlements(state.database, principal.tenant.id)
-    row = await create_location(
-        principal.tenant.context, tenant_session, given(data), entitlements=entitlements
-    )
-    return Location.of(row)
+    tenant = principal.tenant
+
+    async def create() -> Location:
+        entitlements = await resolve_entitlements(state.database, tenant.id)
+        row = await create_location(tenant.context, tenant_session, given(data), entitlements=entitlements)
+        return Location.of(row)
+
+    return await idempotency.once(request, principal, tenant_session, data, create)
 
 
 @get(
@@ -310,23 +318,32 @@ async def read_inventory(
     tags=["inventory"],
 )
 async def add_adjustment(
+    request: Request[Any, Any, Any],
     principal: NamedDependency[Principal],
     tenant_session: NamedDependency[AsyncSession],
     data: JSONBody[AdjustmentCreate],
-) -> Adjustment:
-    """on_hand moves by the ledger entry; below zero is refused with 409 `stock_would_go_negative`."""
+) -> Response[Adjustment]:
+    """on_hand moves by the ledger entry; below zero is refused with 409 `stock_would_go_negative`.
+
+    An `Idempotency-Key` makes a retry safe: a receipt retried after a timeout is counted once.
+    """
     assert principal.tenant is not None
-    row = await adjust_stock(
-        principal.tenant.context,
-        tenant_session,
-        sku=data.sku,
-        location_id=data.location_id,
-        kind=data.kind,
-        quantity=data.quantity,
-        reason=data.reason,
-        actor=principal.actor,
-    )
-    return Adjustment.of(row)
+    tenant = principal.tenant.context
+
+    async def create() -> Adjustment:
+        row = await adjust_stock(
+            tenant,
+            tenant_session,
+            sku=data.sku,
+            location_id=data.location_id,
+            kind=data.kind,
+            quantity=data.quantity,
+            reason=data.reason,
+            actor=principal.actor,
+        )
+        return Adjustment.of(row)
+
+    return await idempotency.once(request, principal, tenant_session, data, create)
 
 
 @get(

@@ -98,23 +98,33 @@ async def hold_order(
     status_code=200,
 )
 async def release_order_hold(
+    request: Request[Any, Any, Any],
     principal: NamedDependency[Principal],
     tenant_session: NamedDependency[AsyncSession],
     order_id: FromPath[str],
     hold_id: FromPath[str],
     data: JSONBody[HoldRelease | None] = None,
-) -> HoldResult:
-    """Needs the hold's release_role or above; an API key counts as an agent (403 otherwise)."""
-    result = await release_hold(
-        principal.tenant_context,
-        tenant_session,
-        order_id_of(order_id),
-        hold_id_of(hold_id),
-        note=data.note if data else None,
-        actor=principal.actor,
-        standing=release_standing(principal.kind, principal.role),
-    )
-    return HoldResult.of(result)
+) -> Response[HoldResult]:
+    """Needs the hold's release_role or above; an API key counts as an agent (403 otherwise).
+
+    An `Idempotency-Key` makes a retry safe: it gets the first answer, not `hold_already_released`.
+    """
+    # No body is the same request as an empty one, so both share a key's fingerprint.
+    release = data or HoldRelease()
+
+    async def create() -> HoldResult:
+        result = await release_hold(
+            principal.tenant_context,
+            tenant_session,
+            order_id_of(order_id),
+            hold_id_of(hold_id),
+            note=release.note,
+            actor=principal.actor,
+            standing=release_standing(principal.kind, principal.role),
+        )
+        return HoldResult.of(result)
+
+    return await idempotency.once(request, principal, tenant_session, release, create, status_code=200)
 
 
 @post(
@@ -126,21 +136,30 @@ async def release_order_hold(
     status_code=200,
 )
 async def release_order(
+    request: Request[Any, Any, Any],
     principal: NamedDependency[Principal],
     tenant_session: NamedDependency[AsyncSession],
     order_id: FromPath[str],
     data: JSONBody[HoldRelease | None] = None,
-) -> Order:
-    """403 naming the holds that need a higher role (nothing released); 409 `no_open_hold` if none is open."""
-    view = await release_all_holds(
-        principal.tenant_context,
-        tenant_session,
-        order_id_of(order_id),
-        note=data.note if data else None,
-        actor=principal.actor,
-        standing=release_standing(principal.kind, principal.role),
-    )
-    return Order.of_view(view)
+) -> Response[Order]:
+    """403 naming the holds that need a higher role (nothing released); 409 `no_open_hold` if none is open.
+
+    An `Idempotency-Key` makes a retry safe: it gets the first answer, not `no_open_hold`.
+    """
+    release = data or HoldRelease()
+
+    async def run() -> Order:
+        view = await release_all_holds(
+            principal.tenant_context,
+            tenant_session,
+            order_id_of(order_id),
+            note=release.note,
+            actor=principal.actor,
+            standing=release_standing(principal.kind, principal.role),
+        )
+        return Order.of_view(view)
+
+    return await idempotency.once(request, principal, tenant_session, release, run, status_code=200)
 
 
 @post(

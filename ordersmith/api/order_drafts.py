@@ -6,11 +6,15 @@ status `draft`, listed and read like any other, cancelled with the cancel route.
 
 from __future__ import annotations
 
-from litestar import post, put
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ordersmith.api import idempotency
 from ordersmith.api.access import requires
 from ordersmith.api.orders import MAX_ORDER_BODY, Order, OrderCreate, order_request
 from ordersmith.platform.identity.permissions import Permission
@@ -50,6 +54,10 @@ async def replace(
     return Order.of_view(view)
 
 
+class PlaceIn(msgspec.Struct):
+    """Placing takes no body; under an `Idempotency-Key` the request is its path."""
+
+
 @post(
     "/api/v1/orders/{order_id:str}/place",
     operation_id="placeDraftOrder",
@@ -59,15 +67,23 @@ async def replace(
     status_code=200,
 )
 async def place(
+    request: Request[Any, Any, Any],
     principal: NamedDependency[Principal],
     tenant_session: NamedDependency[AsyncSession],
     order_id: FromPath[str],
-) -> Order:
-    """409 `insufficient_stock` names each short SKU, changing nothing; a non-draft: `invalid_transition`."""
-    view = await place_draft(
-        principal.tenant_context, tenant_session, order_id_of(order_id), actor=principal.actor
-    )
-    return Order.of_view(view)
+) -> Response[Order]:
+    """409 `insufficient_stock` names each short SKU, changing nothing; a non-draft: `invalid_transition`.
+
+    An `Idempotency-Key` makes a retry safe: it gets the placed order, not `invalid_transition`.
+    """
+
+    async def run() -> Order:
+        view = await place_draft(
+            principal.tenant_context, tenant_session, order_id_of(order_id), actor=principal.actor
+        )
+        return Order.of_view(view)
+
+    return await idempotency.once(request, principal, tenant_session, PlaceIn(), run, status_code=200)
 
 
 ROUTES = [replace, place]

@@ -37,6 +37,17 @@ IDEMPOTENT_WRITES = {
     "logOrderFollowUp": ("201", "OrderFollowUp"),
     "createBillingPortalSession": ("201", "PortalSession"),
     "createWebhookEndpoint": ("201", "WebhookEndpointWithSecret"),
+    "createLocation": ("201", "Location"),
+    "createInventoryAdjustment": ("201", "Adjustment"),
+    "createProduct": ("201", "Product"),
+    "createVariant": ("201", "Variant"),
+    "createCustomer": ("201", "Customer"),
+    "createCustomerAddress": ("201", "Customer"),
+    "createCustomerNote": ("201", "Customer"),
+    "mergeCustomer": ("200", "Customer"),
+    "releaseOrderHold": ("200", "HoldResult"),
+    "releaseOrder": ("200", "Order"),
+    "placeDraftOrder": ("200", "Order"),
 }
 
 # Success responses without a body, and why.
