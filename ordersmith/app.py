@@ -49,6 +49,7 @@ from ordersmith.api.health import healthz, readyz
 from ordersmith.api.middleware import RequestIdMiddleware
 from ordersmith.api.nul_characters import NulCharacterMiddleware
 from ordersmith.api.problems import EXCEPTION_HANDLERS, document_problems
+from ordersmith.api.query_parameters import QueryParameterMiddleware, learn_query_parameters
 from ordersmith.api.rate_limits import RequestWindows
 from ordersmith.api.signup import slug_availability
 from ordersmith.billing import gateway as billing_gateway
@@ -190,7 +191,7 @@ def create_app(
         },
         exception_handlers=EXCEPTION_HANDLERS,
         # Inside the routes, so path parameters have names and a refusal is a problem document.
-        middleware=[NulCharacterMiddleware],
+        middleware=[NulCharacterMiddleware, QueryParameterMiddleware],
         # JSON bodies decoded strictly: "1" is not a quantity, "true" is not a flag.
         request_class=StrictBodyRequest,
         lifespan=[lifespan],
@@ -199,6 +200,7 @@ def create_app(
         logging_config=None,  # ours, configured above
     )
     check_access_declared(app)
+    learn_query_parameters(app)
     app.asgi_handler = RequestIdMiddleware(LimitWarningMiddleware(app.asgi_handler))
     return app
 

@@ -22,6 +22,7 @@ from ordersmith.api.access import PUBLIC, requires
 from ordersmith.api.auth import client_address
 from ordersmith.api.entitlements import requires_feature
 from ordersmith.api.problems import PROBLEMS
+from ordersmith.api.query_parameters import ANY_QUERY
 from ordersmith.platform.identity.oidc import NetworkPolicy
 from ordersmith.platform.identity.permissions import Permission
 from ordersmith.platform.identity.principal import Principal
@@ -181,7 +182,8 @@ async def start_sso(
     CALLBACK_PATH,
     operation_id="finishSsoLogin",
     summary="Where the identity provider sends people back; answers with a session.",
-    opt={**PUBLIC, PROBLEMS: frozenset({502})},
+    # The provider may add parameters of its own (`iss`, `session_state`…).
+    opt={**PUBLIC, PROBLEMS: frozenset({502}), ANY_QUERY: True},
     tags=["auth"],
 )
 async def finish_sso(

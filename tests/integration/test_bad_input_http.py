@@ -257,6 +257,47 @@ async def test_query_parameters_are_still_read_from_text(store: Store) -> None:
     assert_invalid(bad, [{"field": "limit", "message": "Expected `int`, got `str`"}])
 
 
+ORDER_FILTERS = (
+    "channel, created_after, created_before, cursor, customer_id, external_reference, "
+    "fulfillment_status, has_open_hold, limit, payment_status, sku, status, tag"
+)
+
+
+async def test_a_query_parameter_the_route_does_not_take_is_a_422_naming_it(store: Store) -> None:
+    await store.place(("TEE-S", 1))
+    # A typo would have listed every order as if no filter had been sent.
+    typo = await store.client.get("/api/v1/orders?stauts=placed&status=confirmed", headers=store.headers)
+    taken = f"is not a parameter of this request; it takes {ORDER_FILTERS}"
+    assert_invalid(typo, [{"field": "stauts", "message": taken}])
+    # Each unknown name once, in the order sent; known ones are not mentioned.
+    several = await store.client.get(
+        "/api/v1/orders?page=2&page=3&per_page=10&limit=5", headers=store.headers
+    )
+    assert_invalid(several, [{"field": "page", "message": taken}, {"field": "per_page", "message": taken}])
+    none = await store.client.get("/api/v1/store?expand=settings", headers=store.headers)
+    assert_invalid(
+        none,
+        [{"field": "expand", "message": "is not a parameter of this request, which takes none; remove it"}],
+    )
+    posted = await store.client.post(
+        "/api/v1/orders?dry_run=true", json=store.order_body(("TEE-S", 1)), headers=store.headers
+    )
+    assert_invalid(
+        posted,
+        [{"field": "dry_run", "message": "is not a parameter of this request, which takes none; remove it"}],
+    )
+    # Nothing was placed by the refused request.
+    listed = await store.call("GET", "/api/v1/orders", 200)
+    assert len(listed["data"]) == 1
+
+
+async def test_the_identity_providers_return_may_carry_parameters_of_its_own(store: Store) -> None:
+    # The provider chooses what it adds (`iss`, `session_state`): the route reads what it needs.
+    response = await store.client.get("/api/v1/auth/sso/callback?state=unknown&code=x&iss=https%3A%2F%2Fidp")
+    # Past the parameters, to the route's own check of the sign-in attempt it names.
+    assert (response.status_code, response.json()["code"]) == (400, "sso_state_invalid"), response.text
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
