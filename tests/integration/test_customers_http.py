@@ -243,8 +243,21 @@ async def test_merging_moves_addresses_tags_and_notes_and_the_old_id_resolves(
         assert read.json()["id"] == survivor["id"]
     listed = await client.get("/api/v1/customers", headers=headers)
     assert [item["id"] for item in listed.json()["data"]] == [survivor["id"]]
-    # The duplicate's email is free again, and merging it twice is refused.
-    await create_customer(client, headers, full_name="New", email="ana.lima@work.example")
+    # The duplicate's email still names the person: a lookup by it finds the survivor, and a
+    # new customer cannot take it (a "find by email, else create" integration would bring the
+    # duplicate back with the next order).
+    found = await client.get("/api/v1/customers", params={"email": "Ana.Lima@work.example"}, headers=headers)
+    assert [item["id"] for item in found.json()["data"]] == [survivor["id"]]
+    taken = await client.post(
+        "/api/v1/customers", json={"full_name": "New", "email": "ana.lima@work.example"}, headers=headers
+    )
+    assert (taken.status_code, taken.json()["code"]) == (409, "customer_email_taken")
+    # The survivor may take it as its own address, and it still finds the survivor.
+    changed = await client.patch(
+        f"/api/v1/customers/{survivor['id']}", json={"email": "ana.lima@work.example"}, headers=headers
+    )
+    assert (changed.status_code, changed.json()["email"]) == (200, "ana.lima@work.example")
+    # Merging it twice is refused.
     twice = await client.post(
         f"/api/v1/customers/{survivor['id']}/merge", json={"duplicate_id": duplicate["id"]}, headers=headers
     )
@@ -312,3 +325,40 @@ async def test_another_store_gets_404_for_this_stores_customers(client: AsyncTes
     listed = await client.get("/api/v1/customers", params={"email": "ana@example.com"}, headers=b_headers)
     assert listed.json() == {"data": [], "next_cursor": None}
     assert (await client.get(f"/api/v1/customers/{customer['id']}", headers=a_headers)).json() == customer
+
+
+async def test_a_merge_that_would_pass_the_tag_limit_is_refused_whole(
+    client: AsyncTestClient[Litestar],
+) -> None:
+    headers, _ = await owner(client)
+    survivor = await create_customer(client, headers, full_name="Ana", tags=[f"a{i}" for i in range(30)])
+    duplicate = await create_customer(
+        client, headers, full_name="A.", tags=[f"a{i}" for i in range(10)] + [f"b{i}" for i in range(21)]
+    )
+    refused = await client.post(
+        f"/api/v1/customers/{survivor['id']}/merge", json={"duplicate_id": duplicate["id"]}, headers=headers
+    )
+    assert refused.status_code == 409, refused.text
+    problem = refused.json()
+    assert (problem["code"], problem["detail"], problem["tags"], problem["max_tags"]) == (
+        "customer_tags_over_limit",
+        "together the two customers have 51 different tags and a customer keeps at most 50; remove some "
+        "from either (PATCH /api/v1/customers/{id} with its tags), then merge",
+        51,
+        50,
+    )
+    # Nothing moved: the duplicate is still its own customer, with its tags.
+    still = await client.get(f"/api/v1/customers/{duplicate['id']}", headers=headers)
+    assert (still.json()["id"], len(still.json()["tags"]), still.json()["merged_ids"]) == (
+        duplicate["id"],
+        31,
+        [],
+    )
+    # One tag fewer, and the merge goes through with the 50.
+    await client.patch(
+        f"/api/v1/customers/{duplicate['id']}", json={"tags": [f"b{i}" for i in range(20)]}, headers=headers
+    )
+    merged = await client.post(
+        f"/api/v1/customers/{survivor['id']}/merge", json={"duplicate_id": duplicate["id"]}, headers=headers
+    )
+    assert (merged.status_code, len(merged.json()["tags"])) == (200, 50)

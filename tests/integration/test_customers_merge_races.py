@@ -22,6 +22,8 @@ from ordersmith.tenants.customers.service import (
     merge_customers,
     update_customer,
 )
+from ordersmith.tenants.returns.errors import StoreCreditInsufficientError
+from ordersmith.tenants.returns.store_credit import grant, spend, store_credit
 from tests.support.concurrency import wait_for_lock_waiters
 
 ADDRESS = {"recipient_name": "Ana", "line1": "1 Quay St", "city": "Oslo", "country_code": "NO"}
@@ -87,3 +89,45 @@ async def test_a_write_waiting_on_a_merge_lands_on_the_survivor(
         assert addresses == 1
     if write is _tags:
         assert (view.customer.tags, tags) == (["vip"], ["vip"])
+
+
+async def test_store_credit_is_not_spent_twice_across_a_merge(
+    database: Database, tenant: TenantRecord
+) -> None:
+    context = tenant.context
+    async with database.tenant_session(context) as session:
+        survivor = (await create_customer(context, session, {"full_name": "Ana"}, author=SYSTEM)).customer.id
+        duplicate = (await create_customer(context, session, {"full_name": "A."}, author=SYSTEM)).customer.id
+        await grant(context, session, duplicate, 100, "EUR", reason="refund of return 7", actor=SYSTEM)
+    spent_on_duplicate = asyncio.Event()
+    commit = asyncio.Event()
+
+    async def spend_on(customer_id: uuid.UUID, done: asyncio.Event | None = None) -> str:
+        try:
+            async with database.tenant_session(context) as session:
+                await spend(context, session, customer_id, 100, "EUR", reason="order 12", actor=SYSTEM)
+                if done is not None:
+                    # Holds its transaction open: the spend is not yet committed for others to see.
+                    done.set()
+                    await commit.wait()
+            return "spent"
+        except StoreCreditInsufficientError:
+            return "refused"
+
+    async with database.tenant_session(context) as merging:
+        await merge_customers(context, merging, survivor, duplicate, actor=SYSTEM)
+        # A spend sent to the duplicate's id waits for the merge, which holds its row.
+        on_duplicate = asyncio.create_task(spend_on(duplicate, spent_on_duplicate))
+        await wait_for_lock_waiters(database, 1)
+    await spent_on_duplicate.wait()
+    # Its spend is written, not committed. A spend on the survivor must wait for it (both lock
+    # the survivor), not read the balance as if the duplicate's credit were still there.
+    on_survivor = asyncio.create_task(spend_on(survivor))
+    waiting = asyncio.create_task(wait_for_lock_waiters(database, 1))
+    await asyncio.wait([on_survivor, waiting], return_when=asyncio.FIRST_COMPLETED)
+    commit.set()
+    results = [await on_duplicate, await on_survivor]
+    waiting.cancel()
+    assert results == ["spent", "refused"]
+    async with database.tenant_session(context) as session:
+        assert (await store_credit(context, session, survivor)).balances == {"EUR": 0}

@@ -18,3 +18,8 @@ class CustomerEmailTakenError(ConflictError):
 class CustomerAlreadyMergedError(ConflictError):
     code = "customer_already_merged"
     title = "Customer already merged"
+
+
+class CustomerTagsOverLimitError(ConflictError):
+    code = "customer_tags_over_limit"
+    title = "Too many tags for one customer"

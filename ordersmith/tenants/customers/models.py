@@ -25,6 +25,8 @@ class Customer(TenantBase):
             unique=True,
             postgresql_where=text("merged_into_id IS NULL"),
         ),
+        # ...and it still names the survivor (customers/service.py, `_email_holder`).
+        Index("ix_customers_email_merged", "email", postgresql_where=text("merged_into_id IS NOT NULL")),
         Index("ix_customers_created_at_id", "created_at", "id"),
         Index("ix_customers_merged_into_id", "merged_into_id"),
     )

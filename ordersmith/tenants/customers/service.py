@@ -21,10 +21,12 @@ from ordersmith.tenants.customers.errors import (
     CustomerAlreadyMergedError,
     CustomerEmailTakenError,
     CustomerNotFoundError,
+    CustomerTagsOverLimitError,
 )
 from ordersmith.tenants.customers.models import Customer, CustomerAddress, CustomerNote
 from ordersmith.tenants.customers.rules import (
     MAX_ADDRESSES_ON_CREATE,
+    MAX_TAGS,
     check_address,
     check_customer,
     check_note,
@@ -90,15 +92,34 @@ def _contact(values: Mapping[str, Any]) -> dict[str, Any]:
     return cleaned
 
 
+async def _email_holder(session: AsyncSession, email: str) -> uuid.UUID | None:
+    """The live customer an email belongs to: the one that has it, or the one that absorbed it.
+
+    A merged duplicate keeps its email for the history, and the email still names the
+    person: it finds the survivor, and no new customer can take it (which would bring
+    the duplicate back on the next order from a "find by email, else create" integration).
+    """
+    live = await session.scalar(
+        select(Customer.id).where(Customer.email == email, Customer.merged_into_id.is_(None))
+    )
+    if live is not None:
+        return live
+    merged = await session.scalar(
+        select(Customer.id)
+        .where(Customer.email == email, Customer.merged_into_id.is_not(None))
+        .order_by(Customer.merged_at.desc(), Customer.id.desc())
+        .limit(1)
+    )
+    return None if merged is None else await live_customer_id(session, merged)
+
+
 async def _check_email_free(
     session: AsyncSession, email: str | None, *, except_id: uuid.UUID | None = None
 ) -> None:
     if email is None:
         return
-    query = select(Customer.id).where(Customer.email == email, Customer.merged_into_id.is_(None))
-    if except_id is not None:
-        query = query.where(Customer.id != except_id)
-    if (await session.scalars(query.limit(1))).first() is not None:
+    holder = await _email_holder(session, email)
+    if holder is not None and holder != except_id:
         raise _email_taken(email)
 
 
@@ -229,10 +250,16 @@ async def get_customer(tenant: TenantContext, session: AsyncSession, customer_id
 
 
 async def customer_ids_for_history(
-    tenant: TenantContext, session: AsyncSession, customer_id: uuid.UUID
+    tenant: TenantContext, session: AsyncSession, customer_id: uuid.UUID, *, lock: bool = False
 ) -> list[uuid.UUID]:
-    """The live customer's id and every id merged into it: whose orders make up its history."""
-    live_id = await _live_id(session, customer_id)
+    """The live customer's id and every id merged into it: whose orders make up its history.
+
+    With `lock`, the live customer's row is locked first (see `_live_id`), so the ids
+    are those of a history no merge can change before the transaction ends: a spend of
+    store credit sent to a duplicate being merged waits for the merge, then locks and
+    reads the survivor's whole balance, as a spend sent to the survivor does.
+    """
+    live_id = await _live_id(session, customer_id, lock=lock)
     merged = await session.scalars(select(Customer.id).where(Customer.merged_into_id == live_id))
     return [live_id, *merged]
 
@@ -240,10 +267,14 @@ async def customer_ids_for_history(
 async def list_customers(
     tenant: TenantContext, session: AsyncSession, page: PageRequest, *, email: str | None = None
 ) -> Page[Customer]:
-    """Live customers, newest first; `email` finds the one with that address."""
+    """Live customers, newest first; `email` finds the one it belongs to, a merged duplicate's included."""
     query = select(Customer).where(Customer.merged_into_id.is_(None))
     if email is not None:
-        query = query.where(Customer.email == normalize_email(email))
+        # The customer the email belongs to, also when it came with a duplicate merged into them.
+        holder = await _email_holder(session, normalize_email(email))
+        if holder is None:
+            return Page([], None)
+        query = query.where(Customer.id == holder)
     rows = list(await session.scalars(page.apply(query, Customer.created_at, Customer.id, newest_first=True)))
     return page.cut(rows, lambda row: (row.created_at, row.id))
 
@@ -348,6 +379,14 @@ async def merge_customers(
         raise CustomerAlreadyMergedError(
             f"customer {survivor_id} was merged into {survivor.merged_into_id} meanwhile; merge into that one"
         )
+    tags = normalize_tags([*survivor.tags, *duplicate.tags])
+    if len(tags) > MAX_TAGS:
+        # Refused whole rather than dropping some: a merge loses nothing.
+        raise CustomerTagsOverLimitError(
+            f"together the two customers have {len(tags)} different tags and a customer keeps at most "
+            f"{MAX_TAGS}; remove some from either (PATCH /api/v1/customers/{{id}} with its tags), then merge",
+            extensions={"tags": len(tags), "max_tags": MAX_TAGS},
+        )
     moved_addresses = await _move(session, CustomerAddress, duplicate_id, survivor_id)
     moved_notes = await _move(session, CustomerNote, duplicate_id, survivor_id)
     # Earlier merges into the duplicate now point at the survivor: ids resolve in one step.
@@ -361,7 +400,7 @@ async def merge_customers(
         .values(merged_into_id=survivor_id, merged_at=func.now(), updated_at=func.now())
     )
     fills = {
-        "tags": normalize_tags([*survivor.tags, *duplicate.tags]),
+        "tags": tags,
         "email": survivor.email or duplicate.email,
         "phone": survivor.phone or duplicate.phone,
     }

@@ -2,7 +2,8 @@
 
 Credit is given to the live customer (a merged customer's credit follows the survivor:
 the balance sums the entries of every id merged into it). Spending takes the live
-customer's row lock first, so two spends at once cannot take the same credit twice.
+customer's row lock first, following a merge that committed while it waited, so two
+spends at once cannot take the same credit twice, whichever of the ids they name.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from ordersmith.platform.errors import FieldError, ValidationFailedError
 from ordersmith.platform.events import record_event
 from ordersmith.platform.identity.audit import Actor
 from ordersmith.platform.ids import uuid7
-from ordersmith.tenants.customers.models import Customer
 from ordersmith.tenants.customers.service import customer_ids_for_history
 from ordersmith.tenants.returns.errors import StoreCreditInsufficientError
 from ordersmith.tenants.returns.models import StoreCreditEntry
@@ -92,8 +92,7 @@ async def spend(
             "the spend is invalid; see errors",
             errors=[FieldError("currency", "must be the ISO 4217 code of a currency, such as EUR or USD")],
         )
-    ids = await customer_ids_for_history(tenant, session, customer_id)
-    await session.execute(select(Customer.id).where(Customer.id == ids[0]).with_for_update())
+    ids = await customer_ids_for_history(tenant, session, customer_id, lock=True)
     balance = (await _balances(session, ids)).get(currency, 0)
     if amount > balance:
         raise StoreCreditInsufficientError(
