@@ -172,6 +172,8 @@ async def add_product(
 ) -> Response[Product]:
     """Create a product and up to 100 SKUs in one go; a taken SKU code is 409 `sku_code_taken`.
 
+    A code given twice in the request (ignoring case) is 422 naming the variant that repeats it.
+
     An `Idempotency-Key` makes a retry safe: it gets the first answer, not `sku_code_taken`.
     """
     assert principal.tenant is not None

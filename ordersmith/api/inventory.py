@@ -99,6 +99,7 @@ class StockAtLocation(msgspec.Struct):
     reserved: int
     safety_stock: int
     # on_hand - reserved - safety_stock, never below zero: what new orders can take here.
+    # 0 at an inactive location and for a SKU that is not sellable.
     available: int
 
 
@@ -106,8 +107,12 @@ class Stock(msgspec.Struct):
     sku: str
     variant_id: str
     allow_backorder: bool
+    # False when the variant or its product is inactive: orders refuse the SKU, so nothing
+    # is available anywhere, while on_hand, reserved and safety_stock still show the shelf.
+    is_sellable: bool
     on_hand: int
     reserved: int
+    # The sum of the locations' `available`: active locations only.
     available: int
     # Units live orders wait for beyond what they reserved: where the SKU allows backorders,
     # and units a location turned down that no other location had.
@@ -120,6 +125,7 @@ class Stock(msgspec.Struct):
             view.variant.sku_code,
             str(view.variant.id),
             view.variant.allow_backorder,
+            view.is_sellable,
             view.on_hand,
             view.reserved,
             view.available,
@@ -305,7 +311,9 @@ async def read_inventory(
     tenant_session: NamedDependency[AsyncSession],
     sku: FromQuery[str],
 ) -> Stock:
-    """`available` counts active locations only; an unknown SKU is 404 `sku_not_found`."""
+    """`available` counts active locations only, and is 0 for a SKU not sellable (`is_sellable`: the
+    variant or its product inactive); locations come in the order stock is reserved from; an unknown
+    SKU is 404 `sku_not_found`."""
     assert principal.tenant is not None
     return await _stock(principal.tenant.context, tenant_session, sku)
 

@@ -173,6 +173,92 @@ async def test_locations_are_listed_in_reservation_order_and_codes_are_unique(st
     assert (changed["priority"], changed["is_active"]) == (1, False)
 
 
+async def test_locations_of_equal_priority_are_listed_shown_and_reserved_from_by_code(
+    client: AsyncTestClient[Litestar],
+) -> None:
+    store = await open_store(client)
+    await store.add_skus("TEE-S")
+    # WH-B is the older: listed by age (or by id), it came first while orders took WH-A's stock.
+    await store.add_location("WH-B", priority=10)
+    await store.add_location("WH-A", priority=10)
+    await store.add_location("SHOP", priority=5, kind="store")
+    await store.receive("TEE-S", "WH-B", 5)
+    await store.receive("TEE-S", "WH-A", 5)
+
+    listed = await store.call("GET", "/api/v1/locations", 200)
+    assert [loc["code"] for loc in listed["data"]] == ["SHOP", "WH-A", "WH-B"]
+    order = await store.place(("TEE-S", 7))
+    assert [(held["location_code"], held["quantity"], held["reason"]) for held in order["reservations"]] == [
+        ("WH-A", 5, "no location has all 7; WH-A (priority 10) gives the 5 it has"),
+        ("WH-B", 2, "no location has all 7; WH-B (priority 10) gives the 2 it has"),
+    ]
+    stock = await store.stock("TEE-S")
+    assert [(loc["location_code"], loc["reserved"], loc["available"]) for loc in stock["locations"]] == [
+        ("WH-A", 5, 0),
+        ("WH-B", 2, 3),
+    ]
+
+
+async def test_a_sku_or_product_not_for_sale_promises_none_but_shows_its_stock(store: Store) -> None:
+    await store.receive("TEE-S", "WH-1", 5)
+    await store.receive("TEE-S", "WH-2", 3)
+    await store.place(("TEE-S", 1))
+    await store.call(
+        "PUT",
+        "/api/v1/inventory/safety-stock",
+        200,
+        json={"sku": "TEE-S", "location_id": store.locations["WH-1"], "safety_stock": 1},
+    )
+    await store.call("PATCH", f"/api/v1/locations/{store.locations['WH-2']}", 200, json={"is_active": False})
+
+    def figures(stock: dict[str, object]) -> tuple[object, ...]:
+        locations = stock["locations"]
+        assert isinstance(locations, list)
+        return (
+            stock["is_sellable"],
+            stock["on_hand"],
+            stock["reserved"],
+            stock["available"],
+            [
+                (
+                    loc["location_code"],
+                    loc["location_active"],
+                    loc["on_hand"],
+                    loc["reserved"],
+                    loc["safety_stock"],
+                    loc["available"],
+                )
+                for loc in locations
+            ],
+        )
+
+    # An inactive location promises nothing, in its own row as in the total.
+    assert figures(await store.stock("TEE-S")) == (
+        True,
+        8,
+        1,
+        3,
+        [("WH-1", True, 5, 1, 1, 3), ("WH-2", False, 3, 0, 0, 0)],
+    )
+
+    sku = (await store.call("GET", "/api/v1/skus", 200, params={"query": "TEE-S"}))["data"][0]["variant"]
+    await store.call("PATCH", f"/api/v1/variants/{sku['id']}", 200, json={"is_active": False})
+    not_for_sale = (False, 8, 1, 0, [("WH-1", True, 5, 1, 1, 0), ("WH-2", False, 3, 0, 0, 0)])
+    assert figures(await store.stock("TEE-S")) == not_for_sale
+    problem = await store.place(("TEE-S", 1), expected=422)
+    assert problem["errors"] == [{"field": "lines[0].sku", "message": "TEE-S is not for sale (inactive)"}]
+
+    # The SKU back on sale but its product switched off: still nothing to promise.
+    await store.call("PATCH", f"/api/v1/variants/{sku['id']}", 200, json={"is_active": True})
+    await store.call("PATCH", f"/api/v1/products/{sku['product_id']}", 200, json={"is_active": False})
+    assert figures(await store.stock("TEE-S")) == not_for_sale
+    problem = await store.place(("TEE-S", 1), expected=422)
+    assert problem["errors"] == [{"field": "lines[0].sku", "message": "TEE-S is not for sale (inactive)"}]
+
+    await store.call("PATCH", f"/api/v1/products/{sku['product_id']}", 200, json={"is_active": True})
+    assert (await store.stock("TEE-S"))["available"] == 3
+
+
 async def test_an_inactive_location_keeps_its_stock_but_promises_none(store: Store) -> None:
     await store.receive("TEE-S", "WH-2", 4)
     await store.call("PATCH", f"/api/v1/locations/{store.locations['WH-2']}", 200, json={"is_active": False})

@@ -125,6 +125,24 @@ def check_variant_count(field: str, value: Sequence[Any], errors: list[FieldErro
         )
 
 
+def check_codes_differ(field: str, variants: Sequence[Mapping[str, Any]], errors: list[FieldError]) -> None:
+    """Each variant's code differs from the earlier ones' of the same request, ignoring case."""
+    first_with: dict[str, int] = {}
+    for index, values in enumerate(variants):
+        code = values.get("sku_code")
+        # A malformed code has its own error; valid codes are ASCII, lower-cased alike everywhere.
+        if not isinstance(code, str) or not SKU_CODE.fullmatch(code):
+            continue
+        first = first_with.setdefault(code.lower(), index)
+        if first != index:
+            errors.append(
+                FieldError(
+                    f"{field}[{index}].sku_code",
+                    f"repeats {field}[{first}].sku_code (codes are unique ignoring case)",
+                )
+            )
+
+
 def check_fields(
     values: Mapping[str, Any], rules: Mapping[str, Any], prefix: str, errors: list[FieldError]
 ) -> None:

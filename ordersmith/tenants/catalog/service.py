@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import Select, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,6 +28,7 @@ from ordersmith.tenants.catalog.rules import (
     MAX_VARIANTS_PER_REQUEST,
     PRODUCT_FIELDS,
     VARIANT_FIELDS,
+    check_codes_differ,
     check_fields,
     check_variant_count,
     cleaned,
@@ -89,21 +90,42 @@ def _sku_taken(code: str) -> SkuCodeTakenError:
     )
 
 
+def _skus_taken(codes: Sequence[str]) -> SkuCodeTakenError:
+    if len(codes) == 1:
+        return _sku_taken(codes[0])
+    return SkuCodeTakenError(
+        f"SKU codes {', '.join(repr(code) for code in codes)} are already used in this store "
+        "(codes ignore case); choose other codes or change the existing variants, each found with "
+        "GET /api/v1/skus?query=<code>"
+    )
+
+
+def _codes_query(codes: Sequence[str]) -> Select[str]:
+    # Codes are ASCII (rules.SKU_CODE), where Python's lower() and PostgreSQL's agree.
+    return select(Variant.sku_code).where(func.lower(Variant.sku_code).in_([code.lower() for code in codes]))
+
+
 async def _check_codes_free(
     session: AsyncSession, codes: Sequence[str], *, except_id: uuid.UUID | None = None
 ) -> None:
-    lowered = [code.lower() for code in codes]
-    seen: set[str] = set()
-    for code, low in zip(codes, lowered, strict=True):
-        if low in seen:
-            raise _sku_taken(code)
-        seen.add(low)
-    query = select(Variant.sku_code).where(func.lower(Variant.sku_code).in_(lowered))
+    """409 `sku_code_taken` naming a variant of the store that already has one of `codes`."""
+    query = _codes_query(codes)
     if except_id is not None:
         query = query.where(Variant.id != except_id)
     taken = (await session.scalars(query.limit(1))).first()
     if taken is not None:
         raise _sku_taken(taken)
+
+
+async def _codes_lost(session: AsyncSession, codes: Sequence[str]) -> SkuCodeTakenError:
+    """The 409 for a request that lost `codes` to a concurrent insert: only those now taken.
+
+    Read after the unique index refused the insert, which it does once the winner has
+    committed: at READ COMMITTED this statement sees the winner's rows.
+    """
+    taken = {code.lower() for code in await session.scalars(_codes_query(codes))}
+    # In the request's spelling; should the winner be gone already, every code is named.
+    return _skus_taken([code for code in codes if code.lower() in taken] or list(codes))
 
 
 async def _insert_variants(
@@ -123,7 +145,7 @@ async def _insert_variants(
             return sorted(inserted, key=lambda variant: variant.position)
     except IntegrityError as error:
         if "uq_variants_sku_code_lower" in str(error.orig):
-            raise _sku_taken(", ".join(row["sku_code"] for row in rows)) from None
+            raise await _codes_lost(session, [row["sku_code"] for row in rows]) from None
         raise
 
 
@@ -190,6 +212,7 @@ async def create_product(
     if len(variants) <= MAX_VARIANTS_PER_REQUEST:
         for index, values in enumerate(variants):
             _check_new_variant(values, f"variants[{index}].", errors)
+        check_codes_differ("variants", variants, errors)
     raise_if(errors)
     complete = await _with_defaults(tenant, session, variants)
     await _check_codes_free(session, [values["sku_code"] for values in complete])
@@ -326,7 +349,7 @@ async def search_skus(
     tenant: TenantContext, session: AsyncSession, query: str, page: PageRequest
 ) -> Page[SkuView]:
     """SKUs whose code or barcode starts with `query`, or whose name contains it, ignoring case."""
-    text = query.strip().lower()
+    text = query.strip()
     if not text or len(text) > MAX_SEARCH_LENGTH:
         raise ValidationFailedError(
             "say what to look for",
@@ -334,7 +357,10 @@ async def search_skus(
                 FieldError("query", f"must be 1 to {MAX_SEARCH_LENGTH} characters of a code, name or barcode")
             ],
         )
-    prefix, substring = _like_escaped(text) + "%", "%" + _like_escaped(text) + "%"
+    # Codes and barcodes are ASCII (rules.py), where Python's lower() and PostgreSQL's agree;
+    # names are any text, so ILIKE folds the case of both sides itself: Python lowers "İ" to
+    # "i" and a combining dot, which no name folded by PostgreSQL contains.
+    prefix, substring = _like_escaped(text.lower()) + "%", "%" + _like_escaped(text) + "%"
     # Prefix matches on lower(code) / lower(barcode) use their text_pattern_ops indexes;
     # name substrings scan, which is fine for catalogs of tens of thousands of SKUs.
     matches = or_(

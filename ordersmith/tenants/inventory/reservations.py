@@ -69,8 +69,20 @@ class StockRow:
     available: int
 
 
+# The one order of locations, wherever stock is chosen, released or listed: priority
+# (lower first), then code. Codes are ASCII letters, digits, '.', '_' and '-', unique
+# ignoring case; in SQL they compare in the "C" collation, by code point as Python's
+# strings do, whatever the database's locale.
+LOCATION_ORDER = (Location.priority, Location.code.collate("C"))
+
+
+def location_rank(priority: int, code: str) -> tuple[int, str]:
+    """A location's place in `LOCATION_ORDER`, for sorting in Python."""
+    return (priority, code)
+
+
 def _by_priority(stock: list[StockRow]) -> list[StockRow]:
-    return sorted(stock, key=lambda item: (item.priority, item.code))
+    return sorted(stock, key=lambda item: location_rank(item.priority, item.code))
 
 
 async def lock_stock(session: AsyncSession, variant_ids: Iterable[uuid.UUID]) -> None:
@@ -124,7 +136,7 @@ def _one_parcel(demands: Sequence[Demand], stock: list[StockRow]) -> Plan | None
     ]
     if not candidates:
         return None
-    best = min(candidates, key=lambda items: min((i.priority, i.code) for i in items.values()))
+    best = min(candidates, key=lambda items: min(location_rank(i.priority, i.code) for i in items.values()))
     first = next(iter(best.values()))
     reason = f"{first.code} (priority {first.priority}) is the first location that can ship the whole order"
     return Plan(
@@ -222,7 +234,7 @@ async def release(session: AsyncSession, line_id: uuid.UUID, quantity: int) -> l
             select(Reservation.id, Reservation.location_id, Reservation.variant_id, Reservation.quantity)
             .join(Location, Location.id == Reservation.location_id)
             .where(Reservation.line_id == line_id, Reservation.quantity > 0)
-            .order_by(Location.priority.desc(), Location.code.desc())
+            .order_by(*(column.desc() for column in LOCATION_ORDER))
             .with_for_update(of=Reservation)
         )
     )

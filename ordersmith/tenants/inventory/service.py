@@ -25,7 +25,7 @@ from ordersmith.platform.identity.audit import Actor
 from ordersmith.platform.ids import uuid7
 from ordersmith.platform.pagination import Page, PageRequest
 from ordersmith.platform.plans import Limit
-from ordersmith.tenants.catalog.models import Variant
+from ordersmith.tenants.catalog.models import Product, Variant
 from ordersmith.tenants.inventory.errors import (
     LocationCodeTakenError,
     LocationNotFoundError,
@@ -33,6 +33,7 @@ from ordersmith.tenants.inventory.errors import (
     StockWouldGoNegativeError,
 )
 from ordersmith.tenants.inventory.models import InventoryAdjustment, Location, StockLevel
+from ordersmith.tenants.inventory.reservations import LOCATION_ORDER
 from ordersmith.tenants.inventory.rules import (
     MAX_ON_HAND,
     WRITE_OFF_KINDS,
@@ -59,9 +60,14 @@ class LocationStock:
     on_hand: int
     reserved: int
     safety_stock: int
+    # Whether the SKU and its product are both active: orders refuse a SKU that is not.
+    is_sellable: bool
 
     @property
     def available(self) -> int:
+        """What a new order could take here: nothing of a SKU not for sale, or at an inactive location."""
+        if not (self.is_sellable and self.location.is_active):
+            return 0
         return max(self.on_hand - self.reserved - self.safety_stock, 0)
 
 
@@ -70,6 +76,7 @@ class Availability:
     """Available-to-promise for one SKU, per location and in total."""
 
     variant: Variant
+    is_sellable: bool
     locations: list[LocationStock]
 
     @property
@@ -82,7 +89,7 @@ class Availability:
 
     @property
     def available(self) -> int:
-        return sum(item.available for item in self.locations if item.location.is_active)
+        return sum(item.available for item in self.locations)
 
 
 def _location_missing() -> LocationNotFoundError:
@@ -203,12 +210,12 @@ async def get_location(tenant: TenantContext, session: AsyncSession, location_id
 
 
 async def list_locations(tenant: TenantContext, session: AsyncSession) -> list[Location]:
-    """Every location, in the order stock is reserved from: priority, then age.
+    """Every location, in the order stock is reserved from: priority, then code.
 
     A store has a handful of locations (the plan's limit is far below a page), so the
     list is whole.
     """
-    return list(await session.scalars(select(Location).order_by(Location.priority, Location.created_at)))
+    return list(await session.scalars(select(Location).order_by(*LOCATION_ORDER)))
 
 
 async def variant_by_sku(session: AsyncSession, sku: str) -> Variant:
@@ -471,17 +478,29 @@ async def set_safety_stock(
 
 
 async def availability(tenant: TenantContext, session: AsyncSession, sku: str) -> Availability:
-    """On hand, reserved, safety stock and available-to-promise per location for one SKU."""
+    """On hand, reserved, safety stock and available-to-promise per location for one SKU.
+
+    Locations come in the order stock is reserved from. Nothing is available of a SKU
+    or product switched off, since orders refuse it; its figures still show the shelf.
+    """
     variant = await variant_by_sku(session, sku)
+    product_is_active = await session.scalar(
+        select(Product.is_active).where(Product.id == variant.product_id)
+    )
+    is_sellable = variant.is_active and bool(product_is_active)
     rows = await session.execute(
         select(Location, StockLevel.on_hand, StockLevel.reserved, StockLevel.safety_stock)
         .join(StockLevel, StockLevel.location_id == Location.id)
         .where(StockLevel.variant_id == variant.id)
-        .order_by(Location.priority, Location.id)
+        .order_by(*LOCATION_ORDER)
     )
     return Availability(
         variant,
-        [LocationStock(location, on_hand, reserved, safety) for location, on_hand, reserved, safety in rows],
+        is_sellable,
+        [
+            LocationStock(location, on_hand, reserved, safety, is_sellable)
+            for location, on_hand, reserved, safety in rows
+        ],
     )
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.tenants.inventory.models import Location, Reservation
+from ordersmith.tenants.inventory.reservations import LOCATION_ORDER
 from ordersmith.tenants.orders.errors import OrderNotFoundError
 from ordersmith.tenants.orders.models import Order, OrderHold, OrderLine
 
@@ -76,7 +77,7 @@ async def reservation_views(session: AsyncSession, order_ids: Sequence[uuid.UUID
         .join(OrderLine, OrderLine.id == Reservation.line_id)
         .where(Reservation.order_id.in_(order_ids), Reservation.quantity > 0)
         # The order placement lists them in: by line, then by where stock is taken first.
-        .order_by(OrderLine.line_number, Location.priority, Location.code)
+        .order_by(OrderLine.line_number, *LOCATION_ORDER)
     )
     return [ReservationView(*row) for row in rows]
 
