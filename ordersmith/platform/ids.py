@@ -38,3 +38,15 @@ def uuid7() -> uuid.UUID:
     millisecond, random = _next()
     value = millisecond << 80 | 0x7 << 76 | (random >> 62) << 64 | 0x2 << 62 | (random & ((1 << 62) - 1))
     return uuid.UUID(int=value)
+
+
+def id_spelling(text: str) -> str:
+    """One spelling of an id a caller sent, so two spellings of one id count as the same.
+
+    A UUID in any form Python reads (either case, braces, no hyphens) becomes its
+    canonical text; other text stays as given.
+    """
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        return text

@@ -201,6 +201,11 @@ async def test_a_shipment_never_exceeds_what_the_location_holds(store: Store, da
     places = by_location((await release(store, order["id"]))["data"])
     before = (await stock_at(store, "TEE-S"), await stock_at(store, "TEE-M"))
 
+    # One line named in two spellings is one line named twice, however few units each asks.
+    twice = await ship(store, places["WH-1"]["id"], [(tee_s, 1), (tee_s.upper(), 1)], expected=422)
+    assert twice["errors"] == [
+        {"field": "lines[1].line_id", "message": "this line is named twice; name it once"}
+    ]
     too_many = await ship(store, places["WH-1"]["id"], [(tee_s, 3)], expected=409)
     assert too_many["code"] == "quantity_exceeds_reserved"
     assert too_many["lines"] == [

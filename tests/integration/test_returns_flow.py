@@ -255,6 +255,27 @@ async def test_a_declined_return_frees_its_units_and_store_credit_is_never_overs
     assert sorted(error["field"] for error in bad["errors"]) == ["lines[0].quantity", "lines[0].reason_code"]
 
 
+async def test_a_line_named_twice_in_two_spellings_is_refused(store: Store) -> None:
+    order = await shipped_order(store, ("TEE-S", 2))
+    line_id = line_of(order, "TEE-S")["id"]
+    spellings = (line_id, line_id.upper(), "{" + line_id + "}", line_id.replace("-", ""))
+    problem = await store.call(
+        "POST",
+        f"/api/v1/orders/{order['id']}/returns",
+        422,
+        json={"lines": [{"line_id": text, "quantity": 2, "reason_code": "other"} for text in spellings]},
+    )
+    assert problem["errors"] == [
+        {"field": f"lines[{index}].line_id", "message": "this line is named twice; name it once"}
+        for index in (1, 2, 3)
+    ]
+    # Nothing was opened: both units can still come back, once.
+    opened = await store.call(
+        "POST", f"/api/v1/orders/{order['id']}/returns", 201, json=return_lines(order, ("TEE-S", 2, "other"))
+    )
+    assert [line["quantity"] for line in opened["lines"]] == [2]
+
+
 async def test_another_stores_returns_are_404_on_every_route(
     client: AsyncTestClient[Litestar], store: Store
 ) -> None:

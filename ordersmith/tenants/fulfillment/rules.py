@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ordersmith.platform.errors import FieldError, ValidationFailedError
+from ordersmith.platform.ids import id_spelling
 from ordersmith.platform.times import time_errors
 from ordersmith.tenants.inventory.rules import WRITE_OFF_KINDS
 
@@ -87,9 +88,9 @@ def check_lines(lines: Sequence[LineQuantity], errors: list[FieldError]) -> None
         errors.append(FieldError("lines", f"at most {MAX_LINES} lines at once"))
     seen: set[str] = set()
     for index, item in enumerate(lines):
-        if item.line_id in seen:
+        if (spelling := id_spelling(item.line_id)) in seen:
             errors.append(FieldError(f"lines[{index}].line_id", "this line is named twice; name it once"))
-        seen.add(item.line_id)
+        seen.add(spelling)
         if not _quantity_ok(item.quantity):
             errors.append(
                 FieldError(f"lines[{index}].quantity", f"must be a whole number from 1 to {MAX_QUANTITY}")

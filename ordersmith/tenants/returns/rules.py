@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ordersmith.platform.errors import FieldError, ValidationFailedError
+from ordersmith.platform.ids import id_spelling
 from ordersmith.tenants.returns.models import DISPOSITIONS, REASON_CODES
 
 MAX_LINES = 250
@@ -77,9 +78,9 @@ def check_return(request: ReturnRequest) -> None:
         errors.append(FieldError("lines", f"at most {MAX_LINES} lines"))
     seen: set[str] = set()
     for index, line in enumerate(request.lines):
-        if line.line_id in seen:
+        if (spelling := id_spelling(line.line_id)) in seen:
             errors.append(FieldError(f"lines[{index}].line_id", "this line is named twice; name it once"))
-        seen.add(line.line_id)
+        seen.add(spelling)
         if not whole(line.quantity, 1, MAX_QUANTITY):
             errors.append(
                 FieldError(f"lines[{index}].quantity", f"must be a whole number from 1 to {MAX_QUANTITY}")
