@@ -7,6 +7,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from ordersmith.platform.database import Database
+from tests.support.fulfillment import release, ship
 from tests.support.order_actions import api_key_headers, events_of, timeline_of, user_id
 from tests.support.orders import Store
 from tests.support.payments import ledger, pay, payment_store, payments_of
@@ -177,6 +178,32 @@ async def test_invoice_terms_are_authorized_then_paid_in_parts_never_beyond_the_
     ] == "nothing_to_void"
     # Placed by the owner; the API key's payment is no touch; the owner's two captures are.
     assert (await store.call("GET", f"/api/v1/orders/{order['id']}", 200))["touch_count"] == 3
+
+
+async def test_shipping_does_not_take_an_invoice_promise_as_money_received(
+    client: AsyncTestClient[Litestar],
+) -> None:
+    store = await payment_store(client, capture_policy="at_shipment")
+    order = await store.place(("TEE-S", 2))  # 50.00 EUR
+    promised = await pay(store, order["id"], provider="manual", method="invoice", capture=False)
+    [fulfillment_order] = (await release(store, order["id"]))["data"]
+    [line] = fulfillment_order["lines"]
+    await ship(store, fulfillment_order["id"], [(line["line_id"], 2)])
+
+    # Shipped in full, but the invoice is unpaid: the order waits for the money, not completed.
+    shipped = await store.call("GET", f"/api/v1/orders/{order['id']}", 200)
+    assert (shipped["status"], shipped["payment_status"], shipped["fulfillment_status"]) == (
+        "confirmed",
+        "authorized",
+        "fulfilled",
+    )
+    summary = await payments_of(store, order["id"])
+    assert (summary["captured_amount"], summary["capturable_amount"]) == (0, 5000)
+    # The money arrives and a person records it: now it is paid, and the order completes.
+    paid = await store.call("POST", f"/api/v1/payments/{promised['payment']['id']}/capture", 201)
+    assert paid["payment_status"] == "paid"
+    done = await store.call("GET", f"/api/v1/orders/{order['id']}", 200)
+    assert done["status"] == "completed"
 
 
 async def test_a_voided_promise_leaves_the_order_voided_and_an_overpayment_is_overpaid(store: Store) -> None:

@@ -571,9 +571,11 @@ async def capture_for_shipment(
 ) -> None:
     """When the store captures at shipment: capture up to `amount` of the order's authorized funds.
 
-    A no-op for stores capturing at placement. Payments are drawn oldest first; a
-    provider failure is recorded and holds the order, and is not raised, so the shipment
-    that triggered it stands.
+    A no-op for stores capturing at placement. Payments are drawn oldest first, those of
+    providers that hold funds only (`captures_at_shipment`: a manual payment promised on
+    invoice terms is captured when a person records the money); a provider failure is
+    recorded and holds the order, and is not raised, so the shipment that triggered it
+    stands.
     """
     if amount <= 0 or await capture_policy_of(session) != "at_shipment":
         return
@@ -586,8 +588,10 @@ async def capture_for_shipment(
         capturable = by_payment[payment.id].capturable
         if remaining <= 0 or capturable == 0:
             continue
-        take = min(remaining, capturable)
         provider = await provider_for(tenant, session, payment.provider)
+        if not provider.captures_at_shipment:
+            continue
+        take = min(remaining, capturable)
         outcome = await _capture(recorder, provider, payment, take, capturable)
         if outcome.state != status.SUCCESS:
             break

@@ -64,6 +64,10 @@ class PaymentProvider(Protocol):
     """Authorize, capture, void and refund with one provider, and read its webhooks."""
 
     name: str
+    # Whether a store that captures at shipment captures this provider's authorizations
+    # when units ship: a card hold, yes; money promised on invoice terms is only received
+    # when a person records it.
+    captures_at_shipment: bool
 
     async def authorize(self, request: AuthorizeRequest) -> ProviderResult:
         """Hold (or for manual payments, promise) `amount`; the reference names the provider's object."""

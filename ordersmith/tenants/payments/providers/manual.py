@@ -22,6 +22,7 @@ class ManualProvider:
     """Staff-recorded payments."""
 
     name = "manual"
+    captures_at_shipment = False
 
     async def authorize(self, request: AuthorizeRequest) -> ProviderResult:
         """Money promised (invoice terms): held on the books until received."""

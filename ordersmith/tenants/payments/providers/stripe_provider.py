@@ -54,6 +54,7 @@ class StripeProvider:
     """PaymentIntents on the merchant's own Stripe account."""
 
     name = "stripe"
+    captures_at_shipment = True
 
     def __init__(self, secret_key: str, api_base: str, *, timeout_seconds: float = 20.0) -> None:
         self._secret_key = secret_key
