@@ -23,6 +23,7 @@ from ordersmith.api.auth import client_address
 from ordersmith.api.entitlements import requires_feature
 from ordersmith.api.problems import PROBLEMS
 from ordersmith.api.query_parameters import ANY_QUERY
+from ordersmith.platform.errors import PermissionDeniedError
 from ordersmith.platform.identity.oidc import NetworkPolicy
 from ordersmith.platform.identity.permissions import Permission
 from ordersmith.platform.identity.principal import Principal
@@ -99,6 +100,15 @@ def _settings(state: State, principal: Principal, config: SsoConfig) -> SsoSetti
     )
 
 
+def _owner_in_person(principal: Principal) -> None:
+    """403 for an API key: the provider vouches for every member, so a person chooses it."""
+    if principal.kind != "user":
+        raise PermissionDeniedError(
+            "single sign-on is set by an owner signed in, not by an API key: the provider it names "
+            "can sign anyone in as any member of this store"
+        )
+
+
 @get(
     "/api/v1/sso",
     operation_id="getSsoSettings",
@@ -116,8 +126,8 @@ async def read_sso_settings(state: State, principal: NamedDependency[Principal])
 @put(
     "/api/v1/sso",
     operation_id="putSsoSettings",
-    summary="Set the store's OpenID Connect provider for single sign-on.",
-    opt=requires(Permission.SETTINGS_MANAGE),
+    summary="Set the store's OpenID Connect provider for single sign-on (an owner, signed in).",
+    opt=requires(Permission.SSO_MANAGE),
     guards=[requires_feature(Feature.SSO)],
     tags=["sso"],
 )
@@ -126,6 +136,7 @@ async def put_sso_settings(
 ) -> SsoSettings:
     """Store issuer, client id, encrypted client secret and the role given to new members."""
     assert principal.tenant is not None
+    _owner_in_person(principal)
     config = await configure_sso(
         state.database,
         principal.tenant.id,
@@ -144,14 +155,15 @@ async def put_sso_settings(
 @delete(
     "/api/v1/sso",
     operation_id="deleteSsoSettings",
-    summary="Turn single sign-on off and forget the provider's settings.",
-    opt=requires(Permission.SETTINGS_MANAGE),
+    summary="Turn single sign-on off and forget the provider's settings (an owner, signed in).",
+    opt=requires(Permission.SSO_MANAGE),
     tags=["sso"],
     status_code=HTTP_204_NO_CONTENT,
 )
 async def delete_sso_settings(state: State, principal: NamedDependency[Principal]) -> None:
     """Remove the store's SSO settings; members keep their accounts."""
     assert principal.tenant is not None
+    _owner_in_person(principal)
     await remove_sso(state.database, principal.tenant.id, actor=principal.actor)
 
 

@@ -28,6 +28,7 @@ from ordersmith.platform.settings import Settings
 from ordersmith.platform.tenancy import TenantRecord
 from tests.support.entitlements import sign_up_with_sso
 from tests.support.http import bearer, sign_up
+from tests.support.members import add_member
 
 
 @pytest.fixture(autouse=True)
@@ -272,3 +273,37 @@ def test_a_sealed_secret_opens_only_for_its_tenant_and_key() -> None:
             open_client_secret(secret_key, owner, sealed)
         assert raised.value.status == 503
         assert raised.value.code == "sso_secret_unreadable"
+
+
+async def test_only_an_owner_signed_in_chooses_the_provider(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    # The provider vouches for every member, the owner included: whoever chooses it could sign
+    # in as anyone. An admin, or an API key of the owner's, is refused and changes nothing.
+    owner = await sign_up(client)
+    owner_headers = bearer(owner["token"]["access_token"])
+    admin = await add_member(client, database, owner_headers, "admin")
+    key = await client.post(
+        "/api/v1/api-keys",
+        json={"name": "setup script", "scopes": ["settings.manage", "sso.manage"]},
+        headers=owner_headers,
+    )
+    assert key.status_code == 201, key.text
+    for headers, message in (
+        (
+            bearer(admin.access_token),
+            "this needs the 'sso.manage' permission, which your role or key lacks; ask the store's owner",
+        ),
+        (
+            bearer(key.json()["key"]),
+            "single sign-on is set by an owner signed in, not by an API key: the provider it names "
+            "can sign anyone in as any member of this store",
+        ),
+    ):
+        for method in ("PUT", "DELETE"):
+            refused = await client.request(method, "/api/v1/sso", json=_settings_body(), headers=headers)
+            assert (refused.status_code, refused.json()["code"]) == (403, "permission_denied"), refused.text
+            assert message in refused.json()["detail"]
+    assert await _audit(database, owner["tenant"]["id"], "sso.configured") == []
+    # The owner, signed in, sets it.
+    assert (await client.put("/api/v1/sso", json=_settings_body(), headers=owner_headers)).status_code == 200

@@ -596,6 +596,10 @@ async def test_an_admin_of_another_store_sees_only_their_own_settings(
     assert seen.json()["client_id"] == CLIENT_ID
     assert seen.json()["default_role"] == "admin"
     assert seen.json()["login_url"].endswith(f"/api/v1/auth/sso/{store_b['tenant']['slug']}/login")
-    assert (await client.delete("/api/v1/sso", headers=bearer(admin_b["access_token"]))).status_code == 204
+    # Removing the provider is the owner's, even in their own store.
+    assert (await client.delete("/api/v1/sso", headers=bearer(admin_b["access_token"]))).status_code == 403
+    assert (
+        await client.delete("/api/v1/sso", headers=bearer(store_b["token"]["access_token"]))
+    ).status_code == 204
     still_a = await client.get("/api/v1/sso", headers=bearer(store_a["token"]["access_token"]))
     assert still_a.json()["client_id"] == "client-of-a"

@@ -18,7 +18,7 @@ def test_roles_nest_from_viewer_to_owner() -> None:
     )
     assert viewer < agent < manager < admin < owner
     assert owner == frozenset(Permission)
-    assert owner - admin == {Permission.BILLING_MANAGE}
+    assert owner - admin == {Permission.BILLING_MANAGE, Permission.SSO_MANAGE}
     assert agent - viewer == {Permission.ORDERS_WRITE, Permission.CUSTOMERS_WRITE}
     assert Permission.ORDERS_WRITE not in viewer
     assert Permission.USERS_MANAGE not in manager

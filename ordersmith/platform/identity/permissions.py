@@ -27,16 +27,19 @@ class Permission(enum.StrEnum):
     BILLING_MANAGE = "billing.manage"
     DATA_EXPORT = "data.export"
     DATA_IMPORT = "data.import"
-    # Store profile, SSO and other tenant settings.
+    # Store profile and other tenant settings (reading SSO's too).
     SETTINGS_READ = "settings.read"
     SETTINGS_MANAGE = "settings.manage"
+    # Set or remove the store's single sign-on provider: owners only, signed in (not a key).
+    # Whoever chooses the provider chooses who it vouches for, the owner included.
+    SSO_MANAGE = "sso.manage"
     AUDIT_READ = "audit.read"
 
 
 class Role(enum.StrEnum):
     # Everything, including billing; a tenant always keeps at least one active owner.
     OWNER = "owner"
-    # Everything but billing.
+    # Everything but billing and the single sign-on provider.
     ADMIN = "admin"
     # Runs operations: orders, refunds, stock, catalog, customers, reports, exports.
     MANAGER = "manager"
@@ -63,7 +66,7 @@ _MANAGER = _AGENT | {
     Permission.INVENTORY_WRITE,
     Permission.DATA_EXPORT,
 }
-_ADMIN = frozenset(Permission) - {Permission.BILLING_MANAGE}
+_ADMIN = frozenset(Permission) - {Permission.BILLING_MANAGE, Permission.SSO_MANAGE}
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.OWNER: frozenset(Permission),
