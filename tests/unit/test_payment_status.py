@@ -88,6 +88,14 @@ def pay(**amounts: int | bool) -> PaymentAmounts:
         # An edit that lowered the total after payment.
         ([pay(captured=5000)], 4000, "overpaid"),
         ([pay(captured=5000, refunded=1000)], 4000, "partially_refunded"),
+        # Never paid in full: a refund leaves what is still owed in sight, it settles nothing.
+        ([pay(captured=3000, refunded=100)], 10000, "partially_paid"),
+        ([pay(captured=3000, charged_back=1000)], 10000, "partially_paid"),
+        ([pay(captured=3000, refunded=3000)], 10000, "unpaid"),
+        ([pay(authorized=10000, captured=3000, refunded=3000)], 10000, "authorized"),
+        ([pay(authorized=10000, captured=3000, refunded=3000, voided=7000)], 10000, "voided"),
+        # An edit that raised the total after a refund: owed again.
+        ([pay(captured=5000, refunded=1000)], 6000, "partially_paid"),
     ],
 )
 def test_payment_status(payments: list[PaymentAmounts], total: int, expected: str) -> None:

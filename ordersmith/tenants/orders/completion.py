@@ -17,8 +17,9 @@ from ordersmith.tenants.orders import derived, lifecycle
 from ordersmith.tenants.orders.transitions import ORDER_COMPLETED, move
 from ordersmith.tenants.orders.views import load_order
 
-# Payment statuses in which nothing is left to collect: a refund after payment does not
-# reopen the order, and an overpayment is the merchant's to give back.
+# Payment statuses in which nothing is left to collect: a refund after payment in full does
+# not reopen the order, and an overpayment is the merchant's to give back. An order never
+# paid in full stays `partially_paid` (or `unpaid`) however much is refunded, so it waits.
 SETTLED_PAYMENT = frozenset({"paid", "overpaid", "partially_refunded", "refunded"})
 
 

@@ -68,10 +68,12 @@ class PaymentTransaction(TenantBase):
         CheckConstraint(f"kind IN {TRANSACTION_KINDS}", name="kind_known"),
         CheckConstraint(f"state IN {TRANSACTION_STATES}", name="state_known"),
         CheckConstraint("amount >= 0", name="amount_not_negative"),
+        CheckConstraint("already_counted_amount >= 0", name="already_counted_amount_not_negative"),
         Index("ix_payment_transactions_payment_id_created_at", "payment_id", "created_at", "id"),
         Index("ix_payment_transactions_order_id", "order_id"),
         Index("ix_payment_transactions_idempotency_key", "idempotency_key"),
         Index("ix_payment_transactions_provider_reference", "provider_reference"),
+        Index("uq_payment_transactions_provider_refund_id", "provider_refund_id", unique=True),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
@@ -93,6 +95,14 @@ class PaymentTransaction(TenantBase):
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     # The provider's id for what happened: a refund, a dispute, the PaymentIntent.
     provider_reference: Mapped[str | None] = mapped_column(String(255))
+    # On the one success row that counts a provider's refund (a Stripe `re_…`): unique, so
+    # a refund the provider reports again (a retry answered from its memory, a webhook) is
+    # never counted twice.
+    provider_refund_id: Mapped[str | None] = mapped_column(String(255))
+    # Part of this refund the ledger had counted before this row: in a refunded total the
+    # provider reported without naming its refunds (Stripe's `charge.refunded`), or in the
+    # row that names the same refund. `amount` is only the rest; the refund is the sum.
+    already_counted_amount: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
     error_code: Mapped[str | None] = mapped_column(String(100))
     error_message: Mapped[str | None] = mapped_column(Text)
     reason: Mapped[str | None] = mapped_column(Text)

@@ -6,6 +6,13 @@ payment row are locked by the caller before, so limits checked against the ledge
 hold when the outcome is written. Then the order hears of it: timeline entries, outbox
 events, the derived `payment_status`, and a `payment` hold when money failed to move,
 released by the system once an authorization or capture of the order succeeds.
+
+A refund the provider names (a Stripe `re_…`) is counted by one success row only, the one
+holding it in `provider_refund_id` (unique): a retry the provider answers from memory with
+a refund the ledger already counts adds nothing. A refunded total the provider reported
+without naming its refunds (Stripe's `charge.refunded`) is counted on an unnamed row; a
+refund named later takes its amount from that total first (`already_counted_amount`), so
+the ledger never counts more refunded than the provider did.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.platform.database import TenantContext
@@ -80,6 +87,40 @@ def provider_key(payment: Payment, kind: str, request_id: uuid.UUID) -> str:
     return f"ordersmith:{payment.id}:{kind}:{request_id}"
 
 
+async def named_refund(session: AsyncSession, refund_id: str) -> PaymentTransaction | None:
+    """The success row that counts the provider's refund `refund_id`, if the ledger has it."""
+    query = select(PaymentTransaction).where(PaymentTransaction.provider_refund_id == refund_id)
+    return (await session.scalars(query)).one_or_none()
+
+
+async def unattributed_refunds(session: AsyncSession, payment_id: uuid.UUID) -> int:
+    """Refunds the provider reported as a total without naming them, not yet claimed by a named refund."""
+    refunds = (PaymentTransaction.payment_id == payment_id) & (PaymentTransaction.kind == status.REFUND)
+    unnamed = await session.scalar(
+        select(func.coalesce(func.sum(PaymentTransaction.amount), 0)).where(
+            refunds,
+            PaymentTransaction.state == status.SUCCESS,
+            PaymentTransaction.provider_refund_id.is_(None),
+            PaymentTransaction.request_id.is_(None),
+        )
+    )
+    claimed = await session.scalar(
+        select(func.coalesce(func.sum(PaymentTransaction.already_counted_amount), 0)).where(
+            refunds, PaymentTransaction.provider_refund_id.is_not(None)
+        )
+    )
+    return max(int(unnamed or 0) - int(claimed or 0), 0)
+
+
+async def _counting(session: AsyncSession, payment: Payment, refund_id: str, amount: int) -> dict[str, Any]:
+    """How a success row records the provider's refund: what it adds, and what was counted before."""
+    if await named_refund(session, refund_id) is not None:
+        # Answered from the provider's memory: another row counts this refund already.
+        return {"amount": 0, "already_counted_amount": amount}
+    claimed = min(amount, await unattributed_refunds(session, payment.id))
+    return {"amount": amount - claimed, "already_counted_amount": claimed, "provider_refund_id": refund_id}
+
+
 @dataclass
 class Recorder:
     """What one operation on an order's payments wrote, to announce together at the end."""
@@ -122,12 +163,14 @@ class Recorder:
         )
         result = await call(key)
         state = result.outcome
+        counting: dict[str, Any] = {"amount": result.amount if state == status.SUCCESS else amount}
+        if kind == status.REFUND and state == status.SUCCESS and result.reference:
+            counting = await _counting(self.session, payment, result.reference, result.amount)
         outcome = await ledger.append(
             self.session,
             payment,
             kind,
             state,
-            result.amount if state == status.SUCCESS else amount,
             actor=self.actor,
             request_id=request.id,
             idempotency_key=key,
@@ -135,6 +178,7 @@ class Recorder:
             error_code=result.error_code,
             error_message=result.error_message,
             reason=reason,
+            **counting,
         )
         self.outcomes.append((payment, outcome))
         return outcome, result
@@ -146,6 +190,21 @@ class Recorder:
         row = await ledger.append(self.session, payment, kind, state, amount, actor=self.actor, **details)
         self.outcomes.append((payment, row))
         return row
+
+    async def note_refund(
+        self, payment: Payment, refund_id: str, amount: int, *, refundable: int, **details: Any
+    ) -> PaymentTransaction | None:
+        """A refund the provider reported by name; None when the ledger counts it already.
+
+        Never adds more than `refundable` (what the ledger says is still captured).
+        """
+        counting = await _counting(self.session, payment, refund_id, amount)
+        if "provider_refund_id" not in counting:
+            return None
+        counting["amount"] = min(counting["amount"], refundable)
+        return await self.note(
+            payment, status.REFUND, status.SUCCESS, provider_reference=refund_id, **counting, **details
+        )
 
     async def finish(self) -> str:
         """Refresh the order's payment status, tell the order (timeline, events, hold); return the status."""
@@ -171,6 +230,9 @@ class Recorder:
                 details["error_code"] = row.error_code
             if row.reason:
                 details["reason"] = row.reason
+            if row.already_counted_amount:
+                # The refund was counted before (a reported total, or a row naming it).
+                details["already_counted_amount"] = row.already_counted_amount
             if last and new_status != old_status:
                 details["payment_status"] = change(old_status, new_status)
             entries.append(Entry(f"payment_{verb_of(row)}", details))

@@ -1,4 +1,4 @@
-"""Taking, capturing, voiding and refunding payments; what other contexts call.
+"""Taking, capturing, voiding and refunding payments, and capturing at shipment.
 
 Each operation locks the order row, then the payment rows (the order every writer to an
 order uses), checks its limit against the ledger under those locks, and only then asks
@@ -28,7 +28,7 @@ from ordersmith.platform.ids import uuid7
 from ordersmith.tenants.orders import lifecycle
 from ordersmith.tenants.orders.models import Order
 from ordersmith.tenants.orders.views import order_row
-from ordersmith.tenants.payments import ledger, status
+from ordersmith.tenants.payments import closing, ledger, status
 from ordersmith.tenants.payments.errors import (
     CaptureExceedsAuthorizedError,
     NothingToRetryError,
@@ -37,7 +37,11 @@ from ordersmith.tenants.payments.errors import (
     RefundExceedsCapturedError,
 )
 from ordersmith.tenants.payments.models import PROVIDERS, Payment, PaymentTransaction
-from ordersmith.tenants.payments.providers.base import AuthorizeRequest, PaymentProvider, ProviderResult
+from ordersmith.tenants.payments.providers.base import (
+    AuthorizeRequest,
+    PaymentProvider,
+    ProviderResult,
+)
 from ordersmith.tenants.payments.providers.manual import METHODS
 from ordersmith.tenants.payments.recording import RETRYABLE_ERRORS, Recorder
 from ordersmith.tenants.payments.settings import capture_policy_of, provider_for
@@ -84,21 +88,6 @@ class PaymentChange:
     view: PaymentView
     transaction: PaymentTransaction | None
     payment_status: str
-
-
-@dataclass(frozen=True)
-class RefundOutcome:
-    """What `refund_order` gave back; `refunded` < `requested` when a provider failed (see `error_code`)."""
-
-    refunded: int
-    currency: str
-    transaction_ids: list[uuid.UUID]
-    requested: int = 0
-    error_code: str | None = None
-
-    @property
-    def is_complete(self) -> bool:
-        return self.refunded >= self.requested
 
 
 @dataclass(frozen=True)
@@ -340,7 +329,7 @@ async def _set_reference(session: AsyncSession, payment: Payment, reference: str
 # --- capture, void, refund, retry -----------------------------------------------------
 
 
-def _check_amount(amount: int | None) -> None:
+def check_amount(amount: int | None) -> None:
     if amount is not None and not 0 < amount <= MAX_AMOUNT:
         raise ValidationFailedError(
             "the amount is invalid; see errors",
@@ -352,7 +341,7 @@ async def capture_payment(
     tenant: TenantContext, session: AsyncSession, payment_id: uuid.UUID, amount: int | None, *, actor: Actor
 ) -> PaymentChange:
     """Capture authorized funds, all or part; never more than the authorization still holds."""
-    _check_amount(amount)
+    check_amount(amount)
     order, payment = await _lock(session, payment_id)
     _check_payable(order, "capture a payment")
     capturable = (await _amounts(session, payment)).capturable
@@ -386,7 +375,7 @@ async def void_payment(
     return PaymentChange(await _view(session, payment), outcome, payment_status)
 
 
-def _check_reason(reason: str | None) -> str | None:
+def check_reason(reason: str | None) -> str | None:
     reason = (reason or "").strip() or None
     if reason is not None and len(reason) > MAX_TEXT:
         raise ValidationFailedError(
@@ -405,8 +394,8 @@ async def refund_payment(
     actor: Actor,
 ) -> PaymentChange:
     """Give captured money back through the payment's provider; never more than was captured."""
-    _check_amount(amount)
-    reason = _check_reason(reason)
+    check_amount(amount)
+    reason = check_reason(reason)
     order, payment = await _lock(session, payment_id)
     if order.status == lifecycle.DRAFT:
         raise OrderNotPayableError("a draft order has taken no money to refund")
@@ -491,95 +480,30 @@ async def retry_payment(
 # --- what other contexts call ---------------------------------------------------------
 
 
-async def refund_order(
-    tenant: TenantContext,
-    session: AsyncSession,
-    order_id: uuid.UUID,
-    amount: int,
-    *,
-    reason: str,
-    actor: Actor,
-    idempotency_key: str,
-) -> RefundOutcome:
-    """Refund up to `amount` of an order through its payments' providers, oldest payment first.
-
-    Never more than was captured (422 `refund_exceeds_captured` with the refundable
-    amount). The same `idempotency_key` again refunds nothing twice: each payment's
-    refund carries a key derived from it, and refunds already recorded under it count.
-    A provider failure is recorded (and the order held), not raised: `refunded` is then
-    less than asked and `error_code` says why; calling again with the same key retries.
-    """
-    _check_amount(amount)
-    order = await order_row(session, order_id, lock=True)
-    payments = await ledger.payments_of(session, order_id, lock=True)
-    rows = await ledger.transactions_of(session, [payment.id for payment in payments])
-    by_payment = status.amounts_by_payment(ledger.entries(rows))
-    keys = {payment.id: f"ordersmith:{payment.id}:refund:{idempotency_key}" for payment in payments}
-    done = [
-        row
-        for row in rows
-        if row.kind == "refund"
-        and row.state == status.SUCCESS
-        and row.idempotency_key == keys[row.payment_id]
-    ]
-    already = sum(row.amount for row in done)
-    remaining = amount - already
-    open_payments = [payment for payment in payments if payment.id not in {row.payment_id for row in done}]
-    refundable = sum(by_payment.get(p.id, status.PaymentAmounts()).refundable for p in open_payments)
-    if remaining > refundable:
-        raise RefundExceedsCapturedError(amount, already + refundable, order.currency)
-    recorder = Recorder(tenant, session, order, actor)
-    reason = _check_reason(reason) or "refund"
-    error_code = None
-    for payment in open_payments:
-        if remaining <= 0:
-            break
-        take = min(remaining, by_payment.get(payment.id, status.PaymentAmounts()).refundable)
-        if take <= 0:
-            continue
-        provider = await provider_for(tenant, session, payment.provider)
-        outcome, _ = await recorder.run(
-            payment,
-            "refund",
-            take,
-            _refund_call(provider, payment, take, reason),
-            reason=reason,
-            key=keys[payment.id],
-        )
-        if outcome.state != status.SUCCESS:
-            error_code = outcome.error_code
-            break
-        done.append(outcome)
-        remaining -= take
-    await recorder.finish()
-    return RefundOutcome(
-        sum(row.amount for row in done), order.currency, [row.id for row in done], amount, error_code
-    )
-
-
-def _refund_call(
-    provider: PaymentProvider, payment: Payment, amount: int, reason: str | None
-) -> Callable[[str], Awaitable[ProviderResult]]:
-    async def call(key: str) -> ProviderResult:
-        return await provider.refund(payment.provider_reference, amount, reason=reason, idempotency_key=key)
-
-    return call
-
-
 async def capture_for_shipment(
     tenant: TenantContext, session: AsyncSession, order_id: uuid.UUID, amount: int, *, actor: Actor
 ) -> None:
     """When the store captures at shipment: capture up to `amount` of the order's authorized funds.
 
-    A no-op for stores capturing at placement. Payments are drawn oldest first, those of
-    providers that hold funds only (`captures_at_shipment`: a manual payment promised on
-    invoice terms is captured when a person records the money); a provider failure is
-    recorded and holds the order, and is not raised, so the shipment that triggered it
-    stands.
+    Payments are drawn oldest first, those of providers that hold funds only
+    (`captures_at_shipment`: a manual payment promised on invoice terms is captured when a
+    person records the money); a provider failure is recorded and holds the order, and is
+    not raised, so the shipment that triggered it stands. The shipment that leaves nothing
+    of the order to ship closes its authorizations instead (`closing`): card holds give
+    what the order still owes in final captures, which release the rest, and whatever is
+    held beyond it is released, whatever the capture policy. Otherwise a no-op for stores
+    capturing at placement.
     """
-    if amount <= 0 or await capture_policy_of(session) != "at_shipment":
-        return
+    policy = await capture_policy_of(session)
     order = await order_row(session, order_id, lock=True)
+    if await closing.nothing_left_to_ship(session, order_id):
+        recorder = Recorder(tenant, session, order, actor)
+        await closing.close_authorizations(tenant, session, recorder, capture_cards=policy == "at_shipment")
+        if recorder.outcomes:
+            await recorder.finish()
+        return
+    if amount <= 0 or policy != "at_shipment":
+        return
     payments = await ledger.payments_of(session, order_id, lock=True)
     by_payment = await ledger.amounts_of_order(session, order_id)
     recorder = Recorder(tenant, session, order, actor)

@@ -99,23 +99,27 @@ def amounts_by_payment(entries: Iterable[LedgerEntry]) -> dict[uuid.UUID, Paymen
 def payment_status(payments: Sequence[PaymentAmounts], order_total: int) -> str:
     """The order's payment status from its payments' amounts and what the order now costs.
 
-    Money taken decides first: all of it given back is `refunded`; holding more than the
-    order costs is `overpaid` (a refund is owed); some given back is `partially_refunded`;
-    else `paid` or `partially_paid`. Without money taken: open authorizations make it
-    `authorized`, a payment waiting on its customer `requires_action`, released
-    authorizations `voided`, and otherwise it is `unpaid`.
+    Once the order was paid in full (captured at least its total), money held decides:
+    all of it given back is `refunded`; more than the order costs is `overpaid` (a refund
+    is owed); some given back is `partially_refunded`; else `paid`. An order never paid
+    in full is `partially_paid` while it holds some money, refunds or not, so a refund
+    never makes an order that still owes look settled. Holding nothing: open
+    authorizations make it `authorized`, a payment waiting on its customer
+    `requires_action`, released authorizations `voided`, and otherwise it is `unpaid`.
     """
     captured = sum(item.captured for item in payments)
     given_back = sum(item.refunded + item.charged_back for item in payments)
-    if captured > 0:
-        net = captured - given_back
+    net = captured - given_back
+    if captured > 0 and captured >= order_total:
         if given_back >= captured:
             return REFUNDED
         if net > order_total:
             return OVERPAID
         if given_back > 0:
             return PARTIALLY_REFUNDED
-        return PAID if net >= order_total else PARTIALLY_PAID
+        return PAID
+    if net > 0:
+        return PARTIALLY_PAID
     if any(item.capturable > 0 for item in payments):
         return AUTHORIZED
     if any(item.awaiting_action for item in payments):

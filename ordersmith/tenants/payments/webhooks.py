@@ -10,10 +10,18 @@ refunded, disputed) with what the ledger already holds and records only the diff
 A refund this app made itself is in the ledger before Stripe's `charge.refunded` can be
 applied (both lock the order row), so it is never counted twice; one made in Stripe's
 dashboard is recorded when its event arrives.
+
+Refunds are counted by their Stripe id (`re_…`) where an event names them:
+`refund.created` and `refund.updated` carry the refund, and `charge.refunded` carries the
+charge's refunds only for endpoints on API versions before 2022-11-15. A refund the
+ledger names already is not counted again. What `charge.refunded` reports beyond the named
+refunds (its `amount_refunded`) is recorded unnamed, and a refund named later (an event,
+or a retried request Stripe answers from memory) takes its amount from that first.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,9 +49,13 @@ HANDLED = frozenset(
         "payment_intent.payment_failed",
         "payment_intent.canceled",
         "charge.refunded",
+        "refund.created",
+        "refund.updated",
         "charge.dispute.created",
     }
 )
+# A refund in these states gave nothing back (or took it back): it is not counted.
+REFUND_NOT_MADE = frozenset({"failed", "canceled"})
 
 
 @dataclass(frozen=True)
@@ -131,22 +143,59 @@ async def _apply(tenant: TenantContext, session: AsyncSession, event: ProviderEv
                 payment, "authorize", status.FAILURE, payment.amount, error_code="canceled", **reference
             )
     elif event.type == "charge.refunded":
-        refunded = int(data.get("amount_refunded") or 0)
-        if refunded > amounts.refunded:
-            await recorder.note(
-                payment,
-                "refund",
-                status.SUCCESS,
-                min(refunded - amounts.refunded, amounts.refundable),
-                reason="refunded at Stripe",
-                **reference,
-            )
+        await _charge_refunded(recorder, payment, amounts, data)
+    elif event.type in ("refund.created", "refund.updated"):
+        if data.get("status") in REFUND_NOT_MADE:
+            return f"ignored: the refund is {data.get('status')} at Stripe"
+        await _named_refunds(recorder, payment, amounts, [data])
     else:
         await _dispute(recorder, payment, amounts, rows, data)
     if not recorder.outcomes:
         return "ignored: the ledger already says so"
     await recorder.finish()
     return "applied"
+
+
+async def _named_refunds(
+    recorder: Recorder, payment: Payment, amounts: status.PaymentAmounts, refunds: list[dict[str, Any]]
+) -> status.PaymentAmounts:
+    """Record the refunds Stripe names that the ledger does not; returns the amounts after them."""
+    refunded, refundable = amounts.refunded, amounts.refundable
+    for refund in sorted(refunds, key=lambda item: int(item.get("created") or 0)):
+        row = await recorder.note_refund(
+            payment,
+            str(refund["id"]),
+            int(refund.get("amount") or 0),
+            refundable=refundable,
+            reason="refunded at Stripe",
+        )
+        if row is not None:
+            refunded += row.amount
+            refundable -= row.amount
+    return dataclasses.replace(amounts, refunded=refunded)
+
+
+async def _charge_refunded(
+    recorder: Recorder, payment: Payment, amounts: status.PaymentAmounts, data: dict[str, Any]
+) -> None:
+    listed = data.get("refunds")
+    refunds = listed.get("data") if isinstance(listed, dict) else None
+    if isinstance(refunds, list):
+        made = [
+            item for item in refunds if isinstance(item, dict) and item.get("status") not in REFUND_NOT_MADE
+        ]
+        amounts = await _named_refunds(recorder, payment, amounts, made)
+    # Refunds the event does not name (API versions since 2022-11-15 leave them out): the difference.
+    refunded = int(data.get("amount_refunded") or 0)
+    if refunded > amounts.refunded and amounts.refundable > 0:
+        await recorder.note(
+            payment,
+            "refund",
+            status.SUCCESS,
+            min(refunded - amounts.refunded, amounts.refundable),
+            reason="refunded at Stripe",
+            provider_reference=str(data.get("id")),
+        )
 
 
 async def _authorized_or_captured(

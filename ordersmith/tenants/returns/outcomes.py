@@ -7,8 +7,13 @@ Refund and store credit together never exceed what the returned units were sold 
 what was captured (the payments context answers 422 `refund_exceeds_captured`).
 
 A refund's provider idempotency key is the return and the refund's sequence number on
-it: a request retried after a failure (its transaction rolled back, the sequence number
-unchanged) reuses the key, so the provider never pays the same refund twice.
+it: a request retried after its transaction rolled back (the sequence number unchanged)
+reuses the key. An attempt whose provider call has an unknown outcome (unreachable, or
+the answer lost) keeps its own key: the return's next refund sends it again as it was,
+before anything new, so the provider answers from memory if it acted, even after another
+payment's part of the same refund succeeded and moved the sequence on. Until then that
+money counts as possibly given back: store credit cannot use it, and the next refund must
+ask for at least that much.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from ordersmith.tenants.orders.models import Order
 from ordersmith.tenants.orders.placement import place_order
 from ordersmith.tenants.orders.rules import LineRequest, OrderRequest
 from ordersmith.tenants.orders.timeline import Entry
-from ordersmith.tenants.payments.service import refund_order
+from ordersmith.tenants.payments.refunds import EarlierRefunds, earlier_refunds_outstanding, refund_order
 from ordersmith.tenants.returns import lifecycle, store_credit
 from ordersmith.tenants.returns.errors import (
     ExchangeExistsError,
@@ -64,20 +69,51 @@ def _reason(reason: str) -> str:
     return reason.strip()
 
 
-async def _amount(session: AsyncSession, row: Return, amount: int | None) -> int:
-    """The amount asked, or what is left of the return's value; 422 beyond what is left."""
+async def _amount(
+    session: AsyncSession, row: Return, amount: int | None, *, outstanding: int = 0, is_refund: bool
+) -> int:
+    """The amount asked, or what is left of the return's value; 422 beyond what is left.
+
+    `outstanding` is refund money an earlier attempt may have given back already: the
+    next refund sends it again, so that refund must cover it, and store credit cannot.
+    """
     check_amount(amount)
     view = await return_view(session, row.id)
-    remaining = view.value - row.refunded_amount - row.store_credit_amount
+    left = view.value - row.refunded_amount - row.store_credit_amount
+    remaining = max(left, outstanding) if is_refund else left - outstanding
     wanted = remaining if amount is None else amount
-    if wanted > remaining or wanted == 0:
+    if wanted > remaining or wanted <= 0:
+        pending = (
+            f" (of which {outstanding} is a refund awaiting the provider's answer, "
+            "sent again by the next refund)"
+            if outstanding
+            else ""
+        )
+        remaining = max(remaining, 0)
         raise ResolutionExceedsReturnValueError(
             f"the returned units are worth {view.value} {row.currency}; {row.refunded_amount} refunded and "
-            f"{row.store_credit_amount} given as store credit leave {remaining}; ask for at most that",
+            f"{row.store_credit_amount} given as store credit leave {left}{pending}; "
+            f"ask for at most {remaining}",
             errors=[FieldError("amount", f"must be at most {remaining}")],
             extensions={"remaining": remaining, "currency": row.currency},
         )
+    if is_refund and wanted < outstanding:
+        raise ValidationFailedError(
+            f"a refund of {outstanding} {row.currency} for this return awaits the provider's answer; "
+            "it is sent again as it was, so ask for at least that much, or leave the amount out",
+            errors=[FieldError("amount", f"must be at least {outstanding}")],
+        )
     return wanted
+
+
+async def _earlier_refunds(session: AsyncSession, row: Return) -> EarlierRefunds:
+    """The return's refunds so far, as payments knows them: their keys and the outcomes recorded here."""
+    recorded = await session.scalars(
+        select(func.unnest(ReturnResolution.payment_transaction_ids)).where(
+            ReturnResolution.return_id == row.id, ReturnResolution.kind == "refund"
+        )
+    )
+    return EarlierRefunds(f"return:{row.id}:refund:", frozenset(recorded))
 
 
 async def _record(
@@ -132,7 +168,9 @@ async def refund_return(
     reason = _reason(reason)
     order, row = await locked_return(session, return_id)
     _check_resolvable(row, "be refunded")
-    wanted = await _amount(session, row, amount)
+    earlier = await _earlier_refunds(session, row)
+    outstanding = await earlier_refunds_outstanding(session, order.id, earlier)
+    wanted = await _amount(session, row, amount, outstanding=outstanding, is_refund=True)
     sequence = 1 + int(
         await session.scalar(
             select(func.count())
@@ -148,13 +186,14 @@ async def refund_return(
         wanted,
         reason=reason or f"return {row.number}",
         actor=actor,
-        idempotency_key=f"return:{return_id}:refund:{sequence}",
+        idempotency_key=f"{earlier.key_prefix}{sequence}",
+        earlier=earlier,
     )
     await derived.refresh(session, order.id)
     details: dict[str, Any] = {"transaction_ids": [str(item) for item in outcome.transaction_ids]}
     if not outcome.is_complete:
-        # The provider failed: payments recorded the attempt and held the order. Nothing
-        # more is written here, so a retry reuses this refund's key and pays at most once.
+        # The provider failed: payments recorded the attempt and held the order. An attempt
+        # with an unknown outcome keeps its key; the next refund sends it again first.
         details |= {"requested": wanted, "error_code": outcome.error_code}
     if outcome.refunded == 0:
         await timeline.record(
@@ -202,7 +241,8 @@ async def credit_return(
     reason = _reason(reason)
     order, row = await locked_return(session, return_id)
     _check_resolvable(row, "be given store credit")
-    wanted = await _amount(session, row, amount)
+    outstanding = await earlier_refunds_outstanding(session, order.id, await _earlier_refunds(session, row))
+    wanted = await _amount(session, row, amount, outstanding=outstanding, is_refund=False)
     entry = await store_credit.grant(
         tenant,
         session,

@@ -180,6 +180,13 @@ def create_refund(fake: FakeStripe, request: StripeRequest) -> tuple[int, dict[s
             f"Refund amount ({amount}) is greater than unrefunded amount on charge ({left})",
             code="amount_too_large",
         )
+    return 200, _refund(fake, intent, charge, amount, request.params.get("metadata", {}))
+
+
+def _refund(
+    fake: FakeStripe, intent: dict[str, Any], charge: dict[str, Any], amount: int, metadata: dict[str, Any]
+) -> dict[str, Any]:
+    """A Refund of part of the charge, as the API and the dashboard both make one."""
     refund = {
         "id": fake.new_id("re"),
         "object": "refund",
@@ -187,13 +194,13 @@ def create_refund(fake: FakeStripe, request: StripeRequest) -> tuple[int, dict[s
         "currency": intent["currency"],
         "charge": charge["id"],
         "payment_intent": intent["id"],
-        "metadata": request.params.get("metadata", {}),
+        "metadata": metadata,
         "status": "succeeded",
         "created": now(),
     }
     charge["amount_refunded"] += amount
     charge["refunded"] = charge["amount_refunded"] == charge["amount_captured"]
-    return 200, fake.store("refund", refund)
+    return fake.store("refund", refund)
 
 
 # --- what happens at Stripe without this app asking (for webhook tests) ---------------
@@ -208,13 +215,42 @@ def complete_authentication(fake: FakeStripe, intent_id: str) -> dict[str, Any]:
 
 
 def refund_in_dashboard(fake: FakeStripe, intent_id: str, amount: int) -> dict[str, Any]:
-    """The merchant refunds in Stripe's dashboard; returns the charge as `charge.refunded` carries it."""
+    """The merchant refunds in Stripe's dashboard; returns the charge as `charge.refunded` carries it.
+
+    Like the API, the dashboard makes a Refund (`refunds_of` finds it, for `refund.created`).
+    """
     with fake._lock:
         intent = fake.get("payment_intent", intent_id)
         charge = fake.get("charge", intent["latest_charge"])
-        charge["amount_refunded"] += amount
-        charge["refunded"] = charge["amount_refunded"] == charge["amount_captured"]
+        _refund(fake, intent, charge, amount, {})
         return dict(charge)
+
+
+def refunds_of(fake: FakeStripe, intent_id: str) -> list[dict[str, Any]]:
+    """The Refunds of a PaymentIntent, oldest first."""
+    return [
+        refund for refund in fake.objects.get("refund", {}).values() if refund["payment_intent"] == intent_id
+    ]
+
+
+def with_refunds_listed(fake: FakeStripe, charge: dict[str, Any]) -> dict[str, Any]:
+    """The charge as API versions before 2022-11-15 send it: with its refunds, newest first.
+
+    Later versions leave the list out of the charge (and so of `charge.refunded`).
+    """
+    refunds = [
+        refund for refund in fake.objects.get("refund", {}).values() if refund["charge"] == charge["id"]
+    ]
+    listed = list(reversed(refunds))
+    return {
+        **charge,
+        "refunds": {
+            "object": "list",
+            "data": listed,
+            "has_more": False,
+            "url": f"/v1/charges/{charge['id']}/refunds",
+        },
+    }
 
 
 def open_dispute(fake: FakeStripe, intent_id: str, amount: int, reason: str = "fraudulent") -> dict[str, Any]:
