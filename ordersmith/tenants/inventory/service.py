@@ -304,19 +304,8 @@ async def record_movement(
     """
     if kind not in SYSTEM_KINDS or quantity == 0:
         raise ValueError(f"a {kind!r} movement of {quantity} is not one the ledger takes from a service")
-    variant = (await session.scalars(select(Variant).where(Variant.id == variant_id))).one()
     stock = await _locked_stock(session, variant_id, location_id)
-    return await _append(
-        tenant,
-        session,
-        variant,
-        stock,
-        kind=kind,
-        delta=quantity,
-        reason=reason,
-        actor=actor,
-        reference=reference,
-    )
+    return await _append_by_service(tenant, session, stock, kind, quantity, reason, actor, reference)
 
 
 async def write_off(
@@ -338,18 +327,32 @@ async def write_off(
     """
     if kind not in WRITE_OFF_KINDS or quantity <= 0:
         raise ValueError(f"a {kind!r} write-off of {quantity} is not one the ledger takes")
-    variant = (await session.scalars(select(Variant).where(Variant.id == variant_id))).one()
     stock = await _locked_stock(session, variant_id, location_id)
     taken = min(quantity, stock.on_hand)
     if taken == 0:
         return None
+    return await _append_by_service(tenant, session, stock, kind, -taken, reason, actor, reference)
+
+
+async def _append_by_service(
+    tenant: TenantContext,
+    session: AsyncSession,
+    stock: StockLevel,
+    kind: str,
+    delta: int,
+    reason: str,
+    actor: Actor,
+    reference: str,
+) -> InventoryAdjustment:
+    """`_append` for another context's movement of a locked stock row."""
+    variant = (await session.scalars(select(Variant).where(Variant.id == stock.variant_id))).one()
     return await _append(
         tenant,
         session,
         variant,
         stock,
         kind=kind,
-        delta=-taken,
+        delta=delta,
         reason=reason,
         actor=actor,
         reference=reference,
