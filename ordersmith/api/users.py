@@ -150,7 +150,8 @@ class InvitationCreate(msgspec.Struct):
 
 class InvitationAccept(msgspec.Struct):
     token: str
-    # Needed only by people who have no Ordersmith account yet.
+    # A new account's password, or the existing account's (not needed for an account that
+    # has none: one made by single sign-on).
     password: str | None = None
     full_name: str | None = None
 
@@ -242,7 +243,7 @@ async def revoke_invitation(
 async def accept_invitation(
     request: Request[Any, Any, Any], state: State, data: JSONBody[InvitationAccept]
 ) -> Response[AcceptedInvitation]:
-    """Existing accounts just join; new people also choose a password (and a name)."""
+    """New people choose a password (and a name); existing accounts give theirs, unless they have none."""
     issued = await invitations.accept_invitation(
         state.database,
         state.signer,

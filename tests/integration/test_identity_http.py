@@ -70,7 +70,11 @@ async def test_a_duplicate_email_is_409_without_naming_the_store(client: AsyncTe
     assert response.status_code == 409
     body = response.json()
     assert body["code"] == "email_taken"
-    assert body["detail"] == "an account with this email already exists; sign in, or reset your password"
+    assert body["detail"] == (
+        "an account with this email already exists, and a new store needs an address without one; sign in, "
+        "or, if you do not know its password or it has none (an account made by single sign-on), ask for a "
+        "reset link (POST /api/v1/auth/password-reset): the link emailed to this address sets the password"
+    )
     assert first["tenant"]["slug"] not in response.text
 
 

@@ -228,7 +228,8 @@ async def test_an_account_from_another_store_signs_in_only_once_invited(
 
     await invite(client, bearer(store["token"]["access_token"]), email, "agent")
     accepted = await client.post(
-        "/api/v1/invitations/accept", json={"token": await invitation_token(database, email)}
+        "/api/v1/invitations/accept",
+        json={"token": await invitation_token(database, email), "password": PASSWORD},
     )
     assert accepted.status_code == 201, accepted.text
     joined_now = await _sso_sign_in(client, store["tenant"]["slug"])

@@ -1,4 +1,4 @@
-"""Invitations: single use, expiring, revocable; existing verified accounts join without a password."""
+"""Invitations: single use, expiring, revocable; existing verified accounts join with their password."""
 
 from __future__ import annotations
 
@@ -18,13 +18,17 @@ from tests.support.members import audit_trail, invitation_token, invite, last_au
 
 ASK_AGAIN = "ask the store's admin to invite you again"
 SQUATTER_PASSWORD = "Squatters-Keep-Out-19"
+RESET_THEN_AGAIN = (
+    "if you do not know it, reset it from the 'Forgot your password?' page with this address, "
+    "then open this invitation link again"
+)
 
 
 def _email() -> str:
     return f"guest-{uuid.uuid4().hex[:10]}@example.com"
 
 
-async def test_an_existing_account_joins_another_store_without_a_password(
+async def test_an_existing_account_joins_another_store_with_its_password(
     client: AsyncTestClient[Litestar], database: Database
 ) -> None:
     store_a = await sign_up(client, company_name="First Store")
@@ -34,7 +38,21 @@ async def test_an_existing_account_joins_another_store_without_a_password(
     await invite(client, b_headers, store_a["email"].upper(), "agent")
     token = await invitation_token(database, store_a["email"])
 
-    accepted = await client.post("/api/v1/invitations/accept", json={"token": token})
+    # The account's password is asked for: the link proves the address, not who holds the
+    # password (test_address_ownership.py has the rest).
+    refused = await client.post("/api/v1/invitations/accept", json={"token": token})
+    assert (refused.status_code, refused.json()["code"], refused.json()["errors"]) == (
+        422,
+        "validation_failed",
+        [
+            {
+                "field": "password",
+                "message": f"required: an Ordersmith account already uses {store_a['email']}; enter its "
+                f"password ({RESET_THEN_AGAIN})",
+            }
+        ],
+    )
+    accepted = await client.post("/api/v1/invitations/accept", json={"token": token, "password": PASSWORD})
     assert accepted.status_code == 201, accepted.text
     body = accepted.json()
     assert (body["user_id"], body["role"], body["tenant"]["slug"]) == (
@@ -116,7 +134,7 @@ async def test_an_account_with_an_unverified_email_is_not_joined(
         "/api/v1/auth/password-reset/confirm", json={"token": token_in(reset_link), "new_password": PASSWORD}
     )
     assert reset.status_code == 200, reset.text
-    accepted = await client.post("/api/v1/invitations/accept", json={"token": token})
+    accepted = await client.post("/api/v1/invitations/accept", json={"token": token, "password": PASSWORD})
     assert accepted.status_code == 201, accepted.text
     assert (accepted.json()["user_id"], accepted.json()["role"]) == (squatter["user_id"], "admin")
     assert await sign_in(client, email, store["tenant"]["slug"])

@@ -48,6 +48,8 @@ SIGNUP_REALM = "signup"
 SIGNUP_WINDOW = dt.timedelta(hours=1)
 # The width of `tenants.name` and of the store's display name.
 COMPANY_NAME_MAX_LENGTH = 200
+# The longest address an account can have: RFC 5321's limit, and the width of `users.email`.
+EMAIL_MAX_LENGTH = 320
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
@@ -67,12 +69,23 @@ class IssuedSession:
 def normalize_email(email: str, field: str = "email") -> str:
     """Lower-cased, trimmed email; 422 if it cannot be an address."""
     cleaned = email.strip().lower()
-    if len(cleaned) > 320 or not _EMAIL.fullmatch(cleaned):
+    if len(cleaned) > EMAIL_MAX_LENGTH or not _EMAIL.fullmatch(cleaned):
         raise ValidationFailedError(
             f"{email!r} is not an email address",
             errors=[FieldError(field, "must be an email address like name@example.com")],
         )
     return cleaned
+
+
+def sign_in_email(email: str) -> str:
+    """The email a sign-in looks up: trimmed, lower-cased, cut just past the longest an account has.
+
+    Sign-in answers every email without an account alike (401), malformed or not, so it is
+    not validated. One longer than any account's is cut to `EMAIL_MAX_LENGTH + 1`
+    characters: still longer than any account's, so it matches none, but it fits its
+    lockout counter (`attempt_counters.key`) and its audit entry.
+    """
+    return email.strip().lower()[: EMAIL_MAX_LENGTH + 1]
 
 
 def slug_from_name(name: str) -> str:
@@ -272,7 +285,11 @@ async def sign_up(
 
 def _email_taken() -> EmailTakenError:
     # Which store the address belongs to is not said: that would leak who uses us.
-    return EmailTakenError("an account with this email already exists; sign in, or reset your password")
+    return EmailTakenError(
+        "an account with this email already exists, and a new store needs an address without one; sign in, "
+        "or, if you do not know its password or it has none (an account made by single sign-on), ask for a "
+        "reset link (POST /api/v1/auth/password-reset): the link emailed to this address sets the password"
+    )
 
 
 _BAD_CREDENTIALS = "the email, password and store do not match; check them, or reset your password"
@@ -288,7 +305,7 @@ async def sign_in(
     client_address: str | None,
 ) -> IssuedSession:
     """Exchange a password for a session, slowing down and locking after failures."""
-    email = email.strip().lower()
+    email = sign_in_email(email)
     tenant = await get_tenant_record(database, tenant_slug)
     attempt = lockout.SignInAttempt.of(TENANT_REALM, email, client_address)
     async with database.platform_session() as session:
@@ -303,25 +320,40 @@ async def sign_in(
             )
         ).one_or_none()
     user, membership = (row[0], row[1]) if row is not None else (None, None)
-    password_ok = await verify_password(password, user.password_hash if user else None)
-    actor = Actor("user" if user else "anonymous", str(user.id) if user else None, client_address)
-    if not password_ok or membership is None or membership.status != "active" or tenant.status != "active":
-        reason = "bad_password" if not password_ok else "no_active_membership"
-        async with database.platform_session() as session:
-            await record_audit(
-                session,
-                tenant_id=tenant.id,
-                actor=actor,
-                action="auth.sign_in_failed",
-                data={"email": email, "reason": reason},
-            )
+    if user is None or membership is None:
+        # Not a member of this store: whether the address has an account elsewhere, and
+        # whether this is its password, is none of this store's business, and its audit
+        # trail must not tell. The password is checked against no hash, as for an unknown
+        # address, so that the time taken does not tell either.
+        await verify_password(password, None)
+        await _record_failed_sign_in(
+            database, tenant, Actor("anonymous", None, client_address), email, "not_a_member"
+        )
         raise InvalidCredentialsError(_BAD_CREDENTIALS)
-    assert user is not None
+    actor = Actor("user", str(user.id), client_address)
+    password_ok = await verify_password(password, user.password_hash)
+    if not password_ok or membership.status != "active" or tenant.status != "active":
+        reason = "bad_password" if not password_ok else "no_active_membership"
+        await _record_failed_sign_in(database, tenant, actor, email, reason)
+        raise InvalidCredentialsError(_BAD_CREDENTIALS)
     async with database.platform_session() as session:
         await lockout.sign_in_succeeded(session, attempt)
         issued = await start_session(session, signer, user_id=user.id, tenant=tenant, role=membership.role)
         await record_audit(session, tenant_id=tenant.id, actor=actor, action="auth.signed_in")
     return issued
+
+
+async def _record_failed_sign_in(
+    database: Database, tenant: TenantRecord, actor: Actor, email: str, reason: str
+) -> None:
+    async with database.platform_session() as session:
+        await record_audit(
+            session,
+            tenant_id=tenant.id,
+            actor=actor,
+            action="auth.sign_in_failed",
+            data={"email": email, "reason": reason},
+        )
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Invitations to a store: sent by email, single use, accepted with or without an account."""
+"""Invitations to a store: sent by email, single use; accepted as a new account or with an existing one."""
 
 from __future__ import annotations
 
@@ -21,11 +21,12 @@ from ordersmith.platform.errors import (
     TokenGoneError,
     ValidationFailedError,
 )
-from ordersmith.platform.identity.accounts import IssuedSession, normalize_email, start_session
+from ordersmith.platform.identity import lockout
+from ordersmith.platform.identity.accounts import TENANT_REALM, IssuedSession, normalize_email, start_session
 from ordersmith.platform.identity.audit import Actor, record_audit
 from ordersmith.platform.identity.members import lock_members, not_found, parse_id, tenant_of
 from ordersmith.platform.identity.models import Invitation, Membership, User
-from ordersmith.platform.identity.passwords import check_password, hash_password
+from ordersmith.platform.identity.passwords import check_password, hash_password, verify_password
 from ordersmith.platform.identity.permissions import Role
 from ordersmith.platform.identity.principal import Principal
 from ordersmith.platform.identity.tokens import TokenSigner, new_secret, secret_hash
@@ -265,6 +266,36 @@ def _unverified_account(email: str) -> AccountUnverifiedError:
     )
 
 
+# Where the owner of an address whose account's password they do not know goes next.
+_RESET_THEN_AGAIN = (
+    "if you do not know it, reset it from the 'Forgot your password?' page with this address, "
+    "then open this invitation link again"
+)
+
+
+async def _check_account_password(
+    database: Database, email: str, password: str | None, password_hash: str, client_address: str | None
+) -> lockout.SignInAttempt:
+    """Refuse (422 naming `password`) unless it is the existing account's; counted like a sign-in."""
+    if password:
+        attempt = lockout.SignInAttempt.of(TENANT_REALM, email, client_address)
+        async with database.platform_session() as session:
+            await lockout.reserve_sign_in(
+                session, attempt, dt.datetime.now(dt.UTC), advice=", or reset your password"
+            )
+        if await verify_password(password, password_hash):
+            return attempt
+        problem = (
+            f"is not the password of the Ordersmith account that uses {email}; enter that account's password"
+        )
+    else:
+        problem = f"required: an Ordersmith account already uses {email}; enter its password"
+    raise ValidationFailedError(
+        "enter the password of your Ordersmith account to join this store with it; see errors",
+        errors=[FieldError("password", f"{problem} ({_RESET_THEN_AGAIN})")],
+    )
+
+
 def _check_new_account(email: str, password: str | None, full_name: str) -> None:
     errors = []
     if not password:
@@ -296,17 +327,34 @@ async def accept_invitation(
     invitation is refused (409 `account_unverified`) rather than taking the account over
     here; the address's owner confirms it or resets the password by email (which also
     ends every session of whoever signed up), then accepts again.
+
+    An existing account with a password also needs that password (422 naming `password`
+    without it or when it is wrong; tries are counted like sign-ins): a verified address
+    does not prove that whoever holds the password owns it (someone may have signed up
+    with it and had the owner click the verification link), and the invitation would let
+    the password's holder into the store. An account without one (made by single sign-on)
+    joins by the emailed link alone.
     """
     now = dt.datetime.now(dt.UTC)
     name = (full_name or "").strip()
     async with database.platform_session() as session:
         invitation = await _usable_invitation(session, token, now)
         account = (
-            await session.execute(select(User.email_verified_at).where(User.email == invitation.email))
+            await session.execute(
+                select(User.email_verified_at, User.password_hash).where(User.email == invitation.email)
+            )
         ).one_or_none()
     tenant = require_active(await get_tenant_by_id(database, invitation.tenant_id))
     if account is not None and account.email_verified_at is None:
         raise _unverified_account(invitation.email)
+    # The existing account's password hash that the caller proved to know, if it has one.
+    proven_hash = None
+    signed_in = None
+    if account is not None and account.password_hash is not None:
+        signed_in = await _check_account_password(
+            database, invitation.email, password, account.password_hash, client_address
+        )
+        proven_hash = account.password_hash
     password_hash = None
     if account is None:
         _check_new_account(invitation.email, password, name)
@@ -335,6 +383,12 @@ async def accept_invitation(
                 if user.email_verified_at is None:
                     # Someone signed up with this address since the first look.
                     raise _unverified_account(invitation.email)
+                if user.password_hash is not None and user.password_hash != proven_hash:
+                    # The account got a password (or a new one) since the first look.
+                    raise ConflictError(
+                        "the password of the account for this email changed a moment ago; open the "
+                        "invitation link again"
+                    )
                 member = await session.scalar(
                     select(Membership.id).where(
                         Membership.tenant_id == tenant.id, Membership.user_id == user.id
@@ -354,6 +408,8 @@ async def accept_invitation(
                 Membership(id=uuid.uuid4(), tenant_id=tenant.id, user_id=user.id, role=invitation.role)
             )
             invitation.accepted_at = now
+            if signed_in is not None:
+                await lockout.sign_in_succeeded(session, signed_in)
             issued = await start_session(
                 session, signer, user_id=user.id, tenant=tenant, role=invitation.role
             )

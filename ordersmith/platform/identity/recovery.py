@@ -217,11 +217,16 @@ async def request_password_reset(
 
 @consumers.platform_consumer(RESET_SENDER, PASSWORD_RESET_REQUESTED)
 async def send_reset_link(session: AsyncSession, event: Event) -> None:
-    """Email a reset link to the account that uses the requested address, if there is one."""
+    """Email a reset link to the account that uses the requested address, if there is one.
+
+    An account without a password gets one too: single sign-on created it, on the word of
+    one store's identity provider, for an address its owner may never have used with us.
+    The link proves the address, so following it gives the account a password and makes
+    it the address owner's, who could otherwise neither sign up with it nor sign in.
+    """
     email: str = event.payload["email"]
     user = (await session.execute(select(User).where(User.email == email))).scalar_one_or_none()
-    # People who only sign in through their company's SSO have no password to reset.
-    if user is None or user.password_hash is None:
+    if user is None:
         return
     # A new link replaces the older ones: only the latest email works.
     await session.execute(

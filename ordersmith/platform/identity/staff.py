@@ -24,7 +24,7 @@ from ordersmith.platform.errors import (
     ValidationFailedError,
 )
 from ordersmith.platform.identity import lockout
-from ordersmith.platform.identity.accounts import normalize_email
+from ordersmith.platform.identity.accounts import normalize_email, sign_in_email
 from ordersmith.platform.identity.audit import SYSTEM, Actor, record_audit
 from ordersmith.platform.identity.models import StaffAccount
 from ordersmith.platform.identity.passwords import check_password, hash_password, verify_password
@@ -122,7 +122,7 @@ async def sign_in_staff(
     database: Database, signer: TokenSigner, *, email: str, password: str, client_address: str | None
 ) -> StaffSession:
     """Exchange a staff password for a 15-minute staff token, slowing down and locking after failures."""
-    email = email.strip().lower()
+    email = sign_in_email(email)
     attempt = lockout.SignInAttempt.of(STAFF_REALM, email, client_address)
     async with database.platform_session() as session:
         await lockout.reserve_sign_in(session, attempt, dt.datetime.now(dt.UTC))
