@@ -328,3 +328,50 @@ async def test_a_void_the_provider_fails_is_recorded_then_retried_and_the_cancel
         f"ordersmith:{taken['payment']['id']}:void:{request_row['id']}"
     ]
     assert await order_state(store, order["id"]) == ("cancelled", "voided", "unfulfilled", 0)
+
+
+async def test_a_final_capture_the_provider_missed_is_retried_as_final(
+    client: AsyncTestClient[Litestar], fake: FakeStripe
+) -> None:
+    store = await payment_store(client, providers=("stripe",), capture_policy="at_shipment")
+    order = await store.place(("TEE-S", 4))  # 10000
+    taken = await pay(store, order["id"], provider="stripe", method=VISA)
+    [fulfillment_order] = (await release(store, order["id"]))["data"]
+    [line] = fulfillment_order["lines"]
+    await ship(store, fulfillment_order["id"], [(line["line_id"], 1)])
+    await store.call(
+        "POST",
+        f"/api/v1/orders/{order['id']}/cancel",
+        200,
+        json={"reason": "damaged in the warehouse", "lines": [{"line_id": line["line_id"], "quantity": 1}]},
+    )
+    # The last two units ship while Stripe cannot be reached: the shipment stands, the capture failed.
+    fake.unreachable = True
+    await ship(store, fulfillment_order["id"], [(line["line_id"], 2)])
+    fake.unreachable = False
+    payment_path = f"/api/v1/payments/{taken['payment']['id']}"
+    failed = await store.call("GET", payment_path, 200)
+    assert ledger(failed)[-2:] == [("capture", "request", 5000), ("capture", "failure", 5000)]
+    [request_row] = [row for row in failed["transactions"] if row["kind"] == "capture"][-2:-1]
+    assert request_row["reason"] == closing.FINAL_CAPTURE
+
+    retried = await store.call("POST", f"{payment_path}/retry", 201)
+
+    # Sent again as it was: the same key, and final, so Stripe lets the 2,500 no longer owed go.
+    [intent] = payment_intents(fake)
+    captures = fake.requests_to("POST", f"/v1/payment_intents/{intent['id']}/capture")
+    assert [(request.params, request.idempotency_key) for request in captures[1:]] == [
+        ({"amount_to_capture": "5000"}, f"ordersmith:{taken['payment']['id']}:capture:{request_row['id']}")
+    ]
+    assert (intent["status"], intent["amount_received"], intent["amount_capturable"]) == (
+        "succeeded",
+        7500,
+        0,
+    )
+    assert retried["payment_status"] == "paid"
+    assert ledger(retried["payment"])[-3:] == [
+        ("capture", "request", 5000),
+        ("capture", "success", 5000),
+        ("void", "success", 2500),
+    ]
+    assert await order_state(store, order["id"]) == ("completed", "paid", "fulfilled", 7500)

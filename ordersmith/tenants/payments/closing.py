@@ -39,6 +39,8 @@ from ordersmith.tenants.payments.settings import capture_policy_of, provider_for
 CONSUMER_NAME = "payments.authorization-release"
 RELEASER = Actor("system", "authorization-release")
 FINAL_CAPTURE_NOTE = "released with the final capture: nothing of the order is left to ship"
+# The reason on a final capture's request: `/retry` sends it again as final too.
+FINAL_CAPTURE = "final capture: nothing of the order is left to ship"
 NOT_OWED_NOTE = "released: nothing of the order is left to ship and the order does not owe it"
 
 
@@ -108,6 +110,7 @@ async def _capture_final(
         "capture",
         amount,
         lambda key: provider.capture(payment.provider_reference, amount, is_final=True, idempotency_key=key),
+        reason=FINAL_CAPTURE,
     )
     released = capturable - amount - (result.remaining_capturable or 0)
     if outcome.state == status.SUCCESS and released > 0:

@@ -223,8 +223,13 @@ async def _capture(
     *,
     retry_of: PaymentTransaction | None = None,
 ) -> PaymentTransaction:
-    """Capture `amount` of `capturable`; anything the provider released with it is voided in the ledger."""
-    is_final = amount >= capturable
+    """Capture `amount` of `capturable`; anything the provider released with it is voided in the ledger.
+
+    The capture is final when it takes everything, or when it retries a final capture
+    (`closing.FINAL_CAPTURE`): sent again as it was, it releases the rest as it would have.
+    """
+    final_again = retry_of is not None and retry_of.reason == closing.FINAL_CAPTURE
+    is_final = amount >= capturable or final_again
     outcome, result = await recorder.run(
         payment,
         "capture",
@@ -232,6 +237,7 @@ async def _capture(
         lambda key: provider.capture(
             payment.provider_reference, amount, is_final=is_final, idempotency_key=key
         ),
+        reason=closing.FINAL_CAPTURE if final_again else None,
         retry_of=retry_of,
     )
     left = capturable - amount
