@@ -17,7 +17,6 @@ import httpx
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from litestar.types import Receive, Scope, Send
 from sqlalchemy import select
 
 from ordersmith.api.sso import CALLBACK_PATH
@@ -27,7 +26,7 @@ from ordersmith.platform.identity.models import AttemptCounter, Membership, User
 from ordersmith.platform.identity.oidc import providers
 from ordersmith.platform.settings import Settings
 from tests.support.entitlements import sign_up_with_sso
-from tests.support.http import PASSWORD, bearer, sign_in, sign_up
+from tests.support.http import PASSWORD, bearer, seen_from, sign_in, sign_up
 from tests.support.mail import queued_email, token_in
 from tests.support.members import invitation_token, invite, verify_email
 from tests.support.oidc_provider import CLIENT_ID, CLIENT_SECRET, OidcProvider, TestUser, serve_oidc_provider
@@ -53,16 +52,8 @@ async def client(settings: Settings) -> AsyncIterator[AsyncTestClient[Litestar]]
     Its failed sign-ins count against that address, not against the one every other
     test's requests come from.
     """
-    app = create_app(settings)
-    inner = app.asgi_handler
     address = new_client_address()
-
-    async def from_own_address(scope: Scope, receive: Receive, send: Send) -> None:
-        scope["client"] = (address, 50000)
-        await inner(scope, receive, send)
-
-    app.asgi_handler = from_own_address
-    async with AsyncTestClient(app) as client:
+    async with AsyncTestClient(seen_from(create_app(settings), lambda: address)) as client:
         yield client
 
 

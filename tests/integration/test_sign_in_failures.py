@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from litestar.types import Receive, Scope, Send
 from sqlalchemy import select
 
 from ordersmith.app import create_app
@@ -22,7 +21,7 @@ from ordersmith.platform.identity.passwords import verify_password
 from ordersmith.platform.identity.staff import STAFF_REALM, sign_in_staff
 from ordersmith.platform.identity.tokens import TokenSigner
 from ordersmith.platform.settings import Settings
-from tests.support.http import PASSWORD, bearer, sign_up
+from tests.support.http import PASSWORD, bearer, seen_from, sign_up
 from tests.support.members import add_member, audit_trail, last_audit_id
 from tests.support.services import new_client_address
 
@@ -44,16 +43,8 @@ async def client(settings: Settings) -> AsyncIterator[AsyncTestClient[Litestar]]
     Its failed sign-ins count against that address, not against the one every other
     test's requests come from.
     """
-    app = create_app(settings)
-    inner = app.asgi_handler
     address = new_client_address()
-
-    async def from_own_address(scope: Scope, receive: Receive, send: Send) -> None:
-        scope["client"] = (address, 50000)
-        await inner(scope, receive, send)
-
-    app.asgi_handler = from_own_address
-    async with AsyncTestClient(app) as client:
+    async with AsyncTestClient(seen_from(create_app(settings), lambda: address)) as client:
         yield client
 
 

@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from litestar.types import Receive, Scope, Send
 from sqlalchemy import insert, select
 
 from ordersmith.app import create_app
@@ -20,7 +19,7 @@ from ordersmith.platform.identity import lockout
 from ordersmith.platform.identity.accounts import TENANT_REALM
 from ordersmith.platform.identity.models import AttemptCounter, AuditEntry
 from ordersmith.platform.settings import Settings
-from tests.support.http import sign_up
+from tests.support.http import seen_from, sign_up
 
 PROXY = "192.0.2.10"
 CLIENT = "203.0.113.7"
@@ -43,15 +42,7 @@ def peer() -> Peer:
 @pytest.fixture
 async def client(settings: Settings, peer: Peer) -> AsyncIterator[AsyncTestClient[Litestar]]:
     behind_proxy = dataclasses.replace(settings, trusted_proxies=(ipaddress.ip_network("192.0.2.0/24"),))
-    app = create_app(behind_proxy)
-    inner = app.asgi_handler
-
-    async def from_peer(scope: Scope, receive: Receive, send: Send) -> None:
-        scope["client"] = (peer.host, 50000)
-        await inner(scope, receive, send)
-
-    app.asgi_handler = from_peer
-    async with AsyncTestClient(app) as client:
+    async with AsyncTestClient(seen_from(create_app(behind_proxy), lambda: peer.host)) as client:
         yield client
 
 

@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from litestar.types import Receive, Scope, Send
 
 from tests.support.services import new_slug
 
 PASSWORD = "Correct-Horse-Battery-7"
+
+
+def seen_from(app: Litestar, address: Callable[[], str]) -> Litestar:
+    """`app`, seeing every request come from `address()`: counters and lockouts of the test's own."""
+    inner = app.asgi_handler
+
+    async def from_address(scope: Scope, receive: Receive, send: Send) -> None:
+        scope["client"] = (address(), 50000)
+        await inner(scope, receive, send)
+
+    app.asgi_handler = from_address
+    return app
 
 
 def bearer(token: str) -> dict[str, str]:
