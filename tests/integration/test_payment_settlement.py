@@ -50,6 +50,22 @@ async def ship_all(store: Store, order_id: str) -> None:
     await ship(store, fulfillment_order["id"], lines)
 
 
+async def card_order_one_unit_shipped(
+    client: AsyncTestClient[Litestar],
+) -> tuple[Store, dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """A store capturing at shipment, an order of 4 TEE-S (10000) paid by card, 1 unit shipped.
+
+    Returns the store, the order, the payment's answer, the fulfillment order and its line.
+    """
+    store = await payment_store(client, providers=("stripe",), capture_policy="at_shipment")
+    order = await store.place(("TEE-S", 4))
+    taken = await pay(store, order["id"], provider="stripe", method=VISA)
+    [fulfillment_order] = (await release(store, order["id"]))["data"]
+    [line] = fulfillment_order["lines"]
+    await ship(store, fulfillment_order["id"], [(line["line_id"], 1)])
+    return store, order, taken, fulfillment_order, line
+
+
 async def release_holds(database: Database, store: Store) -> int:
     return await run_consumer(database, store, closing.CONSUMER_NAME)
 
@@ -106,12 +122,7 @@ async def test_a_refund_after_payment_in_full_keeps_a_completed_order_settled(
 async def test_the_last_shipment_captures_finally_and_releases_what_the_order_no_longer_costs(
     client: AsyncTestClient[Litestar], fake: FakeStripe, database: Database
 ) -> None:
-    store = await payment_store(client, providers=("stripe",), capture_policy="at_shipment")
-    order = await store.place(("TEE-S", 4))  # 10000
-    taken = await pay(store, order["id"], provider="stripe", method=VISA)
-    [fulfillment_order] = (await release(store, order["id"]))["data"]
-    [line] = fulfillment_order["lines"]
-    await ship(store, fulfillment_order["id"], [(line["line_id"], 1)])
+    store, order, taken, fulfillment_order, line = await card_order_one_unit_shipped(client)
     [intent] = payment_intents(fake)
     assert (intent["status"], intent["amount_received"], intent["amount_capturable"]) == (
         "requires_capture",
@@ -185,12 +196,7 @@ async def test_the_last_shipment_shrinks_an_invoice_promise_to_what_is_owed(
 async def test_cancelling_the_rest_after_a_partial_shipment_releases_the_card(
     client: AsyncTestClient[Litestar], fake: FakeStripe, database: Database
 ) -> None:
-    store = await payment_store(client, providers=("stripe",), capture_policy="at_shipment")
-    order = await store.place(("TEE-S", 4))  # 10000
-    taken = await pay(store, order["id"], provider="stripe", method=VISA)
-    [fulfillment_order] = (await release(store, order["id"]))["data"]
-    [line] = fulfillment_order["lines"]
-    await ship(store, fulfillment_order["id"], [(line["line_id"], 1)])
+    store, order, taken, _, line = await card_order_one_unit_shipped(client)
 
     await store.call(
         "POST",
@@ -279,12 +285,7 @@ async def test_a_cancellation_that_leaves_units_to_ship_keeps_the_hold(
 async def test_an_edit_that_leaves_nothing_to_ship_releases_the_rest_of_the_hold(
     client: AsyncTestClient[Litestar], fake: FakeStripe, database: Database
 ) -> None:
-    store = await payment_store(client, providers=("stripe",), capture_policy="at_shipment")
-    order = await store.place(("TEE-S", 4))  # 10000
-    await pay(store, order["id"], provider="stripe", method=VISA)
-    [fulfillment_order] = (await release(store, order["id"]))["data"]
-    [line] = fulfillment_order["lines"]
-    await ship(store, fulfillment_order["id"], [(line["line_id"], 1)])
+    store, order, _, _, line = await card_order_one_unit_shipped(client)
 
     await commit(store, order["id"], set_quantity(line["line_id"], 1))
 
@@ -333,12 +334,7 @@ async def test_a_void_the_provider_fails_is_recorded_then_retried_and_the_cancel
 async def test_a_final_capture_the_provider_missed_is_retried_as_final(
     client: AsyncTestClient[Litestar], fake: FakeStripe
 ) -> None:
-    store = await payment_store(client, providers=("stripe",), capture_policy="at_shipment")
-    order = await store.place(("TEE-S", 4))  # 10000
-    taken = await pay(store, order["id"], provider="stripe", method=VISA)
-    [fulfillment_order] = (await release(store, order["id"]))["data"]
-    [line] = fulfillment_order["lines"]
-    await ship(store, fulfillment_order["id"], [(line["line_id"], 1)])
+    store, order, taken, fulfillment_order, line = await card_order_one_unit_shipped(client)
     await store.call(
         "POST",
         f"/api/v1/orders/{order['id']}/cancel",
