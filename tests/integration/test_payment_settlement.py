@@ -13,12 +13,12 @@ from ordersmith.platform.database import Database
 from ordersmith.platform.settings import Settings
 from ordersmith.tenants.payments import closing
 from tests.support.fake_stripe import FakeStripe, serve_fake_stripe
-from tests.support.fake_stripe.payments import VISA, payment_intents
+from tests.support.fake_stripe.payments import AUTHENTICATION_REQUIRED, VISA, intent_event, payment_intents
 from tests.support.fulfillment import release, run_consumer, ship
 from tests.support.order_actions import timeline_of
 from tests.support.order_edits import commit, set_quantity
 from tests.support.orders import Store
-from tests.support.payments import ledger, pay, payment_store, payments_of, stripe_at
+from tests.support.payments import ledger, pay, payment_store, payments_of, send_webhook, stripe_at
 
 
 @pytest.fixture
@@ -294,6 +294,80 @@ async def test_an_edit_that_leaves_nothing_to_ship_releases_the_rest_of_the_hold
     assert (intent["status"], intent["amount_received"], intent["amount_capturable"]) == ("canceled", 2500, 0)
     assert money(await payments_of(store, order["id"])) == ("paid", 2500, 0, 2500, 0, 0)
     assert await order_state(store, order["id"]) == ("completed", "paid", "fulfilled", 2500)
+
+
+async def test_cancelling_an_order_cancels_a_payment_still_waiting_on_its_customer(
+    client: AsyncTestClient[Litestar], fake: FakeStripe, database: Database
+) -> None:
+    store = await payment_store(client, providers=("stripe",), capture_policy="at_shipment")
+    order = await store.place(("TEE-S", 2))
+    await pay(store, order["id"], provider="stripe", method=AUTHENTICATION_REQUIRED)
+    await store.call("POST", f"/api/v1/orders/{order['id']}/cancel", 200, json={"reason": "asked"})
+    [intent] = payment_intents(fake)
+    assert intent["status"] == "requires_action"
+
+    assert await release_holds(database, store) == 1
+
+    # Cancelled at Stripe: the customer can no longer authenticate a payment nobody needs.
+    assert intent["status"] == "canceled"
+    summary = await payments_of(store, order["id"])
+    [payment] = summary["data"]
+    assert (summary["payment_status"], payment["status"]) == ("voided", "voided")
+    assert ledger(payment) == [
+        ("authorize", "request", 5000),
+        ("authorize", "requires_action", 5000),
+        ("void", "request", 0),
+        ("void", "success", 0),
+    ]
+    assert await order_state(store, order["id"]) == ("cancelled", "voided", "unfulfilled", 0)
+    assert await release_holds(database, store) == 0
+    # An authorization reported late (the customer finished just before the cancel) was
+    # released by it: the ledger does not take it, nor Stripe's own word of the cancel.
+    stale = intent_event(
+        fake,
+        "payment_intent.amount_capturable_updated",
+        intent["id"],
+        status="requires_capture",
+        amount_capturable=5000,
+    )
+    assert (await send_webhook(store, stale))["outcome"] == "ignored: the ledger already says so"
+    cancelled = intent_event(fake, "payment_intent.canceled", intent["id"])
+    assert (await send_webhook(store, cancelled))["outcome"] == "ignored: the ledger already says so"
+    assert ledger((await payments_of(store, order["id"]))["data"][0]) == ledger(payment)
+
+
+async def test_a_payment_waiting_on_its_customer_is_cancelled_only_once_the_order_is_covered(
+    client: AsyncTestClient[Litestar], fake: FakeStripe, database: Database
+) -> None:
+    store = await payment_store(client, providers=("stripe",), capture_policy="at_shipment")
+    covered = await store.place(("TEE-S", 4))  # 10000
+    await pay(store, covered["id"], provider="stripe", method=VISA, amount=5000)
+    await pay(store, covered["id"], provider="stripe", method=AUTHENTICATION_REQUIRED, amount=5000)
+    owing = await store.place(("TEE-S", 4))
+    await pay(store, owing["id"], provider="stripe", method=AUTHENTICATION_REQUIRED)
+    for order in (covered, owing):
+        [fulfillment_order] = (await release(store, order["id"]))["data"]
+        [line] = fulfillment_order["lines"]
+        await ship(store, fulfillment_order["id"], [(line["line_id"], 2)])
+        await store.call(
+            "POST",
+            f"/api/v1/orders/{order['id']}/cancel",
+            200,
+            json={"reason": "two fewer", "lines": [{"line_id": line["line_id"], "quantity": 2}]},
+        )
+
+    assert await release_holds(database, store) == 2
+
+    # The card captured the 5000 the shipped half costs: the waiting payment is not needed.
+    card, waiting = payment_intents(fake)[:2]
+    assert (card["status"], card["amount_received"]) == ("succeeded", 5000)
+    assert waiting["status"] == "canceled"
+    assert money(await payments_of(store, covered["id"])) == ("paid", 5000, 0, 5000, 0, 0)
+    # Nothing else pays for the shipped half: the customer may still complete it.
+    [still_waiting] = payment_intents(fake)[2:]
+    assert still_waiting["status"] == "requires_action"
+    assert fake.requests_to("POST", f"/v1/payment_intents/{still_waiting['id']}/cancel") == []
+    assert money(await payments_of(store, owing["id"])) == ("requires_action", 0, 0, 0, 0, 5000)
 
 
 async def test_a_void_the_provider_fails_is_recorded_then_retried_and_the_cancellation_stands(

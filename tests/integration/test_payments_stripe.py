@@ -300,6 +300,23 @@ async def test_void_cancels_the_payment_intent(client: AsyncTestClient[Litestar]
     )
 
 
+async def test_void_cancels_a_payment_waiting_on_its_customer(
+    client: AsyncTestClient[Litestar], fake: FakeStripe
+) -> None:
+    store = await _store(client, "at_shipment")
+    order = await store.place(("TEE-S", 1))
+    pending = await pay(store, order["id"], provider="stripe", method=AUTHENTICATION_REQUIRED)
+    voided = await store.call("POST", f"/api/v1/payments/{pending['payment']['id']}/void", 201)
+    [intent] = payment_intents(fake)
+    assert (voided["payment_status"], voided["payment"]["status"], intent["status"]) == (
+        "voided",
+        "voided",
+        "canceled",
+    )
+    again = await store.call("POST", f"/api/v1/payments/{pending['payment']['id']}/void", 409)
+    assert again["code"] == "nothing_to_void"
+
+
 async def test_the_contract_for_shipments_and_returns(
     client: AsyncTestClient[Litestar], fake: FakeStripe, database: Database
 ) -> None:

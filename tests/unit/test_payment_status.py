@@ -44,6 +44,15 @@ def test_only_successes_move_money_and_the_last_authorize_outcome_says_whether_a
     assert (waiting.awaiting_action, waiting.capturable, waiting.last_failed) == (True, 0, False)
     failed = amounts_of(rows(("authorize", "request", 900), ("authorize", "failure", 900)))
     assert (failed.awaiting_action, failed.last_failed) == (False, True)
+    cancelled = amounts_of(
+        rows(("authorize", "requires_action", 900), ("void", "request", 0), ("void", "success", 0))
+    )
+    assert (cancelled.awaiting_action, cancelled.cancelled_waiting, cancelled.was_voided) == (
+        False,
+        True,
+        True,
+    )
+    assert (single_payment_status(cancelled), payment_status([cancelled], 900)) == ("voided", "voided")
 
 
 def test_a_void_and_a_sale_without_authorization_leave_nothing_capturable() -> None:

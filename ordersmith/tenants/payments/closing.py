@@ -8,6 +8,8 @@ it (money given back is not taken again). Card holds give that in final captures
 the store captures at shipment (Stripe releases the rest with the capture); every hold
 beyond it is released, a card's by cancelling it, an invoice promise by the part the
 order no longer owes. A cancelled order costs nothing, so all it holds is released.
+Once the holds cover what it owes, a payment still waiting on its customer to
+authenticate is cancelled too, so the customer cannot complete a payment nobody needs.
 
 The consumer runs in its own transaction, after the cancellation or edit committed:
 order row first, then its payments (ADR 0006). A provider that fails is recorded like
@@ -76,13 +78,15 @@ async def close_authorizations(
     amounts = await ledger.amounts_of_order(session, order.id)
     owed = max(order.total_amount - sum(item.captured for item in amounts.values()), 0)
     holding: list[tuple[Payment, PaymentProvider]] = []
+    waiting: list[tuple[Payment, PaymentProvider]] = []
     for payment in payments:
-        if amounts[payment.id].capturable == 0:
+        if amounts[payment.id].capturable == 0 and not amounts[payment.id].awaiting_action:
             continue
         try:
-            holding.append((payment, await provider_for(tenant, session, payment.provider)))
+            provider = await provider_for(tenant, session, payment.provider)
         except ProviderNotEnabledError:
             continue
+        (holding if amounts[payment.id].capturable else waiting).append((payment, provider))
     # Stable: oldest first within card holds, then within promises.
     holding.sort(key=lambda item: not item[1].captures_at_shipment)
     for payment, provider in holding:
@@ -99,6 +103,11 @@ async def close_authorizations(
             continue
         elif keep < capturable:
             await _release(recorder, provider, payment, capturable - keep)
+    if owed > 0:
+        # A payment still waiting on its customer may yet bring what the order owes.
+        return
+    for payment, provider in waiting:
+        await _release(recorder, provider, payment, 0)
 
 
 async def _capture_final(
@@ -126,7 +135,11 @@ async def _capture_final(
 
 
 async def _release(recorder: Recorder, provider: PaymentProvider, payment: Payment, amount: int) -> None:
-    """Release `amount` of the authorization: a card hold whole, a promise by that much."""
+    """Release `amount` of the authorization: a card hold whole, a promise by that much.
+
+    A payment waiting on its customer releases 0: it is cancelled, so the customer can no
+    longer complete it.
+    """
     await recorder.run(
         payment,
         "void",

@@ -364,10 +364,11 @@ async def capture_payment(
 async def void_payment(
     tenant: TenantContext, session: AsyncSession, payment_id: uuid.UUID, *, actor: Actor
 ) -> PaymentChange:
-    """Release what the authorization still holds."""
+    """Release what the authorization still holds, or cancel a payment still waiting on its customer."""
     order, payment = await _lock(session, payment_id)
-    capturable = (await _amounts(session, payment)).capturable
-    if capturable == 0:
+    amounts = await _amounts(session, payment)
+    capturable = amounts.capturable
+    if capturable == 0 and not amounts.awaiting_action:
         raise NothingToVoidError("this payment holds no authorized funds; there is nothing to void")
     provider = await provider_for(tenant, session, payment.provider)
     recorder = Recorder(tenant, session, order, actor)

@@ -45,10 +45,18 @@ class PaymentAmounts:
     voided: int = 0
     refunded: int = 0
     charged_back: int = 0
-    # The last word on its authorization is "the customer must authenticate".
+    # The last word on its authorization is "the customer must authenticate", and nobody
+    # has cancelled the payment since.
     awaiting_action: bool = False
+    # Cancelled while it waited on its customer: a void of 0, nothing having been authorized.
+    cancelled_waiting: bool = False
     # Its last outcome was a failure (a decline, an unreachable provider).
     last_failed: bool = False
+
+    @property
+    def was_voided(self) -> bool:
+        """Its hold was released, or it was cancelled before the customer authorized it."""
+        return self.voided > 0 or self.cancelled_waiting
 
     @property
     def capturable(self) -> int:
@@ -69,12 +77,14 @@ class PaymentAmounts:
 def amounts_of(entries: Iterable[LedgerEntry]) -> PaymentAmounts:
     """Add up one payment's ledger entries (oldest first)."""
     totals = {AUTHORIZE: 0, CAPTURE: 0, VOID: 0, REFUND: 0, CHARGEBACK: 0}
-    awaiting_action = last_failed = False
+    awaiting_action = last_failed = cancelled_waiting = False
     for entry in entries:
         if entry.state == SUCCESS:
             totals[entry.kind] += entry.amount
         if entry.kind == AUTHORIZE and entry.state in (SUCCESS, FAILURE, REQUIRES_ACTION):
             awaiting_action = entry.state == REQUIRES_ACTION
+        if entry.kind == VOID and entry.state == SUCCESS and awaiting_action:
+            awaiting_action, cancelled_waiting = False, True
         if entry.state in (SUCCESS, FAILURE, REQUIRES_ACTION):
             last_failed = entry.state == FAILURE
     return PaymentAmounts(
@@ -84,6 +94,7 @@ def amounts_of(entries: Iterable[LedgerEntry]) -> PaymentAmounts:
         refunded=totals[REFUND],
         charged_back=totals[CHARGEBACK],
         awaiting_action=awaiting_action,
+        cancelled_waiting=cancelled_waiting,
         last_failed=last_failed,
     )
 
@@ -124,7 +135,7 @@ def payment_status(payments: Sequence[PaymentAmounts], order_total: int) -> str:
         return AUTHORIZED
     if any(item.awaiting_action for item in payments):
         return PENDING_ACTION
-    if any(item.voided > 0 for item in payments):
+    if any(item.was_voided for item in payments):
         return VOIDED
     return UNPAID
 
@@ -141,6 +152,6 @@ def single_payment_status(amounts: PaymentAmounts) -> str:
         return "authorized"
     if amounts.awaiting_action:
         return "requires_action"
-    if amounts.voided > 0:
+    if amounts.was_voided:
         return "voided"
     return "failed" if amounts.last_failed else "pending"

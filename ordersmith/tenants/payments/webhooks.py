@@ -205,6 +205,10 @@ async def _authorized_or_captured(
     received = int(data.get("amount_received") or 0)
     reference = {"provider_reference": str(data.get("id"))}
     authorized = amounts.authorized
+    if authorized == 0 and amounts.cancelled_waiting:
+        # Cancelled here while it waited on its customer: an authorization reported late
+        # was released by that cancellation, and a cancelled PaymentIntent takes no capture.
+        return
     if authorized == 0 and capturable + received > 0:
         # The customer finished authenticating: the authorization the ledger was waiting for.
         authorized = capturable + received
