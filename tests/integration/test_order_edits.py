@@ -108,7 +108,7 @@ async def test_a_preview_shows_exactly_what_the_commit_does_and_changes_nothing(
     await store.receive("TEE-M", "WH-1", 5)
     await store.receive("MUG", "WH-2", 10)
     order = await store.place(("TEE-S", 2), ("TEE-M", 1))
-    # Paid in full in cash: what the edit weighs the new total against.
+    # Paid in full in cash (version 2): what the edit weighs the new total against.
     await pay(store, order["id"], provider="manual", method="cash")
     order = await store.call("GET", f"/api/v1/orders/{order['id']}", 200)
     tee, medium = (line["id"] for line in order["lines"])
@@ -121,8 +121,8 @@ async def test_a_preview_shows_exactly_what_the_commit_does_and_changes_nothing(
     parcel = "WH-2 (priority 20) is the first location that can ship the whole order"
     added_id = shown["order"]["lines"][2]["id"]
     assert shown["edit"] == {
-        "base_version": 1,
-        "version": 2,
+        "base_version": 2,
+        "version": 3,
         "currency": "EUR",
         "old_subtotal_amount": 5997,
         "new_subtotal_amount": 9100,
@@ -218,7 +218,7 @@ async def test_a_preview_shows_exactly_what_the_commit_does_and_changes_nothing(
         ],
     }
     would_be = shown["order"]
-    assert (would_be["subtotal_amount"], would_be["total_amount"], would_be["version"]) == (9100, 9100, 2)
+    assert (would_be["subtotal_amount"], would_be["total_amount"], would_be["version"]) == (9100, 9100, 3)
     assert would_be["shipping_address"] == NEW_ADDRESS
     assert _buckets(would_be) == [
         ("TEE-S", 5, 0, 5, 0, 0),
@@ -312,7 +312,7 @@ async def test_a_preview_shows_exactly_what_the_commit_does_and_changes_nothing(
                 "locations": [{"location": "WH-2", "reserved": 2, "released": 0, "reason": parcel}],
             },
         ],
-        "version": {"old": 1, "new": 2},
+        "version": {"old": 2, "new": 3},
         "subtotal_amount": {"old": 5997, "new": 9100},
         "total_amount": {"old": 5997, "new": 9100},
         "shipping_address": {"old": STORED_ADDRESS, "new": NEW_ADDRESS},
@@ -323,7 +323,7 @@ async def test_a_preview_shows_exactly_what_the_commit_does_and_changes_nothing(
         {
             "order_id": order["id"],
             "number": order["number"],
-            "version": 2,
+            "version": 3,
             "currency": "EUR",
             "old_total_amount": 5997,
             "total_amount": 9100,

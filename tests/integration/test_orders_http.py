@@ -224,6 +224,16 @@ async def test_an_order_with_a_hold_is_placed_but_not_confirmed(store: Store) ->
     assert [item["id"] for item in listed["data"]] == [order["id"]]
 
 
+@pytest.mark.parametrize(("tag", "typed"), [("İzmir", "İZMİR"), ("ΑΘΗΝΑΣ", "Αθηνασ")])
+async def test_a_tag_is_found_as_written_whatever_its_letters(store: Store, tag: str, typed: str) -> None:
+    """Tags fold case as PostgreSQL folds them: Python's lower() differs for İ and a final Σ."""
+    await store.receive("TEE-S", "WH-1", 5)
+    order = await store.place(("TEE-S", 1), tags=[tag])
+    for wanted in (tag, typed):
+        found = await store.call("GET", "/api/v1/orders", 200, params={"tag": wanted})
+        assert [item["id"] for item in found["data"]] == [order["id"]]
+
+
 async def test_orders_list_by_filters_newest_first(store: Store) -> None:
     await store.receive("TEE-S", "WH-1", 10)
     await store.receive("TEE-M", "WH-1", 10)

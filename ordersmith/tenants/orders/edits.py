@@ -45,7 +45,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, update
 from sqlalchemy import inspect as mapper_of
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -55,7 +55,6 @@ from ordersmith.platform.events import record_event
 from ordersmith.platform.identity.audit import Actor
 from ordersmith.platform.ids import uuid7
 from ordersmith.platform.tenant_tables import TenantBase
-from ordersmith.tenants.catalog.models import Variant
 from ordersmith.tenants.inventory.reservations import lock_stock
 from ordersmith.tenants.orders import completion, derived, lifecycle, review, timeline
 from ordersmith.tenants.orders.edit_requests import (
@@ -80,7 +79,7 @@ from ordersmith.tenants.orders.edit_stock import (
 from ordersmith.tenants.orders.errors import LineShippedError, OrderChangedError, OrderNotEditableError
 from ordersmith.tenants.orders.holds import place_hold
 from ordersmith.tenants.orders.models import Order, OrderLine
-from ordersmith.tenants.orders.placement import skus_by_code
+from ordersmith.tenants.orders.placement import skus_by_code, skus_by_id
 from ordersmith.tenants.orders.rules import MAX_LINES, check_total, raise_if
 from ordersmith.tenants.orders.timeline import Entry, change
 from ordersmith.tenants.orders.views import OrderView, load_order
@@ -152,15 +151,6 @@ def _shipped_refusal(index: int, item: LineChange, row: OrderLine) -> LineShippe
     )
 
 
-async def _backorder_rules(session: AsyncSession, variant_ids: set[uuid.UUID]) -> dict[uuid.UUID, bool]:
-    if not variant_ids:
-        return {}
-    rows = await session.execute(
-        select(Variant.id, Variant.allow_backorder).where(Variant.id.in_(sorted(variant_ids)))
-    )
-    return {variant_id: allowed for variant_id, allowed in rows}
-
-
 def _fields(item: LineChange) -> tuple[str, ...]:
     """What of a line a change sets: a line takes at most one change per field."""
     if isinstance(item, SetQuantity):
@@ -181,6 +171,7 @@ async def _existing_lines(
     by_id = {line.id: line for line in view.lines}
     claimed: dict[tuple[uuid.UUID, str], int] = {}
     worked: dict[uuid.UUID, EditedLine] = {}
+    quantity_set_by: dict[uuid.UUID, int] = {}
     for index, item in enumerate(changes):
         if isinstance(item, AddLine):
             continue
@@ -227,6 +218,7 @@ async def _existing_lines(
         )
         if isinstance(item, SetQuantity):
             line.new_quantity = item.quantity
+            quantity_set_by[row.id] = index
             check_total(f"changes[{index}].quantity", item.quantity * line.new_price, errors)
         elif isinstance(item, SetPrice):
             line.new_price = item.unit_price_amount
@@ -235,9 +227,19 @@ async def _existing_lines(
             )
         else:
             line.new_quantity, line.is_removed = 0, True
-    rules = await _backorder_rules(session, {line.variant_id for line in worked.values()})
+    skus = await skus_by_id(session, [line.variant_id for line in worked.values()])
     for line in worked.values():
-        line.allow_backorder = rules.get(line.variant_id, False)
+        sku = skus[line.variant_id]
+        line.allow_backorder = sku.allow_backorder
+        if not sku.is_active and line.new_quantity > line.old_quantity:
+            # Fewer units, or none, may still be asked of a SKU taken off sale; more may not.
+            errors.append(
+                FieldError(
+                    f"changes[{quantity_set_by[line.line_id]}].quantity",
+                    f"{sku.code} is not for sale (inactive); lower or remove the line, "
+                    "or put the SKU back on sale first",
+                )
+            )
     return worked
 
 

@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from sqlalchemy import exists, func, literal_column, select
+from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.platform.database import TenantContext
@@ -110,10 +111,13 @@ async def list_orders(
     if filters.created_before is not None:
         query = query.where(Order.created_at < filters.created_before)
     if filters.tag is not None:
-        # With the tag index's predicate, spelled as in the index (a constant, not a
-        # parameter), so that PostgreSQL can prove the partial index covers the filter.
+        # Folded by PostgreSQL as the stored keys are (`lower_tags`): Python's lower()
+        # differs for some letters (İ, a final Σ). With the tag index's predicate, spelled
+        # as in the index (a constant, not a parameter), so that PostgreSQL can prove the
+        # partial index covers the filter.
+        wanted = array([filters.tag.strip()], type_=Order.tag_keys.type.item_type)
         query = query.where(
-            Order.tag_keys.contains([filters.tag.strip().lower()]),
+            Order.tag_keys.contains(func.lower_tags(wanted, type_=Order.tag_keys.type)),
             func.cardinality(Order.tag_keys) > literal_column("0"),
         )
     if filters.external_reference is not None:

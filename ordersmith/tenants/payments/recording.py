@@ -212,8 +212,12 @@ class Recorder:
         new_status, _ = await derived.refresh(self.session, self.order.id)
         if not self.outcomes:
             return new_status
+        # A new version: an edit previewed before this money moved shows a balance that no
+        # longer holds, so its commit is refused with `order_changed`.
         await self.session.execute(
-            update(Order).where(Order.id == self.order.id).values(updated_at=dt.datetime.now(dt.UTC))
+            update(Order)
+            .where(Order.id == self.order.id)
+            .values(version=Order.version + 1, updated_at=dt.datetime.now(dt.UTC))
         )
         entries: list[Entry] = []
         events: list[tuple[str, dict[str, Any]]] = []
