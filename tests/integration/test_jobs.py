@@ -25,9 +25,14 @@ from ordersmith.platform.tenant_tables import TenantIdempotencyKey, TenantProces
 from ordersmith.tenants.schema import TENANT_SCHEMA
 from tests.support.services import new_slug
 
-NOW = dt.datetime.now(dt.UTC)
 DAY = dt.timedelta(days=1)
 HOUR = dt.timedelta(hours=1)
+
+
+def now() -> dt.datetime:
+    """The time a row is made. A constant taken at import ages while the suite runs: a row
+    "blocked for 5 more minutes" was idle by the time a slow run reached its test."""
+    return dt.datetime.now(dt.UTC)
 
 
 @pytest.fixture(autouse=True)
@@ -80,19 +85,19 @@ async def test_ended_refresh_tokens_go_a_month_after_they_expire(
             "user_id": user_id,
             "tenant_id": tenant.id,
             "token_hash": _secret(),
-            "issued_at": NOW + expires_in - 30 * DAY,
-            "expires_at": NOW + expires_in,
+            "issued_at": now() + expires_in - 30 * DAY,
+            "expires_at": now() + expires_in,
             **ended,
         }
 
     rows = {
         "expired 31 days ago": token(-31 * DAY),
-        "expired 32 days ago, used": token(-32 * DAY, used_at=NOW - 60 * DAY),
-        "expired 33 days ago, revoked": token(-33 * DAY, revoked_at=NOW - 40 * DAY),
+        "expired 32 days ago, used": token(-32 * DAY, used_at=now() - 60 * DAY),
+        "expired 33 days ago, revoked": token(-33 * DAY, revoked_at=now() - 40 * DAY),
         "expired 29 days ago": token(-29 * DAY),
         # A used token is how a leaked copy is caught: it stays until it expires.
-        "used 29 days ago, still valid": token(DAY, used_at=NOW - 29 * DAY),
-        "revoked 29 days ago, still valid": token(DAY, revoked_at=NOW - 29 * DAY),
+        "used 29 days ago, still valid": token(DAY, used_at=now() - 29 * DAY),
+        "revoked 29 days ago, still valid": token(DAY, revoked_at=now() - 29 * DAY),
         "live": token(20 * DAY),
     }
     await jobs.purge_refresh_tokens(database)  # whatever other tests left behind
@@ -116,15 +121,15 @@ async def test_emailed_links_go_a_month_after_they_were_used_or_expired(database
             "purpose": "reset_password",
             "user_id": user_id,
             "token_hash": _secret(),
-            "expires_at": NOW + expires_in,
+            "expires_at": now() + expires_in,
             **used,
         }
 
     rows = {
         "expired 31 days ago": token(-31 * DAY),
-        "used 31 days ago": token(-30 * DAY + dt.timedelta(hours=1), used_at=NOW - 31 * DAY),
+        "used 31 days ago": token(-30 * DAY + dt.timedelta(hours=1), used_at=now() - 31 * DAY),
         "expired 29 days ago": token(-29 * DAY),
-        "used 29 days ago": token(-28 * DAY, used_at=NOW - 29 * DAY),
+        "used 29 days ago": token(-28 * DAY, used_at=now() - 29 * DAY),
         "unused, valid": token(DAY),
     }
     await jobs.purge_action_tokens(database)
@@ -148,15 +153,15 @@ async def test_invitations_go_a_month_after_they_were_accepted_withdrawn_or_expi
             "email": f"invited-{uuid.uuid4().hex[:8]}@example.com",
             "role": "agent",
             "token_hash": _secret(),
-            "expires_at": NOW + expires_in,
+            "expires_at": now() + expires_in,
             **ended,
         }
 
     rows = {
-        "accepted 31 days ago": invitation(-25 * DAY, accepted_at=NOW - 31 * DAY),
-        "withdrawn 31 days ago": invitation(-25 * DAY, revoked_at=NOW - 31 * DAY),
+        "accepted 31 days ago": invitation(-25 * DAY, accepted_at=now() - 31 * DAY),
+        "withdrawn 31 days ago": invitation(-25 * DAY, revoked_at=now() - 31 * DAY),
         "expired 31 days ago": invitation(-31 * DAY),
-        "accepted 29 days ago": invitation(-23 * DAY, accepted_at=NOW - 29 * DAY),
+        "accepted 29 days ago": invitation(-23 * DAY, accepted_at=now() - 29 * DAY),
         "expired 29 days ago": invitation(-29 * DAY),
         "pending": invitation(6 * DAY),
     }
@@ -176,8 +181,8 @@ async def test_attempt_counters_go_once_idle_and_unblocked(database: Database) -
         return {
             "key": f"address:tests:{uuid.uuid4()}",
             "attempts": 12,
-            "last_attempt_at": NOW - idle,
-            "blocked_until": NOW + blocked_for,
+            "last_attempt_at": now() - idle,
+            "blocked_until": now() + blocked_for,
         }
 
     rows = {
@@ -211,7 +216,7 @@ async def test_inboxes_keep_a_month_of_processed_events_in_every_active_tenant(
         await provision_tenant(database, TENANT_SCHEMA, slug=new_slug(), name=f"Shop {number}")
         for number in (2, 3)
     ]
-    rows = {"31 days": NOW - 31 * DAY, "29 days": NOW - 29 * DAY, "today": NOW}
+    rows = {"31 days": now() - 31 * DAY, "29 days": now() - 29 * DAY, "today": now()}
     for each in (tenant, *others):
         async with database.tenant_session(each.context) as session:
             await session.execute(
@@ -224,9 +229,9 @@ async def test_inboxes_keep_a_month_of_processed_events_in_every_active_tenant(
     # The same event handled by two platform consumers a month apart: only the old row goes.
     event_id = uuid.uuid4()
     platform_rows = {
-        "31 days": {"consumer": "tests.slow", "event_id": event_id, "processed_at": NOW - 31 * DAY},
-        "29 days": {"consumer": "tests.fast", "event_id": event_id, "processed_at": NOW - 29 * DAY},
-        "32 days": {"consumer": "tests.slow", "event_id": uuid.uuid4(), "processed_at": NOW - 32 * DAY},
+        "31 days": {"consumer": "tests.slow", "event_id": event_id, "processed_at": now() - 31 * DAY},
+        "29 days": {"consumer": "tests.fast", "event_id": event_id, "processed_at": now() - 29 * DAY},
+        "32 days": {"consumer": "tests.slow", "event_id": uuid.uuid4(), "processed_at": now() - 32 * DAY},
     }
     await _insert(database, ProcessedEvent, platform_rows)
     archived = others[1]
@@ -258,7 +263,7 @@ async def test_idempotency_keys_are_forgotten_after_a_day(database: Database, te
             insert(TenantIdempotencyKey),
             [
                 {"scope": "user:1", "key": age, "fingerprint": "f" * 64, "created_at": at}
-                for age, at in {"25 hours": NOW - 25 * HOUR, "23 hours": NOW - 23 * HOUR}.items()
+                for age, at in {"25 hours": now() - 25 * HOUR, "23 hours": now() - 23 * HOUR}.items()
             ],
         )
 

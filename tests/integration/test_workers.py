@@ -43,6 +43,7 @@ async def _inbox_count(database: Database, tenant: TenantRecord) -> int:
 
 
 async def _eventually(check: Callable[[], Awaitable[bool]], seconds: float, what: str) -> None:
+    """Wait for `check`; `seconds` only bounds a hang (a worker process starts slowly on a busy machine)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if await check():
@@ -131,7 +132,7 @@ async def test_a_worker_killed_mid_message_does_not_lose_it(
         async def started() -> bool:
             return marker.exists()
 
-        await _eventually(started, 30, "the first worker to start handling the message")
+        await _eventually(started, 120, "the first worker to start handling the message")
         first.send_signal(signal.SIGKILL)
         assert first.wait(timeout=10) == -signal.SIGKILL
     finally:
@@ -145,7 +146,7 @@ async def test_a_worker_killed_mid_message_does_not_lose_it(
         async def consumed() -> bool:
             return await _store_name(database, tenant) == "Test Shop+"
 
-        await _eventually(consumed, 60, "the second worker to receive the redelivered message")
+        await _eventually(consumed, 120, "the second worker to receive the redelivered message")
     finally:
         second.send_signal(signal.SIGTERM)
         second.wait(timeout=30)
@@ -188,7 +189,7 @@ async def test_events_flow_through_a_real_redis_broker(database: Database, tenan
         async def consumed() -> bool:
             return await _store_name(database, tenant) == "Test Shop+"
 
-        await _eventually(consumed, 30, "the Redis-backed worker to consume the event")
+        await _eventually(consumed, 120, "the Redis-backed worker to consume the event")
     finally:
         await asyncio.to_thread(worker.stop)
         broker.flush_all()
