@@ -346,25 +346,65 @@ async def test_another_stores_fulfillment_is_404_on_every_route(
     assert [item["id"] for item in listed["data"]] == [fulfillment_order["id"]]
 
 
-async def test_a_line_an_edit_reserves_where_a_fulfillment_order_is_live_joins_it_on_the_next_release(
+async def test_stock_an_edit_reserves_on_a_released_order_goes_to_its_locations_at_once(
     store: Store, database: Database
 ) -> None:
     order = await store.place(("TEE-S", 1))
     [wh1] = (await release(store, order["id"]))["data"]
-    # TEE-S only at WH-1: an edit adding one more reserves it there, where WH-1's
-    # fulfillment order is live. The edit does not slip it in unrecorded.
-    await store.call(
+    # TEE-S is only at WH-1, where a fulfillment order is live; TEE-M only at WH-2, where none is.
+    edited = await store.call(
         "POST",
         f"/api/v1/orders/{order['id']}/edits",
         200,
-        json={"changes": [{"op": "add", "sku": "TEE-S", "quantity": 1}]},
+        json={
+            "changes": [
+                {"op": "add", "sku": "TEE-S", "quantity": 1},
+                {"op": "add", "sku": "TEE-M", "quantity": 2},
+            ]
+        },
     )
-    listed = (await store.call("GET", f"/api/v1/orders/{order['id']}/fulfillment-orders", 200))["data"]
-    assert [(item["id"], len(item["lines"])) for item in listed] == [(wh1["id"], 1)]
-    # The next release adds it, and says so on the timeline.
-    again = (await release(store, order["id"]))["data"]
-    assert [(item["id"], len(item["lines"])) for item in again] == [(wh1["id"], 2)]
+    listed = by_location(
+        (await store.call("GET", f"/api/v1/orders/{order['id']}/fulfillment-orders", 200))["data"]
+    )
+    assert listed["WH-1"]["id"] == wh1["id"]
+    assert [(line["sku"], line["quantity_reserved"]) for line in listed["WH-1"]["lines"]] == [
+        ("TEE-S", 1),
+        ("TEE-S", 1),
+    ]
+    assert (
+        listed["WH-2"]["status"],
+        [(line["sku"], line["quantity_reserved"]) for line in listed["WH-2"]["lines"]],
+    ) == (
+        "open",
+        [("TEE-M", 2)],
+    )
+    [entry] = [item for item in await timeline_of(store, order["id"]) if item["kind"] == "edited"]
+    assert entry["changes"]["fulfillment_orders"] == [
+        {
+            "fulfillment_order_id": wh1["id"],
+            "location": "WH-1",
+            "lines": [{"line_number": 2, "sku": "TEE-S", "quantity": 1}],
+        },
+        {
+            "fulfillment_order_id": listed["WH-2"]["id"],
+            "location": "WH-2",
+            "status": {"old": None, "new": "open"},
+            "lines": [{"line_number": 3, "sku": "TEE-M", "quantity": 2}],
+        },
+    ]
+    created = [
+        payload
+        for topic, payload in await events_of(database, order["id"])
+        if topic == "fulfillment_order.created"
+    ]
+    assert [(payload["location"], payload["lines"]) for payload in created] == [
+        ("WH-1", [{"line_id": order["lines"][0]["id"], "sku": "TEE-S", "quantity": 1}]),
+        ("WH-2", [{"line_id": edited["order"]["lines"][2]["id"], "sku": "TEE-M", "quantity": 2}]),
+    ]
+    # Nothing is left for a second release to add.
+    again = by_location((await release(store, order["id"]))["data"])
+    assert {code: len(item["lines"]) for code, item in again.items()} == {"WH-1": 2, "WH-2": 1}
     released = [
         entry for entry in await timeline_of(store, order["id"]) if entry["kind"] == "released_to_fulfillment"
     ]
-    assert len(released) == 2
+    assert len(released) == 1

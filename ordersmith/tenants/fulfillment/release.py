@@ -2,8 +2,9 @@
 
 Releasing a confirmed order with no open hold gives each location that holds stock for
 it one fulfillment order, listing the lines reserved there. Releasing again creates only
-what is missing (a location that gained stock since, through an edit); when nothing is
-missing it changes nothing, so a retried release has no second effect.
+what is missing; when nothing is missing it changes nothing, so a retried release has no
+second effect. Stock reserved later on a released order (an edit, re-routing) is sent to
+its locations in the transaction that reserves it.
 
 `assign` is shared with re-routing: it opens (or extends) the live fulfillment order of
 each location that holds stock for the order. `sync` moves every live fulfillment
@@ -168,13 +169,40 @@ async def sync(session: AsyncSession, order_id: uuid.UUID) -> list[dict[str, Any
 
 
 @derived.follow_reservations
-async def sync_statuses(session: AsyncSession, order_id: uuid.UUID) -> list[dict[str, Any]]:
-    """Move each live fulfillment order of a locked order to the status its stock calls for.
+async def follow_reservations(
+    tenant: TenantContext, session: AsyncSession, order_id: uuid.UUID
+) -> list[dict[str, Any]]:
+    """Keep a locked order's fulfillment orders in step after a cancellation, an edit or a hold.
 
-    What a cancellation or an edit calls (orders' `reservations_moved`): it adds no lines,
-    so a line an edit reserves where a fulfillment order is live joins it, recorded and
-    announced, on the next release, as before.
+    An order already released has its new stock sent at once, as re-routing does: a line an
+    edit reserves where a fulfillment order is live joins it, and a location without one
+    gets a new one (announced with `fulfillment_order.created`), rather than waiting for
+    someone to release the order again. Then every live one takes the status its stock
+    calls for. Returns the changes for the order's timeline.
     """
+    joined: list[dict[str, Any]] = []
+    if await ever_released(session, order_id):
+        assigned = await assign(session, order_id, create=True)
+        if assigned:
+            order = (await session.scalars(select(Order).where(Order.id == order_id))).one()
+            await record_events(session, tenant, created_payloads(order, assigned))
+        joined = [
+            {
+                "fulfillment_order_id": str(item.fulfillment_order_id),
+                "location": item.location_code,
+                **({"status": change(None, lifecycle.OPEN)} if item.is_new else {}),
+                "lines": [
+                    {"line_number": line["line_number"], "sku": line["sku"], "quantity": line["quantity"]}
+                    for line in item.lines
+                ],
+            }
+            for item in assigned
+        ]
+    return joined + await sync_statuses(session, order_id)
+
+
+async def sync_statuses(session: AsyncSession, order_id: uuid.UUID) -> list[dict[str, Any]]:
+    """Move each live fulfillment order of a locked order to the status its stock calls for."""
     held = await session.scalar(select(Order.open_hold_count).where(Order.id == order_id))
     reserved = await reserved_by_location(session, order_id)
     per_location: dict[uuid.UUID, int] = defaultdict(int)

@@ -309,7 +309,7 @@ async def cancel_order(
         events.append((ORDER_LINES_CANCELLED, payload))
     await session.execute(update(Order).where(Order.id == order_id).values(**values))
     # A fulfillment order left with nothing to ship is cancelled or closed now, not later.
-    if moves := await derived.reservations_moved(session, order_id):
+    if moves := await derived.reservations_moved(tenant, session, order_id):
         entries[0].changes["fulfillment_orders"] = moves
     payment, fulfillment = await derived.refresh(session, order_id)
     # What the cut changed beyond itself: a paid order now owes a refund, the rest has shipped.

@@ -6,7 +6,7 @@ until a store has payments, an order is `unpaid`.
 
 What follows an order's reservations is registered the same way: the fulfillment
 context keeps the order's fulfillment orders in step (`follow_reservations`) when a
-cancellation or an edit moves them, in the same transaction.
+cancellation, an edit or a hold changes them, in the same transaction.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ordersmith.platform.database import TenantContext
 from ordersmith.tenants.orders.models import Order, OrderLine
 
 PaymentStatusSource = Callable[[AsyncSession, uuid.UUID], Awaitable[str]]
@@ -31,8 +32,8 @@ def derive_payment_status(source: PaymentStatusSource) -> PaymentStatusSource:
 
 
 # Moves stored elsewhere for a locked order whose reservations changed; returns them as
-# timeline details (fulfillment: [{fulfillment_order_id, location, status}]).
-ReservationFollower = Callable[[AsyncSession, uuid.UUID], Awaitable[list[dict[str, Any]]]]
+# timeline details (fulfillment: [{fulfillment_order_id, location, status, lines?}]).
+ReservationFollower = Callable[[TenantContext, AsyncSession, uuid.UUID], Awaitable[list[dict[str, Any]]]]
 _RESERVATION_FOLLOWERS: list[ReservationFollower] = []
 
 
@@ -42,11 +43,13 @@ def follow_reservations(follower: ReservationFollower) -> ReservationFollower:
     return follower
 
 
-async def reservations_moved(session: AsyncSession, order_id: uuid.UUID) -> list[dict[str, Any]]:
+async def reservations_moved(
+    tenant: TenantContext, session: AsyncSession, order_id: uuid.UUID
+) -> list[dict[str, Any]]:
     """Bring what follows a locked order's reservations into step; what moved, for its timeline."""
     moves: list[dict[str, Any]] = []
     for follower in _RESERVATION_FOLLOWERS:
-        moves += await follower(session, order_id)
+        moves += await follower(tenant, session, order_id)
     return moves
 
 

@@ -448,7 +448,7 @@ async def _apply(
             updated_at=func.now(),
         )
     )
-    fulfillment_moves = await derived.reservations_moved(session, order_id)
+    fulfillment_moves = await derived.reservations_moved(tenant, session, order_id)
     payment, fulfillment = await derived.refresh(session, order_id)
     stock = await stock_effects(session, lines, moves)
     edits = [_as_edit(line) for line in lines]

@@ -149,7 +149,7 @@ async def place_hold(
         },
     )
     # A released order's fulfillment orders go on hold now, not on their next change.
-    if moves := await derived.reservations_moved(session, order_id):
+    if moves := await derived.reservations_moved(tenant, session, order_id):
         entry.changes["fulfillment_orders"] = moves
     await timeline.record(session, order_id, [entry], actor)
     await record_events(
@@ -272,7 +272,7 @@ async def release_and_confirm(
         events.append((ORDER_CONFIRMED, {"order_id": str(order.id), "number": order.number}))
     await session.execute(update(Order).where(Order.id == order.id).values(**values))
     # With the last hold gone, its fulfillment orders are open again now.
-    if entries and (moves := await derived.reservations_moved(session, order.id)):
+    if entries and (moves := await derived.reservations_moved(tenant, session, order.id)):
         entries[-1].changes["fulfillment_orders"] = moves
     await timeline.record(session, order.id, entries, actor)
     await record_events(session, tenant, events)
