@@ -1,10 +1,10 @@
 """Vendor staff's per-tenant overrides of a feature or a limit: set, end and list them, audited.
 
 An override wins over the plan for its key until it expires or is ended. Setting a key
-that already has one ends the old one and starts the new one in the same transaction;
-ended rows stay as the key's history. Each change goes to the tenant's audit chain, in
-the transaction that makes it, and bumps the tenant's entitlements revision so every
-process's cache reloads.
+that already has one in force ends the old one and starts the new one in the same
+transaction; ended rows stay as the key's history, an expired one ended at its expiry.
+Each change goes to the tenant's audit chain, in the transaction that makes it, and
+bumps the tenant's entitlements revision so every process's cache reloads.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ from ordersmith.platform.tenancy import TenantRecord, get_tenant_record
 from ordersmith.platform.times import time_error
 
 REASON_MAX_LENGTH = 500
+# `limit_value` is a 32-bit integer column.
+LIMIT_MAXIMUM = 2**31 - 1
 _FEATURES = frozenset(feature.value for feature in Feature)
 
 
@@ -47,9 +49,14 @@ def _check(
         errors.append(FieldError("key", f"must be one of {', '.join(ENTITLEMENT_KEYS)}"))
     elif key in _FEATURES and not isinstance(value, bool):
         errors.append(FieldError("value", "a feature's override is true (on) or false (off)"))
-    elif key not in _FEATURES and (isinstance(value, bool) or (value is not None and value < 0)):
+    elif key not in _FEATURES and (
+        isinstance(value, bool) or (value is not None and not 0 <= value <= LIMIT_MAXIMUM)
+    ):
         errors.append(
-            FieldError("value", "a limit's override is a whole number from 0, or null for unlimited")
+            FieldError(
+                "value",
+                f"a limit's override is a whole number from 0 to {LIMIT_MAXIMUM:,}, or null for unlimited",
+            )
         )
     if not reason:
         errors.append(FieldError("reason", "say why, e.g. the ticket or the deal this is for"))
@@ -118,13 +125,22 @@ async def set_override(
 async def _end_live(
     session: AsyncSession, tenant: TenantRecord, key: str, principal: Principal, now: dt.datetime
 ) -> Override | None:
+    """End the key's override in force, if any, and return it."""
+    is_open = (
+        EntitlementOverride.tenant_id == tenant.id,
+        EntitlementOverride.key == key,
+        EntitlementOverride.ended_at.is_(None),
+    )
+    # An expired override no longer counts, but its row is still open: close it at its expiry, by
+    # no one, so the one-open-row-per-key index admits the next and its history tells the truth.
+    await session.execute(
+        update(EntitlementOverride)
+        .where(*is_open, EntitlementOverride.expires_at <= now)
+        .values(ended_at=EntitlementOverride.expires_at)
+    )
     ended = await session.scalar(
         update(EntitlementOverride)
-        .where(
-            EntitlementOverride.tenant_id == tenant.id,
-            EntitlementOverride.key == key,
-            EntitlementOverride.ended_at.is_(None),
-        )
+        .where(*is_open)
         .values(ended_at=now, ended_by=principal.id)
         .returning(EntitlementOverride)
     )

@@ -3,7 +3,8 @@
 Leadership is a PostgreSQL session advisory lock held on a dedicated connection; if
 that connection dies, the lock goes with it and another scheduler takes over. Due jobs
 are claimed with one conditional upsert, so even two leaders could not enqueue a job
-twice in one period.
+twice in one period. A job whose enqueue fails gets its claim back, so it is due again
+on the next tick rather than a period later.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import contextlib
 import datetime as dt
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
-from sqlalchemy import text
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -72,11 +74,24 @@ class LeaderLock:
             await connection.invalidate()
 
 
-async def claim_due_jobs(database: Database, jobs: Sequence[PeriodicJob], now: dt.datetime) -> list[str]:
-    """Mark the jobs whose period has passed as enqueued at `now`; return their names."""
+@dataclass(frozen=True)
+class Claim:
+    """A due job marked enqueued at `at`; `previous` is when it was enqueued before (None: never)."""
+
+    name: str
+    at: dt.datetime
+    previous: dt.datetime | None
+
+
+async def claim_due_jobs(database: Database, jobs: Sequence[PeriodicJob], now: dt.datetime) -> list[Claim]:
+    """Mark the jobs whose period has passed as enqueued at `now`; return their claims."""
     due = []
     async with database.platform_session() as session:
         for job in jobs:
+            # Locked until the claim commits, so `previous` is the value the upsert replaces.
+            previous = await session.scalar(
+                select(ScheduledJob.last_enqueued_at).where(ScheduledJob.name == job.name).with_for_update()
+            )
             statement = (
                 pg_insert(ScheduledJob)
                 .values(name=job.name, last_enqueued_at=now)
@@ -88,8 +103,22 @@ async def claim_due_jobs(database: Database, jobs: Sequence[PeriodicJob], now: d
                 .returning(ScheduledJob.name)
             )
             if (await session.execute(statement)).scalar_one_or_none() is not None:
-                due.append(job.name)
+                due.append(Claim(job.name, now, previous))
     return due
+
+
+async def give_back_claims(database: Database, claims: Sequence[Claim]) -> None:
+    """Undo claims whose job was not enqueued: each job is due again, its last real enqueue kept."""
+    async with database.platform_session() as session:
+        for claim in claims:
+            # Only our own claim: a row another leader has claimed since is left alone.
+            mine = (ScheduledJob.name == claim.name, ScheduledJob.last_enqueued_at == claim.at)
+            if claim.previous is None:
+                await session.execute(delete(ScheduledJob).where(*mine))
+            else:
+                await session.execute(
+                    update(ScheduledJob).where(*mine).values(last_enqueued_at=claim.previous)
+                )
 
 
 async def run_scheduler(
@@ -113,8 +142,7 @@ async def run_scheduler(
                 was_leader = is_leader
             if is_leader:
                 try:
-                    for name in await claim_due_jobs(database, jobs, dt.datetime.now(dt.UTC)):
-                        enqueue_job(name)
+                    await _enqueue_due_jobs(database, jobs, enqueue_job)
                     await relay_until_empty(database, registry, publish)
                 except Exception:
                     logger.exception("scheduler tick failed; retrying")
@@ -122,3 +150,20 @@ async def run_scheduler(
                 await asyncio.wait_for(stop.wait(), timeout=tick_seconds)
     finally:
         await lock.release()
+
+
+async def _enqueue_due_jobs(
+    database: Database, jobs: Sequence[PeriodicJob], enqueue_job: Callable[[str], None]
+) -> None:
+    refused = []
+    for claim in await claim_due_jobs(database, jobs, dt.datetime.now(dt.UTC)):
+        # One refusal (the broker briefly unreachable, say) must not cost the other jobs their turn.
+        try:
+            enqueue_job(claim.name)
+        except Exception:
+            logger.exception(
+                "enqueueing periodic job %s failed; it is due again on the next tick", claim.name
+            )
+            refused.append(claim)
+    if refused:
+        await give_back_claims(database, refused)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import json
@@ -16,6 +17,7 @@ from sqlalchemy import update
 from ordersmith.platform.database import Database
 from ordersmith.platform.identity.audit_trail import export_audit_entries
 from ordersmith.platform.identity.models import Membership
+from ordersmith.platform.pagination import encode_cursor
 from tests.support.entitlements import set_tenant_billing
 from tests.support.http import bearer, sign_in, sign_up
 from tests.support.members import add_member
@@ -117,7 +119,14 @@ async def test_the_trail_pages_with_a_cursor_and_filters_by_action(client: Async
             "cursor",
             "use the next_cursor of the previous page, or omit it to start over",
         ),
+        # JSON nested deeper than the parser recurses.
+        (
+            {"cursor": base64.urlsafe_b64encode(b"[" * 5000).decode()},
+            "cursor",
+            "use the next_cursor of the previous page, or omit it to start over",
+        ),
     ],
+    ids=["limit 0", "limit 201", "not a cursor", "deeply nested cursor"],
 )
 async def test_bad_list_parameters_are_422(
     client: AsyncTestClient[Litestar], params: dict[str, str], field: str, message: str
@@ -127,6 +136,41 @@ async def test_bad_list_parameters_are_422(
         response = await client.get(path, params=params, headers=bearer(owner["token"]["access_token"]))
         assert response.status_code == 422, path
         assert [(item["field"], item["message"]) for item in response.json()["errors"]] == [(field, message)]
+
+
+@pytest.mark.parametrize("entry_id", [10**30, 2**63, True, 0, -1], ids=repr)
+async def test_a_crafted_cursor_outside_the_entry_ids_is_422(
+    client: AsyncTestClient[Litestar], entry_id: int
+) -> None:
+    owner = await sign_up(client)
+    response = await client.get(
+        "/api/v1/audit-log",
+        params={"cursor": encode_cursor(entry_id)},
+        headers=bearer(owner["token"]["access_token"]),
+    )
+    assert (response.status_code, response.json()["code"], response.json()["errors"]) == (
+        422,
+        "validation_failed",
+        [
+            {
+                "field": "cursor",
+                "message": "use the next_cursor of the previous page, or omit it to start over",
+            }
+        ],
+    )
+
+
+async def test_a_cursor_at_the_largest_entry_id_reads_from_the_newest(
+    client: AsyncTestClient[Litestar],
+) -> None:
+    owner = await sign_up(client)
+    headers = bearer(owner["token"]["access_token"])
+    newest = await client.get("/api/v1/audit-log", headers=headers)
+    largest = await client.get(
+        "/api/v1/audit-log", params={"cursor": encode_cursor(2**63 - 1)}, headers=headers
+    )
+    assert largest.status_code == 200, largest.text
+    assert largest.json() == newest.json()
 
 
 async def test_another_stores_entries_never_show(client: AsyncTestClient[Litestar]) -> None:

@@ -190,3 +190,67 @@ async def test_an_override_on_one_store_does_not_reach_another(
     assert await _sso_answers(client, store_b) == (402, "feature_not_in_plan", 402, "feature_not_in_plan")
     plan_b = await client.get("/api/v1/billing/plan", headers=bearer(store_b["token"]["access_token"]))
     assert plan_b.json()["overrides"] == []
+
+
+async def test_a_limit_override_past_the_32_bit_range_is_a_422_naming_the_maximum(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    owner = await sign_up(client)
+    _, token = await staff_token(client, database, "support")
+    path = f"/admin/api/v1/tenants/{owner['tenant']['slug']}/entitlements/locations"
+    refused = await client.put(
+        path, json={"value": 2_147_483_648, "reason": "deal 42"}, headers=bearer(token)
+    )
+    assert (refused.status_code, refused.json()["errors"]) == (
+        422,
+        [
+            {
+                "field": "value",
+                "message": "a limit's override is a whole number from 0 to 2,147,483,647,"
+                " or null for unlimited",
+            }
+        ],
+    )
+    largest = await client.put(
+        path, json={"value": 2_147_483_647, "reason": "deal 42"}, headers=bearer(token)
+    )
+    assert (largest.status_code, largest.json()["value"]) == (200, 2_147_483_647)
+
+
+async def test_an_expired_override_is_not_in_force_to_end_nor_to_replace(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    owner = await sign_up(client)
+    slug, tenant_id = owner["tenant"]["slug"], owner["tenant"]["id"]
+    support, token = await staff_token(client, database, "support")
+    path = f"/admin/api/v1/tenants/{slug}/entitlements/sso"
+    expires_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+    pilot = {"value": True, "reason": "pilot", "expires_at": expires_at.isoformat()}
+    assert (await client.put(path, json=pilot, headers=bearer(token))).status_code == 200
+    await asyncio.sleep(max(0.0, (expires_at - dt.datetime.now(dt.UTC)).total_seconds()) + 0.05)
+
+    ended = await client.delete(path, headers=bearer(token))
+    assert (ended.status_code, ended.json()["code"]) == (404, "override_not_found")
+    # Nothing ended, so nothing audited: the trail still ends with the override being set.
+    assert (await audit_trail(database, tenant_id))[-1]["action"] == "entitlement.override_set"
+
+    again = await client.put(path, json={"value": False, "reason": "pilot over"}, headers=bearer(token))
+    assert again.status_code == 200, again.text
+    assert (await audit_trail(database, tenant_id))[-1]["data"] == {
+        "value": False,
+        "reason": "pilot over",
+        "expires_at": None,
+        "replaced": None,
+        "had_override": False,
+    }
+    # The expired one is history, ended when it expired and by no one.
+    listed = (await client.get(f"/admin/api/v1/tenants/{slug}/entitlements", headers=bearer(token))).json()
+    live, expired = listed["overrides"]
+    assert (live["value"], live["is_live"], live["created_by"], live["ended_at"]) == (
+        False,
+        True,
+        str(support.id),
+        None,
+    )
+    assert (expired["value"], expired["is_live"], expired["ended_by"]) == (True, False, None)
+    assert dt.datetime.fromisoformat(expired["ended_at"]) == expires_at

@@ -45,9 +45,14 @@ class AuditPage:
     next_cursor: str | None
 
 
+# Entry ids are PostgreSQL bigints: a cursor beyond them could only fail in the query.
+_LARGEST_ENTRY_ID = 2**63 - 1
+
+
 def _decode_entry_cursor(cursor: str) -> int:
     (entry_id,) = decode_cursor(cursor, 1)
-    if not isinstance(entry_id, int):
+    # JSON's true and false decode to bools, which Python counts as ints.
+    if isinstance(entry_id, bool) or not isinstance(entry_id, int) or not 1 <= entry_id <= _LARGEST_ENTRY_ID:
         raise bad_cursor()
     return entry_id
 
