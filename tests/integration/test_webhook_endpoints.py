@@ -1,4 +1,4 @@
-"""Webhook endpoints over HTTP: the CRUD, validation, the plan feature, idempotency and tenant isolation."""
+"""Webhook endpoints over HTTP: the CRUD, validation, the plan feature, no replays and tenant isolation."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ from typing import Any
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from sqlalchemy import select
 
 from ordersmith.platform.database import Database
 from ordersmith.platform.identity.oidc import NetworkPolicy
 from ordersmith.platform.tenancy import get_tenant_record
+from ordersmith.platform.tenant_tables import TenantIdempotencyKey
 from ordersmith.tenants.webhooks.endpoints import check_url
 from tests.support.entitlements import set_tenant_billing
 from tests.support.http import bearer, sign_up
@@ -87,10 +89,7 @@ async def test_every_change_to_an_endpoint_is_on_the_audit_trail_once(
     store = Store(client, bearer(owner["token"]["access_token"]), owner["tenant"]["slug"])
     tenant_id = owner["tenant"]["id"]
     signed_up = len(await audit_trail(database, tenant_id))
-    headers = {"Idempotency-Key": "audited-endpoint"}
-    body = {"url": URL, "topics": ["order.placed"]}
-    created = await store.call("POST", ENDPOINTS, 201, json=body, headers=headers)
-    await store.call("POST", ENDPOINTS, 201, json=body, headers=headers)  # a replay changes nothing
+    created = await store.call("POST", ENDPOINTS, 201, json={"url": URL, "topics": ["order.placed"]})
     endpoint_id = created["endpoint"]["id"]
     path = f"{ENDPOINTS}/{endpoint_id}"
     await store.call("PATCH", path, 200, json={"url": URL, "topics": ["order.placed"]})  # the same values
@@ -135,21 +134,24 @@ async def test_every_change_to_an_endpoint_is_on_the_audit_trail_once(
     ]
 
 
-async def test_creating_with_the_same_idempotency_key_answers_the_first_endpoint_and_secret(
-    client: AsyncTestClient[Litestar],
+async def test_creation_takes_no_idempotency_key_so_the_secret_never_rests_in_clear(
+    client: AsyncTestClient[Litestar], database: Database
 ) -> None:
     store = await open_store(client)
+    tenant = await get_tenant_record(database, store.slug)
     body = {"url": URL, "topics": ["order.placed"]}
     headers = {"Idempotency-Key": "endpoint-1"}
     first = await store.call("POST", ENDPOINTS, 201, json=body, headers=headers)
+    # As for API keys: the header is not honoured, so a retry makes a second endpoint with its own secret.
     again = await store.call("POST", ENDPOINTS, 201, json=body, headers=headers)
-    assert again == first
-    conflict = await store.call(
-        "POST", ENDPOINTS, 409, json={**body, "description": "other"}, headers=headers
-    )
-    assert conflict["status"] == 409
+    assert again["endpoint"]["id"] != first["endpoint"]["id"]
+    assert again["secret"] != first["secret"]
     listed = await store.call("GET", ENDPOINTS, 200)
-    assert [item["id"] for item in listed["data"]] == [first["endpoint"]["id"]]
+    assert [item["id"] for item in listed["data"]] == [again["endpoint"]["id"], first["endpoint"]["id"]]
+    # Nothing was kept to replay: no answer, so no secret in clear, in the idempotency keys.
+    async with database.tenant_session(tenant.context) as session:
+        kept = list(await session.scalars(select(TenantIdempotencyKey.key)))
+    assert "endpoint-1" not in kept
 
 
 async def test_bad_urls_unknown_topics_and_long_descriptions_are_422_naming_each_field(
@@ -164,6 +166,15 @@ async def test_bad_urls_unknown_topics_and_long_descriptions_are_422_naming_each
     ):
         problem = await store.call("POST", ENDPOINTS, 422, json={"url": url, "topics": ["order.placed"]})
         assert list(_field_errors(problem)) == ["url"], url
+    # Hosts the sender could never look up (httpx's IDNA 2008, then Python's IDNA codec refuse them).
+    for host in ("a..b", "☃.com", "a" * 64 + ".example.com", ".example.com", "xn--zz.example.com"):
+        problem = await store.call(
+            "POST", ENDPOINTS, 422, json={"url": f"http://{host}/hooks", "topics": ["order.placed"]}
+        )
+        assert _field_errors(problem) == {
+            "url": f"has a host, {host}, that is not a valid domain name or IP address; "
+            "give one like erp.example.com (labels of 1 to 63 characters between the dots)"
+        }, host
     problem = await store.call(
         "POST",
         ENDPOINTS,
@@ -184,6 +195,8 @@ async def test_bad_urls_unknown_topics_and_long_descriptions_are_422_naming_each
     path = f"{ENDPOINTS}/{created['endpoint']['id']}"
     patched = await store.call("PATCH", path, 422, json={"topics": ["orders.placed"], "url": "mailto:a@b.c"})
     assert sorted(_field_errors(patched)) == ["topics", "url"]
+    bad_host = await store.call("PATCH", path, 422, json={"url": "https://a..b/hooks"})
+    assert list(_field_errors(bad_host)) == ["url"]
     assert (await store.call("GET", path, 200))["topics"] == ["order.placed"]
     bad_status = await store.call("GET", f"{path}/deliveries", 422, params={"status": "lost"})
     assert list(_field_errors(bad_status)) == ["status"]
@@ -211,6 +224,16 @@ async def test_production_refuses_plain_http_and_non_public_addresses(url: str, 
 
 async def test_production_accepts_an_https_url_on_a_public_address() -> None:
     assert await check_url("https://93.184.215.14/hooks", PRODUCTION) == []
+
+
+@pytest.mark.parametrize("host", ["a..b", "☃.com", "a" * 64 + ".com"])
+async def test_production_refuses_a_host_that_cannot_be_encoded_as_a_field_error(host: str) -> None:
+    (error,) = await check_url(f"https://{host}/hooks", PRODUCTION)
+    assert (error.field, error.message) == (
+        "url",
+        f"has a host, {host}, that is not a valid domain name or IP address; "
+        "give one like erp.example.com (labels of 1 to 63 characters between the dots)",
+    )
 
 
 async def test_a_starter_store_gets_402_on_every_webhook_route(

@@ -8,7 +8,7 @@ from typing import Any
 
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from ordersmith.platform.database import Database
 from ordersmith.platform.identity.oidc import NetworkPolicy
@@ -368,3 +368,56 @@ async def test_in_production_a_send_to_a_loopback_receiver_is_refused_and_logged
     (delivery,) = await _deliveries(store, created["endpoint"]["id"])
     assert _attempts(delivery) == [(1, "automatic", None, "address refused: 127.0.0.1 is a loopback address")]
     assert delivery["status"] == "pending"
+
+
+async def _point_at(database: Database, tenant: TenantRecord, endpoint_id: str, url: str) -> None:
+    """Give an endpoint a URL the API refuses now, as one saved before that check existed."""
+    async with database.tenant_session(tenant.context) as session:
+        await session.execute(
+            update(WebhookEndpoint).where(WebhookEndpoint.id == uuid.UUID(endpoint_id)).values(url=url)
+        )
+
+
+async def test_a_host_that_cannot_be_encoded_fails_its_own_attempt_and_the_batch_is_recorded(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    store, tenant = await _store(client, database)
+    with serve_receiver() as receiver:
+        good = await _endpoint(store, receiver.url(), ["customer.created"])
+        dots = await _endpoint(store, receiver.url("/dots"), ["customer.created"])
+        snowman = await _endpoint(store, receiver.url("/snowman"), ["customer.created"])
+        # Python's IDNA codec refuses the first (at the address check); httpx refuses the second.
+        await _point_at(database, tenant, dots["endpoint"]["id"], "http://a..b/hooks")
+        await _point_at(database, tenant, snowman["endpoint"]["id"], "http://☃.com/hooks")
+        await _add_customer(store, "bo@example.com")
+        assert await pump(database, tenant) == 3
+        assert [item.path for item in receiver.requests] == ["/hooks"]
+        # The next run has nothing due: the good delivery is recorded, the others wait their retry.
+        assert await pump(database, tenant) == 0
+
+        (delivered,) = await _deliveries(store, good["endpoint"]["id"])
+        assert (delivered["status"], _attempts(delivered)) == ("succeeded", [(1, "automatic", 200, None)])
+        (dotted,) = await _deliveries(store, dots["endpoint"]["id"])
+        assert _attempts(dotted) == [
+            (
+                1,
+                "automatic",
+                None,
+                "ConnectError: a..b does not resolve ([Errno -2] not a name that can be looked up: "
+                "encoding with 'idna' codec failed (UnicodeError: label empty or too long))",
+            )
+        ]
+        (snowy,) = await _deliveries(store, snowman["endpoint"]["id"])
+        assert _attempts(snowy) == [(1, "automatic", None, "InvalidURL: Invalid IDNA hostname: '☃.com'")]
+        for delivery in (dotted, snowy):
+            attempted_at = dt.datetime.fromisoformat(delivery["attempts"][0]["attempted_at"])
+            assert (delivery["status"], delivery["attempt_count"]) == ("pending", 1)
+            assert dt.datetime.fromisoformat(delivery["next_attempt_at"]) == attempted_at + dt.timedelta(
+                minutes=1
+            )
+
+        # A replay of one is a logged failure too, not a 500.
+        replayed = await store.call("POST", f"/api/v1/webhook-deliveries/{snowy['id']}/replay", 200)
+        assert _attempts(replayed)[-1] == (2, "replay", None, "InvalidURL: Invalid IDNA hostname: '☃.com'")
+        assert (replayed["status"], replayed["next_attempt_at"]) == ("pending", snowy["next_attempt_at"])
+    assert len(receiver.requests) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import json
@@ -36,6 +37,12 @@ class Received:
         return json.loads(self.body)
 
 
+def _open_gate() -> threading.Event:
+    gate = threading.Event()
+    gate.set()
+    return gate
+
+
 @dataclass
 class Receiver:
     """Records requests; answers each with the next scripted status, then with `default_status`."""
@@ -45,6 +52,25 @@ class Receiver:
     requests: list[Received] = field(default_factory=list)
     _script: deque[int] = field(default_factory=deque)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # Closed by `hold`: requests are recorded at once but answered only after `release`.
+    _gate: threading.Event = field(default_factory=_open_gate)
+
+    def hold(self) -> None:
+        """Answer nothing until `release`, as a slow receiver: the sender's POSTs stay in flight."""
+        self._gate.clear()
+
+    def release(self) -> None:
+        """Answer the held requests, and the next ones at once."""
+        self._gate.set()
+
+    async def received(self, count: int) -> None:
+        """Wait until `count` requests have arrived (answered or held); 10 s at most."""
+        async with asyncio.timeout(10):
+            while True:
+                with self._lock:
+                    if len(self.requests) >= count:
+                        return
+                await asyncio.sleep(0.01)
 
     def answer(self, *statuses: int) -> None:
         """Answer the next requests with these statuses, in order."""
@@ -71,6 +97,9 @@ class Receiver:
         with self._lock:
             self.requests.append(Received(scope["path"], headers, body))
             status = self._script.popleft() if self._script else self.default_status
+        if not self._gate.is_set():
+            # Within the sender's 10 s timeout, so a test that forgets to release fails rather than hangs.
+            await asyncio.to_thread(self._gate.wait, 8.0)
         await send(
             {"type": "http.response.start", "status": status, "headers": [(b"content-type", b"text/plain")]}
         )

@@ -118,11 +118,16 @@ def _names(host: str, address: IPAddress) -> bool:
 async def checked_address(host: str, *, allow_private_addresses: bool) -> str:
     """The address to connect to for `host`, once every address it resolves to is public.
 
-    Raises `SsoProviderAddressRefusedError`, or OSError when the name does not resolve.
-    Connecting to the address checked here, not to the name, leaves a DNS answer no
-    chance to change in between.
+    Raises `SsoProviderAddressRefusedError`, or OSError when the name does not resolve
+    (a name that cannot even be encoded, like `a..b`, included). Connecting to the address
+    checked here, not to the name, leaves a DNS answer no chance to change in between.
     """
-    found = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    try:
+        found = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except ValueError as error:
+        # The IDNA codec's UnicodeError (an empty or 64-character label, say) is a ValueError:
+        # such a name resolves no better than an unknown one, and callers handle OSError.
+        raise socket.gaierror(socket.EAI_NONAME, f"not a name that can be looked up: {error}") from None
     addresses = [ipaddress.ip_address(sockaddr[0]) for *_, sockaddr in found]
     if not allow_private_addresses:
         for address in sorted(set(addresses), key=lambda address: (address.version, int(address))):
@@ -145,14 +150,20 @@ class _CheckedTransport(httpx.AsyncHTTPTransport):
         if self._policy.require_https and url.scheme != "https":
             raise SsoProviderAddressRefusedError(f"{url} is not an https URL")
         try:
+            # Reading it decodes an `xn--` label, which may not be valid IDNA.
+            host = url.host
+        except ValueError:
+            name = url.raw_host.decode("ascii", "replace")
+            raise httpx.ConnectError(f"{name} is not a valid host name", request=request) from None
+        try:
             address = await checked_address(
-                url.host, allow_private_addresses=self._policy.allow_private_addresses
+                host, allow_private_addresses=self._policy.allow_private_addresses
             )
         except OSError as error:
-            raise httpx.ConnectError(f"{url.host} does not resolve ({error})", request=request) from None
+            raise httpx.ConnectError(f"{host} does not resolve ({error})", request=request) from None
         # The Host header was set from the name already; SNI and the certificate check use it too.
         request.url = url.copy_with(host=address)
-        request.extensions = {**request.extensions, "sni_hostname": url.host}
+        request.extensions = {**request.extensions, "sni_hostname": host}
         return await super().handle_async_request(request)
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -62,6 +63,21 @@ def endpoint_id_of(text: str) -> uuid.UUID:
         raise endpoint_missing() from None
 
 
+def _host_looked_up(url: str) -> str | None:
+    """The host name the sender looks up for `url` (`oidc.checked_address`); None if it cannot be encoded.
+
+    As the sender does: httpx encodes the host (IDNA 2008, refusing `☃.com`), then the
+    lookup encodes `url.host` again with Python's IDNA codec (refusing `a..b`, a label
+    over 63 characters). A host refused either way could never be sent to.
+    """
+    try:
+        host = httpx.URL(url).host
+        host.encode("idna")
+    except (httpx.InvalidURL, ValueError):  # UnicodeError and idna.IDNAError are ValueErrors
+        return None
+    return host or None
+
+
 def _url_format_errors(url: str, network: NetworkPolicy) -> list[FieldError]:
     try:
         parts = urlsplit(url)
@@ -70,7 +86,7 @@ def _url_format_errors(url: str, network: NetworkPolicy) -> list[FieldError]:
     except ValueError:
         parts, host, port = None, None, None
     schemes = ("https",) if network.require_https else ("https", "http")
-    if (
+    if not (
         parts is not None
         and parts.scheme in schemes
         and host
@@ -79,11 +95,21 @@ def _url_format_errors(url: str, network: NetworkPolicy) -> list[FieldError]:
         and not parts.fragment
         and len(url) <= MAX_URL_LENGTH
     ):
-        return []
-    message = f"must be an https URL of at most {MAX_URL_LENGTH} characters, like https://example.com/hooks"
-    if not network.require_https:
-        message += " (http is accepted outside production)"
-    return [FieldError("url", message)]
+        message = (
+            f"must be an https URL of at most {MAX_URL_LENGTH} characters, like https://example.com/hooks"
+        )
+        if not network.require_https:
+            message += " (http is accepted outside production)"
+        return [FieldError("url", message)]
+    if _host_looked_up(url) is None:
+        return [
+            FieldError(
+                "url",
+                f"has a host, {host}, that is not a valid domain name or IP address; "
+                "give one like erp.example.com (labels of 1 to 63 characters between the dots)",
+            )
+        ]
+    return []
 
 
 async def check_url(url: str, network: NetworkPolicy) -> list[FieldError]:
@@ -91,7 +117,7 @@ async def check_url(url: str, network: NetworkPolicy) -> list[FieldError]:
     errors = _url_format_errors(url, network)
     if errors or network.allow_private_addresses:
         return errors
-    host = urlsplit(url).hostname
+    host = _host_looked_up(url)
     assert host is not None  # _url_format_errors checked it
     try:
         await oidc.checked_address(host, allow_private_addresses=False)

@@ -2,13 +2,16 @@
 
 Each send is three steps. (1) A short tenant transaction claims the delivery: it locks
 the row (`SKIP LOCKED` for the sender), counts the attempt and pushes `next_attempt_at`
-a lease ahead, so no other sender takes it meanwhile, and opens the endpoint's secret.
-(2) The POST, with no transaction open: a slow receiver holds no connection and no lock
-(10 s timeout, checked addresses, no redirects: `oidc.provider_client`). (3) A second
-short transaction logs the attempt and moves the delivery: `succeeded` on a 2xx, else
-the next retry per `RETRY_DELAYS`, or `failed` after the last. A sender that dies between
-(1) and (3) leaves the attempt counted and unlogged; the lease expires and the delivery
-is sent again (at-least-once: receivers de-duplicate on the event id).
+a lease ahead of the database clock at that moment, so no other sender takes it
+meanwhile, and opens the endpoint's secret. (2) The POST, with no transaction open: a
+slow receiver holds no connection and no lock (10 s timeout, checked addresses, no
+redirects: `oidc.provider_client`); whatever goes wrong with one POST is that attempt's
+logged error, never the batch's. (3) A second short transaction logs the attempt and
+moves the delivery: `succeeded` on a 2xx, else the next retry per `RETRY_DELAYS` from
+when it was sent, or `failed` after the last; a delivery deleted meanwhile (with its
+endpoint) is skipped. A sender that dies between (1) and (3) leaves the attempt counted
+and unlogged; the lease expires and the delivery is sent again (at-least-once: receivers
+de-duplicate on the event id).
 
 The periodic job `webhooks.deliver` (every `SEND_EVERY_SECONDS`) sends what is due,
 first attempts and retries alike, in every active store on the sender's list (those with
@@ -26,8 +29,9 @@ import uuid
 from dataclasses import dataclass
 
 import httpx
-from sqlalchemy import select, update
+from sqlalchemy import DateTime, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from ordersmith.platform import webhook_stores
 from ordersmith.platform.database import Database, TenantContext
@@ -142,7 +146,9 @@ async def _claim(
         previous_status, previous_next_attempt_at = delivery.status, delivery.next_attempt_at
         attempt_number = delivery.attempt_count + 1
         # A replay of a settled delivery leaves it settled; the lease only keeps the sender off a pending one.
-        lease_until = now + LEASE if previous_status == PENDING else previous_next_attempt_at
+        # From the clock, not `now`: a run's `now` is as old as the run, and a store reached late
+        # in a long run would get a lease already over, so the next run would send it again.
+        lease_until = _clock() + LEASE if previous_status == PENDING else previous_next_attempt_at
         claimed.append(
             Claimed(
                 delivery.id,
@@ -160,9 +166,14 @@ async def _claim(
         await session.execute(
             update(WebhookDelivery)
             .where(WebhookDelivery.id == delivery.id)
-            .values(attempt_count=attempt_number, next_attempt_at=lease_until, updated_at=now)
+            .values(attempt_count=attempt_number, next_attempt_at=lease_until, updated_at=func.now())
         )
     return claimed
+
+
+def _clock() -> ColumnElement[dt.datetime]:
+    """The database's time when the statement runs (not when its transaction began)."""
+    return func.clock_timestamp(type_=DateTime(timezone=True))
 
 
 async def claim_due(tenant: TenantContext, session: AsyncSession, now: dt.datetime) -> list[Claimed]:
@@ -183,20 +194,40 @@ async def claim_due(tenant: TenantContext, session: AsyncSession, now: dt.dateti
     return await _claim(tenant, session, rows, now, AUTOMATIC)
 
 
-def _error_of(error: Exception) -> str:
+def _error_of(error: Exception, claimed: Claimed) -> str:
     if isinstance(error, oidc.SsoProviderAddressRefusedError):
         return f"address refused: {error.reason}"
     if isinstance(error, httpx.TimeoutException):
         return f"no answer within {oidc.HTTP_TIMEOUT.read:.0f} s"
-    if isinstance(error, httpx.HTTPError):
-        return f"{type(error).__name__}: {error}"[:500]
-    raise error
+    if not isinstance(error, httpx.HTTPError):
+        # Not the network's or the receiver's doing (a URL httpx cannot encode, say): still
+        # this attempt's failure only, retried like any other, but worth a look.
+        logger.warning(
+            "webhook delivery %s: sending failed unexpectedly", claimed.delivery_id, exc_info=error
+        )
+    # PostgreSQL text cannot hold NUL, and the log line must not fail to be written.
+    return f"{type(error).__name__}: {error}".replace("\x00", "")[:500]
 
 
-async def post(client: httpx.AsyncClient, claimed: Claimed, *, now: dt.datetime) -> Outcome:
-    """POST one claimed delivery, signed; never raises for what the receiver or network did."""
+async def post(client: httpx.AsyncClient, claimed: Claimed) -> Outcome:
+    """POST one claimed delivery, signed; never raises: any failure is the attempt's error."""
+    attempted_at = dt.datetime.now(dt.UTC)
     if claimed.secret is None:
-        return Outcome(now, None, 0, "signing secret unreadable; rotate the endpoint's secret")
+        return Outcome(attempted_at, None, 0, "signing secret unreadable; rotate the endpoint's secret")
+    started = time.monotonic()
+    try:
+        response = await _send(client, claimed)
+    except Exception as error:  # one delivery's failure, whatever it is, must not take the batch down
+        return Outcome(
+            attempted_at, None, round((time.monotonic() - started) * 1000), _error_of(error, claimed)
+        )
+    duration_ms = round((time.monotonic() - started) * 1000)
+    refusal = None if 200 <= response.status_code < 300 else f"answered HTTP {response.status_code}"
+    return Outcome(attempted_at, response.status_code, duration_ms, refusal)
+
+
+async def _send(client: httpx.AsyncClient, claimed: Claimed) -> httpx.Response:
+    assert claimed.secret is not None  # post checked it
     headers = {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
@@ -210,14 +241,7 @@ async def post(client: httpx.AsyncClient, claimed: Claimed, *, now: dt.datetime)
         "Ordersmith-Delivery-Id": str(claimed.delivery_id),
         "Ordersmith-Delivery-Attempt": str(claimed.attempt_number),
     }
-    started = time.monotonic()
-    try:
-        response = await client.post(claimed.url, content=claimed.body, headers=headers)
-    except Exception as error:  # _error_of re-raises what is not the network's or the receiver's doing
-        return Outcome(now, None, round((time.monotonic() - started) * 1000), _error_of(error))
-    duration_ms = round((time.monotonic() - started) * 1000)
-    refusal = None if 200 <= response.status_code < 300 else f"answered HTTP {response.status_code}"
-    return Outcome(now, response.status_code, duration_ms, refusal)
+    return await client.post(claimed.url, content=claimed.body, headers=headers)
 
 
 def _next_state(claimed: Claimed, outcome: Outcome) -> dict[str, object]:
@@ -234,8 +258,22 @@ def _next_state(claimed: Claimed, outcome: Outcome) -> dict[str, object]:
     }
 
 
-async def record(session: AsyncSession, claimed: Claimed, outcome: Outcome) -> None:
-    """Log the attempt and move its delivery on, unless another sender claimed it since."""
+async def record(session: AsyncSession, claimed: Claimed, outcome: Outcome) -> bool:
+    """Log the attempt and move its delivery on, unless another sender claimed it since.
+
+    False, and nothing written, when the delivery is gone: its endpoint was deleted while
+    it was being sent. The lock holds off such a delete until this transaction ends.
+    """
+    exists = await session.scalar(
+        select(WebhookDelivery.id)
+        .where(WebhookDelivery.id == claimed.delivery_id)
+        .with_for_update(key_share=True)
+    )
+    if exists is None:
+        logger.info(
+            "webhook delivery %s was deleted while being sent; its attempt is not logged", claimed.delivery_id
+        )
+        return False
     session.add(
         WebhookDeliveryAttempt(
             id=uuid7(),
@@ -262,6 +300,7 @@ async def record(session: AsyncSession, claimed: Claimed, outcome: Outcome) -> N
         )
     )
     await session.flush()
+    return True
 
 
 async def send_due_for_tenant(
@@ -279,7 +318,7 @@ async def send_due_for_tenant(
                 claimed = await claim_due(tenant, session, now)
             if not claimed:
                 break
-            outcomes = await asyncio.gather(*(post(client, item, now=now) for item in claimed))
+            outcomes = await asyncio.gather(*(post(client, item) for item in claimed))
             async with database.tenant_session(tenant) as session:
                 for item, outcome in zip(claimed, outcomes, strict=True):
                     await record(session, item, outcome)
@@ -347,7 +386,7 @@ async def replay(database: Database, tenant: TenantContext, delivery_id: uuid.UU
             raise delivery_missing()
         (claimed,) = await _claim(tenant, session, rows, now, REPLAY)
     async with oidc.provider_client(config.current().network) as client:
-        outcome = await post(client, claimed, now=now)
+        outcome = await post(client, claimed)
     async with database.tenant_session(tenant) as session:
         await record(session, claimed, outcome)
         return await get_delivery(tenant, session, delivery_id)
