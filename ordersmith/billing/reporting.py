@@ -7,8 +7,11 @@ first, each in its own short transaction. The meter is pre-aggregated per hour, 
 keeps the latest event of an hour: an order counted late raises the hour's total, which is
 reported again under a new identifier and replaces the earlier one. Sending the same row
 twice (a crash after Stripe answered, two runs at once) repeats its identifier, which
-Stripe drops. When Stripe cannot be reached the rows stay queued, and the next run sends
-them: nothing is lost and nothing doubles.
+Stripe drops. When Stripe cannot be reached (or refuses our key) the rows stay queued, and
+the next run sends them: nothing is lost and nothing doubles. A report Stripe refuses for
+itself (a 4xx such as a timestamp past its 35-day window, or `MAX_ATTEMPTS` conflicts) is
+marked `failed` with the error, logged at error level for an operator, and not sent again;
+rows tried fewer times go first, so rows that keep failing never hold back newer ones.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ from ordersmith.platform.settings import BillingSettings
 logger = logging.getLogger(__name__)
 
 SEND_BATCH_SIZE = 500
+# Attempts a report gets when Stripe answers with a passing conflict (409, idempotency) before it fails.
+MAX_ATTEMPTS = 5
 
 
 def meter_identifier(tenant_id: uuid.UUID, meter: str, hour: dt.datetime, quantity: int) -> str:
@@ -108,16 +113,44 @@ async def _supersede_older_totals(database: Database) -> None:
         )
 
 
-async def send_queued(database: Database, settings: BillingSettings) -> int:
-    """Send queued reports oldest first; stop at the first sign Stripe is unreachable. How many sent."""
+def _is_refused_for_our_key(error: stripe.StripeError) -> bool:
+    # A key revoked or lacking a permission refuses every report alike: none is at fault.
+    return isinstance(error, stripe.AuthenticationError | stripe.PermissionError)
+
+
+def _is_worth_retrying(error: stripe.StripeError) -> bool:
+    # A conflict passes; any other 4xx (bad timestamp, unknown customer) answers the same again.
+    return isinstance(error, stripe.IdempotencyError) or error.http_status == 409
+
+
+async def _record_failed_attempt(
+    database: Database, report: MeterReport, error: stripe.StripeError, *, is_final: bool
+) -> None:
+    async with database.platform_session() as session:
+        await session.execute(
+            update(MeterReport)
+            # A run alongside may have superseded it meanwhile: that stays.
+            .where(MeterReport.id == report.id, MeterReport.status == "queued")
+            .values(
+                status="failed" if is_final else "queued",
+                attempts=MeterReport.attempts + 1,
+                last_error=str(error)[:2000],
+            )
+        )
+
+
+async def send_queued(
+    database: Database, settings: BillingSettings, *, batch_size: int = SEND_BATCH_SIZE
+) -> int:
+    """Send up to `batch_size` queued reports, least tried and oldest first; stop if Stripe is unreachable."""
     await _supersede_older_totals(database)
     async with database.platform_session() as session:
         queued = (
             await session.scalars(
                 select(MeterReport)
                 .where(MeterReport.status == "queued")
-                .order_by(MeterReport.hour, MeterReport.quantity)
-                .limit(SEND_BATCH_SIZE)
+                .order_by(MeterReport.attempts, MeterReport.hour, MeterReport.quantity)
+                .limit(batch_size)
             )
         ).all()
     if not queued:
@@ -139,18 +172,26 @@ async def send_queued(database: Database, settings: BillingSettings) -> int:
                 {"idempotency_key": report.identifier},
             )
         except stripe.StripeError as error:
-            async with database.platform_session() as session:
-                await session.execute(
-                    update(MeterReport)
-                    .where(MeterReport.id == report.id)
-                    .values(attempts=MeterReport.attempts + 1, last_error=str(error)[:2000])
-                )
-            if is_unavailable(error):
-                logger.warning(
-                    "stripe unreachable; %d usage reports stay queued: %s", len(queued) - sent, error
-                )
+            if is_unavailable(error) or _is_refused_for_our_key(error):
+                await _record_failed_attempt(database, report, error, is_final=False)
+                log = logger.warning if is_unavailable(error) else logger.error
+                log("stripe did not take usage; %d reports stay queued: %s", len(queued) - sent, error)
                 return sent
-            logger.error("stripe refused usage report %s: %s", report.identifier, error)
+            attempts = report.attempts + 1
+            if _is_worth_retrying(error) and attempts < MAX_ATTEMPTS:
+                await _record_failed_attempt(database, report, error, is_final=False)
+                logger.warning("stripe refused usage report %s for now: %s", report.identifier, error)
+                continue
+            await _record_failed_attempt(database, report, error, is_final=True)
+            logger.error(
+                "stripe refused usage report %s (%s of hour %s, attempt %d) for good; it is marked "
+                "failed and not sent again: %s",
+                report.identifier,
+                report.quantity,
+                f"{report.hour:%Y-%m-%d %H:00}",
+                attempts,
+                error,
+            )
             continue
         async with database.platform_session() as session:
             await session.execute(

@@ -7,6 +7,12 @@ the event id is claimed in `stripe_webhook_events` and its effect applied: a red
 event finds its id and changes nothing, and an effect that fails rolls the claim back so
 Stripe's retry applies it. An event about a customer we do not know is logged and
 acknowledged (Stripe would otherwise retry it for days), with nothing changed.
+
+Stripe does not deliver events in the order they happened, so a late event must not undo
+a newer one: a paid invoice stays paid, a subscription event older than the last one
+applied to that subscription (or about a subscription that has ended) is ignored, and an
+event about a subscription other than the store's current one is ignored unless it is the
+creation of a newer one. Ignored events are acknowledged and kept with the reason.
 """
 
 from __future__ import annotations
@@ -24,7 +30,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.billing import lifecycle
 from ordersmith.billing.catalog import plan_of_prices
-from ordersmith.platform.billing_models import BillingAccount, BillingInvoice, StripeWebhookEvent
+from ordersmith.platform.billing_models import (
+    BillingAccount,
+    BillingInvoice,
+    StripeSubscription,
+    StripeWebhookEvent,
+)
 from ordersmith.platform.database import Database
 from ordersmith.platform.errors import OrdersmithError
 from ordersmith.platform.ids import uuid7
@@ -38,6 +49,8 @@ TOLERANCE_SECONDS = 300
 SUBSCRIPTION_EVENTS = frozenset(
     {"customer.subscription.created", "customer.subscription.updated", "customer.subscription.deleted"}
 )
+# Stripe's final subscription statuses: no later event brings such a subscription back.
+ENDED_STATUSES = frozenset({"canceled", "incomplete_expired"})
 INVOICE_EVENTS = frozenset({"invoice.paid", "invoice.payment_failed"})
 METER_ERROR_EVENTS = frozenset(
     {"v1.billing.meter.error_report_triggered", "billing.meter.error_report_triggered"}
@@ -88,15 +101,68 @@ async def _tenant_of_customer(session: AsyncSession, customer_id: str | None) ->
     )
 
 
+def _moment(stamp: Any) -> dt.datetime | None:
+    return dt.datetime.fromtimestamp(int(stamp), dt.UTC) if stamp is not None else None
+
+
+async def _stale_subscription_event(
+    session: AsyncSession,
+    account: BillingAccount,
+    kind: str,
+    obj: dict[str, Any],
+    happened_at: dt.datetime,
+    known: StripeSubscription | None,
+) -> str | None:
+    """Why this event must not be applied (Stripe delivers out of order), or None to apply it."""
+    current = account.stripe_subscription_id
+    if current is not None and current != obj["id"]:
+        # Only a subscription begun after the store's current one may take its place.
+        created = _moment(obj.get("created"))
+        if kind != "customer.subscription.created" or created is None:
+            return "not_the_current_subscription"
+        current_row = await session.get(StripeSubscription, current)
+        # A current subscription of unknown age (no event of it applied yet) stays current.
+        if current_row is None or current_row.created_at is None or created <= current_row.created_at:
+            return "older_than_the_current_subscription"
+    if known is not None:
+        if known.status in ENDED_STATUSES:
+            return "subscription_ended"
+        if happened_at < known.last_event_at:
+            return "older_than_the_last_event_applied"
+    return None
+
+
 async def _apply_subscription(
-    session: AsyncSession, tenant_id: uuid.UUID, kind: str, obj: dict[str, Any], now: dt.datetime
-) -> dict[str, Any]:
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    kind: str,
+    obj: dict[str, Any],
+    happened_at: dt.datetime,
+    now: dt.datetime,
+) -> tuple[str, dict[str, Any]]:
     account = await session.get(BillingAccount, tenant_id, with_for_update=True)
     assert account is not None
     status = "canceled" if kind == "customer.subscription.deleted" else str(obj.get("status"))
-    if account.stripe_subscription_id not in (None, obj["id"]) and kind == "customer.subscription.deleted":
-        # An older subscription ending after a newer one began does not end the newer one.
-        return {"status": status, "stale": True}
+    # The account's lock (above) serializes this store's events, so the subscription row needs none.
+    known = await session.get(StripeSubscription, obj["id"])
+    stale = await _stale_subscription_event(session, account, kind, obj, happened_at, known)
+    if stale is not None:
+        logger.info("stripe %s of subscription %s ignored: %s", kind, obj["id"], stale)
+        return "ignored", {"subscription": obj["id"], "status": status, "stale": stale}
+    await session.execute(
+        pg_insert(StripeSubscription)
+        .values(
+            id=obj["id"],
+            tenant_id=tenant_id,
+            created_at=_moment(obj.get("created")),
+            last_event_at=happened_at,
+            status=status,
+        )
+        .on_conflict_do_update(
+            index_elements=[StripeSubscription.id],
+            set_={"last_event_at": happened_at, "status": status, "updated_at": now},
+        )
+    )
     account.stripe_subscription_id = obj["id"]
     account.subscription_status = status
     account.updated_at = now
@@ -108,12 +174,12 @@ async def _apply_subscription(
         account.plan = plan
         await lifecycle.plan_changed(session, tenant_id, plan)
     await lifecycle.subscription_status_changed(session, tenant_id, status, now=now)
-    return {"status": status, "plan": plan}
+    return "applied", {"status": status, "plan": plan}
 
 
 async def _apply_invoice(
     session: AsyncSession, tenant_id: uuid.UUID, kind: str, obj: dict[str, Any], now: dt.datetime
-) -> dict[str, Any]:
+) -> tuple[str, dict[str, Any]]:
     status = "paid" if kind == "invoice.paid" else "payment_failed"
     plan = await session.scalar(select(Tenant.plan).where(Tenant.id == tenant_id))
     start = obj.get("period_start") or int(now.timestamp())
@@ -131,17 +197,23 @@ async def _apply_invoice(
         status=status,
         hosted_url=obj.get("hosted_invoice_url"),
     )
-    await session.execute(
+    stored = await session.scalar(
         statement.on_conflict_do_update(
             index_elements=[BillingInvoice.stripe_invoice_id],
             set_={"status": status, "total_amount": statement.excluded.total_amount},
-        )
+            # Paid is final: a failed attempt reported after the payment (Stripe sends
+            # events in no set order) describes an earlier moment and changes nothing.
+            where=(BillingInvoice.status != "paid") | (statement.excluded.status == "paid"),
+        ).returning(BillingInvoice.status)
     )
+    if stored is None:
+        logger.info("stripe %s of invoice %s ignored: the invoice is paid", kind, obj["id"])
+        return "ignored", {"invoice": obj["id"], "status": "paid", "stale": "invoice_paid"}
     if status == "paid":
         await lifecycle.payment_succeeded(session, tenant_id)
     else:
         await lifecycle.payment_failed(session, tenant_id, now=now)
-    return {"invoice": obj["id"], "status": status}
+    return "applied", {"invoice": obj["id"], "status": status}
 
 
 def _customer_of(kind: str, obj: dict[str, Any]) -> str | None:
@@ -192,9 +264,10 @@ async def handle_webhook(
                 )
                 outcome, detail = "unknown_customer", {"customer": customer_id}
             elif kind in SUBSCRIPTION_EVENTS:
-                outcome, detail = "applied", await _apply_subscription(session, tenant_id, kind, obj, now)
+                happened_at = _moment(event.get("created")) or now
+                outcome, detail = await _apply_subscription(session, tenant_id, kind, obj, happened_at, now)
             else:
-                outcome, detail = "applied", await _apply_invoice(session, tenant_id, kind, obj, now)
+                outcome, detail = await _apply_invoice(session, tenant_id, kind, obj, now)
         else:
             outcome = "ignored"
         row = await session.get(StripeWebhookEvent, event["id"])

@@ -94,7 +94,7 @@ class MeterReport(PlatformBase):
 
     __tablename__ = "meter_reports"
     __table_args__ = (
-        CheckConstraint("status IN ('queued', 'sent', 'superseded')", name="status_known"),
+        CheckConstraint("status IN ('queued', 'sent', 'superseded', 'failed')", name="status_known"),
         # An hour is reported once per total it reaches: a resend can never add a second copy.
         UniqueConstraint("tenant_id", "meter", "hour", "quantity"),
         Index("ix_meter_reports_status_created_at", "status", "created_at"),
@@ -110,6 +110,8 @@ class MeterReport(PlatformBase):
     quantity: Mapped[int] = mapped_column(BigInteger)
     identifier: Mapped[str] = mapped_column(String(100), unique=True)
     stripe_customer_id: Mapped[str] = mapped_column(String(100))
+    # queued until Stripe has it; superseded by a larger total of the hour; failed when Stripe
+    # refused it for good (`last_error` says why), so it never holds back the rows behind it.
     status: Mapped[str] = mapped_column(String(20), server_default="queued")
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")
     last_error: Mapped[str | None] = mapped_column(Text)
@@ -135,10 +137,30 @@ class StripeWebhookEvent(PlatformBase):
     id: Mapped[str] = mapped_column(String(100), primary_key=True)
     type: Mapped[str] = mapped_column(String(100))
     tenant_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
-    # What came of it: applied, unknown_customer, ignored (a type we do not act on).
+    # What came of it: applied, unknown_customer, meter_error, or ignored (a type we do not act
+    # on, or an event arriving after a newer one it would undo; `detail` says which).
     outcome: Mapped[str] = mapped_column(String(40))
     detail: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
     received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class StripeSubscription(PlatformBase):
+    """A Stripe subscription as its webhooks last moved it: Stripe does not deliver them in order."""
+
+    __tablename__ = "stripe_subscriptions"
+    __table_args__ = (Index("ix_stripe_subscriptions_tenant_id", "tenant_id"),)
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey(_TENANT_FK, ondelete="CASCADE")
+    )
+    # Stripe's `created` of the subscription: another one replaces it only if created later.
+    created_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # The `created` of the last event applied: an event older than this changes nothing.
+    last_event_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    # Its Stripe status after that event; `canceled` is final in Stripe, so nothing reopens it.
+    status: Mapped[str] = mapped_column(String(40))
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class BillingInvoice(PlatformBase):

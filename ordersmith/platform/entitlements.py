@@ -37,6 +37,7 @@ from ordersmith.platform.tenancy import TenantRecord
 PAST_DUE_GRACE = dt.timedelta(days=7)
 SOFT_LIMIT_EXCEEDED = "entitlements.soft_limit_exceeded"
 CHANGE_PLAN = "POST /api/v1/billing/plan"
+BILLING_PORTAL = "POST /api/v1/billing/portal-sessions"
 _CACHE_SIZE = 10_000
 
 
@@ -245,8 +246,10 @@ def require_writable(billing: TenantBilling, now: dt.datetime) -> None:
         )
     if access.state == AccessState.PAYMENT_OVERDUE:
         raise PaymentOverdueError(
+            # Only a payment ends it: a plan change leaves the overdue invoice, and the store, as they are.
             f"a payment is overdue and the grace period is over; the store is read-only until an owner "
-            f"pays the open invoice (billing portal) or changes plan at {CHANGE_PLAN}; {_KEPT}",
+            f"pays the open invoice in the billing portal ({BILLING_PORTAL}); changing plan does not "
+            f"end this; {_KEPT}",
             extensions={"grace_ended_at": access.grace_ends_at.isoformat() if access.grace_ends_at else None},
         )
     raise SubscriptionCanceledError(

@@ -245,3 +245,129 @@ async def test_a_signed_event_holding_a_nul_character_is_taken_as_signed(
     response = await _send(stripe_client, stranger)
 
     assert (response.status_code, response.json()["outcome"]) == (200, "unknown_customer")
+
+
+# ---- Stripe delivers events in no set order: a late event never undoes a newer one ----------------
+
+
+def _at(body: dict[str, Any], created: int) -> dict[str, Any]:
+    """The event as if Stripe had created it at `created` (seconds since the epoch)."""
+    return {**body, "created": created}
+
+
+async def test_a_failed_attempt_reported_after_the_invoice_was_paid_changes_nothing(
+    stripe_client: AsyncTestClient[Litestar], database: Database, tenant: TenantRecord
+) -> None:
+    account = await _customer_of(database, tenant)
+    # The first attempt failed (t=1000), the retry succeeded (t=2000); the success arrives first.
+    paid = _at(event("invoice.paid", {**_invoice(account, "in_late"), "status": "paid"}), 2_000)
+    failed = _at(event("invoice.payment_failed", {**_invoice(account, "in_late"), "status": "open"}), 1_000)
+
+    assert (await _send(stripe_client, paid)).json()["outcome"] == "applied"
+    response = await _send(stripe_client, failed)
+
+    assert (response.status_code, response.json()["outcome"]) == (200, "ignored")
+    async with database.platform_session() as session:
+        invoice = await session.scalar(
+            select(BillingInvoice).where(BillingInvoice.stripe_invoice_id == "in_late")
+        )
+        kept = await session.get(StripeWebhookEvent, failed["id"])
+    assert invoice is not None
+    assert kept is not None
+    assert (invoice.status, await _billing_status(database, tenant)) == ("paid", "active")
+    assert kept.detail == {"invoice": "in_late", "status": "paid", "stale": "invoice_paid"}
+    assert await _status_changes(database, tenant) == []
+
+
+async def test_a_subscription_event_older_than_the_last_one_applied_changes_nothing(
+    stripe_client: AsyncTestClient[Litestar], fake: FakeStripe, database: Database, tenant: TenantRecord
+) -> None:
+    account = await _customer_of(database, tenant)
+    subscription = dict(fake.objects["subscription"][account.stripe_subscription_id or ""])
+    created = _at(event("customer.subscription.created", {**subscription, "status": "active"}), 1_000)
+    recovered = _at(event("customer.subscription.updated", {**subscription, "status": "active"}), 2_000)
+    overdue = _at(event("customer.subscription.updated", {**subscription, "status": "past_due"}), 3_000)
+    deleted = _at(event("customer.subscription.deleted", {**subscription, "status": "canceled"}), 4_000)
+
+    outcomes = [
+        (await _send(stripe_client, body)).json()["outcome"]
+        for body in (overdue, recovered, deleted, created)
+    ]
+
+    # The store went past due, then the subscription ended: the older `active` and `created` are history.
+    assert outcomes == ["applied", "ignored", "applied", "ignored"]
+    assert await _billing_status(database, tenant) == "canceled"
+    assert [(change["from"], change["to"]) for change in await _status_changes(database, tenant)] == [
+        ("active", "past_due"),
+        ("past_due", "canceled"),
+    ]
+    async with database.platform_session() as session:
+        refreshed = await session.get(BillingAccount, tenant.id)
+        details = [(await session.get(StripeWebhookEvent, body["id"])) for body in (recovered, created)]
+    assert refreshed is not None
+    assert (refreshed.stripe_subscription_id, refreshed.subscription_status) == (
+        subscription["id"],
+        "canceled",
+    )
+    assert [row.detail["stale"] for row in details if row is not None] == [
+        "older_than_the_last_event_applied",
+        "subscription_ended",
+    ]
+
+
+async def test_an_event_of_an_older_subscription_never_takes_over_the_store_s_current_one(
+    stripe_client: AsyncTestClient[Litestar], fake: FakeStripe, database: Database, tenant: TenantRecord
+) -> None:
+    first = await _customer_of(database, tenant)
+    old = dict(fake.objects["subscription"][first.stripe_subscription_id or ""])
+    # The old subscription ends, the owner subscribes again.
+    await _send(stripe_client, event("customer.subscription.deleted", {**old, "status": "canceled"}))
+    await change_plan(database, tenant.id, "growth", actor=SYSTEM)
+    async with database.platform_session() as session:
+        resubscribed = await session.get(BillingAccount, tenant.id)
+    assert resubscribed is not None
+    current = resubscribed.stripe_subscription_id
+    assert current not in (None, old["id"])
+    assert await _billing_status(database, tenant) == "active"
+
+    # Sent before the old subscription ended, these arrive now.
+    late = [
+        _at(event("customer.subscription.updated", {**old, "status": "past_due"}), 1),
+        _at(event("customer.subscription.created", {**old, "status": "active"}), 1),
+    ]
+    outcomes = [(await _send(stripe_client, body)).json()["outcome"] for body in late]
+
+    assert outcomes == ["ignored", "ignored"]
+    async with database.platform_session() as session:
+        account = await session.get(BillingAccount, tenant.id)
+    assert account is not None
+    assert (account.stripe_subscription_id, account.subscription_status) == (current, "active")
+    assert await _billing_status(database, tenant) == "active"
+
+
+async def test_only_a_subscription_created_after_the_current_one_replaces_it(
+    stripe_client: AsyncTestClient[Litestar], fake: FakeStripe, database: Database, tenant: TenantRecord
+) -> None:
+    account = await _customer_of(database, tenant)
+    current = dict(fake.objects["subscription"][account.stripe_subscription_id or ""])
+    await _send(stripe_client, event("customer.subscription.created", current))
+    # Made in Stripe's dashboard, one a minute before the current subscription and one a minute after.
+    older = {**current, "id": "sub_older", "created": current["created"] - 60, "status": "active"}
+    newer = {**current, "id": "sub_newer", "created": current["created"] + 60, "status": "past_due"}
+
+    assert (await _send(stripe_client, event("customer.subscription.created", older))).json()[
+        "outcome"
+    ] == "ignored"
+    async with database.platform_session() as session:
+        unchanged = await session.get(BillingAccount, tenant.id)
+        assert unchanged is not None
+        assert unchanged.stripe_subscription_id == current["id"]
+    assert (await _send(stripe_client, event("customer.subscription.created", newer))).json()[
+        "outcome"
+    ] == "applied"
+
+    async with database.platform_session() as session:
+        replaced = await session.get(BillingAccount, tenant.id)
+    assert replaced is not None
+    assert (replaced.stripe_subscription_id, replaced.subscription_status) == ("sub_newer", "past_due")
+    assert await _billing_status(database, tenant) == "past_due"

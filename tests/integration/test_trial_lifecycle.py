@@ -195,6 +195,37 @@ async def test_an_ended_subscription_is_read_only_until_a_plan_is_chosen(
         assert (await _add_location(client, headers, "BACK")).status_code == 201
 
 
+async def test_an_overdue_store_is_told_to_pay_and_a_plan_change_does_not_reopen_it(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    owner = await sign_up(client)
+    tenant_id, headers = uuid.UUID(owner["tenant"]["id"]), bearer(owner["token"]["access_token"])
+    await set_tenant_billing(database, tenant_id, plan="growth")
+    async with database.platform_session() as session:
+        await lifecycle.subscription_status_changed(session, tenant_id, "unpaid", now=dt.datetime.now(dt.UTC))
+
+    refused = await _add_location(client, headers, "NOPE")
+    assert (refused.status_code, refused.json()["detail"]) == (
+        402,
+        "a payment is overdue and the grace period is over; the store is read-only until an owner pays "
+        "the open invoice in the billing portal (POST /api/v1/billing/portal-sessions); changing plan "
+        "does not end this; your data is kept and can still be read and exported",
+    )
+    # As the message says: the plan changes, the overdue invoice and the read-only store stay.
+    changed = await client.post("/api/v1/billing/plan", json={"plan": "enterprise"}, headers=headers)
+    assert (changed.status_code, changed.json()["plan"], changed.json()["state"]) == (
+        200,
+        "enterprise",
+        "payment_overdue",
+    )
+    still = await _add_location(client, headers, "STILL")
+    assert (still.status_code, still.json()["code"]) == (402, "payment_overdue")
+    # Paying the invoice (Stripe's `invoice.paid`) is the way out.
+    async with database.platform_session() as session:
+        await lifecycle.payment_succeeded(session, tenant_id)
+    assert (await _add_location(client, headers, "PAID")).status_code == 201
+
+
 def test_the_lifecycle_emails_render_every_value() -> None:
     contexts: dict[str, dict[str, str | int]] = {
         "trial_reminder": {"store_name": "Acme", "days_left": 3, "ends_on": "2026-12-12"},
