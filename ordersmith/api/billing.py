@@ -53,7 +53,8 @@ class LimitEntitlement(msgspec.Struct):
     limit: str
     # None: unlimited.
     allowed: int | None
-    # What the store uses now, where it is counted (seats: active members; locations: active ones).
+    # What the store uses now, as its limit counts it (seats: active members and pending
+    # invitations; locations: active ones).
     used: int | None
     # A soft limit warns and tells the admins instead of refusing.
     is_soft: bool

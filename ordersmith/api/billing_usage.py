@@ -1,8 +1,8 @@
 """Usage and money: the period's usage, the invoice to come, invoices, the billing portal, Stripe's webhook.
 
-Usage, the preview and invoices need `billing.manage`, which only owners hold: the role
-table gives admins "everything but billing", and there is no narrower read-only billing
-permission. `settings.read` would have shown what the store pays to every viewer.
+Usage, the preview and invoices need `billing.read`, which owners and admins hold (not
+managers, agents or viewers: `settings.read` would have shown what the store pays to
+every viewer); the billing portal needs `billing.manage`, which only owners hold.
 """
 
 from __future__ import annotations
@@ -24,7 +24,13 @@ from ordersmith.api.entitlements import WRITABLE_WHEN_READ_ONLY
 from ordersmith.api.nul_characters import SIGNED_BODY
 from ordersmith.api.problems import PROBLEMS
 from ordersmith.billing import ledger
-from ordersmith.billing.accounts import InvoiceNotFoundError, get_invoice, list_invoices, portal_link
+from ordersmith.billing.accounts import (
+    InvoiceNotFoundError,
+    billed_period,
+    get_invoice,
+    list_invoices,
+    portal_link,
+)
 from ordersmith.billing.metering import (
     BILLED_METERS,
     GAUGE_METERS,
@@ -202,21 +208,28 @@ async def read_usage(
     "/api/v1/billing/invoice-preview",
     operation_id="getInvoicePreview",
     summary="The bill to come for the current period: base price plus graduated overage.",
-    opt=requires(Permission.BILLING_READ),
+    # With Stripe, the period is the subscription's, asked of Stripe.
+    opt={**requires(Permission.BILLING_READ), PROBLEMS: frozenset({502, 503})},
     tags=["billing"],
 )
 async def read_invoice_preview(state: State, principal: NamedDependency[Principal]) -> InvoicePreview:
-    """The period's usage so far, rated on the store's current plan; only orders are priced."""
+    """The usage the next invoice bills so far, rated on the store's current plan; only orders are priced.
+
+    With Stripe, the subscription's current period and the usage reported to it (none from
+    before the subscription); offline or before a first subscription, the calendar month.
+    """
     assert principal.tenant is not None
-    start, end = _period(None)
+    period = await billed_period(
+        state.database, state.settings.billing, principal.tenant.id, now=dt.datetime.now(dt.UTC)
+    )
     async with state.database.platform_session() as session:
-        usage = await usage_for_period(session, principal.tenant.id, start, end)
+        usage = await usage_for_period(session, principal.tenant.id, period.usage_from, period.end)
     preview = rate(principal.tenant.plan, usage.totals)
     return InvoicePreview(
         plan=preview.plan,
         currency=preview.currency,
-        period_start=start,
-        period_end=end,
+        period_start=period.start,
+        period_end=period.end,
         lines=[PreviewLine.from_dict(line) for line in ledger.lines_of(preview)],
         total_amount=preview.total,
     )

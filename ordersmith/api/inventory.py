@@ -16,6 +16,7 @@ from ordersmith.api import idempotency
 from ordersmith.api.access import requires
 from ordersmith.api.payloads import given
 from ordersmith.platform.database import TenantContext
+from ordersmith.platform.entitlement_usage import lock_locations
 from ordersmith.platform.entitlements import resolve_entitlements
 from ordersmith.platform.identity.permissions import Permission
 from ordersmith.platform.identity.principal import Principal
@@ -228,6 +229,9 @@ async def add_location(
     tenant = principal.tenant
 
     async def create() -> Location:
+        # Locked before the plan is read: a plan change holds this lock while it checks and
+        # writes, so the limit judged here is the plan the store will be on.
+        await lock_locations(tenant_session, tenant.id)
         entitlements = await resolve_entitlements(state.database, tenant.id)
         row = await create_location(tenant.context, tenant_session, given(data), entitlements=entitlements)
         return Location.of(row)
@@ -288,6 +292,7 @@ async def change_location(
     changes = given(data)
     entitlements = None
     if changes.get("is_active") is True:
+        await lock_locations(tenant_session, principal.tenant.id)
         entitlements = await resolve_entitlements(state.database, principal.tenant.id)
     row = await update_location(
         principal.tenant.context,

@@ -1,8 +1,11 @@
-"""A tenant's billing account: its Stripe customer, the billing portal, and its invoices."""
+"""A tenant's billing account: its Stripe customer, the billing portal, its invoices and billing period."""
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
+from dataclasses import dataclass
+from typing import Any
 
 import stripe
 from sqlalchemy import select
@@ -10,6 +13,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.billing.gateway import BillingOfflineError, call, client_for
+from ordersmith.billing.metering import hour_of, month_of
 from ordersmith.platform.billing_models import BillingAccount, BillingInvoice
 from ordersmith.platform.database import Database
 from ordersmith.platform.errors import NotFoundError
@@ -103,3 +107,55 @@ async def get_invoice(session: AsyncSession, tenant_id: uuid.UUID, invoice_id: u
     if invoice is None:
         raise InvoiceNotFoundError("No such invoice; list your invoices at GET /api/v1/billing/invoices.")
     return invoice
+
+
+@dataclass(frozen=True)
+class BilledPeriod:
+    """The period the store's next invoice covers, and the first hour of usage it bills."""
+
+    start: dt.datetime
+    end: dt.datetime
+    usage_from: dt.datetime
+
+
+def _subscription_period(subscription: dict[str, Any]) -> tuple[dt.datetime, dt.datetime]:
+    # Stripe keeps the period on each item (API 2025-03-31 on); the metered item's is the usage's.
+    items = subscription["items"]["data"]
+    metered = [
+        item for item in items if (item["price"].get("recurring") or {}).get("usage_type") == "metered"
+    ]
+    item = (metered or items)[0]
+    return (
+        dt.datetime.fromtimestamp(item["current_period_start"], dt.UTC),
+        dt.datetime.fromtimestamp(item["current_period_end"], dt.UTC),
+    )
+
+
+async def billed_period(
+    database: Database, settings: BillingSettings, tenant_id: uuid.UUID, *, now: dt.datetime
+) -> BilledPeriod:
+    """The period the store's next invoice covers: its Stripe subscription's, else the calendar month.
+
+    With a live subscription, its current period: usage counts from the period's start or,
+    in the period the subscription began, from the hour of `metered_since` (the first hour
+    the hourly reporting sends). Offline, and before a first subscription (or after a
+    canceled one), the UTC calendar month with all its usage, as the offline ledger invoices.
+    """
+    async with database.platform_reader() as session:
+        account = await session.get(BillingAccount, tenant_id)
+    if (
+        not settings.is_online
+        or account is None
+        or account.stripe_subscription_id is None
+        or account.subscription_status == "canceled"
+    ):
+        start, end = month_of(now)
+        return BilledPeriod(start, end, start)
+    client = client_for(settings)
+    subscription = await call(client.v1.subscriptions.retrieve_async(account.stripe_subscription_id))
+    start, end = _subscription_period(subscription.to_dict())
+    first_hour = hour_of(account.metered_since) if account.metered_since is not None else None
+    if first_hour is None or first_hour < hour_of(start):
+        return BilledPeriod(start, end, start)
+    # The first period begins within the hour of `metered_since`, which reporting sends whole.
+    return BilledPeriod(start, end, first_hour)

@@ -7,6 +7,13 @@ part of the old plan and charges the new one from today. Offline, the change is 
 locally and the offline ledger invoices the plan at the month's end. Either way the plan
 itself is set by `lifecycle.plan_changed` in the same transaction as our billing record
 and the audit entry, and only after Stripe accepted the change.
+
+A store's plan changes one at a time: one transaction holds the store's plan-change lock,
+its members lock and its locations lock from the downgrade check to the recorded plan,
+Stripe's calls included. So two plan choices at once make one subscription (the second
+waits, then changes it), and no seat or location is added between the check and the plan
+that check allowed. Invitations and location changes of the store wait meanwhile (past the
+lock timeout they answer 503 `busy`).
 """
 
 from __future__ import annotations
@@ -15,8 +22,9 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import func, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.billing import lifecycle
 from ordersmith.billing.accounts import ensure_customer
@@ -25,9 +33,10 @@ from ordersmith.billing.gateway import call, client_for, current_settings
 from ordersmith.billing.rating import price_of
 from ordersmith.platform.billing_models import BillingAccount
 from ordersmith.platform.database import Database
-from ordersmith.platform.entitlement_usage import check_downgrade
+from ordersmith.platform.entitlement_usage import check_downgrade, lock_locations, require_known_plan
 from ordersmith.platform.errors import NotFoundError
 from ordersmith.platform.identity.audit import Actor, record_audit
+from ordersmith.platform.identity.members import lock_members
 from ordersmith.platform.models import Tenant
 
 
@@ -49,8 +58,9 @@ async def _subscribe_in_stripe(
                     "items": [{"price": prices.base_price_id}, {"price": prices.metered_price_id}],
                     "metadata": {"tenant_id": str(tenant_id), "plan": plan_code},
                 },
-                # Keyed on the subscription it replaces: a retry never makes a second one.
-                {"idempotency_key": f"ordersmith-subscribe-{tenant_id}-{replaces}-{plan_code}"},
+                # Keyed on the subscription it replaces, not on the plan: a retry never makes a
+                # second one, even with another plan (Stripe refuses the key's other parameters).
+                {"idempotency_key": f"ordersmith-subscribe-{tenant_id}-{replaces}"},
             )
         )
         return {
@@ -85,30 +95,41 @@ async def _subscribe_in_stripe(
     return {"stripe_subscription_id": changed.id, "subscription_status": changed.status}
 
 
+async def _lock_plan_changes(session: AsyncSession, tenant_id: uuid.UUID) -> None:
+    """Hold off the store's other plan changes, and new seats and locations, until the transaction ends."""
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"ordersmith.plan:{tenant_id}"}
+    )
+    # Members before locations, as nothing takes them the other way round.
+    await lock_members(session, tenant_id)
+    await lock_locations(session, tenant_id)
+
+
 async def change_plan(database: Database, tenant_id: uuid.UUID, plan_code: str, *, actor: Actor) -> None:
     """Move the store to a paid plan: with proration in Stripe, or recorded locally offline."""
-    # Refused before anything reaches Stripe: an unknown plan, the trial, or a plan the store
-    # outgrew (with what to shed first).
-    await check_downgrade(database, tenant_id, plan_code)
+    require_known_plan(plan_code)
     price_of(plan_code)
     async with database.platform_session() as session:
+        await _lock_plan_changes(session, tenant_id)
         tenant = await session.get(Tenant, tenant_id)
         if tenant is None:
             raise NotFoundError("This store no longer exists.")
+        # Refused before anything reaches Stripe: a plan the store outgrew (with what to
+        # shed first). What it counted cannot grow until this transaction ends.
+        await check_downgrade(database, tenant_id, plan_code)
         account = await session.get(BillingAccount, tenant_id)
         previous_plan = tenant.plan
-    settings = current_settings()
-    is_subscribed = (
-        account is not None
-        and account.stripe_subscription_id is not None
-        and account.subscription_status != "canceled"
-    )
-    if previous_plan == plan_code and (is_subscribed or not settings.is_online):
-        return
-    recorded: dict[str, Any] = {}
-    if settings.is_online:
-        recorded = await _subscribe_in_stripe(database, tenant_id, plan_code, account)
-    async with database.platform_session() as session:
+        settings = current_settings()
+        is_subscribed = (
+            account is not None
+            and account.stripe_subscription_id is not None
+            and account.subscription_status != "canceled"
+        )
+        if previous_plan == plan_code and (is_subscribed or not settings.is_online):
+            return
+        recorded: dict[str, Any] = {}
+        if settings.is_online:
+            recorded = await _subscribe_in_stripe(database, tenant_id, plan_code, account)
         values = {"plan": plan_code, "updated_at": func.now(), **recorded}
         statement = pg_insert(BillingAccount).values(tenant_id=tenant_id, **values)
         await session.execute(

@@ -2,8 +2,10 @@
 
 `count_seats` and `count_active_locations` are what the services pass to `check_limit`
 when they add a seat or a location; `check_downgrade` refuses a plan change that would
-leave the store over a hard limit, naming what to change first; `trial_lacks` says in
-plain words what the trial does not include.
+leave the store over a hard limit, naming what to change first (seats counted as inviting
+counts them: members and pending invitations); `lock_locations` is the lock a store's
+location changes take, for a plan change to hold it; `trial_lacks` says in plain words
+what the trial does not include.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import Boolean, column, func, select, table
+from sqlalchemy import Boolean, column, func, select, table, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from ordersmith.platform.database import Database
@@ -27,7 +29,7 @@ from ordersmith.platform.entitlements import (
     resolve_entitlements,
 )
 from ordersmith.platform.errors import FieldError
-from ordersmith.platform.identity.models import Membership
+from ordersmith.platform.identity.models import Invitation, Membership
 from ordersmith.platform.plans import PAID_PLANS_BY_PRICE, PLANS, Feature, Limit, Plan, cheapest_plan_with
 from ordersmith.platform.tenancy import get_tenant_by_id
 
@@ -42,6 +44,31 @@ async def count_seats(session: AsyncSession | AsyncConnection, tenant_id: uuid.U
         select(func.count()).where(Membership.tenant_id == tenant_id, Membership.status == "active")
     )
     return int(count or 0)
+
+
+async def count_held_seats(
+    session: AsyncSession | AsyncConnection, tenant_id: uuid.UUID, *, now: dt.datetime
+) -> int:
+    """Seats a store holds: active members plus unexpired pending invitations (a platform session)."""
+    # Inviting counts a pending invitation as a seat, and accepting it needs that seat.
+    pending = await session.scalar(
+        select(func.count()).where(
+            Invitation.tenant_id == tenant_id,
+            Invitation.accepted_at.is_(None),
+            Invitation.revoked_at.is_(None),
+            Invitation.expires_at > now,
+        )
+    )
+    return await count_seats(session, tenant_id) + int(pending or 0)
+
+
+async def lock_locations(session: AsyncSession, tenant_id: uuid.UUID) -> None:
+    """Hold off changes to the store's active locations until the transaction ends (any session)."""
+    # The key `tenants.inventory.service` takes before counting locations: advisory locks
+    # are per database, so a platform transaction holding it holds off the tenant's.
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"ordersmith.locations:{tenant_id}"}
+    )
 
 
 async def count_active_locations(session: AsyncSession) -> int:
@@ -115,11 +142,13 @@ def refuse_downgrade(plan: Plan, excesses: list[LimitExcess]) -> None:
     )
 
 
-async def current_usage(database: Database, tenant_id: uuid.UUID) -> dict[Limit, int]:
-    """What the store uses of each countable limit now: active members and active locations."""
+async def current_usage(
+    database: Database, tenant_id: uuid.UUID, *, now: dt.datetime | None = None
+) -> dict[Limit, int]:
+    """What the store uses of each countable limit now: seats held (members, invitations), locations."""
     tenant = await get_tenant_by_id(database, tenant_id)
     async with database.platform_reader() as session:
-        seats = await count_seats(session, tenant_id)
+        seats = await count_held_seats(session, tenant_id, now=now or dt.datetime.now(dt.UTC))
     async with database.tenant_session(tenant.context) as session:
         locations = await count_active_locations(session)
     return {Limit.SEATS: seats, Limit.LOCATIONS: locations}
@@ -139,7 +168,7 @@ async def check_downgrade(
         tenant_id, plan.code, None, current.billing.billing_status, None, current.billing.revision
     )
     target = merge_entitlements(target_billing, current.overrides, now or dt.datetime.now(dt.UTC))
-    refuse_downgrade(plan, downgrade_excesses(target, await current_usage(database, tenant_id)))
+    refuse_downgrade(plan, downgrade_excesses(target, await current_usage(database, tenant_id, now=now)))
 
 
 _LIMIT_WORDS = {

@@ -14,7 +14,7 @@ from ordersmith.platform.billing_models import UsageHour
 from ordersmith.platform.database import Database
 from ordersmith.platform.entitlement_usage import trial_lacks
 from tests.support.http import bearer, sign_up
-from tests.support.members import add_member, audit_trail
+from tests.support.members import add_member, audit_trail, invite
 
 TRIAL_FEATURES = {
     "returns": True,
@@ -229,6 +229,40 @@ async def test_a_downgrade_the_store_does_not_fit_is_refused_with_what_to_change
     assert [entry["data"] for entry in trail if entry["action"] == "billing.plan_changed"][-1][
         "to"
     ] == "starter"
+
+
+async def test_a_downgrade_counts_pending_invitations_as_seats_as_inviting_does(
+    client: AsyncTestClient[Litestar],
+) -> None:
+    owner = await sign_up(client)
+    headers = bearer(owner["token"]["access_token"])
+    invitations = [
+        await invite(client, headers, f"agent-{uuid.uuid4().hex[:10]}@example.com", "agent") for _ in range(4)
+    ]
+    # The owner and four invitations hold five seats; Starter has three, and each acceptance needs one.
+    refused = await client.post("/api/v1/billing/plan", json={"plan": "starter"}, headers=headers)
+    assert await _problem(refused) == {
+        "type": "urn:ordersmith:problem:downgrade_blocked",
+        "title": "Downgrade blocked",
+        "status": 409,
+        "detail": "the Starter plan allows less than the store uses; first deactivate a member or withdraw "
+        "a pending invitation until seats is at most 3 (now 5, 2 too many)",
+        "code": "downgrade_blocked",
+        "plan": "starter",
+        "blocked_by": [{"limit": "seats", "current": 5, "allowed": 3, "over_by": 2}],
+    }
+    plan = (await client.get("/api/v1/billing/plan", headers=headers)).json()
+    assert (plan["plan"], plan["limits"][0]["limit"], plan["limits"][0]["used"]) == ("trial", "seats", 5)
+    plans = (await client.get("/api/v1/billing/plans", headers=headers)).json()["plans"]
+    assert next(item for item in plans if item["code"] == "starter")["blocked_by"] == [
+        {"limit": "seats", "current": 5, "allowed": 3, "over_by": 2}
+    ]
+    for invitation in invitations[:2]:
+        withdrawn = await client.delete(f"/api/v1/invitations/{invitation['id']}", headers=headers)
+        assert withdrawn.status_code == 204, withdrawn.text
+    changed = await client.post("/api/v1/billing/plan", json={"plan": "starter"}, headers=headers)
+    assert changed.status_code == 200, changed.text
+    assert (changed.json()["plan"], changed.json()["limits"][0]["used"]) == ("starter", 3)
 
 
 async def test_each_store_sees_only_its_own_plan_and_usage(

@@ -14,16 +14,19 @@ from litestar.testing import AsyncTestClient
 from ordersmith.app import create_app
 from ordersmith.billing.ledger import close_month
 from ordersmith.billing.metering import hour_of, month_of, record_usage
+from ordersmith.billing.reporting import report_usage
 from ordersmith.billing.request_metering import RequestBatch, hour_number, write_batch
 from ordersmith.billing.seats import record_active_seats
 from ordersmith.billing.subscriptions import change_plan
+from ordersmith.platform.billing_models import BillingAccount
 from ordersmith.platform.database import Database
 from ordersmith.platform.identity.audit import SYSTEM
 from ordersmith.platform.plans import Meter
 from ordersmith.platform.settings import Settings
 from ordersmith.platform.tenancy import get_tenant_record
 from tests.support.billing import flush_requests, forget_stripe_catalog, meter_orders, stripe_settings
-from tests.support.fake_stripe import serve_fake_stripe
+from tests.support.fake_stripe import FakeStripe, serve_fake_stripe
+from tests.support.fake_stripe.billing import metered_usage
 from tests.support.members import add_member
 from tests.support.orders import Store, open_store
 
@@ -234,21 +237,74 @@ async def test_offline_there_is_no_portal_and_the_answer_points_at_the_invoices(
 @pytest.fixture
 async def online_client(
     settings: Settings, database: Database
-) -> AsyncIterator[tuple[AsyncTestClient[Litestar], str]]:
+) -> AsyncIterator[tuple[AsyncTestClient[Litestar], FakeStripe]]:
     await forget_stripe_catalog(database)
     with serve_fake_stripe() as fake:
         app = create_app(dataclasses.replace(settings, billing=stripe_settings(fake)))
         async with AsyncTestClient(app) as client:
-            yield client, fake.base_url
+            yield client, fake
 
 
 async def test_the_portal_link_comes_from_stripe_and_a_retry_gets_the_same_link(
-    online_client: tuple[AsyncTestClient[Litestar], str],
+    online_client: tuple[AsyncTestClient[Litestar], FakeStripe],
 ) -> None:
-    client, stripe_base = online_client
+    client, fake = online_client
+    stripe_base = fake.base_url
     store = await open_store(client)
     headers = {"Idempotency-Key": "portal-1"}
     first = await store.call("POST", "/api/v1/billing/portal-sessions", 201, json={}, headers=headers)
     again = await store.call("POST", "/api/v1/billing/portal-sessions", 201, json={}, headers=headers)
     assert first["url"].startswith(f"{stripe_base}/p/session/bps_")
     assert again == first
+
+
+async def _orders_at(database: Database, tenant_id: uuid.UUID, moment: dt.datetime, count: int) -> None:
+    async with database.platform_session() as session:
+        for _ in range(count):
+            await record_usage(
+                session,
+                usage_id=uuid.uuid4(),
+                tenant_id=tenant_id,
+                meter=Meter.ORDERS,
+                occurred_at=moment,
+                source="test",
+                subject_id=None,
+            )
+
+
+async def test_with_stripe_the_preview_prices_what_stripe_bills_over_the_subscriptions_period(
+    online_client: tuple[AsyncTestClient[Litestar], FakeStripe], database: Database
+) -> None:
+    client, fake = online_client
+    store = await open_store(client)
+    tenant = await get_tenant_record(database, store.slug)
+    # 600 orders during the trial; then the owner chooses Starter (500 included) and places 10.
+    await _orders_at(database, tenant.id, hour_of(dt.datetime.now(dt.UTC)) - dt.timedelta(hours=2), 600)
+    await store.call("POST", "/api/v1/billing/plan", 200, json={"plan": "starter"})
+    subscribed = dt.datetime.now(dt.UTC)
+    await _orders_at(database, tenant.id, subscribed, 10)
+    # Their hour closes and the hourly job reports it to Stripe.
+    await report_usage(database, now=hour_of(subscribed) + dt.timedelta(hours=1, minutes=1))
+    async with database.platform_session() as session:
+        account = await session.get(BillingAccount, tenant.id)
+    assert account is not None
+    item = fake.objects["subscription"][account.stripe_subscription_id or ""]["items"]["data"][0]
+
+    preview = await store.call("GET", "/api/v1/billing/invoice-preview", 200)
+
+    assert metered_usage(fake, account.stripe_customer_id or "", "ordersmith_orders") == 10
+    assert [
+        (line["kind"], line["quantity"], line["unit_amount"], line["amount"]) for line in preview["lines"]
+    ] == [("base", 1, 2_900, 2_900), ("included", 10, 0, 0)]
+    assert (
+        preview["total_amount"],
+        dt.datetime.fromisoformat(preview["period_start"]),
+        dt.datetime.fromisoformat(preview["period_end"]),
+    ) == (
+        2_900,
+        dt.datetime.fromtimestamp(item["current_period_start"], dt.UTC),
+        dt.datetime.fromtimestamp(item["current_period_end"], dt.UTC),
+    )
+    fake.unreachable = True
+    unreachable = await store.call("GET", "/api/v1/billing/invoice-preview", 503)
+    assert unreachable["code"] == "billing_provider_unavailable"

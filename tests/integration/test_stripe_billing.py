@@ -10,6 +10,8 @@ import pytest
 import stripe
 from sqlalchemy import select
 
+from ordersmith.billing import lifecycle
+from ordersmith.billing.gateway import BillingProviderError
 from ordersmith.billing.metering import record_usage
 from ordersmith.billing.reporting import meter_identifier, report_usage
 from ordersmith.billing.subscriptions import change_plan
@@ -126,6 +128,29 @@ async def test_changing_plan_swaps_both_prices_on_the_same_subscription_with_pro
     await change_plan(database, other.id, "growth", actor=SYSTEM)
     assert len(fake.objects["price"]) == prices_before
     assert len(fake.objects["billing.meter"]) == 1
+
+
+async def test_a_subscription_stripe_made_but_we_did_not_record_is_not_made_again_for_another_plan(
+    fake: FakeStripe, database: Database, tenant: TenantRecord, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def lost(*args: object, **kwargs: object) -> None:
+        raise ConnectionError("the database went away after Stripe answered")
+
+    # Stripe makes the Growth subscription; recording it fails.
+    monkeypatch.setattr(lifecycle, "plan_changed", lost)
+    with pytest.raises(ConnectionError):
+        await change_plan(database, tenant.id, "growth", actor=SYSTEM)
+    monkeypatch.undo()
+    assert (await _account(database, tenant)).stripe_subscription_id is None
+    # Choosing another plan next reaches the same first subscription, which Stripe will not
+    # make again with other prices.
+    with pytest.raises(BillingProviderError):
+        await change_plan(database, tenant.id, "enterprise", actor=SYSTEM)
+    assert len(fake.objects["subscription"]) == 1
+    # The first choice again gets Stripe's first answer, and is recorded.
+    await change_plan(database, tenant.id, "growth", actor=SYSTEM)
+    account = await _account(database, tenant)
+    assert (list(fake.objects["subscription"]), account.plan) == ([account.stripe_subscription_id], "growth")
 
 
 async def _provision(database: Database) -> TenantRecord:

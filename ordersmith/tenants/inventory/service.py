@@ -11,13 +11,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.platform.database import TenantContext
-from ordersmith.platform.entitlement_usage import count_active_locations
+from ordersmith.platform.entitlement_usage import count_active_locations, lock_locations
 from ordersmith.platform.entitlements import Entitlements, enforce_limit
 from ordersmith.platform.errors import FieldError, ValidationFailedError
 from ordersmith.platform.events import record_event
@@ -134,10 +134,7 @@ async def _check_locations_limit(
     if entitlements is None:
         return
     # One location change at a time per store, so two at once cannot both take the last one.
-    await session.execute(
-        text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
-        {"key": f"ordersmith.locations:{tenant.tenant_id}"},
-    )
+    await lock_locations(session, tenant.tenant_id)
     await enforce_limit(
         session, tenant, entitlements, Limit.LOCATIONS, current=await count_active_locations(session)
     )

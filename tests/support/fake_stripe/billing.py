@@ -176,6 +176,9 @@ def create_subscription(fake: FakeStripe, request: StripeRequest) -> Reply:
         "cancel_at_period_end": False,
         "livemode": False,
     }
+    for item in subscription["items"]["data"]:
+        # Stripe keeps the period on each item (API 2025-03-31 on).
+        item.update(current_period_start=started, current_period_end=started + 30 * 86400)
     return 200, fake.store("subscription", subscription)
 
 
