@@ -9,6 +9,7 @@ BIN := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 # Test processes: each builds a database of its own (ordersmith_test_<pid>); `make test TEST_WORKERS=0` runs in one.
+# The 20 slowest tests are listed at the end: CI has 15 minutes in all, so watch them.
 TEST_WORKERS ?= 2
 
 $(UV):
@@ -28,7 +29,7 @@ run: install ## Serve the API, relay and workers on embedded defaults (PostgreSQ
 
 .PHONY: test
 test: install ## Run unit and integration tests (embedded PostgreSQL unless TEST_DATABASE_URL is set)
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal --durations=20
 
 .PHONY: lint
 lint: install ## Check formatting, lint rules, types and layering

@@ -43,8 +43,10 @@ async def _drop_database(server_url: str, name: str) -> None:
         finally:
             await target.close()
         await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        for role in roles:
-            await admin.execute(f'DROP ROLE IF EXISTS "{role}"')
+        # A few hundred roles per run: one statement per hundred, not one each, is seconds faster.
+        for start in range(0, len(roles), 100):
+            names = ", ".join(f'"{role}"' for role in roles[start : start + 100])
+            await admin.execute(f"DROP ROLE IF EXISTS {names}")
     finally:
         await admin.close()
 
