@@ -383,12 +383,13 @@ async def test_stock_an_edit_reserves_on_a_released_order_goes_to_its_locations_
         {
             "fulfillment_order_id": wh1["id"],
             "location": "WH-1",
+            "is_new": False,
             "lines": [{"line_number": 2, "sku": "TEE-S", "quantity": 1}],
         },
         {
             "fulfillment_order_id": listed["WH-2"]["id"],
             "location": "WH-2",
-            "status": {"old": None, "new": "open"},
+            "is_new": True,
             "lines": [{"line_number": 3, "sku": "TEE-M", "quantity": 2}],
         },
     ]

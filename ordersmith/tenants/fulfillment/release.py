@@ -186,18 +186,7 @@ async def follow_reservations(
         if assigned:
             order = (await session.scalars(select(Order).where(Order.id == order_id))).one()
             await record_events(session, tenant, created_payloads(order, assigned))
-        joined = [
-            {
-                "fulfillment_order_id": str(item.fulfillment_order_id),
-                "location": item.location_code,
-                **({"status": change(None, lifecycle.OPEN)} if item.is_new else {}),
-                "lines": [
-                    {"line_number": line["line_number"], "sku": line["sku"], "quantity": line["quantity"]}
-                    for line in item.lines
-                ],
-            }
-            for item in assigned
-        ]
+        joined = assigned_details(assigned)
     return joined + await sync_statuses(session, order_id)
 
 
