@@ -66,6 +66,7 @@ class Resolution(msgspec.Struct):
     id: str
     # refund, store_credit or exchange.
     kind: str
+    # Refunded or credited; for an exchange, what the returned units it replaces were sold for.
     amount: int
     currency: str
     reason: str
@@ -85,7 +86,7 @@ class Return(msgspec.Struct):
     # requested, approved, declined, in_transit, received or closed.
     status: str
     currency: str
-    # What the returned units were sold for: refund and store credit together stay within it.
+    # What the returned units were sold for: refund, store credit and exchange together stay within it.
     value_amount: int
     refunded_amount: int
     store_credit_amount: int
@@ -490,7 +491,7 @@ async def credit(
     return_id: FromPath[str],
     data: JSONBody[AmountIn],
 ) -> Response[Return]:
-    """Refund and store credit together stay within what the returned units were sold for."""
+    """Within what is left of the returned units' value, and of what the order's payments still hold."""
     return await _resolve(credit_return, request, principal, tenant_session, return_id, data)
 
 
@@ -509,7 +510,11 @@ async def exchange(
     return_id: FromPath[str],
     data: JSONBody[ExchangeIn],
 ) -> Response[Return]:
-    """409 `insufficient_stock` names each short SKU; one exchange per return (409 `exchange_exists`)."""
+    """409 `insufficient_stock` names each short SKU; one exchange per return (409 `exchange_exists`).
+
+    The exchange uses up what the returned units it replaces were sold for: 422
+    `resolution_exceeds_return_value` when refunds and store credit already used it.
+    """
     body = ExchangeRequest(
         [ExchangeLine(item.sku, item.quantity, item.unit_price_amount) for item in data.lines],
         data.note,

@@ -19,7 +19,7 @@ from ordersmith.api.access import requires
 from ordersmith.platform.identity.permissions import Permission
 from ordersmith.platform.identity.principal import Principal
 from ordersmith.tenants.customers.service import customer_id_of
-from ordersmith.tenants.orders.views import order_id_of, order_row
+from ordersmith.tenants.orders.views import order_id_of
 from ordersmith.tenants.returns import store_credit
 from ordersmith.tenants.returns.models import StoreCreditEntry
 from ordersmith.tenants.returns.rules import check_amount
@@ -103,14 +103,14 @@ async def spend_store_credit(
     customer_id: FromPath[str],
     data: JSONBody[StoreCreditSpend],
 ) -> Response[StoreCredit]:
-    """409 `store_credit_insufficient` gives the balance; an `Idempotency-Key` makes a retry safe."""
+    """409 `store_credit_insufficient` gives the balance; 422 when `order_id` is another customer's order.
+
+    Spent on an order, the `currency` must be the order's (422); an `Idempotency-Key` makes a retry safe.
+    """
     check_amount(data.amount)
     tenant = principal.tenant_context
 
     async def create() -> StoreCredit:
-        order_id = None
-        if data.order_id is not None:
-            order_id = (await order_row(tenant_session, order_id_of(data.order_id))).id
         await store_credit.spend(
             tenant,
             tenant_session,
@@ -119,7 +119,7 @@ async def spend_store_credit(
             data.currency,
             reason=data.reason.strip(),
             actor=principal.actor,
-            order_id=order_id,
+            order_id=None if data.order_id is None else order_id_of(data.order_id),
         )
         return _credit(await store_credit.store_credit(tenant, tenant_session, customer_id_of(customer_id)))
 

@@ -165,6 +165,12 @@ async def test_a_return_can_be_refunded_without_being_received_and_never_beyond_
     assert beyond["code"] == "refund_exceeds_captured"
     refunded = await store.call("POST", f"{path}/refunds", 201, json={"amount": 1000})
     assert refunded["refunded_amount"] == 1000
+    # The unit sold for 1500 and 1000 of it was refunded: it cannot be replaced as well.
+    exchange = await store.call(
+        "POST", f"{path}/exchange", 422, json={"lines": [{"sku": "TEE-M", "quantity": 1}]}
+    )
+    assert (exchange["code"], exchange["remaining"]) == ("resolution_exceeds_return_value", 500)
+    assert await stock_at(store, "TEE-M") == {"WH-2": (10, 0)}
     closed = await store.call("POST", f"{path}/close", 200)
     assert (closed["status"], closed["received_at"], closed["dispositions"]) == ("closed", None, [])
     after = await store.call("GET", f"/api/v1/orders/{order['id']}", 200)
@@ -178,6 +184,7 @@ async def test_an_exchange_places_a_linked_order_that_reserves_stock(
     store: Store, database: Database
 ) -> None:
     order = await shipped_order(store, ("TEE-S", 1))
+    await pay_manually(database, store, order["id"], 1500)
     created = await store.call(
         "POST",
         f"/api/v1/orders/{order['id']}/returns",
@@ -190,6 +197,16 @@ async def test_an_exchange_places_a_linked_order_that_reserves_stock(
         "POST", f"{path}/exchange", 409, json={"lines": [{"sku": "TEE-M", "quantity": 11}]}
     )
     assert short["code"] == "insufficient_stock"
+    bad = await store.call(
+        "POST",
+        f"{path}/exchange",
+        422,
+        json={"lines": [{"sku": "TEE-M", "quantity": 1}], "note": "x" * 1001, "tags": ["x" * 51]},
+    )
+    assert bad["errors"] == [
+        {"field": "note", "message": "must be at most 1000 characters"},
+        {"field": "tags[0]", "message": "must be 1 to 50 letters, digits, spaces or . : / -"},
+    ]
     exchanged = await store.call(
         "POST", f"{path}/exchange", 201, json={"lines": [{"sku": "TEE-M", "quantity": 1}]}
     )
@@ -210,7 +227,11 @@ async def test_an_exchange_places_a_linked_order_that_reserves_stock(
         ("WH-2", 1)
     ]
     assert await stock_at(store, "TEE-M") == {"WH-2": (10, 1)}
-    assert exchanged["resolutions"][0]["kind"] == "exchange"
+    # The replacement uses up what the paid unit was sold for: nothing is left to pay back.
+    assert [(item["kind"], item["amount"]) for item in exchanged["resolutions"]] == [("exchange", 1500)]
+    for outcome in ("refunds", "store-credits"):
+        refused = await store.call("POST", f"{path}/{outcome}", 422, json={})
+        assert (refused["code"], refused["remaining"]) == ("resolution_exceeds_return_value", 0), outcome
     again = await store.call(
         "POST", f"{path}/exchange", 409, json={"lines": [{"sku": "TEE-M", "quantity": 1}]}
     )
@@ -220,8 +241,14 @@ async def test_an_exchange_places_a_linked_order_that_reserves_stock(
     await assert_stock_invariants(database, store)
 
 
-async def test_a_declined_return_frees_its_units_and_store_credit_is_never_overspent(store: Store) -> None:
+async def test_a_declined_return_frees_its_units_and_store_credit_stays_within_what_was_paid_and_its_holder(
+    store: Store, database: Database
+) -> None:
     order = await shipped_order(store, ("TEE-S", 2))
+    await pay_manually(database, store, order["id"], 3000)
+    [payment] = (await store.call("GET", f"/api/v1/orders/{order['id']}/payments", 200))["data"]
+    # 2000 goes back straight on the payment: store credit may repay only the 1000 still held.
+    await store.call("POST", f"/api/v1/payments/{payment['id']}/refunds", 201, json={"amount": 2000})
     first = await store.call(
         "POST",
         f"/api/v1/orders/{order['id']}/returns",
@@ -239,14 +266,40 @@ async def test_a_declined_return_frees_its_units_and_store_credit_is_never_overs
         json=return_lines(order, ("TEE-S", 1, "defective")),
     )
     await store.call("POST", f"/api/v1/returns/{second['id']}/approve", 200)
-    await store.call("POST", f"/api/v1/returns/{second['id']}/store-credits", 201, json={"amount": 1000})
+    credits = f"/api/v1/returns/{second['id']}/store-credits"
+    beyond = await store.call("POST", credits, 422, json={"amount": 1001})
+    assert (beyond["code"], beyond["remaining"], beyond["detail"]) == (
+        "resolution_exceeds_return_value",
+        1000,
+        "the order's payments hold 1000 EUR (captured, less refunds and chargebacks) and its returns already "
+        "gave 0 of it as store credit; store credit never repays money that was not paid, or was paid back "
+        "already; ask for at most 1000",
+    )
+    # Left out, the amount is what can still be credited: 1000, not the unit's 1500.
+    assert (await store.call("POST", credits, 201, json={}))["store_credit_amount"] == 1000
     spend_path = f"/api/v1/customers/{store.customer_id}/store-credit/redemptions"
     over = await store.call("POST", spend_path, 409, json={"amount": 1001, "currency": "EUR"})
     assert (over["code"], over["balance"]) == ("store_credit_insufficient", 1000)
+    await store.add_customer("bob@example.com")
+    bobs = await store.place(("TEE-S", 1))
+    for body, field, message in (
+        (
+            {"currency": "EUR", "order_id": bobs["id"]},
+            "order_id",
+            "the order is another customer's; spend credit on its holder's own orders",
+        ),
+        ({"currency": "USD", "order_id": order["id"]}, "currency", "must be the order's currency, EUR"),
+    ):
+        refused = await store.call("POST", spend_path, 422, json={"amount": 600, **body})
+        assert refused["errors"] == [{"field": field, "message": message}]
     spent = await store.call(
-        "POST", spend_path, 201, json={"amount": 600, "currency": "EUR", "reason": "order 2"}
+        "POST",
+        spend_path,
+        201,
+        json={"amount": 600, "currency": "EUR", "reason": "order 2", "order_id": order["id"]},
     )
     assert spent["balances"] == {"EUR": 400}
+    assert spent["entries"][0]["order_id"] == order["id"]
     bad = await store.call(
         "POST",
         f"/api/v1/orders/{order['id']}/returns",

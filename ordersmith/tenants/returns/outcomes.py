@@ -2,23 +2,30 @@
 
 Outcomes are not statuses: staff may give them while a return is approved, in transit
 or received, so a return can be refunded before (or without) the goods coming back.
-Refund and store credit together never exceed what the returned units were sold for
-(422 `resolution_exceeds_return_value` with what remains); a refund also never exceeds
-what was captured (the payments context answers 422 `refund_exceeds_captured`).
+Refund, store credit and the exchange together never exceed what the returned units
+were sold for (422 `resolution_exceeds_return_value` with what remains): an exchange
+uses up what the returned units it replaces were sold for, one returned unit per
+replacement unit, dearest first, since it names no return line. A refund also never
+exceeds what was captured (the payments context answers 422 `refund_exceeds_captured`);
+store credit never exceeds what the order's payments still hold less the credit its
+returns gave already, so money never paid, or already paid back, is not credited.
 
 A refund's provider idempotency key is the return and the refund's sequence number on
-it: a request retried after its transaction rolled back (the sequence number unchanged)
-reuses the key. An attempt whose provider call has an unknown outcome (unreachable, or
-the answer lost) keeps its own key: the return's next refund sends it again as it was,
-before anything new, so the provider answers from memory if it acted, even after another
-payment's part of the same refund succeeded and moved the sequence on. Until then that
-money counts as possibly given back: store credit cannot use it, and the next refund must
-ask for at least that much.
+it, one more than the highest any refund request of the return sent (the payments
+ledger keeps them): a request retried after its transaction rolled back (nothing in the
+ledger) reuses the key, and an attempt that reached the ledger, answered or not, moves
+it on, so a refund the provider refused for good never poisons the next one. An attempt
+whose provider call has an unknown outcome (unreachable, or the answer lost) keeps its
+own key: the return's next refund sends it again as it was, before anything new, so the
+provider answers from memory if it acted. Until then that money counts as possibly
+given back: store credit cannot use it, and the next refund must ask for at least that
+much.
 """
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
@@ -32,8 +39,10 @@ from ordersmith.platform.ids import uuid7
 from ordersmith.tenants.orders import derived, timeline
 from ordersmith.tenants.orders.models import Order
 from ordersmith.tenants.orders.placement import place_order
-from ordersmith.tenants.orders.rules import LineRequest, OrderRequest
+from ordersmith.tenants.orders.rules import OrderRequest
 from ordersmith.tenants.orders.timeline import Entry
+from ordersmith.tenants.payments import ledger
+from ordersmith.tenants.payments.models import PaymentTransaction
 from ordersmith.tenants.payments.refunds import EarlierRefunds, earlier_refunds_outstanding, refund_order
 from ordersmith.tenants.returns import lifecycle, store_credit
 from ordersmith.tenants.returns.errors import (
@@ -42,7 +51,7 @@ from ordersmith.tenants.returns.errors import (
     ReturnNotResolvableError,
 )
 from ordersmith.tenants.returns.models import Return, ReturnResolution
-from ordersmith.tenants.returns.rules import MAX_NOTE, ExchangeRequest, check_amount
+from ordersmith.tenants.returns.rules import MAX_NOTE, ExchangeRequest, check_amount, check_exchange
 from ordersmith.tenants.returns.service import locked_return
 from ordersmith.tenants.returns.views import ReturnView, return_view
 
@@ -69,18 +78,43 @@ def _reason(reason: str) -> str:
     return reason.strip()
 
 
+@dataclass(frozen=True)
+class _Ceiling:
+    """A limit on an outcome besides the return's value, and the sentence saying why."""
+
+    amount: int
+    why: str
+
+
+def _used(view: ReturnView) -> str:
+    row = view.row
+    parts = [f"{row.refunded_amount} refunded", f"{row.store_credit_amount} given as store credit"]
+    if view.exchange_amount:
+        parts.append(f"{view.exchange_amount} used by the exchange")
+    return ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
 async def _amount(
-    session: AsyncSession, row: Return, amount: int | None, *, outstanding: int = 0, is_refund: bool
+    session: AsyncSession,
+    row: Return,
+    amount: int | None,
+    *,
+    outstanding: int = 0,
+    is_refund: bool,
+    ceiling: _Ceiling | None = None,
 ) -> int:
-    """The amount asked, or what is left of the return's value; 422 beyond what is left.
+    """The amount asked, or what is left of the return's value (and `ceiling`); 422 beyond it.
 
     `outstanding` is refund money an earlier attempt may have given back already: the
     next refund sends it again, so that refund must cover it, and store credit cannot.
     """
     check_amount(amount)
     view = await return_view(session, row.id)
-    left = view.value - row.refunded_amount - row.store_credit_amount
+    left = view.value - row.refunded_amount - row.store_credit_amount - view.exchange_amount
     remaining = max(left, outstanding) if is_refund else left - outstanding
+    limit = ceiling if ceiling is not None and ceiling.amount < remaining else None
+    if limit is not None:
+        remaining = limit.amount
     wanted = remaining if amount is None else amount
     if wanted > remaining or wanted <= 0:
         pending = (
@@ -89,11 +123,12 @@ async def _amount(
             if outstanding
             else ""
         )
+        why = f"the returned units are worth {view.value} {row.currency}; {_used(view)} leave {left}{pending}"
+        if limit is not None:
+            why = limit.why
         remaining = max(remaining, 0)
         raise ResolutionExceedsReturnValueError(
-            f"the returned units are worth {view.value} {row.currency}; {row.refunded_amount} refunded and "
-            f"{row.store_credit_amount} given as store credit leave {left}{pending}; "
-            f"ask for at most {remaining}",
+            f"{why}; ask for at most {remaining}",
             errors=[FieldError("amount", f"must be at most {remaining}")],
             extensions={"remaining": remaining, "currency": row.currency},
         )
@@ -114,6 +149,45 @@ async def _earlier_refunds(session: AsyncSession, row: Return) -> EarlierRefunds
         )
     )
     return EarlierRefunds(f"return:{row.id}:refund:", frozenset(recorded))
+
+
+async def _next_sequence(session: AsyncSession, order: Order, earlier: EarlierRefunds) -> int:
+    """One more than the highest refund number any of the return's refund requests sent.
+
+    Payments derive each payment's key from the return's key, so the return's key ends
+    theirs. A request the provider refused for good moved the number on: its key would
+    only bring back the provider's stored refusal.
+    """
+    keys = await session.scalars(
+        select(PaymentTransaction.idempotency_key)
+        .distinct()
+        .where(
+            PaymentTransaction.order_id == order.id,
+            PaymentTransaction.kind == "refund",
+            PaymentTransaction.idempotency_key.contains(earlier.key_prefix, autoescape=True),
+        )
+    )
+    numbers = [key.rsplit(earlier.key_prefix, 1)[1] for key in keys if key is not None]
+    return 1 + max((int(number) for number in numbers if number.isdigit()), default=0)
+
+
+async def _creditable(session: AsyncSession, order: Order, outstanding: int) -> _Ceiling:
+    """What the order's payments still hold beyond the store credit its returns gave: the most credit adds."""
+    held = await ledger.net_paid(session, order.id)
+    credited = int(
+        await session.scalar(
+            select(func.coalesce(func.sum(Return.store_credit_amount), 0)).where(Return.order_id == order.id)
+        )
+        or 0
+    )
+    left = held - credited - outstanding
+    pending = f", and {outstanding} may have been refunded by an attempt awaiting the provider's answer"
+    return _Ceiling(
+        left,
+        f"the order's payments hold {held} {order.currency} (captured, less refunds and chargebacks) "
+        f"and its returns already gave {credited} of it as store credit{pending if outstanding else ''}; "
+        "store credit never repays money that was not paid, or was paid back already",
+    )
 
 
 async def _record(
@@ -171,14 +245,7 @@ async def refund_return(
     earlier = await _earlier_refunds(session, row)
     outstanding = await earlier_refunds_outstanding(session, order.id, earlier)
     wanted = await _amount(session, row, amount, outstanding=outstanding, is_refund=True)
-    sequence = 1 + int(
-        await session.scalar(
-            select(func.count())
-            .select_from(ReturnResolution)
-            .where(ReturnResolution.return_id == return_id, ReturnResolution.kind == "refund")
-        )
-        or 0
-    )
+    sequence = await _next_sequence(session, order, earlier)
     outcome = await refund_order(
         tenant,
         session,
@@ -242,7 +309,14 @@ async def credit_return(
     order, row = await locked_return(session, return_id)
     _check_resolvable(row, "be given store credit")
     outstanding = await earlier_refunds_outstanding(session, order.id, await _earlier_refunds(session, row))
-    wanted = await _amount(session, row, amount, outstanding=outstanding, is_refund=False)
+    wanted = await _amount(
+        session,
+        row,
+        amount,
+        outstanding=outstanding,
+        is_refund=False,
+        ceiling=await _creditable(session, order, outstanding),
+    )
     entry = await store_credit.grant(
         tenant,
         session,
@@ -281,8 +355,12 @@ async def exchange_return(
     *,
     actor: Actor,
 ) -> ReturnView:
-    """Place a linked replacement order that reserves its stock now; one exchange per return."""
-    note = _reason(request.note)
+    """Place a linked replacement order that reserves its stock now; one exchange per return.
+
+    The exchange uses up what the returned units it replaces were sold for; 422
+    `resolution_exceeds_return_value` when refunds and store credit already used it.
+    """
+    lines, tags = check_exchange(request)
     order, row = await locked_return(session, return_id)
     _check_resolvable(row, "be exchanged")
     if row.exchange_order_id is not None:
@@ -290,22 +368,31 @@ async def exchange_return(
             f"this return already has its exchange order {row.exchange_order_id}; read that order",
             extensions={"exchange_order_id": str(row.exchange_order_id)},
         )
+    view = await return_view(session, return_id)
+    units = sum(line.quantity for line in lines)
+    replaced = view.replaced_value(units)
+    outstanding = await earlier_refunds_outstanding(session, order.id, await _earlier_refunds(session, row))
+    left = view.value - row.refunded_amount - row.store_credit_amount - outstanding
+    if replaced > left:
+        pending = f" and {outstanding} awaits the provider's answer to a refund" if outstanding else ""
+        raise ResolutionExceedsReturnValueError(
+            f"the returned units are worth {view.value} {row.currency}; {_used(view)}{pending} leave "
+            f"{max(left, 0)}, but {units} replacement unit(s) replace returned units sold for {replaced}; "
+            "exchange fewer units, or refund or credit the rest instead",
+            errors=[FieldError("lines", f"replace returned units worth at most {max(left, 0)}")],
+            extensions={"remaining": max(left, 0), "currency": row.currency},
+        )
     placed = await place_order(
         tenant,
         session,
         OrderRequest(
             customer_id=row.customer_id,
-            lines=[
-                LineRequest(
-                    line.sku, line.quantity, 0 if line.unit_price_amount is None else line.unit_price_amount
-                )
-                for line in request.lines
-            ],
+            lines=lines,
             shipping_address=order.shipping_address,
             channel="exchange",
             external_reference=f"RMA-{row.number}",
             currency=order.currency,
-            tags=["exchange", *request.tags],
+            tags=tags,
         ),
         actor=actor,
     )
@@ -338,12 +425,13 @@ async def exchange_return(
         row,
         "exchange",
         RETURN_EXCHANGED,
-        amount=replacement.total_amount,
+        amount=replaced,
         actor=actor,
-        reason=note,
+        reason=request.note.strip(),
         details={
             "exchange_order_id": str(replacement.id),
             "exchange_order_number": replacement.number,
+            "exchange_order_total_amount": replacement.total_amount,
             "lines": [{"sku": line.sku_code, "quantity": line.quantity_ordered} for line in placed.lines],
         },
         exchange_order_id=replacement.id,

@@ -8,12 +8,15 @@ from dataclasses import dataclass, field
 
 from ordersmith.platform.errors import FieldError, ValidationFailedError
 from ordersmith.platform.ids import id_spelling
+from ordersmith.tenants.orders.rules import MAX_TAGS, LineRequest, check_lines, check_tags, clean_tags
 from ordersmith.tenants.returns.models import DISPOSITIONS, REASON_CODES
 
 MAX_LINES = 250
 MAX_QUANTITY = 100_000
 MAX_NOTE = 1_000
 MAX_AMOUNT = 10**12
+# Every exchange order carries this tag.
+EXCHANGE_TAG = "exchange"
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,25 @@ def check_return(request: ReturnRequest) -> None:
         check_note(errors, f"lines[{index}].note", line.note)
     if errors:
         raise ValidationFailedError("the return is invalid; see errors", errors=errors)
+
+
+def check_exchange(request: ExchangeRequest) -> tuple[list[LineRequest], list[str]]:
+    """422 naming each bad field of an exchange as the caller sent it; the replacement's lines and tags."""
+    errors: list[FieldError] = []
+    check_note(errors, "note", request.note)
+    lines = [
+        LineRequest(line.sku, line.quantity, 0 if line.unit_price_amount is None else line.unit_price_amount)
+        for line in request.lines
+    ]
+    check_lines(lines, errors)
+    check_tags(request.tags, errors)
+    # The replacement is tagged `exchange` too, so the caller's tags are checked before it is added.
+    tags = clean_tags([EXCHANGE_TAG, *request.tags])
+    if len(request.tags) <= MAX_TAGS < len(tags):
+        errors.append(FieldError("tags", f"must hold at most {MAX_TAGS - 1} tags besides '{EXCHANGE_TAG}'"))
+    if errors:
+        raise ValidationFailedError("the exchange is invalid; see errors", errors=errors)
+    return lines, tags
 
 
 def check_dispositions(

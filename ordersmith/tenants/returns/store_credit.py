@@ -4,6 +4,8 @@ Credit is given to the live customer (a merged customer's credit follows the sur
 the balance sums the entries of every id merged into it). Spending takes the live
 customer's row lock first, following a merge that committed while it waited, so two
 spends at once cannot take the same credit twice, whichever of the ids they name.
+Credit spent on an order is spent on the holder's own order (or that of a customer
+merged into the holder), in the order's currency.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from ordersmith.platform.events import record_event
 from ordersmith.platform.identity.audit import Actor
 from ordersmith.platform.ids import uuid7
 from ordersmith.tenants.customers.service import customer_ids_for_history
+from ordersmith.tenants.orders.views import order_row
 from ordersmith.tenants.returns.errors import StoreCreditInsufficientError
 from ordersmith.tenants.returns.models import StoreCreditEntry
 
@@ -86,13 +89,29 @@ async def spend(
     actor: Actor,
     order_id: uuid.UUID | None = None,
 ) -> StoreCreditEntry:
-    """Take credit off the customer's balance; 409 `store_credit_insufficient` if it would go below zero."""
+    """Take credit off the customer's balance; 409 `store_credit_insufficient` if it would go below zero.
+
+    Spent on an order, that order must be the customer's and in `currency`, else 422.
+    """
     if not is_currency(currency):
         raise ValidationFailedError(
             "the spend is invalid; see errors",
             errors=[FieldError("currency", "must be the ISO 4217 code of a currency, such as EUR or USD")],
         )
     ids = await customer_ids_for_history(tenant, session, customer_id, lock=True)
+    if order_id is not None:
+        order = await order_row(session, order_id)
+        errors = []
+        if order.customer_id not in ids:
+            errors.append(
+                FieldError(
+                    "order_id", "the order is another customer's; spend credit on its holder's own orders"
+                )
+            )
+        if order.currency != currency:
+            errors.append(FieldError("currency", f"must be the order's currency, {order.currency}"))
+        if errors:
+            raise ValidationFailedError("the spend does not fit the order; see errors", errors=errors)
     balance = (await _balances(session, ids)).get(currency, 0)
     if amount > balance:
         raise StoreCreditInsufficientError(

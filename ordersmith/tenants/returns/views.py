@@ -38,6 +38,20 @@ class ReturnView:
         """What the returned units were sold for: the most refund and credit together may give."""
         return sum(item.unit_price_amount * item.line.quantity for item in self.lines)
 
+    @property
+    def exchange_amount(self) -> int:
+        """What the returned units its exchange replaced were sold for: used up as a refund would be."""
+        return sum(item.amount for item in self.resolutions if item.kind == "exchange")
+
+    def replaced_value(self, units: int) -> int:
+        """What `units` of the returned units were sold for, dearest first (an exchange names no line)."""
+        value = 0
+        for item in sorted(self.lines, key=lambda item: item.unit_price_amount, reverse=True):
+            taken = min(units, item.line.quantity)
+            value += taken * item.unit_price_amount
+            units -= taken
+        return value
+
 
 def return_missing() -> ReturnNotFoundError:
     return ReturnNotFoundError("no such return in this store; check the id or list the order's returns")

@@ -1,0 +1,64 @@
+"""A return refund's provider key: a refusal Stripe answered moves it on, so it never refuses the next."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from ordersmith.platform.settings import Settings
+from tests.support.fake_stripe import FakeStripe, event, serve_fake_stripe
+from tests.support.fake_stripe.payments import VISA, refund_in_dashboard, refunds_of
+from tests.support.fulfillment import line_of, release, ship
+from tests.support.orders import Store
+from tests.support.payments import pay, payment_store, send_webhook, stripe_at
+
+
+@pytest.fixture
+def fake(settings: Settings) -> Iterator[FakeStripe]:
+    with serve_fake_stripe() as fake, stripe_at(fake, settings.secret_key):
+        yield fake
+
+
+@pytest.fixture
+async def store(client: AsyncTestClient[Litestar], fake: FakeStripe) -> Store:
+    return await payment_store(client, providers=("manual", "stripe"), capture_policy="at_placement")
+
+
+async def test_a_return_refund_stripe_refused_does_not_poison_the_next_one(
+    store: Store, fake: FakeStripe
+) -> None:
+    order = await store.place(("TEE-S", 2))  # 2 x 2500
+    payment = (await pay(store, order["id"], provider="stripe", method=VISA, amount=5000))["payment"]
+    [fulfillment] = (await release(store, order["id"]))["data"]
+    await ship(
+        store,
+        fulfillment["id"],
+        [(line["line_id"], line["quantity_reserved"]) for line in fulfillment["lines"]],
+    )
+    order = await store.call("GET", f"/api/v1/orders/{order['id']}", 200)
+    created = await store.call(
+        "POST",
+        f"/api/v1/orders/{order['id']}/returns",
+        201,
+        json={"lines": [{"line_id": line_of(order, "TEE-S")["id"], "quantity": 2, "reason_code": "other"}]},
+    )
+    path = f"/api/v1/returns/{created['id']}"
+    await store.call("POST", f"{path}/approve", 200)
+    # 4000 was refunded in Stripe's dashboard; the webhook saying so has not arrived yet.
+    refund_in_dashboard(fake, payment["provider_reference"], 4000)
+
+    refused = await store.call("POST", f"{path}/refunds", 201, json={"amount": 5000})
+    [dashboard_refund] = refunds_of(fake, payment["provider_reference"])
+    await send_webhook(store, event("refund.created", dashboard_refund))
+    again = await store.call("POST", f"{path}/refunds", 201, json={"amount": 1000})
+
+    assert (refused["refunded_amount"], again["refunded_amount"]) == (0, 1000)
+    assert [refund["amount"] for refund in refunds_of(fake, payment["provider_reference"])] == [4000, 1000]
+    keys = [request.idempotency_key for request in fake.requests_to("POST", "/v1/refunds")]
+    assert keys == [
+        f"ordersmith:{payment['id']}:refund:return:{created['id']}:refund:1",
+        f"ordersmith:{payment['id']}:refund:return:{created['id']}:refund:2",
+    ]
