@@ -40,7 +40,12 @@ from ordersmith.platform.tenancy import (
     provision_tenant,
     restore_tenant,
 )
-from ordersmith.platform.tenant_migrations import TenantMigrationResult, migrate_tenants, tenant_schema_status
+from ordersmith.platform.tenant_migrations import (
+    TenantMigrationResult,
+    migrate_tenants,
+    migration_concurrency,
+    tenant_schema_status,
+)
 from ordersmith.tenants.schema import TENANT_SCHEMA
 
 P = ParamSpec("P")
@@ -296,15 +301,28 @@ def _record_json(record: TenantRecord) -> dict[str, Any]:
 
 
 @tenants.command("migrate")
-@click.option("--concurrency", type=int, help="Tenants migrated at once (default: MIGRATION_CONCURRENCY, 4).")
-@click.option("--slug", "slugs", multiple=True, help="Only these tenants (repeatable).")
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    help="Tenants migrated at once (default: MIGRATION_CONCURRENCY, 4); at most the owner pool's "
+    "connections, MIGRATION_CONCURRENCY + DATABASE_MAX_OVERFLOW.",
+)
+@click.option(
+    "--slug", "slugs", multiple=True, help="Only these tenants (repeatable); exit 1 if one is unknown."
+)
 @async_command
 async def tenants_migrate(concurrency: int | None, slugs: tuple[str, ...]) -> None:
     """Bring tenant schemas to head; go on past failures and report them; exit 1 if any."""
 
     async def work(database: Database) -> list[TenantMigrationResult]:
+        effective = migration_concurrency(database, concurrency)
+        if concurrency is not None and effective < concurrency:
+            click.echo(
+                f"concurrency: {effective}, not {concurrency}: the owner pool holds {effective} connections "
+                "(MIGRATION_CONCURRENCY + DATABASE_MAX_OVERFLOW); raise them to migrate more at once"
+            )
         return await migrate_tenants(
-            database, TENANT_SCHEMA, slugs=slugs or None, concurrency=concurrency, on_result=_echo_result
+            database, TENANT_SCHEMA, slugs=slugs or None, concurrency=effective, on_result=_echo_result
         )
 
     _raise_if_failed(await _with_database(_settings(), work))
@@ -376,7 +394,9 @@ async def tenants_restore(slug: str) -> None:
 @click.option("--confirm", required=True, help="Repeat the slug to confirm; the data is deleted for good.")
 @async_command
 async def tenants_drop(slug: str, confirm: str) -> None:
-    """Delete an archived tenant for good: schema, role and registry entry (audited)."""
+    """Cancel an archived tenant's Stripe subscription, then delete the tenant for good (audited)."""
+    # Registers the hook that ends the store's subscription first (refusing the drop if it cannot).
+    importlib.import_module("ordersmith.billing.subscriptions")
     await _with_database(
         _settings(), lambda database: drop_tenant(database, slug, confirm=confirm, actor=_operator())
     )

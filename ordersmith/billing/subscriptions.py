@@ -14,6 +14,9 @@ Stripe's calls included. So two plan choices at once make one subscription (the 
 waits, then changes it), and no seat or location is added between the check and the plan
 that check allowed. Invitations and location changes of the store wait meanwhile (past the
 lock timeout they answer 503 `busy`).
+
+Dropping a store ends its subscription first (`cancel_subscription`, registered with
+`tenancy.before_drop`): Stripe unreachable, the drop is refused and nothing changes.
 """
 
 from __future__ import annotations
@@ -22,14 +25,14 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import func, text
+from sqlalchemy import func, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.billing import lifecycle
 from ordersmith.billing.accounts import ensure_customer
 from ordersmith.billing.catalog import ensure_plan_prices
-from ordersmith.billing.gateway import call, client_for, current_settings
+from ordersmith.billing.gateway import BillingOfflineError, call, client_for, current_settings
 from ordersmith.billing.rating import price_of
 from ordersmith.platform.billing_models import BillingAccount
 from ordersmith.platform.database import Database
@@ -38,6 +41,7 @@ from ordersmith.platform.errors import NotFoundError
 from ordersmith.platform.identity.audit import Actor, record_audit
 from ordersmith.platform.identity.members import lock_members
 from ordersmith.platform.models import Tenant
+from ordersmith.platform.tenancy import TenantRecord, before_drop
 
 
 async def _subscribe_in_stripe(
@@ -149,3 +153,62 @@ async def change_plan(database: Database, tenant_id: uuid.UUID, plan_code: str, 
                 "via": "stripe" if settings.is_online else "offline",
             },
         )
+
+
+# Stripe's statuses of a subscription that bills no more.
+_ENDED = frozenset({"canceled", "incomplete_expired"})
+
+
+async def cancel_subscription(database: Database, tenant_id: uuid.UUID, *, actor: Actor) -> None:
+    """End the store's Stripe subscription now (no credit for the unused part); nothing to do without one.
+
+    Raises `BillingProviderUnavailableError` (nothing changed) when Stripe cannot be reached,
+    and `BillingOfflineError` when the store has a subscription but this process no Stripe key.
+    """
+    async with database.platform_session() as session:
+        # After any plan change under way: it cannot make a new subscription behind this one.
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"ordersmith.plan:{tenant_id}"}
+        )
+        account = await session.get(BillingAccount, tenant_id)
+        if account is None or account.stripe_subscription_id is None or account.subscription_status in _ENDED:
+            return
+        subscription_id = account.stripe_subscription_id
+        settings = current_settings()
+        if not settings.is_online:
+            raise BillingOfflineError(
+                f"The store has a Stripe subscription ({subscription_id}) but billing runs offline "
+                "(no STRIPE_API_KEY): set the key and try again; nothing was changed."
+            )
+        client = client_for(settings)
+        # Read first: a retry after a cancellation whose record was lost must not cancel twice.
+        subscription = await call(client.v1.subscriptions.retrieve_async(subscription_id))
+        if subscription.status not in _ENDED:
+            # Usage already reported is invoiced now rather than left without an invoice.
+            subscription = await call(
+                client.v1.subscriptions.cancel_async(subscription_id, {"invoice_now": True, "prorate": False})
+            )
+        await session.execute(
+            update(BillingAccount)
+            .where(BillingAccount.tenant_id == tenant_id)
+            .values(subscription_status=subscription.status, updated_at=func.now())
+            .execution_options(synchronize_session=False)
+        )
+        await lifecycle.subscription_status_changed(
+            session, tenant_id, subscription.status, now=dt.datetime.now(dt.UTC)
+        )
+        await record_audit(
+            session,
+            tenant_id=tenant_id,
+            actor=actor,
+            action="billing.subscription_canceled",
+            target_type="subscription",
+            target_id=subscription_id,
+            data={"status": subscription.status},
+        )
+
+
+@before_drop
+async def cancel_before_drop(database: Database, tenant: TenantRecord, actor: Actor) -> None:
+    """Nobody pays on for a dropped store: its subscription ends first, or the drop is refused."""
+    await cancel_subscription(database, tenant.id, actor=actor)

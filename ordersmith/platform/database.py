@@ -42,6 +42,10 @@ NAMING_CONVENTION = {
 # another tenant's schema to it, whatever the search_path says.
 _ENTER_TENANT = text("SELECT set_config('role', :role, true), set_config('search_path', :schema, true)")
 
+_OWNER_TIMEOUTS = text(
+    "SELECT set_config('statement_timeout', :statement, true), set_config('lock_timeout', :lock, true)"
+)
+
 # The driver connection under a pooled SQLAlchemy connection (asyncpg's own).
 Driver: TypeAlias = asyncpg.Connection
 # Prepared statements asyncpg keeps per connection (LRU), and how long an unused one
@@ -128,9 +132,8 @@ class Database:
         self.runtime = self._engine(self.url, settings.app_role)
         # Made once: deriving an engine costs more than the read it serves.
         self._reader = self.runtime.execution_options(isolation_level="AUTOCOMMIT")
-        self.owner = self._engine(
-            self.owner_url, settings.owner_role, pool_size=settings.migration_concurrency
-        )
+        self._owner_pool_size = settings.migration_concurrency or settings.pool_size
+        self.owner = self._engine(self.owner_url, settings.owner_role, pool_size=self._owner_pool_size)
 
     def _engine(self, url: str, role: str, pool_size: int | None = None) -> AsyncEngine:
         server_settings = {
@@ -144,6 +147,7 @@ class Database:
             pool_size=pool_size or self.settings.pool_size,
             max_overflow=self.settings.max_overflow,
             pool_recycle=self.settings.pool_recycle_seconds,
+            pool_timeout=self.settings.pool_timeout_seconds,
             pool_pre_ping=False,
             connect_args={
                 "server_settings": server_settings,
@@ -189,8 +193,9 @@ class Database:
     async def tenant_session(self, tenant: TenantContext) -> AsyncIterator[AsyncSession]:
         """A transaction inside one tenant's schema, running as that tenant's role.
 
-        Commits when the block succeeds, rolls back otherwise. PostgreSQL refuses any
-        statement that reaches another tenant's schema, whatever the code asks for.
+        Commits when the block succeeds, rolls back otherwise. PostgreSQL refuses a
+        statement that names another tenant's schema; a statement that switches role
+        itself is not stopped (ADR 0001, Limits).
         """
         async with AsyncSession(self.runtime, expire_on_commit=False) as session, session.begin():
             await session.execute(_ENTER_TENANT, {"role": tenant.db_role, "schema": tenant.schema_name})
@@ -241,10 +246,31 @@ class Database:
                     await greenlet_spawn(pooled.invalidate)
                 raise
 
+    @property
+    def owner_pool_capacity(self) -> int | None:
+        """Owner connections that can be open at once (None: no limit, DATABASE_MAX_OVERFLOW=-1)."""
+        if self.settings.max_overflow < 0:
+            return None
+        return self._owner_pool_size + self.settings.max_overflow
+
     @asynccontextmanager
-    async def owner_connection(self) -> AsyncIterator[AsyncConnection]:
-        """A transaction as the schema owner, for migrations and provisioning."""
+    async def owner_connection(self, *, lock_timeout_ms: int | None = None) -> AsyncIterator[AsyncConnection]:
+        """A transaction as the schema owner, for migrations and provisioning.
+
+        Its statements run under MIGRATION_STATEMENT_TIMEOUT_MS, not the requests' statement
+        timeout: DDL on a big store (an index build) may take minutes, and a revision that
+        always times out could never be applied. `lock_timeout_ms` replaces the requests'
+        lock timeout for this transaction (0: wait as long as it takes).
+        """
+        lock_timeout = self.settings.lock_timeout_ms if lock_timeout_ms is None else lock_timeout_ms
         async with self.owner.begin() as connection:
+            await connection.execute(
+                _OWNER_TIMEOUTS,
+                {
+                    "statement": f"{self.settings.migration_statement_timeout_ms}ms",
+                    "lock": f"{lock_timeout}ms",
+                },
+            )
             yield connection
 
 

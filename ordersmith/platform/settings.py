@@ -12,6 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
 DEVELOPMENT_SECRET = "development-secret-do-not-use-in-production"
 DEVELOPMENT_PUBLIC_URL = "http://127.0.0.1:8000"
 
@@ -57,6 +60,22 @@ def _networks(environ: Mapping[str, str], name: str) -> tuple[Network, ...]:
     return tuple(networks)
 
 
+def _database_url(environ: Mapping[str, str], name: str) -> str | None:
+    """A PostgreSQL URL, or None when unset; refused in one line here rather than deep in a driver."""
+    raw = environ.get(name) or None
+    if raw is None:
+        return None
+    example = "postgresql://user:password@host:5432/ordersmith"
+    try:
+        backend = make_url(raw).get_backend_name()
+    except ArgumentError:
+        # The value is not echoed: it may hold a password.
+        raise SettingsError(f"{name} is not a URL; set it like {example}") from None
+    if backend != "postgresql":
+        raise SettingsError(f"{name} must be a PostgreSQL URL, such as {example}; got a {backend!r} URL")
+    return raw
+
+
 @dataclass(frozen=True)
 class DatabaseSettings:
     """Where PostgreSQL is and how the app uses it."""
@@ -74,12 +93,17 @@ class DatabaseSettings:
     # Each connection caches the catalog entries of every schema it touched; recycling
     # bounds that memory when there are thousands of tenant schemas.
     pool_recycle_seconds: int = 1800
+    # How long a request (or a migration) waits for a free pooled connection before failing.
+    pool_timeout_seconds: int = 30
     statement_timeout_ms: int = 30_000
     # No request waits longer than this for a row lock (a stock level, say): it fails
     # with a clear "busy, retry" instead of piling up behind a stuck transaction.
     lock_timeout_ms: int = 5_000
     # A stuck tenant must not stall a migration run over all tenants.
     migration_lock_timeout_ms: int = 5_000
+    # Owner work (migrations, provisioning) is not held to the requests' statement timeout:
+    # an index built on a big store may take minutes. 0: no limit.
+    migration_statement_timeout_ms: int = 0
     migration_concurrency: int = 4
 
     @property
@@ -213,21 +237,23 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError(
             f"BROKER_URL must start with amqp://, amqps://, redis:// or rediss://, got {broker_url!r}"
         )
-    database_url = env.get("DATABASE_URL") or None
+    database_url = _database_url(env, "DATABASE_URL")
     settings = Settings(
         environment=environment,
         secret_key=env.get("SECRET_KEY", DEVELOPMENT_SECRET),
         data_dir=Path(env.get("ORDERSMITH_DATA_DIR", ".ordersmith")).resolve(),
         database=DatabaseSettings(
             url=database_url,
-            owner_url=env.get("DATABASE_OWNER_URL") or None,
+            owner_url=_database_url(env, "DATABASE_OWNER_URL"),
             role_prefix=env.get("DATABASE_ROLE_PREFIX", "ordersmith"),
             pool_size=_integer(env, "DATABASE_POOL_SIZE", 10),
             max_overflow=_integer(env, "DATABASE_MAX_OVERFLOW", 10),
             pool_recycle_seconds=_integer(env, "DATABASE_POOL_RECYCLE_SECONDS", 1800),
+            pool_timeout_seconds=_integer(env, "DATABASE_POOL_TIMEOUT_SECONDS", 30),
             statement_timeout_ms=_integer(env, "DATABASE_STATEMENT_TIMEOUT_MS", 30_000),
             lock_timeout_ms=_integer(env, "DATABASE_LOCK_TIMEOUT_MS", 5_000),
             migration_lock_timeout_ms=_integer(env, "MIGRATION_LOCK_TIMEOUT_MS", 5_000),
+            migration_statement_timeout_ms=_integer(env, "MIGRATION_STATEMENT_TIMEOUT_MS", 0),
             migration_concurrency=_integer(env, "MIGRATION_CONCURRENCY", 4),
         ),
         broker=BrokerSettings(

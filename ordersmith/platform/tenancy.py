@@ -27,9 +27,11 @@ from ordersmith.platform.errors import (
     SlugTakenError,
     TenantArchivedError,
     TenantNotFoundError,
+    ValidationFailedError,
 )
 from ordersmith.platform.identity.audit import Actor, record_audit
 from ordersmith.platform.models import Tenant, TenantPlacement, TenantStatus
+from ordersmith.platform.plans import PLANS, plan_named
 from ordersmith.platform.schema_migrations import TenantSchemaSpec
 
 SLUG_RULE = "3 to 40 characters: lowercase letters, digits and hyphens"
@@ -45,6 +47,8 @@ RESERVED_SLUGS = frozenset(
 _SCHEMA_ALPHABET = string.ascii_lowercase + string.digits
 _SCHEMA_PATTERN = re.compile(r"t_[a-z0-9]{10}")
 PRIMARY_CLUSTER = "primary"
+# The registry's name column, and the store's display name, hold this much.
+TENANT_NAME_MAX_LENGTH = 200
 
 
 @dataclass(frozen=True)
@@ -145,6 +149,14 @@ async def provision_tenant(
     name = name.strip()
     if not name:
         raise InvalidSlugError("a tenant needs a name", errors=[FieldError("name", "must not be empty")])
+    if len(name) > TENANT_NAME_MAX_LENGTH:
+        message = f"must be at most {TENANT_NAME_MAX_LENGTH} characters"
+        raise ValidationFailedError(f"a tenant's name {message}", errors=[FieldError("name", message)])
+    if plan_named(plan) is None:
+        message = f"must be one of {', '.join(PLANS)}"
+        raise ValidationFailedError(
+            f"plan {plan!r} does not exist; it {message}", errors=[FieldError("plan", message)]
+        )
     head = spec.migrations.head()
     script = spec.migrations.render_upgrade(None)
     tenant_id = uuid.uuid4()
@@ -282,11 +294,28 @@ async def restore_tenant(database: Database, slug: str, *, actor: Actor) -> Tena
     return await get_tenant_record(database, slug)
 
 
+# What must end before a tenant's records go (its Stripe subscription, say). Registered by
+# rooms the platform may not import; a hook that raises leaves the tenant undropped.
+DropHook = Callable[[Database, TenantRecord, Actor], Awaitable[None]]
+_drop_hooks: list[DropHook] = []
+
+
+def before_drop(hook: DropHook) -> DropHook:
+    """Run `hook` before every tenant drop, once the drop is confirmed; it may refuse by raising."""
+    _drop_hooks.append(hook)
+    return hook
+
+
 async def drop_tenant(database: Database, slug: str, *, confirm: str, actor: Actor) -> None:
     """Delete an archived tenant for good: schema, role and registry entry; audited by the platform."""
     record = await get_tenant_record(database, slug)
     if confirm != slug:
         raise ConflictError(f"to drop tenant {slug!r}, confirm by repeating its slug exactly")
+    if record.status != TenantStatus.ARCHIVED:
+        raise ConflictError(f"tenant {slug!r} is not archived; archive it before dropping it")
+    # Before the registry row goes: the cascade deletes what the hooks need to know.
+    for hook in _drop_hooks:
+        await hook(database, record, actor)
     name = _quoted(record.schema_name)
     async with database.owner_connection() as connection:
         dropped = await connection.scalar(

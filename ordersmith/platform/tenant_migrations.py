@@ -1,7 +1,8 @@
 """Migrating every tenant schema: concurrent, bounded, resumable, reported per tenant.
 
 Each tenant is migrated in its own transaction with a lock timeout, so one busy or
-broken tenant fails alone and the run goes on. Progress is recorded in the registry
+broken tenant fails alone and the run goes on; a per-schema advisory lock makes two runs
+at once take turns instead of replaying the same revision twice. Progress is recorded in the registry
 (`revision`, `migrated_at`, `migration_error`); running again finishes what is left.
 """
 
@@ -17,6 +18,7 @@ from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordersmith.platform.database import Database
+from ordersmith.platform.errors import TenantNotFoundError
 from ordersmith.platform.models import Tenant
 from ordersmith.platform.schema_migrations import TenantSchemaSpec
 from ordersmith.platform.tenancy import TenantRecord, apply_tenant_script, list_tenants
@@ -36,6 +38,13 @@ class TenantMigrationResult:
     seconds: float
 
 
+# Held by whoever migrates a schema until its transaction ends: two runs at once (two
+# `ordersmith migrate` started together) take turns, and the second finds the schema at head.
+_LOCK_SCHEMA = text(
+    "SELECT pg_advisory_xact_lock(hashtext('ordersmith.tenant_migration'), hashtext(:schema))"
+)
+
+
 async def _read_revision(connection: AsyncConnection, schema_name: str) -> str | None:
     await connection.execute(text("SELECT set_config('search_path', :path, true)"), {"path": schema_name})
     return (await connection.execute(text("SELECT version_num FROM alembic_version"))).scalar_one_or_none()
@@ -47,7 +56,9 @@ async def _migrate_one(
     started = time.perf_counter()
     current: str | None = tenant.revision
     try:
-        async with database.owner_connection() as connection:
+        # No lock timeout while another run migrates this schema: waiting for it is not a failure.
+        async with database.owner_connection(lock_timeout_ms=0) as connection:
+            await connection.execute(_LOCK_SCHEMA, {"schema": tenant.schema_name})
             await connection.execute(
                 text("SELECT set_config('lock_timeout', :timeout, true)"), {"timeout": f"{lock_timeout_ms}ms"}
             )
@@ -82,6 +93,17 @@ async def _migrate_one(
     )
 
 
+def migration_concurrency(database: Database, requested: int | None = None) -> int:
+    """Tenants migrated at once: as requested (default MIGRATION_CONCURRENCY), at most the owner pool.
+
+    Each tenant holds one owner connection; asking for more than the pool holds would
+    leave tenants waiting for a connection until the pool times out and fails them.
+    """
+    wanted = requested or database.settings.migration_concurrency
+    capacity = database.owner_pool_capacity
+    return max(1, wanted if capacity is None else min(wanted, capacity))
+
+
 async def migrate_tenants(
     database: Database,
     spec: TenantSchemaSpec,
@@ -90,13 +112,22 @@ async def migrate_tenants(
     concurrency: int | None = None,
     on_result: Callable[[TenantMigrationResult], None] | None = None,
 ) -> list[TenantMigrationResult]:
-    """Bring every tenant schema (or the named ones) to head; never stops at a failure."""
+    """Bring every tenant schema (or the named ones) to head; never stops at a failure.
+
+    `TenantNotFoundError` before anything is migrated if a named slug is in no registry entry.
+    """
     head = spec.migrations.head()
     tenants = await list_tenants(database)
     if slugs is not None:
         wanted = set(slugs)
         tenants = [tenant for tenant in tenants if tenant.slug in wanted]
-    limit = asyncio.Semaphore(concurrency or database.settings.migration_concurrency)
+        unknown = sorted(wanted - {tenant.slug for tenant in tenants})
+        if unknown:
+            names = ("slugs " if len(unknown) > 1 else "slug ") + ", ".join(repr(slug) for slug in unknown)
+            raise TenantNotFoundError(
+                f"no tenant has the {names}; nothing was migrated: check the spelling or list tenants"
+            )
+    limit = asyncio.Semaphore(migration_concurrency(database, concurrency))
     lock_timeout_ms = database.settings.migration_lock_timeout_ms
 
     async def migrate(tenant: TenantRecord) -> TenantMigrationResult:
@@ -127,7 +158,7 @@ async def tenant_schema_status(
 ) -> list[TenantSchemaStatus]:
     """Each tenant's schema revision as read from the schema itself, beside the head."""
     head = spec.migrations.head()
-    limit = asyncio.Semaphore(concurrency or database.settings.migration_concurrency)
+    limit = asyncio.Semaphore(migration_concurrency(database, concurrency))
 
     async def read(tenant: TenantRecord) -> TenantSchemaStatus:
         async with limit, database.owner_connection() as connection:

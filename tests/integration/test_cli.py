@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 from ordersmith.cli import main
 from ordersmith.platform.database import Database
+from ordersmith.platform.settings import SettingsError, load_settings
 from ordersmith.platform.tenancy import get_tenant_record
 from ordersmith.tenants.schema import TENANT_MIGRATIONS
 from tests.support.cli import run_ordersmith as ordersmith
@@ -56,6 +57,63 @@ async def test_create_list_and_status(database: Database, database_url: str) -> 
 def test_a_bad_slug_is_one_clear_line_and_exit_1(database_url: str, slug: str, message: str) -> None:
     result = ordersmith("tenants", "create", "--slug", slug, "--name", "X", database_url=database_url)
     assert (result.returncode, result.stdout, result.stderr) == (1, "", message)
+
+
+def test_an_unknown_plan_is_one_clear_line_and_creates_nothing(database_url: str) -> None:
+    result = ordersmith(
+        "tenants",
+        "create",
+        "--slug",
+        new_slug("cli"),
+        "--name",
+        "X",
+        "--plan",
+        "gold",
+        database_url=database_url,
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (
+        1,
+        "",
+        "error: plan 'gold' does not exist; it must be one of trial, starter, growth, enterprise\n",
+    )
+
+
+def test_migrating_an_unknown_slug_fails_and_too_high_a_concurrency_is_lowered(database_url: str) -> None:
+    result = ordersmith(
+        "tenants", "migrate", "--concurrency", "50", "--slug", "no-such-shop", database_url=database_url,
+        MIGRATION_CONCURRENCY="2", DATABASE_MAX_OVERFLOW="3",
+    )  # fmt: skip
+    assert (result.returncode, result.stdout, result.stderr) == (
+        1,
+        "concurrency: 5, not 50: the owner pool holds 5 connections (MIGRATION_CONCURRENCY + "
+        "DATABASE_MAX_OVERFLOW); raise them to migrate more at once\n",
+        "error: no tenant has the slug 'no-such-shop'; nothing was migrated: "
+        "check the spelling or list tenants\n",
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("mysql://user:secret@db/shop", "DATABASE_URL must be a PostgreSQL URL, such as "
+         "postgresql://user:password@host:5432/ordersmith; got a 'mysql' URL"),
+        ("not a url", "DATABASE_URL is not a URL; set it like postgresql://user:password@host:5432/ordersmith"),
+    ],
+)  # fmt: skip
+def test_a_database_url_that_is_not_postgresql_is_refused(url: str, message: str) -> None:
+    with pytest.raises(SettingsError) as refused:
+        load_settings({"DATABASE_URL": url})
+    assert str(refused.value) == message
+
+
+def test_a_malformed_database_url_is_one_line_not_a_traceback() -> None:
+    result = ordersmith("tenants", "list", database_url="mysql://user:secret@db/shop")
+    assert (result.returncode, result.stdout, result.stderr) == (
+        1,
+        "",
+        "error: DATABASE_URL must be a PostgreSQL URL, such as "
+        "postgresql://user:password@host:5432/ordersmith; got a 'mysql' URL\n",
+    )
 
 
 def test_an_unknown_tenant_is_reported(database_url: str) -> None:

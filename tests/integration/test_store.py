@@ -10,8 +10,9 @@ from sqlalchemy import select
 
 from ordersmith.platform.database import Database
 from ordersmith.platform.identity.models import AuditEntry
+from ordersmith.platform.tenancy import get_tenant_record
 from tests.support.http import bearer, sign_up
-from tests.support.members import audit_trail, last_audit_id
+from tests.support.members import audit_trail, invitation_email, invite, last_audit_id
 
 
 async def test_a_change_records_who_changed_what(
@@ -57,6 +58,11 @@ async def test_a_change_records_who_changed_what(
             )
         )
     assert address == "testclient"
+    # Emails and the sign-in response name the store by its registry entry: renamed too.
+    assert (await get_tenant_record(database, owner["tenant"]["slug"])).name == "Acme Outdoor Gear"
+    invitee = f"invitee-{owner['tenant']['slug']}@example.com"
+    await invite(client, headers, invitee, "agent")
+    assert (await invitation_email(database, invitee))["store_name"] == "Acme Outdoor Gear"
 
 
 async def test_nothing_changed_or_a_refused_change_records_nothing(
@@ -78,6 +84,11 @@ async def test_nothing_changed_or_a_refused_change_records_nothing(
             "message": "must be the ISO 4217 code of a currency, such as EUR or USD",
         }
     ]
+    too_long = await client.patch("/api/v1/store", json={"display_name": "x" * 201}, headers=headers)
+    assert (too_long.status_code, too_long.json()["errors"]) == (
+        422,
+        [{"field": "display_name", "message": "must be at most 200 characters"}],
+    )
     assert (await client.get("/api/v1/store", headers=headers)).json()["display_name"] == "Same Shop"
     assert await audit_trail(database, tenant_id, since=since) == []
 

@@ -16,6 +16,7 @@ from ordersmith.platform.errors import (
     SlugTakenError,
     TenantArchivedError,
     TenantNotFoundError,
+    ValidationFailedError,
 )
 from ordersmith.platform.identity.audit import PLATFORM_CHAIN, Actor
 from ordersmith.platform.identity.models import AuditEntry
@@ -184,6 +185,28 @@ def test_slug_rules(slug: str, message: str) -> None:
 async def test_a_taken_slug_is_a_conflict(database: Database, tenant: TenantRecord) -> None:
     with pytest.raises(SlugTakenError, match="is already taken"):
         await provision_tenant(database, TENANT_SCHEMA, slug=tenant.slug, name="Copycat")
+
+
+@pytest.mark.parametrize(
+    ("name", "plan", "detail", "error"),
+    [
+        ("n" * 201, "trial", "a tenant's name must be at most 200 characters",
+         ("name", "must be at most 200 characters")),
+        ("Shop", "no-such-plan",
+         "plan 'no-such-plan' does not exist; it must be one of trial, starter, growth, enterprise",
+         ("plan", "must be one of trial, starter, growth, enterprise")),
+    ],
+)  # fmt: skip
+async def test_a_name_too_long_or_an_unknown_plan_creates_nothing(
+    database: Database, name: str, plan: str, detail: str, error: tuple[str, str]
+) -> None:
+    slug = new_slug()
+    with pytest.raises(ValidationFailedError) as refused:
+        await provision_tenant(database, TENANT_SCHEMA, slug=slug, name=name, plan=plan)
+    assert (refused.value.code, refused.value.detail) == ("validation_failed", detail)
+    assert [(item.field, item.message) for item in refused.value.errors] == [error]
+    with pytest.raises(TenantNotFoundError):
+        await get_tenant_record(database, slug)
 
 
 async def test_unknown_tenant_is_not_found(database: Database) -> None:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from ordersmith.billing.subscriptions import change_plan
 from ordersmith.platform.database import Database
-from ordersmith.platform.identity.audit import PLATFORM_CHAIN
+from ordersmith.platform.identity.audit import PLATFORM_CHAIN, SYSTEM
 from ordersmith.platform.identity.models import AuditEntry
-from ordersmith.platform.tenancy import TenantRecord
+from ordersmith.platform.tenancy import TenantRecord, archive_tenant
+from tests.support.billing import billing_with, forget_stripe_catalog, stripe_settings
 from tests.support.cli import run_ordersmith as ordersmith
+from tests.support.fake_stripe import serve_fake_stripe
 from tests.support.members import audit_trail
 
 
@@ -55,3 +58,19 @@ async def test_the_commands_record_the_operator_who_ran_them(
     assert [(action, actor_type, actor_id, data) for action, actor_type, actor_id, data in dropped] == [
         ("tenant.dropped", "system", "cli:ops-alice", {"slug": tenant.slug, "schema": tenant.schema_name})
     ]
+
+
+async def test_dropping_a_paying_store_cancels_its_stripe_subscription(
+    database: Database, database_url: str, tenant: TenantRecord
+) -> None:
+    await forget_stripe_catalog(database)
+    with serve_fake_stripe() as fake, billing_with(stripe_settings(fake)) as billing:
+        await change_plan(database, tenant.id, "growth", actor=SYSTEM)
+        [subscription_id] = fake.objects["subscription"]
+        await archive_tenant(database, tenant.slug, actor=SYSTEM)
+        stripe = {"STRIPE_API_KEY": billing.stripe_api_key or "", "STRIPE_API_BASE": fake.base_url}
+        result = ordersmith(
+            "tenants", "drop", tenant.slug, "--confirm", tenant.slug, database_url=database_url, **stripe
+        )
+        assert (result.returncode, result.stdout, result.stderr) == (0, f"dropped {tenant.slug}\n", "")
+        assert fake.objects["subscription"][subscription_id]["status"] == "canceled"

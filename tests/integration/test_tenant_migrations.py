@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import shutil
 from pathlib import Path
+from typing import Any
 
 import asyncpg
+import pytest
 from sqlalchemy import text
 
 from ordersmith.platform.database import Database, to_libpq_url
+from ordersmith.platform.errors import TenantNotFoundError
+from ordersmith.platform.schema_migrations import MigrationStream, TenantSchemaSpec
+from ordersmith.platform.settings import DatabaseSettings
 from ordersmith.platform.tenancy import TenantRecord, get_tenant_record, provision_tenant
 from ordersmith.platform.tenant_migrations import migrate_tenants, tenant_schema_status
 from ordersmith.tenants.schema import TENANT_MIGRATIONS, TENANT_SCHEMA
@@ -99,3 +105,141 @@ async def test_a_locked_tenant_times_out_alone(database: Database, tmp_path: Pat
     assert outcomes[free.slug] == ("migrated", None)
     assert outcomes[locked.slug][0] == "failed"
     assert "canceling statement due to lock timeout" in (outcomes[locked.slug][1] or "")
+
+
+SLOW_REVISION = "9002_slow"
+_SLOW_REVISION_TEMPLATE = '''"""A slow revision: stands for an index built on a big store (test revision).
+
+Revision ID: 9002_slow
+Revises: {down_revision}
+"""
+
+from alembic import op
+
+revision = "9002_slow"
+down_revision = "{down_revision}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.execute("SELECT pg_sleep(0.4)")
+
+
+def downgrade() -> None:
+    pass
+'''
+
+
+def _stream_with_slow_revision(directory: Path) -> TenantSchemaSpec:
+    target = directory / "tenant_alembic"
+    shutil.copytree(
+        TENANT_MIGRATIONS.script_location,
+        target,
+        ignore=shutil.ignore_patterns("__pycache__"),
+        dirs_exist_ok=True,
+    )
+    revision = _SLOW_REVISION_TEMPLATE.format(down_revision=TENANT_MIGRATIONS.head())
+    (target / "versions" / f"{SLOW_REVISION}.py").write_text(revision)
+    return TenantSchemaSpec(MigrationStream(name="tenant", script_location=target), TENANT_SCHEMA.seed)
+
+
+def _database_with(database: Database, **settings: Any) -> Database:
+    changed: DatabaseSettings = dataclasses.replace(database.settings, **settings)
+    return Database(changed, database.url, database.owner_url)
+
+
+async def test_migrations_are_held_to_their_own_statement_timeout_not_the_requests(
+    database: Database, tmp_path: Path
+) -> None:
+    patient_tenant, hurried_tenant = await _provision_many(database, 2)
+    spec = _stream_with_slow_revision(tmp_path)
+    # Requests give up after 0.2 s; the revision's statement takes 0.4 s.
+    patient = _database_with(database, statement_timeout_ms=200, migration_statement_timeout_ms=0)
+    hurried = _database_with(database, statement_timeout_ms=200, migration_statement_timeout_ms=100)
+    try:
+        [migrated] = await migrate_tenants(patient, spec, slugs=[patient_tenant.slug])
+        [timed_out] = await migrate_tenants(hurried, spec, slugs=[hurried_tenant.slug])
+        # Provisioning and the platform migrations run on the same owner transactions.
+        async with patient.owner_connection() as connection:
+            owner_timeout = (await connection.execute(text("SHOW statement_timeout"))).scalar_one()
+    finally:
+        await patient.dispose()
+        await hurried.dispose()
+
+    assert (migrated.outcome, migrated.to_revision, migrated.error) == ("migrated", SLOW_REVISION, None)
+    assert (timed_out.outcome, timed_out.error) == (
+        "failed",
+        "QueryCanceledError: canceling statement due to statement timeout",
+    )
+    assert owner_timeout == "0"
+
+
+async def test_two_runs_at_once_take_turns_and_neither_fails(database: Database, tmp_path: Path) -> None:
+    [tenant] = await _provision_many(database, 1)
+    # Two processes, each with its own copy of the scripts, rendered before they race.
+    specs = [stream_with_extra_revision(tmp_path / name) for name in ("one", "two")]
+    for spec in specs:
+        spec.migrations.render_upgrade(tenant.revision)
+
+    first, second = await asyncio.gather(
+        *(migrate_tenants(database, spec, slugs=[tenant.slug]) for spec in specs)
+    )
+
+    assert sorted((result.outcome, result.error) for result in first + second) == [
+        ("current", None),
+        ("migrated", None),
+    ]
+    registry = await get_tenant_record(database, tenant.slug)
+    assert (registry.revision, registry.migration_error) == (EXTRA_REVISION, None)
+
+
+async def test_a_concurrency_above_the_owner_pool_waits_instead_of_failing(
+    database: Database, tmp_path: Path
+) -> None:
+    # Migrated in the registry's order: the slow one takes the only owner connection first.
+    slow = await provision_tenant(database, TENANT_SCHEMA, slug=new_slug("slow"), name="Slow")
+    quick = await provision_tenant(database, TENANT_SCHEMA, slug=new_slug("quick"), name="Quick")
+    # One owner connection, and a tenant that waits longer than the pool lets anyone wait for it.
+    small = _database_with(
+        database,
+        migration_concurrency=1,
+        max_overflow=0,
+        pool_timeout_seconds=1,
+        migration_lock_timeout_ms=10_000,
+    )
+    spec = stream_with_extra_revision(tmp_path)
+    spec.migrations.render_upgrade(slow.revision)
+    blocker = await asyncpg.connect(to_libpq_url(database.owner_url))
+    try:
+        await blocker.execute("BEGIN")
+        await blocker.execute(f'LOCK TABLE "{slow.schema_name}".store_settings IN ACCESS EXCLUSIVE MODE')
+
+        async def release_later() -> None:
+            await asyncio.sleep(1.5)
+            await blocker.execute("ROLLBACK")
+
+        release = asyncio.create_task(release_later())
+        results = await migrate_tenants(small, spec, slugs=[slow.slug, quick.slug], concurrency=2)
+        await release
+    finally:
+        await blocker.close()
+        await small.dispose()
+
+    assert {result.slug: (result.outcome, result.error) for result in results} == {
+        slow.slug: ("migrated", None),
+        quick.slug: ("migrated", None),
+    }
+
+
+async def test_an_unknown_slug_migrates_nothing(
+    database: Database, tenant: TenantRecord, tmp_path: Path
+) -> None:
+    spec = stream_with_extra_revision(tmp_path)
+    with pytest.raises(TenantNotFoundError) as refused:
+        await migrate_tenants(database, spec, slugs=[tenant.slug, "no-such-shop", "no-such-store"])
+    assert refused.value.detail == (
+        "no tenant has the slugs 'no-such-shop', 'no-such-store'; nothing was migrated: "
+        "check the spelling or list tenants"
+    )
+    assert (await get_tenant_record(database, tenant.slug)).revision == TENANT_MIGRATIONS.head()

@@ -13,7 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from ordersmith.platform.currencies import is_currency
 from ordersmith.platform.database import Database, TenantContext
 from ordersmith.platform.errors import FieldError, ValidationFailedError
-from ordersmith.platform.identity.audit import Actor, record_audit_beside
+from ordersmith.platform.identity.audit import Actor, record_audit
+from ordersmith.platform.models import Tenant
+from ordersmith.platform.tenancy import TENANT_NAME_MAX_LENGTH
 from ordersmith.tenants.store.models import StoreSettings
 
 DEFAULT_CURRENCY = "EUR"
@@ -70,6 +72,8 @@ def _profile_values(changes: Mapping[str, Any]) -> dict[str, Any]:
     errors = []
     if display_name is not None and not display_name.strip():
         errors.append(FieldError("display_name", "must not be empty"))
+    elif display_name is not None and len(display_name.strip()) > TENANT_NAME_MAX_LENGTH:
+        errors.append(FieldError("display_name", f"must be at most {TENANT_NAME_MAX_LENGTH} characters"))
     if default_currency is not None and not is_currency(default_currency):
         errors.append(
             FieldError("default_currency", "must be the ISO 4217 code of a currency, such as EUR or USD")
@@ -124,12 +128,20 @@ async def update_store_profile(
     old, new = asdict(before), asdict(after)
     changes = {field: {"old": old[field], "new": new[field]} for field in old if old[field] != new[field]}
     if changes:
-        await record_audit_beside(
-            database,
-            tenant_id=tenant.tenant_id,
-            actor=actor,
-            action="store.profile_changed",
-            target_type="store",
-            data={"changes": changes},
-        )
+        # Tenant roles can write neither the registry nor the audit log: both commit from a
+        # platform transaction just before the caller commits the change (as `record_audit_beside`).
+        # Emails and the sign-in response name the store by the registry's name.
+        async with database.platform_session() as platform:
+            if "display_name" in changes:
+                await platform.execute(
+                    update(Tenant).where(Tenant.id == tenant.tenant_id).values(name=after.display_name)
+                )
+            await record_audit(
+                platform,
+                tenant_id=tenant.tenant_id,
+                actor=actor,
+                action="store.profile_changed",
+                target_type="store",
+                data={"changes": changes},
+            )
     return after
