@@ -291,6 +291,18 @@ async def test_a_query_parameter_the_route_does_not_take_is_a_422_naming_it(stor
     assert len(listed["data"]) == 1
 
 
+async def test_a_parameter_that_takes_one_value_given_twice_is_a_422(store: Store) -> None:
+    order = await store.place(("TEE-S", 1))
+    # Read as the last value alone, it would have filtered by TEE-M and hidden the TEE-S order.
+    twice = await store.client.get("/api/v1/orders?sku=TEE-S&sku=TEE-M&limit=5", headers=store.headers)
+    assert_invalid(
+        twice, [{"field": "sku", "message": "is given 2 times; it takes one value, so give it once"}]
+    )
+    # A list parameter takes as many as are sent.
+    statuses = await store.call("GET", "/api/v1/orders?status=placed&status=confirmed", 200)
+    assert [item["id"] for item in statuses["data"]] == [order["id"]]
+
+
 async def test_the_identity_providers_return_may_carry_parameters_of_its_own(store: Store) -> None:
     # The provider chooses what it adds (`iss`, `session_state`): the route reads what it needs.
     response = await store.client.get("/api/v1/auth/sso/callback?state=unknown&code=x&iss=https%3A%2F%2Fidp")
