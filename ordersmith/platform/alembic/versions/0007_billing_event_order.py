@@ -6,7 +6,7 @@ one. `meter_reports` may end `failed`: a report Stripe refused for good stops be
 
 Revision ID: 0007_billing_event_order
 Revises: 0006_webhook_stores
-Create Date: 2026-12-02
+Create Date: 2026-11-29
 """
 
 from __future__ import annotations

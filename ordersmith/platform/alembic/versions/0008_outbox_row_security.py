@@ -10,7 +10,7 @@ its own. The owner owns the table and is not subject to its policies.
 
 Revision ID: 0008_outbox_row_security
 Revises: 0007_billing_event_order
-Create Date: 2026-12-03
+Create Date: 2026-11-29
 """
 
 from __future__ import annotations
