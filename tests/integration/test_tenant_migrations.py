@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +13,16 @@ from sqlalchemy import text
 
 from ordersmith.platform.database import Database, to_libpq_url
 from ordersmith.platform.errors import TenantNotFoundError
-from ordersmith.platform.schema_migrations import MigrationStream, TenantSchemaSpec
 from ordersmith.platform.settings import DatabaseSettings
 from ordersmith.platform.tenancy import TenantRecord, get_tenant_record, provision_tenant
 from ordersmith.platform.tenant_migrations import migrate_tenants, tenant_schema_status
 from ordersmith.tenants.schema import TENANT_MIGRATIONS, TENANT_SCHEMA
-from tests.support.migrations import EXTRA_COLUMN, EXTRA_REVISION, stream_with_extra_revision
+from tests.support.migrations import (
+    EXTRA_COLUMN,
+    EXTRA_REVISION,
+    stream_with_extra_revision,
+    stream_with_revision,
+)
 from tests.support.services import new_slug
 
 
@@ -131,19 +134,6 @@ def downgrade() -> None:
 '''
 
 
-def _stream_with_slow_revision(directory: Path) -> TenantSchemaSpec:
-    target = directory / "tenant_alembic"
-    shutil.copytree(
-        TENANT_MIGRATIONS.script_location,
-        target,
-        ignore=shutil.ignore_patterns("__pycache__"),
-        dirs_exist_ok=True,
-    )
-    revision = _SLOW_REVISION_TEMPLATE.format(down_revision=TENANT_MIGRATIONS.head())
-    (target / "versions" / f"{SLOW_REVISION}.py").write_text(revision)
-    return TenantSchemaSpec(MigrationStream(name="tenant", script_location=target), TENANT_SCHEMA.seed)
-
-
 def _database_with(database: Database, **settings: Any) -> Database:
     changed: DatabaseSettings = dataclasses.replace(database.settings, **settings)
     return Database(changed, database.url, database.owner_url)
@@ -153,7 +143,8 @@ async def test_migrations_are_held_to_their_own_statement_timeout_not_the_reques
     database: Database, tmp_path: Path
 ) -> None:
     patient_tenant, hurried_tenant = await _provision_many(database, 2)
-    spec = _stream_with_slow_revision(tmp_path)
+    slow = _SLOW_REVISION_TEMPLATE.format(down_revision=TENANT_MIGRATIONS.head())
+    spec = stream_with_revision(tmp_path, SLOW_REVISION, slow)
     # Requests give up after 0.2 s; the revision's statement takes 0.4 s.
     patient = _database_with(database, statement_timeout_ms=200, migration_statement_timeout_ms=0)
     hurried = _database_with(database, statement_timeout_ms=200, migration_statement_timeout_ms=100)

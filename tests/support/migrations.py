@@ -37,8 +37,8 @@ def downgrade() -> None:
 '''
 
 
-def stream_with_extra_revision(directory: Path) -> TenantSchemaSpec:
-    """The tenant stream copied into `directory`, plus a revision adding a column and an index."""
+def stream_with_revision(directory: Path, revision: str, text: str) -> TenantSchemaSpec:
+    """The tenant stream copied into `directory`, plus the revision `revision` written as `text`."""
     target = directory / "tenant_alembic"
     shutil.copytree(
         TENANT_MIGRATIONS.script_location,
@@ -46,11 +46,14 @@ def stream_with_extra_revision(directory: Path) -> TenantSchemaSpec:
         ignore=shutil.ignore_patterns("__pycache__"),
         dirs_exist_ok=True,
     )
-    revision_file = target / "versions" / f"{EXTRA_REVISION}.py"
-    revision_file.write_text(
-        _REVISION_TEMPLATE.format(
-            revision=EXTRA_REVISION, down_revision=TENANT_MIGRATIONS.head(), column=EXTRA_COLUMN
-        )
-    )
+    (target / "versions" / f"{revision}.py").write_text(text)
     stream = MigrationStream(name="tenant", script_location=target)
     return TenantSchemaSpec(migrations=stream, seed=TENANT_SCHEMA.seed)
+
+
+def stream_with_extra_revision(directory: Path) -> TenantSchemaSpec:
+    """The tenant stream copied into `directory`, plus a revision adding a column and an index."""
+    text = _REVISION_TEMPLATE.format(
+        revision=EXTRA_REVISION, down_revision=TENANT_MIGRATIONS.head(), column=EXTRA_COLUMN
+    )
+    return stream_with_revision(directory, EXTRA_REVISION, text)
