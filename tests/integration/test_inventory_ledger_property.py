@@ -79,10 +79,10 @@ _MIX: list[st.SearchStrategy[Operation]] = [
 operations = st.sampled_from(_MIX).flatmap(lambda strategy: strategy)
 
 
-# 25 sequences (about 3 s each), for the suite's time as the worker property says; each
+# 15 sequences (about 2 s each), for the suite's time as the worker property says; each
 # run draws new ones.
 @settings(
-    max_examples=25,
+    max_examples=15,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
