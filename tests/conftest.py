@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
 import pytest
@@ -17,6 +17,8 @@ from ordersmith.platform.embedded import start_embedded_postgres, with_database
 from ordersmith.platform.settings import Settings, load_settings
 from ordersmith.platform.tenancy import TenantRecord, provision_tenant
 from ordersmith.tenants.schema import TENANT_SCHEMA
+from tests.support.fake_stripe import FakeStripe, serve_fake_stripe
+from tests.support.payments import stripe_at
 from tests.support.services import REPO, new_slug, services_required
 
 
@@ -105,3 +107,13 @@ async def client(settings: Settings) -> AsyncIterator[AsyncTestClient[Litestar]]
     """The app, started with the test settings, behind an in-process HTTP client."""
     async with AsyncTestClient(create_app(settings)) as client:
         yield client
+
+
+@pytest.fixture
+def fake(settings: Settings) -> Iterator[FakeStripe]:
+    """The local fake of Stripe's API, with payments' Stripe calls pointed at it.
+
+    Vendor billing tests override it with one that points billing there instead.
+    """
+    with serve_fake_stripe() as fake, stripe_at(fake, settings.secret_key):
+        yield fake

@@ -7,16 +7,13 @@ so each change is a touch; the automatic ones (confirming, completing) are not.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from ordersmith.platform.database import Database
-from ordersmith.platform.settings import Settings
-from tests.support.fake_stripe import SECRET_KEY, FakeStripe, serve_fake_stripe
+from tests.support.fake_stripe import SECRET_KEY, FakeStripe
 from tests.support.fake_stripe.payments import payment_intents
 from tests.support.fulfillment import (
     assert_stock_invariants,
@@ -29,15 +26,9 @@ from tests.support.fulfillment import (
 )
 from tests.support.order_actions import timeline_of
 from tests.support.orders import Store
-from tests.support.payments import WEBHOOK_SECRET, ledger, pay, payments_of, stripe_at
+from tests.support.payments import WEBHOOK_SECRET, ledger, pay, payments_of
 
 VISA = "pm_card_visa"
-
-
-@pytest.fixture
-def fake(settings: Settings) -> Iterator[FakeStripe]:
-    with serve_fake_stripe() as fake, stripe_at(fake, settings.secret_key):
-        yield fake
 
 
 class Cycle:

@@ -2,29 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from ordersmith.platform.database import Database
-from ordersmith.platform.settings import Settings
 from ordersmith.tenants.payments import closing
-from tests.support.fake_stripe import FakeStripe, serve_fake_stripe
+from tests.support.fake_stripe import FakeStripe
 from tests.support.fake_stripe.payments import AUTHENTICATION_REQUIRED, VISA, intent_event, payment_intents
 from tests.support.fulfillment import release, run_consumer, ship
 from tests.support.order_actions import timeline_of
 from tests.support.order_edits import commit, set_quantity
 from tests.support.orders import Store
-from tests.support.payments import ledger, pay, payment_store, payments_of, send_webhook, stripe_at
-
-
-@pytest.fixture
-def fake(settings: Settings) -> Iterator[FakeStripe]:
-    with serve_fake_stripe() as fake, stripe_at(fake, settings.secret_key):
-        yield fake
+from tests.support.payments import ledger, pay, payment_store, payments_of, send_webhook
 
 
 def money(summary: dict[str, Any]) -> tuple[str, int, int, int, int, int]:

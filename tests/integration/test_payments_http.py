@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -14,16 +12,10 @@ from ordersmith.platform.settings import Settings
 from ordersmith.tenants.payments import credentials
 from ordersmith.tenants.payments.errors import ProviderSecretUnreadableError
 from ordersmith.tenants.payments.models import PaymentSettings
-from tests.support.fake_stripe import SECRET_KEY, FakeStripe, serve_fake_stripe
+from tests.support.fake_stripe import SECRET_KEY, FakeStripe
 from tests.support.order_actions import api_key_headers, tenant_context
 from tests.support.orders import open_store
-from tests.support.payments import WEBHOOK_SECRET, pay, payment_store, stripe_at
-
-
-@pytest.fixture
-def fake(settings: Settings) -> Iterator[FakeStripe]:
-    with serve_fake_stripe() as fake, stripe_at(fake, settings.secret_key):
-        yield fake
+from tests.support.payments import WEBHOOK_SECRET, pay, payment_store
 
 
 async def test_payment_settings_keep_secrets_sealed_and_never_show_them(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,21 +11,14 @@ from litestar.testing import AsyncTestClient
 
 from ordersmith.platform.database import Database
 from ordersmith.platform.identity.audit import Actor
-from ordersmith.platform.settings import Settings
 from ordersmith.tenants.payments.errors import RefundExceedsCapturedError
 from ordersmith.tenants.payments.refunds import refund_order
 from ordersmith.tenants.payments.service import capture_for_shipment, captured_amount
-from tests.support.fake_stripe import FakeStripe, serve_fake_stripe
+from tests.support.fake_stripe import FakeStripe
 from tests.support.fake_stripe.payments import AUTHENTICATION_REQUIRED, DECLINED, VISA, payment_intents
 from tests.support.order_actions import tenant_context, timeline_of
 from tests.support.orders import Store
-from tests.support.payments import ledger, ledger_rows, pay, payment_store, stripe_at
-
-
-@pytest.fixture
-def fake(settings: Settings) -> Iterator[FakeStripe]:
-    with serve_fake_stripe() as fake, stripe_at(fake, settings.secret_key):
-        yield fake
+from tests.support.payments import ledger, ledger_rows, pay, payment_store
 
 
 async def _store(client: AsyncTestClient[Litestar], capture_policy: str) -> Store:

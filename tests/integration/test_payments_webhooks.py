@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from ordersmith.platform.database import Database
-from ordersmith.platform.settings import Settings
-from tests.support.fake_stripe import FakeStripe, event, serve_fake_stripe
+from tests.support.fake_stripe import FakeStripe, event
 from tests.support.fake_stripe.payments import (
     AUTHENTICATION_REQUIRED,
     VISA,
@@ -29,14 +26,7 @@ from tests.support.payments import (
     payment_store,
     payments_of,
     send_webhook,
-    stripe_at,
 )
-
-
-@pytest.fixture
-def fake(settings: Settings) -> Iterator[FakeStripe]:
-    with serve_fake_stripe() as fake, stripe_at(fake, settings.secret_key):
-        yield fake
 
 
 @pytest.fixture

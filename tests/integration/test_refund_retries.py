@@ -20,9 +20,8 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 
 from ordersmith.platform.database import Database
-from ordersmith.platform.settings import Settings
 from ordersmith.tenants.schema import TENANT_MIGRATIONS
-from tests.support.fake_stripe import FakeStripe, event, serve_fake_stripe
+from tests.support.fake_stripe import FakeStripe, event
 from tests.support.fake_stripe.payments import (
     VISA,
     refund_in_dashboard,
@@ -32,13 +31,7 @@ from tests.support.fake_stripe.payments import (
 from tests.support.fulfillment import line_of, release, ship
 from tests.support.order_actions import tenant_context
 from tests.support.orders import Store
-from tests.support.payments import ledger_rows, pay, payment_store, payments_of, send_webhook, stripe_at
-
-
-@pytest.fixture
-def fake(settings: Settings) -> Iterator[FakeStripe]:
-    with serve_fake_stripe() as fake, stripe_at(fake, settings.secret_key):
-        yield fake
+from tests.support.payments import ledger_rows, pay, payment_store, payments_of, send_webhook
 
 
 @pytest.fixture

@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from ordersmith.platform.settings import Settings
-from tests.support.fake_stripe import FakeStripe, event, serve_fake_stripe
+from tests.support.fake_stripe import FakeStripe, event
 from tests.support.fake_stripe.payments import VISA, refund_in_dashboard, refunds_of
 from tests.support.fulfillment import line_of, release, ship
 from tests.support.orders import Store
-from tests.support.payments import pay, payment_store, send_webhook, stripe_at
-
-
-@pytest.fixture
-def fake(settings: Settings) -> Iterator[FakeStripe]:
-    with serve_fake_stripe() as fake, stripe_at(fake, settings.secret_key):
-        yield fake
+from tests.support.payments import pay, payment_store, send_webhook
 
 
 @pytest.fixture
