@@ -2,33 +2,31 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections import Counter
 from typing import Any
 
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from ordersmith.platform.database import Database
-from ordersmith.platform.identity.audit import SYSTEM
-from ordersmith.platform.models import OutboxEvent
 from ordersmith.platform.tenancy import get_tenant_record
-from ordersmith.tenants.inventory.errors import InsufficientStockError
-from ordersmith.tenants.orders.edit_requests import AddLine, EditRequest, SetQuantity
-from ordersmith.tenants.orders.edits import edit_order
 from ordersmith.tenants.orders.models import Order
 from tests.support.order_edits import (
     add,
     commit,
+    edited_events,
+    held,
+    line_buckets,
     preview,
     remove,
     reserved_matches_reservations,
     set_price,
     set_quantity,
     ship,
+    stock_at_locations,
+    timeline_kinds,
     with_ids_of,
 )
 from tests.support.orders import ADDRESS, Store, open_store, two_sku_store
@@ -53,52 +51,6 @@ async def store(client: AsyncTestClient[Litestar]) -> Store:
     return await two_sku_store(client, price=1999)
 
 
-def _held(order: dict[str, Any]) -> list[tuple[int, str, int]]:
-    numbers = {line["id"]: line["line_number"] for line in order["lines"]}
-    return [(numbers[r["line_id"]], r["location_code"], r["quantity"]) for r in order["reservations"]]
-
-
-def _buckets(order: dict[str, Any]) -> list[tuple[str, int, int, int, int, int]]:
-    """(sku, ordered, cancelled, allocated, backordered, shipped) per line."""
-    return [
-        (
-            line["sku"],
-            line["quantity_ordered"],
-            line["quantity_cancelled"],
-            line["quantity_allocated"],
-            line["quantity_backordered"],
-            line["quantity_shipped"],
-        )
-        for line in order["lines"]
-    ]
-
-
-async def _reserved(store: Store, sku: str) -> list[tuple[str, int, int, int]]:
-    """(location, on_hand, reserved, available) of a SKU, from GET /api/v1/inventory."""
-    stock = await store.stock(sku)
-    return [
-        (item["location_code"], item["on_hand"], item["reserved"], item["available"])
-        for item in stock["locations"]
-    ]
-
-
-async def _timeline_kinds(store: Store, order_id: str) -> list[str]:
-    """The kinds of an order's timeline entries; those of one transaction share a time, so sorted."""
-    body = await store.call("GET", f"/api/v1/orders/{order_id}/timeline", 200)
-    return sorted(entry["kind"] for entry in body["data"])
-
-
-async def _edited_events(database: Database, order_id: str) -> list[dict[str, Any]]:
-    async with database.platform_session() as session:
-        return list(
-            await session.scalars(
-                select(OutboxEvent.payload).where(
-                    OutboxEvent.topic == "order.edited", OutboxEvent.payload["order_id"].astext == order_id
-                )
-            )
-        )
-
-
 async def test_a_preview_shows_exactly_what_the_commit_does_and_changes_nothing(
     store: Store, database: Database
 ) -> None:
@@ -113,7 +65,7 @@ async def test_a_preview_shows_exactly_what_the_commit_does_and_changes_nothing(
     order = await store.call("GET", f"/api/v1/orders/{order['id']}", 200)
     tee, medium = (line["id"] for line in order["lines"])
     skus = ("TEE-S", "TEE-M", "MUG")
-    stock_before = [await _reserved(store, sku) for sku in skus]
+    stock_before = [await stock_at_locations(store, sku) for sku in skus]
     changes = (set_quantity(tee, 5), set_price(tee, 1500), remove(medium), add("MUG", 2))
 
     shown = await preview(store, order["id"], *changes, shipping_address=NEW_ADDRESS)
@@ -220,19 +172,19 @@ async def test_a_preview_shows_exactly_what_the_commit_does_and_changes_nothing(
     would_be = shown["order"]
     assert (would_be["subtotal_amount"], would_be["total_amount"], would_be["version"]) == (9100, 9100, 3)
     assert would_be["shipping_address"] == NEW_ADDRESS
-    assert _buckets(would_be) == [
+    assert line_buckets(would_be) == [
         ("TEE-S", 5, 0, 5, 0, 0),
         ("TEE-M", 1, 1, 0, 0, 0),
         ("MUG", 2, 0, 2, 0, 0),
     ]
     assert [line["unit_price_amount"] for line in would_be["lines"]] == [1500, 1999, 800]
-    assert _held(would_be) == [(1, "WH-1", 2), (1, "WH-2", 3), (3, "WH-2", 2)]
+    assert held(would_be) == [(1, "WH-1", 2), (1, "WH-2", 3), (3, "WH-2", 2)]
 
     # The preview changed nothing: not the order, its timeline, the stock or the outbox.
     assert await store.call("GET", f"/api/v1/orders/{order['id']}", 200) == order
-    assert await _timeline_kinds(store, order["id"]) == ["confirmed", "payment_captured", "placed"]
-    assert [await _reserved(store, sku) for sku in skus] == stock_before
-    assert await _edited_events(database, order["id"]) == []
+    assert await timeline_kinds(store, order["id"]) == ["confirmed", "payment_captured", "placed"]
+    assert [await stock_at_locations(store, sku) for sku in skus] == stock_before
+    assert await edited_events(database, order["id"]) == []
 
     done = await commit(
         store,
@@ -251,9 +203,9 @@ async def test_a_preview_shows_exactly_what_the_commit_does_and_changes_nothing(
     del now["updated_at"]
     assert now == done["order"]
     # The stock moved exactly as the preview said, location by location.
-    assert await _reserved(store, "TEE-S") == [("WH-1", 3, 2, 1), ("WH-2", 4, 3, 1)]
-    assert await _reserved(store, "TEE-M") == [("WH-1", 5, 0, 5)]
-    assert await _reserved(store, "MUG") == [("WH-2", 10, 2, 8)]
+    assert await stock_at_locations(store, "TEE-S") == [("WH-1", 3, 2, 1), ("WH-2", 4, 3, 1)]
+    assert await stock_at_locations(store, "TEE-M") == [("WH-1", 5, 0, 5)]
+    assert await stock_at_locations(store, "MUG") == [("WH-2", 10, 2, 8)]
     assert await reserved_matches_reservations(database, store)
 
     timeline = await store.call("GET", f"/api/v1/orders/{order['id']}/timeline", 200)
@@ -319,7 +271,7 @@ async def test_a_preview_shows_exactly_what_the_commit_does_and_changes_nothing(
         # Paid in full before; the edit raised the total, so part of it is now due.
         "payment_status": {"old": "paid", "new": "partially_paid"},
     }
-    assert await _edited_events(database, order["id"]) == [
+    assert await edited_events(database, order["id"]) == [
         {
             "order_id": order["id"],
             "number": order["number"],
@@ -368,171 +320,6 @@ async def test_a_lower_total_is_a_refund_owed(store: Store) -> None:
     )
 
 
-async def test_more_units_split_across_locations_and_fewer_release_exactly(
-    store: Store, database: Database
-) -> None:
-    await store.receive("TEE-S", "WH-1", 3)
-    await store.receive("TEE-S", "WH-2", 3)
-    order = await store.place(("TEE-S", 2))
-    line = order["lines"][0]["id"]
-
-    grown = await commit(store, order["id"], set_quantity(line, 6))
-
-    assert [
-        (item["location_code"], item["reserved"], item["released"], item["reason"])
-        for item in grown["edit"]["stock"][0]["locations"]
-    ] == [
-        ("WH-1", 1, 0, "no location has all 4; WH-1 (priority 10) gives the 1 it has"),
-        ("WH-2", 3, 0, "no location has all 4; WH-2 (priority 20) gives the 3 it has"),
-    ]
-    # The line's units at WH-1 stay one reservation, whose reason covers all three.
-    assert [(r["location_code"], r["quantity"], r["reason"]) for r in grown["order"]["reservations"]] == [
-        (
-            "WH-1",
-            3,
-            "2 held here before; 1 more: no location has all 4; WH-1 (priority 10) gives the 1 it has",
-        ),
-        ("WH-2", 3, "no location has all 4; WH-2 (priority 20) gives the 3 it has"),
-    ]
-    assert _buckets(grown["order"]) == [("TEE-S", 6, 0, 6, 0, 0)]
-    assert await _reserved(store, "TEE-S") == [("WH-1", 3, 3, 0), ("WH-2", 3, 3, 0)]
-
-    shrunk = await commit(store, order["id"], set_quantity(line, 1))
-
-    # Given back last-chosen location first: all 3 at WH-2, then 2 of the 3 at WH-1.
-    assert shrunk["edit"]["stock"] == [
-        {
-            "sku": "TEE-S",
-            "variant_id": order["lines"][0]["variant_id"],
-            "reserved": 0,
-            "released": 5,
-            "backordered_change": 0,
-            "locations": [
-                {
-                    "location_id": store.locations["WH-1"],
-                    "location_code": "WH-1",
-                    "reserved": 0,
-                    "released": 2,
-                    "reason": None,
-                },
-                {
-                    "location_id": store.locations["WH-2"],
-                    "location_code": "WH-2",
-                    "reserved": 0,
-                    "released": 3,
-                    "reason": None,
-                },
-            ],
-        }
-    ]
-    assert _buckets(shrunk["order"]) == [("TEE-S", 1, 0, 1, 0, 0)]
-    assert _held(shrunk["order"]) == [(1, "WH-1", 1)]
-    assert await _reserved(store, "TEE-S") == [("WH-1", 3, 1, 2), ("WH-2", 3, 0, 3)]
-    assert (shrunk["order"]["version"], shrunk["order"]["total_amount"]) == (3, 1999)
-    assert await reserved_matches_reservations(database, store)
-
-
-async def test_fewer_units_drop_backorders_before_reserved_units(store: Store) -> None:
-    await store.add_skus("MUG", price=800, allow_backorder=True)
-    await store.receive("MUG", "WH-2", 2)
-    order = await store.place(("MUG", 5))
-    line = order["lines"][0]["id"]
-
-    fewer = await commit(store, order["id"], set_quantity(line, 3))
-    assert _buckets(fewer["order"]) == [("MUG", 3, 0, 2, 1, 0)]
-    assert [
-        (s["reserved"], s["released"], s["backordered_change"], s["locations"])
-        for s in fewer["edit"]["stock"]
-    ] == [(0, 0, -2, [])]
-    assert await _reserved(store, "MUG") == [("WH-2", 2, 2, 0)]
-
-    fewest = await commit(store, order["id"], set_quantity(line, 1))
-    assert _buckets(fewest["order"]) == [("MUG", 1, 0, 1, 0, 0)]
-    assert [(s["reserved"], s["released"], s["backordered_change"]) for s in fewest["edit"]["stock"]] == [
-        (0, 1, -1)
-    ]
-    assert await _reserved(store, "MUG") == [("WH-2", 2, 1, 1)]
-
-
-async def test_units_a_line_gives_back_serve_a_new_line_of_the_same_sku(store: Store) -> None:
-    await store.receive("TEE-S", "WH-1", 4)
-    order = await store.place(("TEE-S", 2))
-
-    done = await commit(store, order["id"], remove(order["lines"][0]["id"]), add("TEE-S", 4))
-
-    assert _buckets(done["order"]) == [("TEE-S", 2, 2, 0, 0, 0), ("TEE-S", 4, 0, 4, 0, 0)]
-    assert _held(done["order"]) == [(2, "WH-1", 4)]
-    assert [(s["reserved"], s["released"]) for s in done["edit"]["stock"]] == [(4, 2)]
-    assert await _reserved(store, "TEE-S") == [("WH-1", 4, 4, 0)]
-
-
-async def test_short_stock_is_409_and_the_edit_changes_nothing(store: Store, database: Database) -> None:
-    await store.receive("TEE-S", "WH-1", 3)
-    await store.receive("TEE-M", "WH-1", 2)
-    order = await store.place(("TEE-S", 2), ("TEE-M", 1))
-    changes = (set_quantity(order["lines"][0]["id"], 1), add("TEE-M", 2))
-
-    for attempt in (preview, commit):
-        problem = await attempt(store, order["id"], *changes, expected=409)
-        assert problem["code"] == "insufficient_stock"
-        assert problem["shortfalls"] == [{"sku": "TEE-M", "requested": 2, "available": 1}]
-
-    assert await store.call("GET", f"/api/v1/orders/{order['id']}", 200) == order
-    assert await _reserved(store, "TEE-S") == [("WH-1", 3, 2, 1)]
-    assert await _reserved(store, "TEE-M") == [("WH-1", 2, 1, 1)]
-    assert await _timeline_kinds(store, order["id"]) == ["confirmed", "placed"]
-    assert await _edited_events(database, order["id"]) == []
-    assert await reserved_matches_reservations(database, store)
-
-
-async def test_concurrent_edits_moving_stock_both_ways_never_deadlock_nor_oversell(
-    store: Store, database: Database
-) -> None:
-    await store.receive("TEE-S", "WH-1", 30)
-    await store.receive("TEE-M", "WH-1", 30)
-    orders = [await store.place(("TEE-S", 2), ("TEE-M", 2)) for _ in range(10)]
-    context = (await get_tenant_record(database, store.slug)).context
-    start = asyncio.Event()
-
-    async def edit(order: dict[str, Any], *changes: AddLine | SetQuantity) -> str:
-        await start.wait()
-        try:
-            async with database.tenant_session(context) as session:
-                await edit_order(context, session, uuid.UUID(order["id"]), EditRequest(changes), actor=SYSTEM)
-                # Hold the locks a moment longer, so that the transactions overlap.
-                await asyncio.sleep(0.005)
-        except InsufficientStockError:
-            return "insufficient_stock"
-        return "edited"
-
-    # Half give back TEE-S and take more TEE-M, half the other way round: opposite lock needs.
-    tasks = [
-        asyncio.create_task(
-            edit(order, SetQuantity(order["lines"][0]["id"], 1), AddLine("TEE-M", 2))
-            if index % 2
-            else edit(order, SetQuantity(order["lines"][1]["id"], 1), AddLine("TEE-S", 2))
-        )
-        for index, order in enumerate(orders)
-    ]
-    start.set()
-    outcomes = await asyncio.gather(*tasks, return_exceptions=True)
-    assert [repr(outcome) for outcome in outcomes if isinstance(outcome, BaseException)] == []
-    assert Counter(outcomes) == {"edited": 10}
-    # 20 placed, 5 given back, 10 taken, per SKU.
-    assert await _reserved(store, "TEE-S") == [("WH-1", 30, 25, 5)]
-    assert await _reserved(store, "TEE-M") == [("WH-1", 30, 25, 5)]
-
-    # 12 edits race for the last 5 units of TEE-S: exactly 5 get one.
-    start.clear()
-    tasks = [asyncio.create_task(edit(orders[index % 10], AddLine("TEE-S", 1))) for index in range(12)]
-    start.set()
-    outcomes = await asyncio.gather(*tasks, return_exceptions=True)
-    assert [repr(outcome) for outcome in outcomes if isinstance(outcome, BaseException)] == []
-    assert Counter(outcomes) == {"edited": 5, "insufficient_stock": 7}
-    assert await _reserved(store, "TEE-S") == [("WH-1", 30, 30, 0)]
-    assert await reserved_matches_reservations(database, store)
-
-
 async def test_shipped_units_cannot_be_edited(store: Store, database: Database) -> None:
     await store.receive("TEE-S", "WH-1", 5)
     await store.receive("TEE-M", "WH-1", 5)
@@ -561,9 +348,9 @@ async def test_shipped_units_cannot_be_edited(store: Store, database: Database) 
 
     # Down to what shipped is allowed: the unshipped unit is released, the line is done.
     done = await commit(store, order["id"], set_quantity(tee, 2))
-    assert _buckets(done["order"]) == [("TEE-S", 2, 0, 0, 0, 2), ("TEE-M", 2, 0, 0, 0, 2)]
+    assert line_buckets(done["order"]) == [("TEE-S", 2, 0, 0, 0, 2), ("TEE-M", 2, 0, 0, 0, 2)]
     assert done["order"]["fulfillment_status"] == "fulfilled"
-    assert await _reserved(store, "TEE-S") == [("WH-1", 3, 0, 3)]
+    assert await stock_at_locations(store, "TEE-S") == [("WH-1", 3, 0, 3)]
     timeline = await store.call("GET", f"/api/v1/orders/{order['id']}/timeline", 200)
     assert timeline["data"][-1]["changes"]["fulfillment_status"] == {
         "old": "partially_fulfilled",

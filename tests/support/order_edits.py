@@ -10,6 +10,7 @@ from sqlalchemy import func, insert, select, update
 
 from ordersmith.platform.database import Database
 from ordersmith.platform.ids import uuid7
+from ordersmith.platform.models import OutboxEvent
 from ordersmith.platform.tenancy import get_tenant_record
 from ordersmith.tenants.inventory.models import InventoryAdjustment, Reservation, StockLevel
 from ordersmith.tenants.orders.models import Order, OrderLine
@@ -153,3 +154,51 @@ async def reserved_matches_reservations(database: Database, store: Store) -> boo
             )
         )
     return bool(rows) and all(reserved == held for reserved, held in rows)
+
+
+def held(order: dict[str, Any]) -> list[tuple[int, str, int]]:
+    """(line number, location, quantity) of each of an order's reservations."""
+    numbers = {line["id"]: line["line_number"] for line in order["lines"]}
+    return [(numbers[r["line_id"]], r["location_code"], r["quantity"]) for r in order["reservations"]]
+
+
+def line_buckets(order: dict[str, Any]) -> list[tuple[str, int, int, int, int, int]]:
+    """(sku, ordered, cancelled, allocated, backordered, shipped) per line."""
+    return [
+        (
+            line["sku"],
+            line["quantity_ordered"],
+            line["quantity_cancelled"],
+            line["quantity_allocated"],
+            line["quantity_backordered"],
+            line["quantity_shipped"],
+        )
+        for line in order["lines"]
+    ]
+
+
+async def stock_at_locations(store: Store, sku: str) -> list[tuple[str, int, int, int]]:
+    """(location, on_hand, reserved, available) of a SKU, from GET /api/v1/inventory."""
+    stock = await store.stock(sku)
+    return [
+        (item["location_code"], item["on_hand"], item["reserved"], item["available"])
+        for item in stock["locations"]
+    ]
+
+
+async def timeline_kinds(store: Store, order_id: str) -> list[str]:
+    """The kinds of an order's timeline entries; those of one transaction share a time, so sorted."""
+    body = await store.call("GET", f"/api/v1/orders/{order_id}/timeline", 200)
+    return sorted(entry["kind"] for entry in body["data"])
+
+
+async def edited_events(database: Database, order_id: str) -> list[dict[str, Any]]:
+    """The payloads of an order's `order.edited` outbox events."""
+    async with database.platform_session() as session:
+        return list(
+            await session.scalars(
+                select(OutboxEvent.payload).where(
+                    OutboxEvent.topic == "order.edited", OutboxEvent.payload["order_id"].astext == order_id
+                )
+            )
+        )
