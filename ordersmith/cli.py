@@ -46,6 +46,7 @@ from ordersmith.platform.tenant_migrations import (
     migration_concurrency,
     tenant_schema_status,
 )
+from ordersmith.tenants.demo import stock_demo_store
 from ordersmith.tenants.schema import TENANT_SCHEMA
 
 P = ParamSpec("P")
@@ -129,7 +130,7 @@ async def run(host: str, port: int, data_dir: Path | None) -> None:
         await migrate_platform(database)
         results = await migrate_tenants(database, TENANT_SCHEMA)
         _raise_if_failed(results)
-        demo = await _ensure_demo_tenant(database, settings)
+        demo = await ensure_demo_store(database, settings)
     finally:
         await database.dispose()
     # The app opens and closes its own pools in its lifespan: closed before uvicorn
@@ -207,14 +208,15 @@ def _broker_description(settings: Settings) -> str:
     return "in-process" if settings.broker.url is None else "BROKER_URL"
 
 
-async def _ensure_demo_tenant(database: Database, settings: Settings) -> str:
+async def ensure_demo_store(database: Database, settings: Settings) -> str:
     """Create the demo store and its owner on a development first start; say how to sign in."""
     if not settings.is_development:
         return ""
+    stocked = ""
     try:
         await get_tenant_record(database, DEMO_SLUG)
     except TenantNotFoundError:
-        await sign_up(
+        owner = await sign_up(
             database,
             TENANT_SCHEMA,
             TokenSigner(settings.secret_key),
@@ -226,8 +228,14 @@ async def _ensure_demo_tenant(database: Database, settings: Settings) -> str:
             client_address=None,
             signups_per_hour=settings.signup_limit_per_hour,
         )
+        demo = await stock_demo_store(database, owner.tenant.context, actor=Actor("user", str(owner.user_id)))
+        stocked = (
+            f"  (stocked with {demo.products} products, {demo.locations} locations, "
+            f"{demo.customers} customers and {demo.orders} orders)\n"
+        )
     return (
         f"  Demo store: {DEMO_SLUG!r}; sign in with POST /api/v1/auth/token\n"
+        f"{stocked}"
         f'    {{"email": "{DEMO_EMAIL}", "password": "{DEMO_PASSWORD}", "tenant": "{DEMO_SLUG}"}}\n'
         f"  Emails go to the development mailbox: GET /api/v1/dev/mailbox\n"
     )
