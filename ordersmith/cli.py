@@ -230,13 +230,13 @@ async def ensure_demo_store(database: Database, settings: Settings) -> str:
         )
         demo = await stock_demo_store(database, owner.tenant.context, actor=Actor("user", str(owner.user_id)))
         stocked = (
-            f"  (stocked with {demo.products} products, {demo.locations} locations, "
-            f"{demo.customers} customers and {demo.orders} orders)\n"
+            f"  It is stocked with {demo.products} products, {demo.locations} locations, "
+            f"{demo.customers} customers and {demo.orders} orders.\n"
         )
     return (
         f"  Demo store: {DEMO_SLUG!r}; sign in with POST /api/v1/auth/token\n"
-        f"{stocked}"
         f'    {{"email": "{DEMO_EMAIL}", "password": "{DEMO_PASSWORD}", "tenant": "{DEMO_SLUG}"}}\n'
+        f"{stocked}"
         f"  Emails go to the development mailbox: GET /api/v1/dev/mailbox\n"
     )
 

@@ -17,18 +17,21 @@ from ordersmith.tenants.inventory.service import adjust_stock, create_location
 from ordersmith.tenants.orders.placement import place_order
 from ordersmith.tenants.orders.rules import LineRequest, OrderRequest
 
-# (product name, [(sku code, variant name, price in cents)])
+# (product name, [(sku code, variant name, price in cents)]); an order line shows the variant's name.
 _PRODUCTS = [
     (
         "Linen shirt",
         [
-            ("SHIRT-LINEN-S", "Small", 5900),
-            ("SHIRT-LINEN-M", "Medium", 5900),
-            ("SHIRT-LINEN-L", "Large", 5900),
+            ("SHIRT-LINEN-S", "Linen shirt, small", 5900),
+            ("SHIRT-LINEN-M", "Linen shirt, medium", 5900),
+            ("SHIRT-LINEN-L", "Linen shirt, large", 5900),
         ],
     ),
-    ("Canvas tote", [("TOTE-CANVAS", "Natural", 2400)]),
-    ("Ceramic mug", [("MUG-CERAMIC-BLUE", "Blue", 1600), ("MUG-CERAMIC-SAND", "Sand", 1600)]),
+    ("Canvas tote", [("TOTE-CANVAS", "Canvas tote, natural", 2400)]),
+    (
+        "Ceramic mug",
+        [("MUG-CERAMIC-BLUE", "Ceramic mug, blue", 1600), ("MUG-CERAMIC-SAND", "Ceramic mug, sand", 1600)],
+    ),
 ]
 # (location code, name, kind, priority, [(sku code, units received)])
 _LOCATIONS = [
@@ -71,12 +74,15 @@ _CUSTOMERS = [
         },
     ),
 ]
-# (customer index, channel, [(sku code, quantity)])
+# (customer index, channel, [(sku code, quantity)]). Web orders come from a storefront, untouched
+# by a person; the phone order was typed in by the owner, so it counts as a touch.
 _ORDERS = [
     (0, "web", [("SHIRT-LINEN-M", 2), ("TOTE-CANVAS", 1)]),
     (1, "web", [("MUG-CERAMIC-BLUE", 8)]),
     (0, "phone", [("SHIRT-LINEN-L", 1), ("MUG-CERAMIC-SAND", 2)]),
 ]
+
+STOREFRONT = Actor("system", "demo-storefront")
 
 
 @dataclass(frozen=True)
@@ -133,6 +139,6 @@ async def stock_demo_store(database: Database, tenant: TenantContext, *, actor: 
                     shipping_address=_CUSTOMERS[customer_index][2],
                     channel=channel,
                 ),
-                actor=actor,
+                actor=actor if channel == "phone" else STOREFRONT,
             )
     return DemoStock(len(_PRODUCTS), len(_LOCATIONS), len(_CUSTOMERS), len(_ORDERS))

@@ -15,9 +15,16 @@ from tests.support.http import bearer, sign_in
 from tests.support.orders import Store
 
 
-def _orders(body: dict[str, Any]) -> list[tuple[int, str, str, int, str]]:
+def _orders(body: dict[str, Any]) -> list[tuple[int, str, str, int, str, int]]:
     return [
-        (order["number"], order["status"], order["channel"], order["total_amount"], order["currency"])
+        (
+            order["number"],
+            order["status"],
+            order["channel"],
+            order["total_amount"],
+            order["currency"],
+            order["touch_count"],
+        )
         for order in body["data"]
     ]
 
@@ -32,7 +39,7 @@ async def test_a_first_start_stocks_the_demo_store_and_a_second_leaves_it_alone(
 ) -> None:
     development = dataclasses.replace(settings, environment="development")
     first = await ensure_demo_store(database, development)
-    assert "(stocked with 3 products, 2 locations, 2 customers and 3 orders)\n" in first
+    assert "  It is stocked with 3 products, 2 locations, 2 customers and 3 orders.\n" in first
     second = await ensure_demo_store(database, development)
     assert "stocked" not in second
     assert second.startswith(f"  Demo store: {DEMO_SLUG!r}; sign in with POST /api/v1/auth/token\n")
@@ -40,9 +47,9 @@ async def test_a_first_start_stocks_the_demo_store_and_a_second_leaves_it_alone(
     token = await sign_in(client, DEMO_EMAIL, DEMO_SLUG, password=DEMO_PASSWORD)
     store = Store(client, bearer(token), DEMO_SLUG)
     assert _orders(await store.call("GET", "/api/v1/orders", 200)) == [
-        (3, "confirmed", "phone", 9100, "EUR"),
-        (2, "confirmed", "web", 12800, "EUR"),
-        (1, "confirmed", "web", 14200, "EUR"),
+        (3, "confirmed", "phone", 9100, "EUR", 1),
+        (2, "confirmed", "web", 12800, "EUR", 0),
+        (1, "confirmed", "web", 14200, "EUR", 0),
     ]
     # Eight blue mugs: the six at the warehouse (tried first), then two from the shop.
     assert await _by_location(store, "MUG-CERAMIC-BLUE") == [("WH-LYON", 6, 6), ("SHOP-PARIS", 4, 2)]
