@@ -231,9 +231,21 @@ def decode_field_error(field: str, message: str) -> FieldError:
     return FieldError(field or "body", message)
 
 
-def http_error_handler(_: Request[Any, Any, Any], error: HTTPException) -> Response[dict[str, Any]]:
+def http_error_handler(request: Request[Any, Any, Any], error: HTTPException) -> Response[dict[str, Any]]:
     code, title = _HTTP_CODES.get(error.status_code, ("http_error", "HTTP error"))
-    return problem(error.status_code, code, title, error.detail)
+    detail = _too_large_detail(request) if error.status_code == 413 else error.detail
+    return problem(error.status_code, code, title, detail)
+
+
+def _too_large_detail(request: Request[Any, Any, Any]) -> str:
+    """Say how large a body the route takes, so the caller knows how much to cut."""
+    limit = request.route_handler.resolve_request_max_body_size()
+    if limit is None:
+        return "the body is larger than this route takes; send a smaller one"
+    return (
+        f"the body is larger than this route takes: at most {limit:,} bytes ({limit / 1024:g} KB); "
+        "send a smaller one"
+    )
 
 
 def internal_error_handler(request: Request[Any, Any, Any], error: Exception) -> Response[dict[str, Any]]:

@@ -357,7 +357,10 @@ async def test_a_location_name_is_trimmed_and_its_address_is_a_postal_address(st
 async def test_an_oversized_location_body_is_413(store: Store) -> None:
     body = {"code": "BIG", "name": "Big", "kind": "warehouse", "address": {"line1": "x" * 70_000}}
     problem = await store.call("POST", "/api/v1/locations", 413, json=body)
-    assert problem["code"] == "payload_too_large"
+    assert (problem["code"], problem["detail"]) == (
+        "payload_too_large",
+        "the body is larger than this route takes: at most 65,536 bytes (64 KB); send a smaller one",
+    )
     location = store.locations["WH-1"]
     problem = await store.call(
         "PATCH", f"/api/v1/locations/{location}", 413, json={"address": body["address"]}

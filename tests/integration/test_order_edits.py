@@ -466,6 +466,10 @@ async def test_bad_edits_are_422_naming_the_field(store: Store) -> None:
         ("changes[1].line_id", "line 1 is already changed by changes[0]; give one change per line and field")
     ]
     assert await fields(set_quantity(line, 1)) == [("changes", "this edit changes nothing on the order")]
+    # An address is stored trimmed: padding it is no change.
+    assert await fields(shipping_address={**ADDRESS, "city": " Lyon "}) == [
+        ("changes", "this edit changes nothing on the order")
+    ]
     assert await fields() == [("changes", "give at least one change or a shipping_address")]
     assert await fields(shipping_address={**ADDRESS, "country_code": "France"}) == [
         ("shipping_address.country_code", "must be an ISO 3166 country code such as FR or US")

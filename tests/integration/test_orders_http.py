@@ -13,7 +13,7 @@ from ordersmith.platform.database import Database
 from ordersmith.platform.models import OutboxEvent
 from ordersmith.platform.pagination import cursor_error, encode_cursor
 from tests.support.order_actions import ship
-from tests.support.orders import Store, open_store, two_sku_store
+from tests.support.orders import ADDRESS, Store, open_store, two_sku_store
 from tests.support.payments import pay
 
 
@@ -207,10 +207,25 @@ async def test_price_overflow_and_unknown_customer_are_422(store: Store) -> None
     ]
 
 
+async def test_a_shipping_address_is_stored_trimmed_as_a_customers_is(store: Store) -> None:
+    await store.receive("TEE-S", "WH-1", 1)
+    padded = {**ADDRESS, "line1": "  12 Rue des Lilas", "city": " Lyon ", "postal_code": "69001 "}
+    order = await store.place(("TEE-S", 1), shipping_address=padded)
+    stored = await store.call("GET", f"/api/v1/orders/{order['id']}", 200)
+    assert (
+        stored["shipping_address"]["line1"],
+        stored["shipping_address"]["city"],
+        stored["shipping_address"]["postal_code"],
+    ) == ("12 Rue des Lilas", "Lyon", "69001")
+
+
 async def test_an_oversized_body_is_413(store: Store) -> None:
     body = store.order_body(("TEE-S", 1), external_reference="x" * 300_000)
     problem = await store.call("POST", "/api/v1/orders", 413, json=body)
-    assert problem["code"] == "payload_too_large"
+    assert (problem["code"], problem["detail"]) == (
+        "payload_too_large",
+        "the body is larger than this route takes: at most 262,144 bytes (256 KB); send a smaller one",
+    )
 
 
 async def test_an_order_with_a_hold_is_placed_but_not_confirmed(store: Store) -> None:

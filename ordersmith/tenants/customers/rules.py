@@ -83,6 +83,11 @@ def check_address(values: Mapping[str, Any], prefix: str, errors: list[FieldErro
         )
 
 
+def trimmed_address(values: Mapping[str, Any]) -> dict[str, Any]:
+    """An address as it is stored: each text part trimmed, since the checks read it trimmed."""
+    return {part: value.strip() if isinstance(value, str) else value for part, value in values.items()}
+
+
 def check_note(field: str, body: Any, errors: list[FieldError]) -> None:
     """A note is 1 to 10000 characters."""
     _text(field, body, MAX_NOTE, errors, optional=False)

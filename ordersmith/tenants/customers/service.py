@@ -32,6 +32,7 @@ from ordersmith.tenants.customers.rules import (
     check_note,
     normalize_email,
     normalize_tags,
+    trimmed_address,
 )
 
 CUSTOMER_CREATED = "customer.created"
@@ -135,8 +136,7 @@ async def _guard_email(session: AsyncSession, email: str | None, write: Awaitabl
 
 
 def _address_row(customer_id: uuid.UUID, values: Mapping[str, Any]) -> dict[str, Any]:
-    row = {key: value.strip() if isinstance(value, str) else value for key, value in values.items()}
-    return {"id": uuid7(), "customer_id": customer_id, **row}
+    return {"id": uuid7(), "customer_id": customer_id, **trimmed_address(values)}
 
 
 def _note_row(customer_id: uuid.UUID, body: str, author: Actor) -> dict[str, Any]:

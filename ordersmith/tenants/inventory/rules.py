@@ -9,7 +9,7 @@ from typing import Any
 
 from ordersmith.platform.errors import FieldError
 from ordersmith.tenants.customers.rules import ADDRESS_LIMITS as CUSTOMER_ADDRESS_LIMITS
-from ordersmith.tenants.customers.rules import COUNTRY
+from ordersmith.tenants.customers.rules import COUNTRY, trimmed_address
 from ordersmith.tenants.inventory.models import LOCATION_KINDS
 
 LOCATION_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
@@ -92,7 +92,7 @@ def cleaned_location(values: Mapping[str, Any]) -> dict[str, Any]:
     if "name" in clean:
         clean["name"] = clean["name"].strip()
     if "address" in clean:
-        clean["address"] = {part: value.strip() for part, value in clean["address"].items()}
+        clean["address"] = trimmed_address(clean["address"])
     return clean
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from ordersmith.platform.errors import FieldError
 from ordersmith.tenants.catalog.rules import check_price, check_sku_code
-from ordersmith.tenants.customers.rules import check_address
+from ordersmith.tenants.customers.rules import check_address, trimmed_address
 from ordersmith.tenants.orders.edit_stock import StockEffect
 from ordersmith.tenants.orders.rules import MAX_LINES, check_quantity, raise_if
 from ordersmith.tenants.orders.views import OrderView
@@ -62,6 +62,11 @@ class EditRequest:
     shipping_address: Mapping[str, Any] | None = None
     # The version a preview was computed on: the commit refuses if the order moved since.
     expected_version: int | None = None
+
+    def __post_init__(self) -> None:
+        # Trimmed as placement stores it, so padding alone is no change.
+        if self.shipping_address is not None:
+            object.__setattr__(self, "shipping_address", trimmed_address(self.shipping_address))
 
 
 @dataclass(frozen=True)

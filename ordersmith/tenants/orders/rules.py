@@ -11,7 +11,7 @@ from typing import Any
 from ordersmith.platform.errors import FieldError, ValidationFailedError
 from ordersmith.tenants.catalog.models import MAX_AMOUNT
 from ordersmith.tenants.catalog.rules import check_currency, check_price, check_sku_code
-from ordersmith.tenants.customers.rules import TAG, check_address, normalize_tags
+from ordersmith.tenants.customers.rules import TAG, check_address, normalize_tags, trimmed_address
 from ordersmith.tenants.orders.models import HOLD_TYPES
 
 CHANNEL = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,39}$")
@@ -49,6 +49,10 @@ class OrderRequest:
     currency: str | None = None
     tags: Sequence[str] = field(default_factory=list)
     hold: HoldRequest | None = None
+
+    def __post_init__(self) -> None:
+        # Stored as it is checked, trimmed, like a customer's addresses.
+        object.__setattr__(self, "shipping_address", trimmed_address(self.shipping_address))
 
 
 def check_quantity(name: str, value: Any, errors: list[FieldError]) -> None:
