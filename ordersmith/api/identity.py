@@ -126,7 +126,7 @@ def _token_response(
 async def signup(
     request: Request[Any, Any, Any], state: State, data: JSONBody[SignupRequest]
 ) -> Response[SignupResponse]:
-    """Create a trial tenant with its owner; a verification email goes out; 429 past the hourly limit."""
+    """Start a trial store owned by a new account, or by the email's existing one given its password."""
     issued = await sign_up(
         state.database,
         state.tenant_schema,

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Select, delete, insert, select, text, update
+from sqlalchemy import Select, delete, exists, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -30,6 +30,7 @@ from ordersmith.platform.errors import (
     ValidationFailedError,
 )
 from ordersmith.platform.identity.audit import Actor, record_audit
+from ordersmith.platform.identity.models import Invitation, Membership, User
 from ordersmith.platform.models import Tenant, TenantPlacement, TenantStatus
 from ordersmith.platform.plans import PLANS, plan_named
 from ordersmith.platform.schema_migrations import TenantSchemaSpec
@@ -307,7 +308,7 @@ def before_drop(hook: DropHook) -> DropHook:
 
 
 async def drop_tenant(database: Database, slug: str, *, confirm: str, actor: Actor) -> None:
-    """Delete an archived tenant for good: schema, role and registry entry; audited by the platform."""
+    """Delete an archived tenant for good (schema, role, registry entry, accounts left storeless); audited."""
     record = await get_tenant_record(database, slug)
     if confirm != slug:
         raise ConflictError(f"to drop tenant {slug!r}, confirm by repeating its slug exactly")
@@ -318,6 +319,9 @@ async def drop_tenant(database: Database, slug: str, *, confirm: str, actor: Act
         await hook(database, record, actor)
     name = _quoted(record.schema_name)
     async with database.owner_connection() as connection:
+        members = list(
+            await connection.scalars(select(Membership.user_id).where(Membership.tenant_id == record.id))
+        )
         dropped = await connection.scalar(
             delete(Tenant)
             .where(Tenant.id == record.id, Tenant.status == TenantStatus.ARCHIVED.value)
@@ -326,8 +330,32 @@ async def drop_tenant(database: Database, slug: str, *, confirm: str, actor: Act
         if dropped is None:
             raise ConflictError(f"tenant {slug!r} is not archived; archive it before dropping it")
         await run_script(connection, f"DROP SCHEMA IF EXISTS {name} CASCADE; DROP ROLE IF EXISTS {name};")
+        await _delete_storeless_accounts(connection, members)
         # No admin of the tenant is left to read its own trail: the platform's records who deleted it.
         await _audit_tenant(connection, record, actor, "tenant.dropped", trail=None)
+
+
+async def _delete_storeless_accounts(connection: AsyncConnection, user_ids: list[uuid.UUID]) -> None:
+    """Delete those of the accounts that belong to no store and are invited to none: nothing is theirs."""
+    if not user_ids:
+        return
+    # Locked first, and checked in a statement of its own, which sees every membership committed
+    # before the locks were granted: a sign-up or invitation joining one of these accounts to
+    # another store at this moment (they lock the account too) keeps it.
+    await connection.execute(select(User.id).where(User.id.in_(user_ids)).order_by(User.id).with_for_update())
+    now = dt.datetime.now(dt.UTC)
+    await connection.execute(
+        delete(User).where(
+            User.id.in_(user_ids),
+            ~exists().where(Membership.user_id == User.id),
+            ~exists().where(
+                Invitation.email == User.email,
+                Invitation.accepted_at.is_(None),
+                Invitation.revoked_at.is_(None),
+                Invitation.expires_at > now,
+            ),
+        )
+    )
 
 
 async def _audit_tenant(

@@ -35,9 +35,10 @@ from tests.support.services import new_client_address, new_slug
 NEW_PASSWORD = "Quiet-Lantern-Harbor-42"
 SQUATTER_PASSWORD = "Squatters-Keep-Out-19"
 EMAIL_TAKEN = (
-    "an account with this email already exists, and a new store needs an address without one; sign in, "
-    "or, if you do not know its password or it has none (an account made by single sign-on), ask for a "
-    "reset link (POST /api/v1/auth/password-reset): the link emailed to this address sets the password"
+    "an account with this email already exists; to start a new store with it, sign up again with that "
+    "account's password, or, if you do not know it or it has none (an account made by single sign-on), "
+    "ask for a reset link (POST /api/v1/auth/password-reset): the link emailed to this address sets the "
+    "password"
 )
 RESET_THEN_AGAIN = (
     "if you do not know it, reset it from the 'Forgot your password?' page with this address, "

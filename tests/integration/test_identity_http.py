@@ -58,12 +58,13 @@ async def test_signup_derives_a_slug_when_none_is_given(client: AsyncTestClient[
 
 async def test_a_duplicate_email_is_409_without_naming_the_store(client: AsyncTestClient[Litestar]) -> None:
     first = await sign_up(client)
+    # With the account's own password, the sign-up would start a second store for it.
     response = await client.post(
         "/api/v1/signup",
         json={
             "company_name": "Copy",
             "email": first["email"].upper(),
-            "password": PASSWORD,
+            "password": f"Not-{PASSWORD}",
             "slug": new_slug(),
         },
     )
@@ -71,9 +72,10 @@ async def test_a_duplicate_email_is_409_without_naming_the_store(client: AsyncTe
     body = response.json()
     assert body["code"] == "email_taken"
     assert body["detail"] == (
-        "an account with this email already exists, and a new store needs an address without one; sign in, "
-        "or, if you do not know its password or it has none (an account made by single sign-on), ask for a "
-        "reset link (POST /api/v1/auth/password-reset): the link emailed to this address sets the password"
+        "an account with this email already exists; to start a new store with it, sign up again with that "
+        "account's password, or, if you do not know it or it has none (an account made by single sign-on), "
+        "ask for a reset link (POST /api/v1/auth/password-reset): the link emailed to this address sets the "
+        "password"
     )
     assert first["tenant"]["slug"] not in response.text
 

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from ordersmith.platform.database import Database, TenantContext
 from ordersmith.platform.errors import (
+    ConflictError,
     EmailTakenError,
     FieldError,
     InvalidCredentialsError,
@@ -188,14 +189,16 @@ async def sign_up(
     client_address: str | None,
     signups_per_hour: int,
 ) -> IssuedSession:
-    """Start a free trial: a new tenant, its owner, a verification email, and a session.
+    """Start a free trial: a new tenant, its owner (a new account, or the address's own), and a session.
 
-    An email that already has an account is refused with 409 `email_taken`, which does
-    tell the caller that the address is known. Hiding it would mean answering like a
-    success, but a sign-up signs its owner straight into a working store, which cannot be
-    faked. So sign-ups are limited per client address instead (counted before anything
-    is looked up, refused ones included), which makes probing addresses slow, and the
-    answer never names the store.
+    An email that already has an account starts a store owned by that account, given its
+    password; the password is checked under sign-in's lockout counters, so sign-up is no
+    way around them. Without it (or for an account that has none) the answer is 409
+    `email_taken`, which does tell the caller that the address is known. Hiding it would
+    mean answering like a success, but a sign-up signs its owner straight into a working
+    store, which cannot be faked. So sign-ups are limited per client address instead
+    (counted before anything is looked up, refused ones included), which makes probing
+    addresses slow, and the answer never names a store.
     """
     company_name = company_name.strip()
     errors: list[FieldError] = []
@@ -231,38 +234,46 @@ async def sign_up(
                 now,
                 refusal=lambda wait: f"too many sign-ups from your network; try again in {wait}",
             )
-        is_taken = (await session.execute(select(User.id).where(User.email == email))).first() is not None
-    # Raised once the attempt is committed: a probe of a known address counts like any other.
-    if is_taken:
-        raise _email_taken()
-    password_hash = await hash_password(password)
-    user_id = uuid.uuid4()
-    family_id = uuid.uuid4()
+        account = (
+            await session.execute(select(User.id, User.password_hash).where(User.email == email))
+        ).one_or_none()
+    # Checked once the sign-up is committed: a probe of a known address counts like any other.
+    if account is not None:
+        await _prove_account_password(database, email, password, account.password_hash, client_address)
+    password_hash = await hash_password(password) if account is None else None
+    user_id = account.id if account is not None else uuid.uuid4()
     refresh_token = ""
 
     async def create_owner(connection: AsyncConnection, tenant: TenantContext) -> None:
         nonlocal refresh_token
-        await connection.execute(
-            insert(User).values(id=user_id, email=email, full_name="", password_hash=password_hash)
-        )
+        if account is None:
+            await connection.execute(
+                insert(User).values(id=user_id, email=email, full_name="", password_hash=password_hash)
+            )
+        else:
+            await _lock_proven_account(connection, user_id, account.password_hash)
         await connection.execute(
             insert(Membership).values(
                 id=uuid.uuid4(), tenant_id=tenant.tenant_id, user_id=user_id, role=Role.OWNER
             )
         )
         refresh_token = await insert_refresh_token(
-            connection, user_id=user_id, tenant_id=tenant.tenant_id, family_id=family_id, now=now
+            connection, user_id=user_id, tenant_id=tenant.tenant_id, now=now
         )
-        verification = await create_action_token(
-            connection, user_id=user_id, purpose="verify_email", lifetime=VERIFY_EMAIL_LIFETIME
-        )
-        await queue_email(
-            connection,
-            tenant,
-            to=email,
-            template="verify_email",
-            context={"store_name": company_name, "link": f"{public_url}/verify-email?token={verification}"},
-        )
+        if account is None:
+            verification = await create_action_token(
+                connection, user_id=user_id, purpose="verify_email", lifetime=VERIFY_EMAIL_LIFETIME
+            )
+            await queue_email(
+                connection,
+                tenant,
+                to=email,
+                template="verify_email",
+                context={
+                    "store_name": company_name,
+                    "link": f"{public_url}/verify-email?token={verification}",
+                },
+            )
         actor = Actor("user", str(user_id), client_address)
         await record_audit(connection, tenant_id=tenant.tenant_id, actor=actor, action="tenant.signed_up")
 
@@ -283,12 +294,49 @@ async def sign_up(
     return issue_session(signer, user_id=user_id, tenant=tenant, role=Role.OWNER, refresh_token=refresh_token)
 
 
+async def _prove_account_password(
+    database: Database, email: str, password: str, password_hash: str | None, client_address: str | None
+) -> None:
+    """Refuse (409 `email_taken`) unless `password` is the existing account's; counted like a sign-in."""
+    attempt = lockout.SignInAttempt.of(TENANT_REALM, email, client_address)
+    async with database.platform_session() as session:
+        await lockout.reserve_sign_in(
+            session, attempt, dt.datetime.now(dt.UTC), advice=", or reset your password"
+        )
+    # An account without a password (made by SSO) is checked against no hash: as slow, never a match.
+    if not await verify_password(password, password_hash):
+        raise _email_taken()
+    async with database.platform_session() as session:
+        await lockout.sign_in_succeeded(session, attempt)
+
+
+async def _lock_proven_account(
+    connection: AsyncConnection, user_id: uuid.UUID, proven_hash: str | None
+) -> None:
+    """Hold the account the caller proved the password of until the new store exists, or refuse."""
+    # Shared, as a refresh locks it: a password reset (which updates the row, then ends every
+    # session) waits for this sign-up and ends its session too; a store drop deleting the
+    # account waits, then sees the new membership and keeps it.
+    current = (
+        await connection.execute(
+            select(User.password_hash).where(User.id == user_id).with_for_update(read=True)
+        )
+    ).one_or_none()
+    if current is None:
+        raise ConflictError("the account for this email was just removed; sign up again")
+    if current.password_hash != proven_hash:
+        raise ConflictError(
+            "the password of the account for this email changed a moment ago; sign up again with the new one"
+        )
+
+
 def _email_taken() -> EmailTakenError:
-    # Which store the address belongs to is not said: that would leak who uses us.
+    # Which stores the address belongs to is not said: that would leak who uses us.
     return EmailTakenError(
-        "an account with this email already exists, and a new store needs an address without one; sign in, "
-        "or, if you do not know its password or it has none (an account made by single sign-on), ask for a "
-        "reset link (POST /api/v1/auth/password-reset): the link emailed to this address sets the password"
+        "an account with this email already exists; to start a new store with it, sign up again with that "
+        "account's password, or, if you do not know it or it has none (an account made by single sign-on), "
+        "ask for a reset link (POST /api/v1/auth/password-reset): the link emailed to this address sets the "
+        "password"
     )
 
 
