@@ -35,6 +35,19 @@ _MISSING_PARAMETER = re.compile(r"Missing required (?P<kind>\w+) parameter '(?P<
 # msgspec's words for a body's missing and unknown fields.
 _MISSING_FIELD = re.compile(r"Object missing required field `(?P<name>[^`]+)`")
 _UNKNOWN_FIELD = re.compile(r"Object contains unknown field `(?P<name>[^`]+)`")
+# msgspec's words for a value of the wrong JSON type (no constraint): "Expected `int | null`, got `str`".
+_WRONG_TYPE = re.compile(r"Expected `(?P<wanted>[a-z |]+)`, got `(?P<got>[a-z]+)`")
+# Those types in a caller's words: what a field wants, and what it was given.
+_WANTED_WORDS = {
+    "int": "a whole number",
+    "float": "a number",
+    "str": "text",
+    "bool": "true or false",
+    "null": "null",
+    "array": "a list",
+    "object": "an object",
+}
+_GOT_WORDS = {**_WANTED_WORDS, "float": "a number with a fraction part (such as 1.0)"}
 _HTTP_CODES = {
     400: ("bad_request", "Bad request"),
     401: ("unauthenticated", "Authentication required"),
@@ -196,8 +209,9 @@ def validation_error_handler(
                 field_error = decode_field_error("" if key == "data" else key, message)
                 errors.append({"field": field_error.field, "message": field_error.message})
             else:
+                # A parameter is text by nature: only what it should read as is worth saying.
                 field = str(item.get("key") or item.get("source") or "body")
-                errors.append({"field": field, "message": message})
+                errors.append({"field": field, "message": plain_type_message(message, with_given=False)})
     # Litestar reports a missing parameter in its detail text only.
     missing = _MISSING_PARAMETER.match(error.detail)
     if missing:
@@ -228,7 +242,21 @@ def decode_field_error(field: str, message: str) -> FieldError:
     # An empty body leaves Litestar's `data` unfilled: its message is the KeyError's, "'data'".
     if not field and (message == "'data'" or message.startswith("Expected `object`")):
         return FieldError("body", "send a JSON object body")
-    return FieldError(field or "body", message)
+    return FieldError(field or "body", plain_type_message(message, with_given=True))
+
+
+def plain_type_message(message: str, *, with_given: bool) -> str:
+    """msgspec's "Expected `int`, got `str`" in a caller's words: "must be a whole number, not text"."""
+    wrong = _WRONG_TYPE.fullmatch(message)
+    if wrong is None:
+        return message
+    wanted = [_WANTED_WORDS.get(name.strip()) for name in wrong["wanted"].split("|")]
+    given = _GOT_WORDS.get(wrong["got"])
+    if given is None or any(words is None for words in wanted):
+        return message
+    words = [str(item) for item in wanted]
+    expected = words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
+    return f"must be {expected}, not {given}" if with_given else f"must be {expected}"
 
 
 def http_error_handler(request: Request[Any, Any, Any], error: HTTPException) -> Response[dict[str, Any]]:

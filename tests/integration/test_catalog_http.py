@@ -217,7 +217,7 @@ async def test_variants_are_added_and_changed(client: AsyncTestClient[Litestar],
 @pytest.mark.parametrize(
     ("price", "message"),
     [
-        (19.99, "Expected `int`, got `float`"),
+        (19.99, "must be a whole number, not a number with a fraction part (such as 1.0)"),
         (-1, "must be from 0 to 9007199254740992 minor units"),
         (2**53 + 1, "must be from 0 to 9007199254740992 minor units"),
     ],
