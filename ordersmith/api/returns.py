@@ -1,10 +1,8 @@
-"""Returns (RMA): request, approve or decline, receive with dispositions, close; refund, credit, exchange."""
+"""Returns (RMA): request, approve or decline, receive, inspect, close; refund, credit, exchange."""
 
 from __future__ import annotations
 
-import datetime as dt
-import uuid
-from typing import Any, Protocol
+from typing import Any
 
 import msgspec
 from litestar import Request, Response, get, post
@@ -13,14 +11,15 @@ from litestar.params import FromPath, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.api import idempotency
+from ordersmith.api._return_schemas import RefundResult, Returns
+from ordersmith.api._return_schemas import Return as Return  # follow-ups answer with it too
 from ordersmith.api.access import requires
 from ordersmith.api.entitlements import requires_feature
-from ordersmith.platform.database import TenantContext
-from ordersmith.platform.identity.audit import Actor
 from ordersmith.platform.identity.permissions import Permission
 from ordersmith.platform.identity.principal import Principal
 from ordersmith.platform.plans import Feature
 from ordersmith.tenants.orders.views import order_id_of, order_row
+from ordersmith.tenants.returns.inspections import decide_inspected
 from ordersmith.tenants.returns.outcomes import credit_return, exchange_return, refund_return
 from ordersmith.tenants.returns.rules import (
     DispositionRequest,
@@ -37,146 +36,7 @@ from ordersmith.tenants.returns.service import (
     receive_return,
     request_return,
 )
-from ordersmith.tenants.returns.views import ReturnView, return_id_of, return_view, returns_of
-
-
-class ReturnLine(msgspec.Struct):
-    id: str
-    line_id: str
-    line_number: int
-    sku: str
-    name: str
-    quantity: int
-    reason_code: str
-    note: str
-    unit_price_amount: int
-    # Units per disposition once received: restock, damaged, missing, inspect.
-    dispositions: dict[str, int]
-
-
-class Disposition(msgspec.Struct):
-    return_line_id: str
-    disposition: str
-    quantity: int
-    location_id: str | None
-    created_at: dt.datetime
-
-
-class Resolution(msgspec.Struct):
-    id: str
-    # refund, store_credit or exchange.
-    kind: str
-    # Refunded or credited; for an exchange, what the returned units it replaces were sold for.
-    amount: int
-    currency: str
-    reason: str
-    payment_transaction_ids: list[str]
-    exchange_order_id: str | None
-    actor_type: str
-    actor_id: str | None
-    created_at: dt.datetime
-
-
-class Return(msgspec.Struct):
-    id: str
-    number: int
-    order_id: str
-    order_number: int
-    customer_id: str
-    # requested, approved, declined, in_transit, received or closed.
-    status: str
-    currency: str
-    # What the returned units were sold for: refund, store credit and exchange together stay within it.
-    value_amount: int
-    refunded_amount: int
-    store_credit_amount: int
-    exchange_order_id: str | None
-    note: str
-    decline_reason: str | None
-    carrier: str | None
-    tracking_number: str | None
-    tracking_url: str | None
-    lines: list[ReturnLine]
-    dispositions: list[Disposition]
-    resolutions: list[Resolution]
-    created_at: dt.datetime
-    approved_at: dt.datetime | None
-    declined_at: dt.datetime | None
-    in_transit_at: dt.datetime | None
-    received_at: dt.datetime | None
-    closed_at: dt.datetime | None
-
-    @classmethod
-    def of(cls, view: ReturnView) -> Return:
-        row = view.row
-        return cls(
-            id=str(row.id),
-            number=row.number,
-            order_id=str(row.order_id),
-            order_number=view.order_number,
-            customer_id=str(row.customer_id),
-            status=row.status,
-            currency=row.currency,
-            value_amount=view.value,
-            refunded_amount=row.refunded_amount,
-            store_credit_amount=row.store_credit_amount,
-            exchange_order_id=str(row.exchange_order_id) if row.exchange_order_id else None,
-            note=row.note,
-            decline_reason=row.decline_reason,
-            carrier=row.carrier,
-            tracking_number=row.tracking_number,
-            tracking_url=row.tracking_url,
-            lines=[
-                ReturnLine(
-                    str(item.line.id),
-                    str(item.line.order_line_id),
-                    item.line.line_number,
-                    item.sku,
-                    item.name,
-                    item.line.quantity,
-                    item.line.reason_code,
-                    item.line.note,
-                    item.unit_price_amount,
-                    item.dispositions,
-                )
-                for item in view.lines
-            ],
-            dispositions=[
-                Disposition(
-                    str(item.return_line_id),
-                    item.disposition,
-                    item.quantity,
-                    str(item.location_id) if item.location_id else None,
-                    item.created_at,
-                )
-                for item in view.dispositions
-            ],
-            resolutions=[
-                Resolution(
-                    str(item.id),
-                    item.kind,
-                    item.amount,
-                    item.currency,
-                    item.reason,
-                    [str(key) for key in item.payment_transaction_ids],
-                    str(item.exchange_order_id) if item.exchange_order_id else None,
-                    item.actor_type,
-                    item.actor_id,
-                    item.created_at,
-                )
-                for item in view.resolutions
-            ],
-            created_at=row.created_at,
-            approved_at=row.approved_at,
-            declined_at=row.declined_at,
-            in_transit_at=row.in_transit_at,
-            received_at=row.received_at,
-            closed_at=row.closed_at,
-        )
-
-
-class Returns(msgspec.Struct):
-    data: list[Return]
+from ordersmith.tenants.returns.views import return_id_of, return_view, returns_of
 
 
 class ReturnLineIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -216,6 +76,20 @@ class ReceiveIn(msgspec.Struct, forbid_unknown_fields=True):
     dispositions: list[DispositionIn]
 
 
+class DecisionIn(msgspec.Struct, forbid_unknown_fields=True):
+    return_line_id: str
+    # restock or damaged: what units held for inspection become.
+    disposition: str
+    quantity: int
+    # Where restocked units go back on the shelf; only for restock.
+    location_id: str | None = None
+
+
+class InspectionIn(msgspec.Struct, forbid_unknown_fields=True):
+    # At most what each line still holds under inspection.
+    decisions: list[DecisionIn]
+
+
 class AmountIn(msgspec.Struct, forbid_unknown_fields=True):
     # Defaults to what is left of the return's value.
     amount: int | None = None
@@ -233,43 +107,6 @@ class ExchangeIn(msgspec.Struct, forbid_unknown_fields=True):
     lines: list[ExchangeLineIn]
     note: str = ""
     tags: list[str] = msgspec.field(default_factory=list)
-
-
-class _Resolve(Protocol):
-    async def __call__(
-        self,
-        tenant: TenantContext,
-        session: AsyncSession,
-        return_id: uuid.UUID,
-        *,
-        amount: int | None,
-        reason: str,
-        actor: Actor,
-    ) -> ReturnView: ...
-
-
-async def _resolve(
-    resolve: _Resolve,
-    request: Request[Any, Any, Any],
-    principal: Principal,
-    tenant_session: AsyncSession,
-    return_id: str,
-    data: AmountIn,
-) -> Response[Return]:
-    """Give a return an outcome that costs money (refund, store credit), once per Idempotency-Key."""
-
-    async def create() -> Return:
-        view = await resolve(
-            principal.tenant_context,
-            tenant_session,
-            return_id_of(return_id),
-            amount=data.amount,
-            reason=data.reason,
-            actor=principal.actor,
-        )
-        return Return.of(view)
-
-    return await idempotency.once(request, principal, tenant_session, data, create)
 
 
 @post(
@@ -438,6 +275,40 @@ async def receive(
 
 
 @post(
+    "/api/v1/returns/{return_id:str}/inspections",
+    operation_id="inspectReturn",
+    summary="Decide units held for inspection: restock them on a location's shelf, or write them off.",
+    opt=requires(Permission.ORDERS_WRITE),
+    guards=[requires_feature(Feature.RETURNS)],
+    tags=["returns"],
+)
+async def inspect(
+    request: Request[Any, Any, Any],
+    principal: NamedDependency[Principal],
+    tenant_session: NamedDependency[AsyncSession],
+    return_id: FromPath[str],
+    data: JSONBody[InspectionIn],
+) -> Response[Return]:
+    """409 `quantity_not_under_inspection` names each line decided beyond what it holds for inspection."""
+    decisions = [
+        DispositionRequest(item.return_line_id, item.disposition, item.quantity, item.location_id)
+        for item in data.decisions
+    ]
+
+    async def create() -> Return:
+        view = await decide_inspected(
+            principal.tenant_context,
+            tenant_session,
+            return_id_of(return_id),
+            decisions,
+            actor=principal.actor,
+        )
+        return Return.of(view)
+
+    return await idempotency.once(request, principal, tenant_session, data, create)
+
+
+@post(
     "/api/v1/returns/{return_id:str}/close",
     operation_id="closeReturn",
     summary="Close a return: once received, or without the goods when staff choose.",
@@ -472,8 +343,23 @@ async def refund(
     return_id: FromPath[str],
     data: JSONBody[AmountIn],
 ) -> Response[Return]:
-    """422 `refund_exceeds_captured` or `resolution_exceeds_return_value` say what can still be given."""
-    return await _resolve(refund_return, request, principal, tenant_session, return_id, data)
+    """A provider refusing still answers 201: `refund.state` is `failed` or `partial`, with `error_code`.
+
+    422 `refund_exceeds_captured` or `resolution_exceeds_return_value` say what can still be given.
+    """
+
+    async def create() -> Return:
+        result = await refund_return(
+            principal.tenant_context,
+            tenant_session,
+            return_id_of(return_id),
+            amount=data.amount,
+            reason=data.reason,
+            actor=principal.actor,
+        )
+        return msgspec.structs.replace(Return.of(result.view), refund=RefundResult.of(result.attempt))
+
+    return await idempotency.once(request, principal, tenant_session, data, create)
 
 
 @post(
@@ -492,7 +378,19 @@ async def credit(
     data: JSONBody[AmountIn],
 ) -> Response[Return]:
     """Within what is left of the returned units' value, and of what the order's payments still hold."""
-    return await _resolve(credit_return, request, principal, tenant_session, return_id, data)
+
+    async def create() -> Return:
+        view = await credit_return(
+            principal.tenant_context,
+            tenant_session,
+            return_id_of(return_id),
+            amount=data.amount,
+            reason=data.reason,
+            actor=principal.actor,
+        )
+        return Return.of(view)
+
+    return await idempotency.once(request, principal, tenant_session, data, create)
 
 
 @post(
@@ -538,6 +436,7 @@ ROUTES = [
     decline,
     in_transit,
     receive,
+    inspect,
     close,
     refund,
     credit,

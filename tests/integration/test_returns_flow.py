@@ -309,6 +309,39 @@ async def test_a_declined_return_frees_its_units_and_store_credit_stays_within_w
     assert sorted(error["field"] for error in bad["errors"]) == ["lines[0].quantity", "lines[0].reason_code"]
 
 
+async def test_a_return_closed_without_the_goods_or_any_outcome_frees_its_units(
+    store: Store, database: Database
+) -> None:
+    order = await shipped_order(store, ("TEE-S", 4))
+    await pay_manually(database, store, order["id"], 6000)
+    returns = f"/api/v1/orders/{order['id']}/returns"
+    one = return_lines(order, ("TEE-S", 1, "changed_mind"))
+    refunded, received, credited, abandoned = [
+        (await store.call("POST", returns, 201, json=one))["id"] for _ in range(4)
+    ]
+    for return_id in (refunded, received, credited, abandoned):
+        await store.call("POST", f"/api/v1/returns/{return_id}/approve", 200)
+    await store.call("POST", f"/api/v1/returns/{refunded}/refunds", 201, json={})
+    await store.call("POST", f"/api/v1/returns/{credited}/store-credits", 201, json={"amount": 1})
+    [line] = (await store.call("GET", f"/api/v1/returns/{received}", 200))["lines"]
+    await store.call(
+        "POST",
+        f"/api/v1/returns/{received}/receive",
+        200,
+        json={"dispositions": [{"return_line_id": line["id"], "disposition": "missing", "quantity": 1}]},
+    )
+    await store.call("POST", f"/api/v1/returns/{abandoned}/in-transit", 200)
+    for return_id in (refunded, received, credited, abandoned):
+        await store.call("POST", f"/api/v1/returns/{return_id}/close", 200)
+
+    # The parcel never came and nothing was given for it: its unit may be asked back again.
+    # Money, store credit or a receipt (even of nothing) keep theirs claimed.
+    problem = await store.call("POST", returns, 409, json=return_lines(order, ("TEE-S", 2, "other")))
+    assert (problem["lines"][0]["returnable"], problem["lines"][0]["already_returning"]) == (1, 3)
+    again = await store.call("POST", returns, 201, json=one)
+    assert [line["quantity"] for line in again["lines"]] == [1]
+
+
 async def test_a_line_named_twice_in_two_spellings_is_refused(store: Store) -> None:
     order = await shipped_order(store, ("TEE-S", 2))
     line_id = line_of(order, "TEE-S")["id"]
@@ -352,6 +385,7 @@ async def test_another_stores_returns_are_404_on_every_route(
         ("POST", f"{path}/decline", {"reason": "no"}, "return_not_found"),
         ("POST", f"{path}/in-transit", None, "return_not_found"),
         ("POST", f"{path}/receive", {"dispositions": []}, "return_not_found"),
+        ("POST", f"{path}/inspections", {"decisions": []}, "return_not_found"),
         ("POST", f"{path}/close", None, "return_not_found"),
         ("POST", f"{path}/refunds", {}, "return_not_found"),
         ("POST", f"{path}/store-credits", {}, "return_not_found"),

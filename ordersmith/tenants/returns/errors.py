@@ -22,6 +22,13 @@ class QuantityNotReturnableError(ConflictError):
     title = "Quantity cannot be returned"
 
 
+class QuantityNotUnderInspectionError(ConflictError):
+    """More units decided than were received for inspection and are still undecided."""
+
+    code = "quantity_not_under_inspection"
+    title = "Units are not under inspection"
+
+
 class ReturnNotResolvableError(ConflictError):
     """Refunds, credit and exchanges apply to approved returns that are not closed."""
 

@@ -28,7 +28,8 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     CLOSED: frozenset(),
 }
 
-# A return whose units still count against what a line can return.
+# A return whose units still count against what a line can return; a closed one only when
+# it was received or resolved (`service.claimed_quantities` says exactly when).
 COUNTING = frozenset({REQUESTED, APPROVED, IN_TRANSIT, RECEIVED, CLOSED})
 # Where refunds, store credit and exchanges may be given.
 RESOLVABLE = frozenset({APPROVED, IN_TRANSIT, RECEIVED})

@@ -20,6 +20,10 @@ own key: the return's next refund sends it again as it was, before anything new,
 provider answers from memory if it acted. Until then that money counts as possibly
 given back: store credit cannot use it, and the next refund must ask for at least that
 much.
+
+A provider refusing a refund is recorded, not raised (the payments ledger holds the
+attempt): the request answers with what it did, `succeeded`, `partial` (some payments
+gave theirs back before a provider refused) or `failed`, with the provider's error code.
 """
 
 from __future__ import annotations
@@ -41,9 +45,14 @@ from ordersmith.tenants.orders.models import Order
 from ordersmith.tenants.orders.placement import place_order
 from ordersmith.tenants.orders.rules import OrderRequest
 from ordersmith.tenants.orders.timeline import Entry
-from ordersmith.tenants.payments import ledger
+from ordersmith.tenants.payments import ledger, status
 from ordersmith.tenants.payments.models import PaymentTransaction
-from ordersmith.tenants.payments.refunds import EarlierRefunds, earlier_refunds_outstanding, refund_order
+from ordersmith.tenants.payments.refunds import (
+    EarlierRefunds,
+    RefundOutcome,
+    earlier_refunds_outstanding,
+    refund_order,
+)
 from ordersmith.tenants.returns import lifecycle, store_credit
 from ordersmith.tenants.returns.errors import (
     ExchangeExistsError,
@@ -52,12 +61,42 @@ from ordersmith.tenants.returns.errors import (
 )
 from ordersmith.tenants.returns.models import Return, ReturnResolution
 from ordersmith.tenants.returns.rules import MAX_NOTE, ExchangeRequest, check_amount, check_exchange
-from ordersmith.tenants.returns.service import locked_return
+from ordersmith.tenants.returns.service import locked_return, refund_key_prefix
 from ordersmith.tenants.returns.views import ReturnView, return_view
 
 RETURN_REFUNDED = "return.refunded"
 RETURN_STORE_CREDITED = "return.store_credited"
 RETURN_EXCHANGED = "return.exchanged"
+
+# What one refund request of a return gave back.
+REFUND_SUCCEEDED = "succeeded"  # all it asked
+REFUND_PARTIAL = "partial"  # some payments gave theirs back, then a provider refused the next
+REFUND_FAILED = "failed"  # nothing: the provider refused, or its answer was lost
+
+
+@dataclass(frozen=True)
+class RefundAttempt:
+    """What one refund request did at the providers, as the payments ledger recorded it."""
+
+    requested: int
+    # An attempt whose answer was lost, resent and answered now, counts whole (even beyond `requested`).
+    refunded: int
+    currency: str
+    state: str
+    # The provider's reason when not all went back, as on the payment's ledger.
+    error_code: str | None
+    # The ledger's successes that gave money back: the refund resolution's.
+    transaction_ids: list[uuid.UUID]
+    # The ledger's failure the request ended with, when a provider refused.
+    failed_transaction_id: uuid.UUID | None
+
+
+@dataclass(frozen=True)
+class ReturnRefund:
+    """A return after a refund request, and what that request did."""
+
+    view: ReturnView
+    attempt: RefundAttempt
 
 
 def _check_resolvable(row: Return, action: str) -> None:
@@ -148,7 +187,7 @@ async def _earlier_refunds(session: AsyncSession, row: Return) -> EarlierRefunds
             ReturnResolution.return_id == row.id, ReturnResolution.kind == "refund"
         )
     )
-    return EarlierRefunds(f"return:{row.id}:refund:", frozenset(recorded))
+    return EarlierRefunds(refund_key_prefix(row.id), frozenset(recorded))
 
 
 async def _next_sequence(session: AsyncSession, order: Order, earlier: EarlierRefunds) -> int:
@@ -229,6 +268,29 @@ async def _record(
     return await return_view(session, row.id)
 
 
+def _refund_state(outcome: RefundOutcome) -> str:
+    if outcome.refunded == 0:
+        return REFUND_FAILED
+    return REFUND_SUCCEEDED if outcome.is_complete else REFUND_PARTIAL
+
+
+async def _refusal(session: AsyncSession, order: Order, earlier: EarlierRefunds) -> uuid.UUID | None:
+    """The refund failure this request's transaction wrote under the return's keys (it stops at the first)."""
+    return await session.scalar(
+        select(PaymentTransaction.id)
+        .where(
+            PaymentTransaction.order_id == order.id,
+            PaymentTransaction.kind == status.REFUND,
+            PaymentTransaction.state.not_in((status.REQUEST, status.SUCCESS)),
+            PaymentTransaction.idempotency_key.contains(earlier.key_prefix, autoescape=True),
+            # Ledger rows take their transaction's start as created_at: only this request's match.
+            PaymentTransaction.created_at == func.now(),
+        )
+        .order_by(PaymentTransaction.id.desc())
+        .limit(1)
+    )
+
+
 async def refund_return(
     tenant: TenantContext,
     session: AsyncSession,
@@ -237,8 +299,12 @@ async def refund_return(
     amount: int | None,
     reason: str,
     actor: Actor,
-) -> ReturnView:
-    """Give money back for a return through the order's original payment(s)."""
+) -> ReturnRefund:
+    """Give money back for a return through the order's original payment(s); say what went back.
+
+    A provider refusing is an answer, not an error: the ledger recorded the attempt and
+    the answer's attempt is `failed` (nothing went back) or `partial`, with the reason.
+    """
     reason = _reason(reason)
     order, row = await locked_return(session, return_id)
     _check_resolvable(row, "be refunded")
@@ -257,6 +323,16 @@ async def refund_return(
         earlier=earlier,
     )
     await derived.refresh(session, order.id)
+    refused = await _refusal(session, order, earlier) if outcome.error_code is not None else None
+    attempt = RefundAttempt(
+        wanted,
+        outcome.refunded,
+        outcome.currency,
+        _refund_state(outcome),
+        outcome.error_code,
+        list(outcome.transaction_ids),
+        refused,
+    )
     details: dict[str, Any] = {"transaction_ids": [str(item) for item in outcome.transaction_ids]}
     if not outcome.is_complete:
         # The provider failed: payments recorded the attempt and held the order. An attempt
@@ -274,13 +350,13 @@ async def refund_return(
             ],
             actor,
         )
-        return await return_view(session, return_id)
+        return ReturnRefund(await return_view(session, return_id), attempt)
     await session.execute(
         update(Return)
         .where(Return.id == return_id)
         .values(refunded_amount=Return.refunded_amount + outcome.refunded, updated_at=func.now())
     )
-    return await _record(
+    view = await _record(
         tenant,
         session,
         order,
@@ -293,6 +369,7 @@ async def refund_return(
         details=details,
         transaction_ids=list(outcome.transaction_ids),
     )
+    return ReturnRefund(view, attempt)
 
 
 async def credit_return(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from ordersmith.platform.errors import FieldError, ValidationFailedError
@@ -15,6 +15,8 @@ MAX_LINES = 250
 MAX_QUANTITY = 100_000
 MAX_NOTE = 1_000
 MAX_AMOUNT = 10**12
+# What units held for inspection may become.
+DECISIONS = ("restock", "damaged")
 # Every exchange order carries this tag.
 EXCHANGE_TAG = "exchange"
 
@@ -116,29 +118,27 @@ def check_exchange(request: ExchangeRequest) -> tuple[list[LineRequest], list[st
     return lines, tags
 
 
-def check_dispositions(
-    dispositions: Sequence[DispositionRequest], quantities: dict[uuid.UUID, int]
-) -> list[tuple[uuid.UUID, str, int, uuid.UUID | None]]:
-    """Every unit of every return line gets exactly one disposition; 422 otherwise.
-
-    Returns (return line id, disposition, quantity, location id) per entry.
-    """
+def _parse_dispositions(
+    dispositions: Sequence[DispositionRequest],
+    line_ids: Iterable[uuid.UUID],
+    allowed: Sequence[str],
+    field: str,
+) -> tuple[list[tuple[uuid.UUID, str, int, uuid.UUID | None]], list[FieldError]]:
+    """Each entry checked on its own: (return line id, disposition, quantity, location id), and the errors."""
     errors: list[FieldError] = []
     parsed: list[tuple[uuid.UUID, str, int, uuid.UUID | None]] = []
-    given: dict[uuid.UUID, int] = dict.fromkeys(quantities, 0)
-    if not dispositions:
-        errors.append(FieldError("dispositions", "give a disposition for every unit received"))
+    known = set(line_ids)
     for index, item in enumerate(dispositions):
-        name = f"dispositions[{index}]"
+        name = f"{field}[{index}]"
         try:
             line_id: uuid.UUID | None = uuid.UUID(item.return_line_id)
         except ValueError:
             line_id = None
-        if line_id is None or line_id not in quantities:
+        if line_id is None or line_id not in known:
             errors.append(FieldError(f"{name}.return_line_id", "no such line on this return"))
             continue
-        if item.disposition not in DISPOSITIONS:
-            errors.append(FieldError(f"{name}.disposition", f"must be one of {', '.join(DISPOSITIONS)}"))
+        if item.disposition not in allowed:
+            errors.append(FieldError(f"{name}.disposition", f"must be one of {', '.join(allowed)}"))
             continue
         if not whole(item.quantity, 1, MAX_QUANTITY):
             errors.append(FieldError(f"{name}.quantity", f"must be a whole number from 1 to {MAX_QUANTITY}"))
@@ -155,8 +155,23 @@ def check_dispositions(
         elif item.location_id is not None:
             errors.append(FieldError(f"{name}.location_id", "only restocked units go to a location"))
             continue
-        given[line_id] += item.quantity
         parsed.append((line_id, item.disposition, item.quantity, location))
+    return parsed, errors
+
+
+def check_dispositions(
+    dispositions: Sequence[DispositionRequest], quantities: dict[uuid.UUID, int]
+) -> list[tuple[uuid.UUID, str, int, uuid.UUID | None]]:
+    """Every unit of every return line gets exactly one disposition; 422 otherwise.
+
+    Returns (return line id, disposition, quantity, location id) per entry.
+    """
+    parsed, errors = _parse_dispositions(dispositions, quantities, DISPOSITIONS, "dispositions")
+    if not dispositions:
+        errors.insert(0, FieldError("dispositions", "give a disposition for every unit received"))
+    given: dict[uuid.UUID, int] = dict.fromkeys(quantities, 0)
+    for line_id, _, quantity, _ in parsed:
+        given[line_id] += quantity
     for line_id, quantity in quantities.items():
         if not errors and given[line_id] != quantity:
             errors.append(
@@ -168,6 +183,22 @@ def check_dispositions(
             )
     if errors:
         raise ValidationFailedError("the receipt is invalid; see errors", errors=errors)
+    return parsed
+
+
+def check_decisions(
+    decisions: Sequence[DispositionRequest], line_ids: Iterable[uuid.UUID]
+) -> list[tuple[uuid.UUID, str, int, uuid.UUID | None]]:
+    """Decisions on units held for inspection: restock (to a location) or damaged; 422 naming each bad one.
+
+    Returns (return line id, disposition, quantity, location id) per entry; whether that
+    many are under inspection is the caller's to check.
+    """
+    parsed, errors = _parse_dispositions(decisions, line_ids, DECISIONS, "decisions")
+    if not decisions:
+        errors.insert(0, FieldError("decisions", "decide at least one unit under inspection"))
+    if errors:
+        raise ValidationFailedError("the inspection is invalid; see errors", errors=errors)
     return parsed
 
 

@@ -1,14 +1,24 @@
 """Returns: requesting one, and moving it through its lifecycle up to receipt and closing.
 
-Every change locks the order first, then the return (and, on receipt, the stock rows),
-the order every order change follows (ADR 0006). Each step is an entry on the order's
-timeline, so returns count as touches when a person works them, and an outbox event.
+Every change locks the order first, then the return (and, when units are restocked, the
+stock rows), the order every order change follows (ADR 0006). Each step is an entry on
+the order's timeline, so returns count as touches when a person works them, and an
+outbox event.
 
-What a line can still return is what shipped minus what other returns (not declined)
-already claim: returns never exceed shipped quantities. On receipt each unit gets a
-disposition; restocked units go back on a location's shelf through a `return` row of
-the inventory ledger, so `on_hand` stays the ledger's sum; units received (restocked,
-damaged or held for inspection, not missing) count in the line's `quantity_returned`.
+What a line can still return is what shipped minus what other returns claim: returns
+never exceed shipped quantities. Every return claims its units except a declined one
+and an abandoned one: closed without being received and without any outcome (no
+refund, store credit or exchange, and no refund ever asked of a provider, since an
+attempt whose answer was lost may have given money back). Its units never came back
+and nothing was given for them, so the customer may ask them back again. A return
+that was received (even with every unit missing) or that gave anything keeps its
+claim for good: the same units are never received, refunded, credited or exchanged
+twice.
+
+On receipt each unit gets a disposition; restocked units go back on a location's shelf
+through a `return` row of the inventory ledger, so `on_hand` stays the ledger's sum;
+units received (restocked, damaged or held for inspection, not missing) count in the
+line's `quantity_returned`.
 """
 
 from __future__ import annotations
@@ -18,7 +28,7 @@ import uuid
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import ColumnElement, and_, exists, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.platform.database import TenantContext
@@ -33,6 +43,7 @@ from ordersmith.tenants.orders import timeline
 from ordersmith.tenants.orders.models import Order, OrderLine
 from ordersmith.tenants.orders.timeline import Entry, change
 from ordersmith.tenants.orders.views import OrderView, load_order, order_row
+from ordersmith.tenants.payments.models import PaymentTransaction
 from ordersmith.tenants.returns import lifecycle
 from ordersmith.tenants.returns.errors import QuantityNotReturnableError
 from ordersmith.tenants.returns.models import Return, ReturnDisposition, ReturnLine
@@ -58,12 +69,35 @@ _MOVES: dict[str, tuple[str, str, str]] = {
 RECEIVED_DISPOSITIONS = ("restock", "damaged", "inspect")
 
 
+def refund_key_prefix(return_id: uuid.UUID) -> str:
+    """What every provider key of the return's refunds holds (payments derive each payment's key from it)."""
+    return f"return:{return_id}:refund:"
+
+
+def _abandoned() -> ColumnElement[bool]:
+    """A return closed without the goods and without any outcome, nor a refund ever asked for it."""
+    refund_asked = exists().where(
+        PaymentTransaction.order_id == Return.order_id,
+        PaymentTransaction.kind == "refund",
+        # `refund_key_prefix`, spelled in SQL.
+        PaymentTransaction.idempotency_key.contains(func.concat("return:", Return.id, ":refund:")),
+    )
+    return and_(
+        Return.status == lifecycle.CLOSED,
+        Return.received_at.is_(None),
+        Return.refunded_amount == 0,
+        Return.store_credit_amount == 0,
+        Return.exchange_order_id.is_(None),
+        ~refund_asked,
+    )
+
+
 async def claimed_quantities(session: AsyncSession, order_id: uuid.UUID) -> dict[uuid.UUID, int]:
-    """Units of each order line already on returns that count (all but declined ones)."""
+    """Units of each order line already on returns that count (all but declined and abandoned ones)."""
     rows = await session.execute(
         select(ReturnLine.order_line_id, func.sum(ReturnLine.quantity))
         .join(Return, Return.id == ReturnLine.return_id)
-        .where(Return.order_id == order_id, Return.status.in_(lifecycle.COUNTING))
+        .where(Return.order_id == order_id, Return.status.in_(lifecycle.COUNTING), ~_abandoned())
         .group_by(ReturnLine.order_line_id)
     )
     return {line_id: int(quantity) for line_id, quantity in rows}
@@ -285,18 +319,9 @@ async def mark_in_transit(
     )
 
 
-async def receive_return(
-    tenant: TenantContext,
-    session: AsyncSession,
-    return_id: uuid.UUID,
-    dispositions: list[DispositionRequest],
-    *,
-    actor: Actor,
-) -> ReturnView:
-    """Take the parcel in: give every unit a disposition and put restocked units back on the shelf."""
-    order, row = await locked_return(session, return_id)
-    lifecycle.check_transition(row.status, lifecycle.RECEIVED)
-    return_lines = {
+async def return_lines_of(session: AsyncSession, return_id: uuid.UUID) -> dict[uuid.UUID, ReturnLine]:
+    """The return's lines by id, as the database has them now."""
+    return {
         line.id: line
         for line in await session.scalars(
             select(ReturnLine)
@@ -304,7 +329,25 @@ async def receive_return(
             .execution_options(populate_existing=True)
         )
     }
-    parsed = check_dispositions(dispositions, {key: line.quantity for key, line in return_lines.items()})
+
+
+async def write_dispositions(
+    tenant: TenantContext,
+    session: AsyncSession,
+    order: Order,
+    row: Return,
+    return_lines: dict[uuid.UUID, ReturnLine],
+    parsed: list[tuple[uuid.UUID, str, int, uuid.UUID | None]],
+    *,
+    actor: Actor,
+    what: str,
+    field: str,
+) -> tuple[dict[uuid.UUID, OrderLine], dict[uuid.UUID, str]]:
+    """Record checked dispositions of a locked return; restocked units go back on their location's shelf.
+
+    422 on `field` naming the locations this store does not have (`what` names the request). Returns
+    the order lines of the return's lines and the codes of the locations named.
+    """
     locations = {item for _, _, _, item in parsed if item is not None}
     codes = {
         key: value
@@ -315,8 +358,8 @@ async def receive_return(
     unknown = sorted(str(item) for item in locations - set(codes))
     if unknown:
         raise ValidationFailedError(
-            "the receipt is invalid; see errors",
-            errors=[FieldError("dispositions", f"no such location in this store: {', '.join(unknown)}")],
+            f"the {what} is invalid; see errors",
+            errors=[FieldError(field, f"no such location in this store: {', '.join(unknown)}")],
         )
     order_lines = {
         line.id: line
@@ -332,7 +375,6 @@ async def receive_return(
     await lock_stock(
         session, [order_lines[return_lines[line_id].order_line_id].variant_id for line_id, _, _ in restocked]
     )
-    now = dt.datetime.now(dt.UTC)
     for line_id, quantity, location in restocked:
         assert location is not None
         order_line = order_lines[return_lines[line_id].order_line_id]
@@ -345,14 +387,14 @@ async def receive_return(
             quantity=quantity,
             reason=f"return {row.number} of order {order.number} restocked",
             actor=actor,
-            reference=f"return:{return_id}",
+            reference=f"return:{row.id}",
         )
     await session.execute(
         insert(ReturnDisposition),
         [
             {
                 "id": uuid7(),
-                "return_id": return_id,
+                "return_id": row.id,
                 "return_line_id": line_id,
                 "disposition": kind,
                 "quantity": quantity,
@@ -361,6 +403,26 @@ async def receive_return(
             for line_id, kind, quantity, location in parsed
         ],
     )
+    return order_lines, codes
+
+
+async def receive_return(
+    tenant: TenantContext,
+    session: AsyncSession,
+    return_id: uuid.UUID,
+    dispositions: list[DispositionRequest],
+    *,
+    actor: Actor,
+) -> ReturnView:
+    """Take the parcel in: give every unit a disposition and put restocked units back on the shelf."""
+    order, row = await locked_return(session, return_id)
+    lifecycle.check_transition(row.status, lifecycle.RECEIVED)
+    return_lines = await return_lines_of(session, return_id)
+    parsed = check_dispositions(dispositions, {key: line.quantity for key, line in return_lines.items()})
+    order_lines, codes = await write_dispositions(
+        tenant, session, order, row, return_lines, parsed, actor=actor, what="receipt", field="dispositions"
+    )
+    now = dt.datetime.now(dt.UTC)
     came_back: dict[uuid.UUID, int] = defaultdict(int)
     for line_id, kind, quantity, _ in parsed:
         if kind in RECEIVED_DISPOSITIONS:
@@ -405,5 +467,8 @@ async def receive_return(
 async def close_return(
     tenant: TenantContext, session: AsyncSession, return_id: uuid.UUID, *, actor: Actor
 ) -> ReturnView:
-    """Settle a return: received, or closed without the goods when staff choose."""
+    """Settle a return: received, or closed without the goods when staff choose.
+
+    Closed without the goods and without any outcome, its units become returnable again.
+    """
     return await _move(tenant, session, return_id, lifecycle.CLOSED, actor=actor)

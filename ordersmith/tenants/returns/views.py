@@ -1,4 +1,9 @@
-"""Reading returns: a return with its lines, dispositions and resolutions."""
+"""Reading returns: a return with its lines, dispositions and resolutions.
+
+A line's dispositions say where its units stand now. Receipt gives each unit exactly
+one; deciding units held for inspection later adds `restock` or `damaged` rows for
+them, so whatever a line's rows hold beyond its quantity was decided out of `inspect`.
+"""
 
 from __future__ import annotations
 
@@ -21,8 +26,13 @@ class ReturnLineView:
     sku: str
     name: str
     unit_price_amount: int
-    # {disposition: units}, once received.
+    # {disposition: units} as they stand now, once received; `inspect` is what is still undecided.
     dispositions: dict[str, int]
+
+    @property
+    def under_inspection(self) -> int:
+        """Units received for inspection that nobody has restocked or written off yet."""
+        return self.dispositions.get("inspect", 0)
 
 
 @dataclass(frozen=True)
@@ -51,6 +61,15 @@ class ReturnView:
             value += taken * item.unit_price_amount
             units -= taken
         return value
+
+
+def standing(quantity: int, rows: dict[str, int]) -> dict[str, int]:
+    """Where a line's units stand: its disposition rows summed, less the inspected units decided since."""
+    decided = sum(rows.values()) - quantity
+    if decided <= 0:
+        return rows
+    current = {**rows, "inspect": rows.get("inspect", 0) - decided}
+    return {key: value for key, value in current.items() if value}
 
 
 def return_missing() -> ReturnNotFoundError:
@@ -102,7 +121,8 @@ async def return_views(session: AsyncSession, rows: Sequence[Return]) -> list[Re
         .where(ReturnLine.return_id.in_(ids))
         .order_by(ReturnLine.line_number, ReturnLine.id)
     ):
-        lines[line.return_id].append(ReturnLineView(line, sku, name, price, per_line.get(line.id, {})))
+        counts = standing(line.quantity, per_line.get(line.id, {}))
+        lines[line.return_id].append(ReturnLineView(line, sku, name, price, counts))
     resolutions: dict[uuid.UUID, list[ReturnResolution]] = defaultdict(list)
     for resolution in await session.scalars(
         select(ReturnResolution)
