@@ -63,11 +63,14 @@ async def test_an_endpoint_is_created_listed_read_changed_and_deleted(
     path = f"{ENDPOINTS}/{endpoint['id']}"
     assert await store.call("GET", path, 200) == endpoint
     changed = await store.call(
-        "PATCH", path, 200, json={"topics": ["return.requested"], "is_active": False, "description": ""}
+        "PATCH",
+        path,
+        200,
+        json={"topics": ["return.requested", "return.inspected"], "is_active": False, "description": ""},
     )
     assert {key: changed[key] for key in ("url", "topics", "description", "is_active")} == {
         "url": URL,
-        "topics": ["return.requested"],
+        "topics": ["return.requested", "return.inspected"],
         "description": "",
         "is_active": False,
     }

@@ -40,6 +40,7 @@ WEBHOOK_TOPICS: tuple[str, ...] = (
     "return.declined",
     "return.in_transit",
     "return.received",
+    "return.inspected",
     "return.closed",
     "return.refunded",
     "return.store_credited",
