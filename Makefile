@@ -44,7 +44,7 @@ format: install ## Format the code and apply safe lint fixes
 	$(BIN)/ruff check --fix .
 
 .PHONY: bench
-bench: install ## Measure provisioning, sign-up and migration speed; writes .bench/results.json
+bench: install ## Measure provisioning, sign-up, migrations, order placement and order lists; writes .bench/results.json
 	$(BIN)/python -m tests.bench
 
 .PHONY: clean
