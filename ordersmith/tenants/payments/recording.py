@@ -4,7 +4,8 @@ Every money movement goes through `run`: a `request` row (with the idempotency k
 provider receives), the provider call, then one outcome row. The order row and the
 payment row are locked by the caller before, so limits checked against the ledger still
 hold when the outcome is written. Then the order hears of it: timeline entries, outbox
-events, the derived `payment_status`, and a `payment` hold when money failed to move,
+events, the derived `payment_status`, and a `payment` hold when an authorization or a
+capture failed (the order waits for its money; a failed refund or void does not hold it),
 released by the system once an authorization or capture of the order succeeds.
 
 A refund the provider names (a Stripe `re_…`) is counted by one success row only, the one
@@ -253,7 +254,10 @@ class Recorder:
             )
         await timeline.record(self.session, self.order.id, entries, self.actor)
         await record_events(self.session, self.tenant, events)
-        failures = [row for _, row in self.outcomes if row.state == status.FAILURE]
+        # A failed refund or void leaves the order's money where it was: its goods may still ship.
+        failures = [
+            row for _, row in self.outcomes if row.state == status.FAILURE and row.kind in _PAYMENT_KINDS
+        ]
         paid = [row for _, row in self.outcomes if row.state == status.SUCCESS and row.kind in _PAYMENT_KINDS]
         if failures:
             await self._hold(_failure_reason(failures[-1]))

@@ -335,7 +335,7 @@ async def refund_return(
     )
     details: dict[str, Any] = {"transaction_ids": [str(item) for item in outcome.transaction_ids]}
     if not outcome.is_complete:
-        # The provider failed: payments recorded the attempt and held the order. An attempt
+        # The provider failed: payments recorded the attempt (and told the order). An attempt
         # with an unknown outcome keeps its key; the next refund sends it again first.
         details |= {"requested": wanted, "error_code": outcome.error_code}
     if outcome.refunded == 0:
