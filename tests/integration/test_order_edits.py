@@ -70,7 +70,7 @@ async def test_a_preview_shows_exactly_what_the_commit_does_and_changes_nothing(
 
     shown = await preview(store, order["id"], *changes, shipping_address=NEW_ADDRESS)
 
-    parcel = "WH-2 (priority 20) is the first location that can ship the whole order"
+    parcel = "WH-2 (priority 20) is the first location with all the units asked for, so they ship together"
     added_id = shown["order"]["lines"][2]["id"]
     assert shown["edit"] == {
         "base_version": 2,

@@ -38,7 +38,7 @@ async def test_an_order_reserves_its_stock_and_is_confirmed(store: Store, databa
         ("TEE-S", 2, 2),
         ("TEE-M", 1, 1),
     ]
-    reason = "WH-1 (priority 10) is the first location that can ship the whole order"
+    reason = "WH-1 (priority 10) is the first location with all the units asked for, so they ship together"
     assert [(held["location_code"], held["quantity"], held["reason"]) for held in order["reservations"]] == [
         ("WH-1", 2, reason),
         ("WH-1", 1, reason),

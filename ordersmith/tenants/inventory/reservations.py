@@ -122,6 +122,10 @@ async def _lock_stock(session: AsyncSession, variant_ids: Sequence[uuid.UUID]) -
     return [StockRow(*row) for row in rows]
 
 
+# An order's lines, or the units an edit adds: the same words fit both.
+_ONE_PARCEL = "is the first location with all the units asked for, so they ship together"
+
+
 def _one_parcel(demands: Sequence[Demand], stock: list[StockRow]) -> Plan | None:
     """Everything from one location, the highest-priority one that has it all."""
     if len(demands) < 2:
@@ -138,7 +142,7 @@ def _one_parcel(demands: Sequence[Demand], stock: list[StockRow]) -> Plan | None
         return None
     best = min(candidates, key=lambda items: min(location_rank(i.priority, i.code) for i in items.values()))
     first = next(iter(best.values()))
-    reason = f"{first.code} (priority {first.priority}) is the first location that can ship the whole order"
+    reason = f"{first.code} (priority {first.priority}) {_ONE_PARCEL}"
     return Plan(
         [Allocation(d.variant_id, first.location_id, first.code, d.quantity, reason) for d in demands]
     )
