@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from litestar import Litestar
@@ -52,6 +53,18 @@ async def test_units_held_for_inspection_are_restocked_or_written_off_once(
         422,
         json={"decisions": [decision(line["id"], "missing", 1), decision(line["id"], "restock", 1)]},
     )
+    no_id = await store.call(
+        "POST", f"{path}/inspections", 422, json={"decisions": [decision(line["id"], "restock", 1, "WH-1")]}
+    )
+    stranger = str(uuid.uuid4())
+    unknown = await store.call(
+        "POST",
+        f"{path}/inspections",
+        422,
+        json={
+            "decisions": [decision(line["id"], "damaged", 1), decision(line["id"], "restock", 1, stranger)]
+        },
+    )
     too_many = await store.call(
         "POST",
         f"{path}/inspections",
@@ -75,6 +88,15 @@ async def test_units_held_for_inspection_are_restocked_or_written_off_once(
     assert bad["errors"] == [
         {"field": "decisions[0].disposition", "message": "must be one of restock, damaged"},
         {"field": "decisions[1].location_id", "message": "restocked units go to a location: give its id"},
+    ]
+    assert no_id["errors"] == [
+        {
+            "field": "decisions[0].location_id",
+            "message": "is not a location id; use an id from GET /api/v1/locations",
+        }
+    ]
+    assert unknown["errors"] == [
+        {"field": "decisions[1].location_id", "message": f"no such location in this store: {stranger}"}
     ]
     assert (too_many["code"], too_many["detail"]) == (
         "quantity_not_under_inspection",

@@ -148,9 +148,12 @@ def _parse_dispositions(
             try:
                 location = uuid.UUID(item.location_id or "")
             except ValueError:
-                errors.append(
-                    FieldError(f"{name}.location_id", "restocked units go to a location: give its id")
+                message = (
+                    "restocked units go to a location: give its id"
+                    if item.location_id is None
+                    else "is not a location id; use an id from GET /api/v1/locations"
                 )
+                errors.append(FieldError(f"{name}.location_id", message))
                 continue
         elif item.location_id is not None:
             errors.append(FieldError(f"{name}.location_id", "only restocked units go to a location"))

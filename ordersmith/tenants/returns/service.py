@@ -355,12 +355,14 @@ async def write_dispositions(
             select(Location.id, Location.code).where(Location.id.in_(locations))
         )
     }
-    unknown = sorted(str(item) for item in locations - set(codes))
+    # Every item of the request was parsed (a bad one is refused before), so indexes match.
+    unknown = [
+        FieldError(f"{field}[{index}].location_id", f"no such location in this store: {location}")
+        for index, (_, _, _, location) in enumerate(parsed)
+        if location is not None and location not in codes
+    ]
     if unknown:
-        raise ValidationFailedError(
-            f"the {what} is invalid; see errors",
-            errors=[FieldError(field, f"no such location in this store: {', '.join(unknown)}")],
-        )
+        raise ValidationFailedError(f"the {what} is invalid; see errors", errors=unknown)
     order_lines = {
         line.id: line
         for line in await session.scalars(
