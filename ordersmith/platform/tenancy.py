@@ -322,6 +322,12 @@ async def drop_tenant(database: Database, slug: str, *, confirm: str, actor: Act
         members = list(
             await connection.scalars(select(Membership.user_id).where(Membership.tenant_id == record.id))
         )
+        # The members' accounts before the tenant (whose delete takes their tokens): a refresh
+        # or a password reset locks an account, then its tokens. The other way round, either
+        # could deadlock with this drop.
+        await connection.execute(
+            select(User.id).where(User.id.in_(members)).order_by(User.id).with_for_update()
+        )
         dropped = await connection.scalar(
             delete(Tenant)
             .where(Tenant.id == record.id, Tenant.status == TenantStatus.ARCHIVED.value)
@@ -336,13 +342,14 @@ async def drop_tenant(database: Database, slug: str, *, confirm: str, actor: Act
 
 
 async def _delete_storeless_accounts(connection: AsyncConnection, user_ids: list[uuid.UUID]) -> None:
-    """Delete those of the accounts that belong to no store and are invited to none: nothing is theirs."""
+    """Delete those of the accounts that belong to no store and are invited to none: nothing is theirs.
+
+    The caller locked them: this statement sees every membership committed before the locks
+    were granted, so a sign-up or invitation joining one of them to another store at this
+    moment (they lock the account too) keeps it.
+    """
     if not user_ids:
         return
-    # Locked first, and checked in a statement of its own, which sees every membership committed
-    # before the locks were granted: a sign-up or invitation joining one of these accounts to
-    # another store at this moment (they lock the account too) keeps it.
-    await connection.execute(select(User.id).where(User.id.in_(user_ids)).order_by(User.id).with_for_update())
     now = dt.datetime.now(dt.UTC)
     await connection.execute(
         delete(User).where(

@@ -2,18 +2,52 @@
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
+import uuid
+
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from sqlalchemy import select
+from sqlalchemy import func, select, text
 
 from ordersmith.platform.database import Database
+from ordersmith.platform.errors import InvalidCredentialsError, TokenGoneError
+from ordersmith.platform.identity.accounts import create_action_token, refresh_session
 from ordersmith.platform.identity.audit import Actor
 from ordersmith.platform.identity.models import Membership, User
-from ordersmith.platform.tenancy import archive_tenant, drop_tenant
+from ordersmith.platform.identity.recovery import confirm_password_reset
+from ordersmith.platform.identity.tokens import TokenSigner
+from ordersmith.platform.settings import Settings
+from ordersmith.platform.tenancy import archive_tenant, drop_tenant, get_tenant_record
 from tests.support.http import PASSWORD, bearer, sign_up
 from tests.support.members import add_member, invitation_token, invite
 
 OPERATOR = Actor("system", "cli:operator")
+
+
+async def _accounts(database: Database, email: str) -> int:
+    async with database.platform_session() as session:
+        return int(
+            await session.scalar(select(func.count()).select_from(User).where(User.email == email)) or 0
+        )
+
+
+async def _waiting_on_locks(database: Database, count: int) -> None:
+    """Return once `count` backends of this database wait on a lock, the drop's owner login's included."""
+    waiting = None
+    for _ in range(3000):
+        # As the owner, from pg_locks: the runtime login is not shown what the owner's backends wait on.
+        async with database.owner.connect() as connection:
+            waiting = await connection.scalar(
+                text(
+                    "SELECT count(DISTINCT pid) FROM pg_locks WHERE NOT granted AND pid IN"
+                    " (SELECT pid FROM pg_stat_activity WHERE datname = current_database())"
+                )
+            )
+        if waiting == count:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"expected {count} backends waiting on a lock, saw {waiting}")
 
 
 async def test_a_drop_deletes_only_the_accounts_left_with_no_store_and_no_pending_invitation(
@@ -69,3 +103,48 @@ async def test_a_drop_deletes_only_the_accounts_left_with_no_store_and_no_pendin
     ) == sorted([(kept["user_id"], kept_id, "owner", "active"), (shared.user_id, kept_id, "agent", "active")])
     # The shared account's other membership is the very row it had.
     assert shared_membership in [membership_id for membership_id, *_ in memberships]
+
+
+async def test_a_refresh_and_a_password_reset_during_a_drop_neither_deadlock_nor_stop_it(
+    client: AsyncTestClient[Litestar], database: Database, settings: Settings
+) -> None:
+    store = await sign_up(client)
+    slug = store["tenant"]["slug"]
+    async with database.platform_session() as session:
+        link = await create_action_token(
+            session,
+            user_id=uuid.UUID(store["user_id"]),
+            purpose="reset_password",
+            lifetime=dt.timedelta(hours=1),
+        )
+    await archive_tenant(database, slug, actor=OPERATOR)
+    record = await get_tenant_record(database, slug)
+    async with database.owner.connect() as blocker:
+        await blocker.begin()
+        # Holds the drop inside DROP SCHEMA, with the store's row and tokens deleted, for as
+        # long as a big store's schema takes to drop: the window the account's own writes race.
+        await blocker.execute(text(f'LOCK TABLE "{record.schema_name}".orders IN ACCESS SHARE MODE'))
+        drop = asyncio.create_task(drop_tenant(database, slug, confirm=slug, actor=OPERATOR))
+        await _waiting_on_locks(database, 1)
+        refresh = asyncio.create_task(
+            refresh_session(
+                database,
+                TokenSigner(settings.secret_key),
+                refresh_token=store["token"]["refresh_token"],
+                client_address=None,
+            )
+        )
+        reset = asyncio.create_task(
+            confirm_password_reset(
+                database, token=link, new_password="Another-Horse-Battery-9", client_address=None
+            )
+        )
+        await _waiting_on_locks(database, 3)
+        await blocker.rollback()
+    dropped, refreshed, reset_outcome = await asyncio.gather(drop, refresh, reset, return_exceptions=True)
+
+    # The drop went through; the account's writes found it gone, each with its own clear error.
+    assert dropped is None
+    assert isinstance(refreshed, InvalidCredentialsError), repr(refreshed)
+    assert isinstance(reset_outcome, TokenGoneError), repr(reset_outcome)
+    assert await _accounts(database, store["email"]) == 0

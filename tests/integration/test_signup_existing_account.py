@@ -131,6 +131,7 @@ async def test_a_wrong_password_is_409_makes_no_store_and_counts_like_a_failed_s
     store = await sign_up(client)
     email = store["email"]
     tenants = await _tenant_count(database)
+    trail = len(await audit_trail(database, store["tenant"]["id"]))
 
     refusals = [await client.post("/api/v1/signup", json=_signup(email, WRONG_PASSWORD)) for _ in range(4)]
     # Three tries go through at once; the fourth makes the next wait a second, even with the password.
@@ -157,6 +158,33 @@ async def test_a_wrong_password_is_409_makes_no_store_and_counts_like_a_failed_s
     assert attempts == 4
     assert await _tenant_count(database) == tenants
     assert len(await _accounts(database, email)) == 1
+    # Where a locked-out member's admin looks: the store's trail, as failed sign-ins.
+    entries = (await audit_trail(database, store["tenant"]["id"]))[trail:]
+    assert [(entry["action"], entry["actor_id"], entry["data"]) for entry in entries] == [
+        ("auth.sign_in_failed", store["user_id"], {"email": email, "reason": "bad_password_at_sign_up"})
+    ] * 4
+
+
+async def test_a_taken_slug_is_refused_before_the_password_is_weighed(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    store = await sign_up(client)
+    email, taken = store["email"], store["tenant"]["slug"]
+    tenants = await _tenant_count(database)
+
+    answers = [
+        await client.post("/api/v1/signup", json={**_signup(email, password), "slug": taken})
+        for password in (WRONG_PASSWORD, PASSWORD)
+    ]
+
+    # The same answer either way: a right password is not told from a wrong one.
+    assert [(answer.status_code, answer.json()["code"]) for answer in answers] == [(409, "slug_taken")] * 2
+    assert await _tenant_count(database) == tenants
+    async with database.platform_session() as session:
+        attempts = await session.scalar(
+            select(AttemptCounter.attempts).where(AttemptCounter.key == f"account:tenant:{email}")
+        )
+    assert attempts is None
 
 
 async def test_an_account_without_a_password_is_409_whatever_password_is_given(

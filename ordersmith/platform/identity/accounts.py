@@ -21,6 +21,7 @@ from ordersmith.platform.errors import (
     InvalidCredentialsError,
     OrdersmithError,
     RefreshTokenReusedError,
+    SlugTakenError,
     ValidationFailedError,
 )
 from ordersmith.platform.identity import lockout
@@ -37,6 +38,7 @@ from ordersmith.platform.tenancy import (
     TenantRecord,
     get_tenant_by_id,
     get_tenant_record,
+    is_slug_available,
     provision_tenant,
     validate_slug,
 )
@@ -237,9 +239,17 @@ async def sign_up(
         account = (
             await session.execute(select(User.id, User.password_hash).where(User.email == email))
         ).one_or_none()
+    slug = slug or slug_from_name(company_name)
     # Checked once the sign-up is committed: a probe of a known address counts like any other.
     if account is not None:
-        await _prove_account_password(database, email, password, account.password_hash, client_address)
+        # A taken slug is refused before the password is weighed, whatever it is: else a
+        # right password would answer `slug_taken` and a wrong one `email_taken`, a guess
+        # confirmed with no store made.
+        if not await is_slug_available(database, slug):
+            raise SlugTakenError(f"slug {slug!r} is already taken; choose another")
+        await _prove_account_password(
+            database, account.id, email, password, account.password_hash, client_address
+        )
     password_hash = await hash_password(password) if account is None else None
     user_id = account.id if account is not None else uuid.uuid4()
     refresh_token = ""
@@ -281,7 +291,7 @@ async def sign_up(
         tenant = await provision_tenant(
             database,
             spec,
-            slug=slug or slug_from_name(company_name),
+            slug=slug,
             name=company_name,
             plan="trial",
             trial_ends_at=now + TRIAL_LENGTH,
@@ -295,7 +305,12 @@ async def sign_up(
 
 
 async def _prove_account_password(
-    database: Database, email: str, password: str, password_hash: str | None, client_address: str | None
+    database: Database,
+    user_id: uuid.UUID,
+    email: str,
+    password: str,
+    password_hash: str | None,
+    client_address: str | None,
 ) -> None:
     """Refuse (409 `email_taken`) unless `password` is the existing account's; counted like a sign-in."""
     attempt = lockout.SignInAttempt.of(TENANT_REALM, email, client_address)
@@ -305,9 +320,35 @@ async def _prove_account_password(
         )
     # An account without a password (made by SSO) is checked against no hash: as slow, never a match.
     if not await verify_password(password, password_hash):
+        await _record_failed_sign_up(database, user_id, email, client_address)
         raise _email_taken()
     async with database.platform_session() as session:
         await lockout.sign_in_succeeded(session, attempt)
+
+
+async def _record_failed_sign_up(
+    database: Database, user_id: uuid.UUID, email: str, client_address: str | None
+) -> None:
+    """A wrong password at sign-up counts toward the account's lockout: say so where sign-in failures go.
+
+    Each store the account belongs to gets it in its trail, as a failed sign-in, so that an
+    admin (or support) finding a member locked out sees why; an account of no store, the
+    platform's trail. The answer to the caller names none of them.
+    """
+    actor = Actor("user", str(user_id), client_address)
+    data = {"email": email, "reason": "bad_password_at_sign_up"}
+    async with database.platform_session() as session:
+        stores: list[uuid.UUID | None] = list(
+            await session.scalars(
+                select(Membership.tenant_id)
+                .where(Membership.user_id == user_id)
+                .order_by(Membership.tenant_id)
+            )
+        )
+        for tenant_id in stores or [None]:
+            await record_audit(
+                session, tenant_id=tenant_id, actor=actor, action="auth.sign_in_failed", data=data
+            )
 
 
 async def _lock_proven_account(

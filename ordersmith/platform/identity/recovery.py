@@ -267,6 +267,9 @@ async def confirm_password_reset(
     # Hashing takes a while: do it before taking locks, then claim the token atomically.
     password_hash = await hash_password(new_password)
     async with database.platform_session() as session:
+        # The account before its link and sessions, the order a store's drop locks them in
+        # (it deletes the account's tokens, then may delete the account and so its links).
+        await session.execute(select(User.id).where(User.id == user.id).with_for_update(key_share=True))
         claimed = await session.execute(
             update(ActionToken)
             .where(ActionToken.id == record.id, ActionToken.used_at.is_(None), ActionToken.expires_at > now)
