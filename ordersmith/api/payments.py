@@ -49,7 +49,7 @@ WEBHOOK_PATH = "/api/v1/payments/stripe/webhook/{store}"
 
 class Transaction(msgspec.Struct):
     id: str
-    # authorize, capture, void, refund or chargeback.
+    # authorize, capture, void, refund, chargeback or refund_reversal (a refund the provider failed later).
     kind: str
     # request, then one outcome: success, failure or requires_action.
     state: str

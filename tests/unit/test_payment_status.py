@@ -65,6 +65,56 @@ def test_a_void_and_a_sale_without_authorization_leave_nothing_capturable() -> N
     assert (by_payment[A].captured, by_payment[B].refunded) == (10, 4)
 
 
+@pytest.mark.parametrize(
+    ("ledger", "refunded", "refundable", "single", "order"),
+    [
+        # Counted when made, failed at the provider later: the money is the merchant's again.
+        ([("refund", "success", 2000), ("refund_reversal", "success", 2000)], 0, 5000, "captured", "paid"),
+        # Only the failed one of two refunds is taken back.
+        (
+            [("refund", "success", 2000), ("refund", "success", 1000), ("refund_reversal", "success", 1000)],
+            2000,
+            3000,
+            "partially_refunded",
+            "partially_refunded",
+        ),
+        # Given back again after the reversal: all of it may be refunded, no more.
+        (
+            [("refund", "success", 2000), ("refund_reversal", "success", 2000), ("refund", "success", 5000)],
+            5000,
+            0,
+            "refunded",
+            "refunded",
+        ),
+        # A reversal reported against a whole refund of the payment.
+        ([("refund", "success", 5000), ("refund_reversal", "success", 5000)], 0, 5000, "captured", "paid"),
+        # Beside a chargeback, the reversal restores only what the refund took.
+        (
+            [
+                ("refund", "success", 1000),
+                ("chargeback", "success", 4000),
+                ("refund_reversal", "success", 1000),
+            ],
+            0,
+            1000,
+            "partially_refunded",
+            "partially_refunded",
+        ),
+    ],
+)
+def test_a_refund_reversal_takes_back_what_its_refund_gave(
+    ledger: list[tuple[str, str, int]], refunded: int, refundable: int, single: str, order: str
+) -> None:
+    entries = rows(("authorize", "success", 5000), ("capture", "success", 5000), *ledger)
+    amounts = amounts_of(entries)
+    assert (amounts.refunded, amounts.refundable, amounts.net) == (refunded, refundable, refundable)
+    assert (single_payment_status(amounts), payment_status([amounts], 5000)) == (single, order)
+    reversed_total = sum(amount for kind, _, amount in ledger if kind == "refund_reversal")
+    assert (amounts.captured, amounts.refunds_reversed, amounts.last_failed) == (5000, reversed_total, False)
+    # Pure: the same entries add up the same again.
+    assert amounts_of(entries) == amounts
+
+
 def pay(**amounts: int | bool) -> PaymentAmounts:
     return PaymentAmounts(**amounts)  # type: ignore[arg-type]
 

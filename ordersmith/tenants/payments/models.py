@@ -24,8 +24,9 @@ from ordersmith.platform.tenant_tables import TenantBase
 
 PROVIDERS = ("manual", "stripe")
 # authorize: funds promised or held; capture: funds taken (for `manual`, money received);
-# void: an authorization released; refund: money given back; chargeback: taken back by the bank.
-TRANSACTION_KINDS = ("authorize", "capture", "void", "refund", "chargeback")
+# void: an authorization released; refund: money given back; chargeback: taken back by the bank;
+# refund_reversal: a counted refund the provider failed later, so the money stayed with the merchant.
+TRANSACTION_KINDS = ("authorize", "capture", "void", "refund", "chargeback", "refund_reversal")
 # request: asked of the provider; then one outcome row per request: success, failure, or
 # requires_action (the customer must authenticate; a webhook brings the final outcome).
 TRANSACTION_STATES = ("request", "success", "failure", "requires_action")
@@ -74,6 +75,13 @@ class PaymentTransaction(TenantBase):
         Index("ix_payment_transactions_idempotency_key", "idempotency_key"),
         Index("ix_payment_transactions_provider_reference", "provider_reference"),
         Index("uq_payment_transactions_provider_refund_id", "provider_refund_id", unique=True),
+        # A provider's refund is taken back at most once (its id is the reversal's reference).
+        Index(
+            "uq_payment_transactions_refund_reversal",
+            "provider_reference",
+            unique=True,
+            postgresql_where=text("kind = 'refund_reversal'"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)

@@ -13,7 +13,8 @@ holding it in `provider_refund_id` (unique): a retry the provider answers from m
 a refund the ledger already counts adds nothing. A refunded total the provider reported
 without naming its refunds (Stripe's `charge.refunded`) is counted on an unnamed row; a
 refund named later takes its amount from that total first (`already_counted_amount`), so
-the ledger never counts more refunded than the provider did.
+the ledger never counts more refunded than the provider did. A named refund the provider
+fails later is taken back by `reversals.py`, announced as `refund_failed`.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ _VERBS = {
     ("void", status.SUCCESS): "voided",
     ("refund", status.SUCCESS): "refunded",
     ("chargeback", status.SUCCESS): "charged_back",
+    # The customer never got the refund: to them (and the merchant) it failed, if late.
+    (status.REFUND_REVERSAL, status.SUCCESS): "refund_failed",
 }
 
 
@@ -133,6 +136,9 @@ class Recorder:
     outcomes: list[tuple[Payment, PaymentTransaction]] = field(default_factory=list)
     # Why the order must wait, when something other than a failure calls for a hold (a chargeback).
     hold_reason: str | None = None
+    # What an outcome's timeline entry and event say beyond the row itself, by row id (a
+    # refund reversal names the refund it takes back).
+    announced: dict[uuid.UUID, dict[str, Any]] = field(default_factory=dict)
 
     async def run(
         self,
@@ -238,6 +244,7 @@ class Recorder:
             if row.already_counted_amount:
                 # The refund was counted before (a reported total, or a row naming it).
                 details["already_counted_amount"] = row.already_counted_amount
+            details |= self.announced.get(row.id, {})
             if last and new_status != old_status:
                 details["payment_status"] = change(old_status, new_status)
             entries.append(Entry(f"payment_{verb_of(row)}", details))

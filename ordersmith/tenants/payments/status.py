@@ -3,7 +3,8 @@
 Every amount here is derived from ledger rows, never stored: what was authorized,
 captured, voided, refunded and charged back, per payment, and from those the order's
 `payment_status`. Only outcomes count (`success`, and `requires_action` for a payment
-waiting on its customer); requests and failures move no money.
+waiting on its customer); requests and failures move no money. A `refund_reversal` takes
+back a counted refund the provider failed later: `refunded` is net of them.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 AUTHORIZE, CAPTURE, VOID, REFUND, CHARGEBACK = "authorize", "capture", "void", "refund", "chargeback"
+REFUND_REVERSAL = "refund_reversal"
 REQUEST, SUCCESS, FAILURE, REQUIRES_ACTION = "request", "success", "failure", "requires_action"
 
 UNPAID = "unpaid"
@@ -43,8 +45,10 @@ class PaymentAmounts:
     authorized: int = 0
     captured: int = 0
     voided: int = 0
+    # Net of `refunds_reversed`: counted refunds the provider failed later gave nothing back.
     refunded: int = 0
     charged_back: int = 0
+    refunds_reversed: int = 0
     # The last word on its authorization is "the customer must authenticate", and nobody
     # has cancelled the payment since.
     awaiting_action: bool = False
@@ -76,7 +80,7 @@ class PaymentAmounts:
 
 def amounts_of(entries: Iterable[LedgerEntry]) -> PaymentAmounts:
     """Add up one payment's ledger entries (oldest first)."""
-    totals = {AUTHORIZE: 0, CAPTURE: 0, VOID: 0, REFUND: 0, CHARGEBACK: 0}
+    totals = {AUTHORIZE: 0, CAPTURE: 0, VOID: 0, REFUND: 0, REFUND_REVERSAL: 0, CHARGEBACK: 0}
     awaiting_action = last_failed = cancelled_waiting = False
     for entry in entries:
         if entry.state == SUCCESS:
@@ -91,8 +95,9 @@ def amounts_of(entries: Iterable[LedgerEntry]) -> PaymentAmounts:
         authorized=totals[AUTHORIZE],
         captured=totals[CAPTURE],
         voided=totals[VOID],
-        refunded=totals[REFUND],
+        refunded=totals[REFUND] - totals[REFUND_REVERSAL],
         charged_back=totals[CHARGEBACK],
+        refunds_reversed=totals[REFUND_REVERSAL],
         awaiting_action=awaiting_action,
         cancelled_waiting=cancelled_waiting,
         last_failed=last_failed,

@@ -17,6 +17,10 @@ charge's refunds only for endpoints on API versions before 2022-11-15. A refund 
 ledger names already is not counted again. What `charge.refunded` reports beyond the named
 refunds (its `amount_refunded`) is recorded unnamed, and a refund named later (an event,
 or a retried request Stripe answers from memory) takes its amount from that first.
+
+A refund an event reports `failed` or `canceled` (`refund.failed`, `refund.updated`,
+`charge.refund.updated`, or listed by `charge.refunded`) gave nothing back: if the ledger
+counted it by its id, it is taken back once (`reversals.py`); else it is ignored.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ordersmith.platform.database import TenantContext
 from ordersmith.platform.identity.audit import Actor
 from ordersmith.tenants.orders.views import order_row
-from ordersmith.tenants.payments import ledger, status
+from ordersmith.tenants.payments import ledger, reversals, status
 from ordersmith.tenants.payments.errors import WebhookRejectedError
 from ordersmith.tenants.payments.models import Payment, PaymentTransaction, PaymentWebhookEvent
 from ordersmith.tenants.payments.providers.base import ProviderEvent
@@ -51,10 +55,16 @@ HANDLED = frozenset(
         "charge.refunded",
         "refund.created",
         "refund.updated",
+        "refund.failed",
+        "charge.refund.updated",
         "charge.dispute.created",
     }
 )
-# A refund in these states gave nothing back (or took it back): it is not counted.
+# Events whose object is one refund. `charge.refund.updated` is what API versions before
+# 2024-10-28 send, instead of `refund.updated` and `refund.failed`, for a card's refund.
+REFUND_EVENTS = frozenset({"refund.created", "refund.updated", "refund.failed", "charge.refund.updated"})
+# A refund in these states gave nothing back (or took it back): it is not counted, and
+# taken back if it was. Both are final, so an event saying so is never out of date.
 REFUND_NOT_MADE = frozenset({"failed", "canceled"})
 
 
@@ -144,10 +154,14 @@ async def _apply(tenant: TenantContext, session: AsyncSession, event: ProviderEv
             )
     elif event.type == "charge.refunded":
         await _charge_refunded(recorder, payment, amounts, data)
-    elif event.type in ("refund.created", "refund.updated"):
-        if data.get("status") in REFUND_NOT_MADE:
-            return f"ignored: the refund is {data.get('status')} at Stripe"
-        await _named_refunds(recorder, payment, amounts, [data])
+    elif event.type in REFUND_EVENTS:
+        if event.type == "refund.failed" or data.get("status") in REFUND_NOT_MADE:
+            taken_back = await reversals.take_back_failed_refund(recorder, payment, amounts, data)
+            if taken_back is None:
+                state = data.get("status") or "failed"
+                return f"ignored: the refund is {state} at Stripe and the ledger never counted it"
+        else:
+            await _named_refunds(recorder, payment, amounts, [data])
     else:
         await _dispute(recorder, payment, amounts, rows, data)
     if not recorder.outcomes:
@@ -181,18 +195,28 @@ async def _charge_refunded(
     listed = data.get("refunds")
     refunds = listed.get("data") if isinstance(listed, dict) else None
     if isinstance(refunds, list):
-        made = [
-            item for item in refunds if isinstance(item, dict) and item.get("status") not in REFUND_NOT_MADE
-        ]
+        items = [item for item in refunds if isinstance(item, dict)]
+        for item in items:
+            if item.get("status") in REFUND_NOT_MADE:
+                taken_back = await reversals.take_back_failed_refund(recorder, payment, amounts, item) or 0
+                amounts = dataclasses.replace(
+                    amounts,
+                    refunded=amounts.refunded - taken_back,
+                    refunds_reversed=amounts.refunds_reversed + taken_back,
+                )
+        made = [item for item in items if item.get("status") not in REFUND_NOT_MADE]
         amounts = await _named_refunds(recorder, payment, amounts, made)
     # Refunds the event does not name (API versions since 2022-11-15 leave them out): the difference.
+    # Refunds taken back count as counted: Stripe's total from before one failed still holds
+    # it (events come in no set order), and it must never be counted again, unnamed.
     refunded = int(data.get("amount_refunded") or 0)
-    if refunded > amounts.refunded and amounts.refundable > 0:
+    counted = amounts.refunded + amounts.refunds_reversed
+    if refunded > counted and amounts.refundable > 0:
         await recorder.note(
             payment,
             "refund",
             status.SUCCESS,
-            min(refunded - amounts.refunded, amounts.refundable),
+            min(refunded - counted, amounts.refundable),
             reason="refunded at Stripe",
             provider_reference=str(data.get("id")),
         )

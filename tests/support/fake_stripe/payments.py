@@ -279,3 +279,14 @@ def intent_event(fake: FakeStripe, kind: str, intent_id: str, **extra: Any) -> d
 def payment_intents(fake: FakeStripe) -> list[dict[str, Any]]:
     """Every PaymentIntent the fake holds, oldest first."""
     return list(fake.objects.get("payment_intent", {}).values())
+
+
+def fail_at_stripe(
+    fake: FakeStripe, refund_id: str, status: str = "failed", reason: str = ""
+) -> dict[str, Any]:
+    """Stripe gives up on a refund days later: the money stays with the merchant. Returns the refund."""
+    refund = fake.get("refund", refund_id)
+    charge = fake.get("charge", refund["charge"])
+    refund.update(status=status, failure_reason=reason or None)
+    charge.update(amount_refunded=charge["amount_refunded"] - refund["amount"], refunded=False)
+    return dict(refund)
