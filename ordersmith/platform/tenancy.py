@@ -237,13 +237,18 @@ async def get_tenant_record(database: Database, slug: str) -> TenantRecord:
     return record_of(row[0], row[1])
 
 
+def archived_error(slug: str) -> TenantArchivedError:
+    """What anyone trying to use an archived store is told."""
+    return TenantArchivedError(
+        f"store {slug!r} is archived: nobody can use it until a vendor administrator "
+        f"restores it (`ordersmith tenants restore {slug}`)"
+    )
+
+
 def require_active(tenant: TenantRecord) -> TenantRecord:
     """The tenant itself if it is active; `TenantArchivedError` if it is archived."""
     if tenant.status == TenantStatus.ARCHIVED:
-        raise TenantArchivedError(
-            f"store {tenant.slug!r} is archived: nobody can use it until a vendor administrator "
-            f"restores it (`ordersmith tenants restore {tenant.slug}`)"
-        )
+        raise archived_error(tenant.slug)
     return tenant
 
 

@@ -9,10 +9,14 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import select
 
 from ordersmith.platform.database import Database
+from ordersmith.platform.identity.audit import Actor
 from ordersmith.platform.identity.permissions import ROLE_PERMISSIONS, Role
 from ordersmith.platform.models import OutboxEvent
+from ordersmith.platform.tenancy import archive_tenant, restore_tenant
 from tests.support.http import PASSWORD, bearer, sign_in, sign_up
 from tests.support.services import new_slug
+
+OPERATOR = Actor("system", "cli:operator")
 
 
 async def test_signup_creates_a_trial_store_and_signs_the_owner_in(client: AsyncTestClient[Litestar]) -> None:
@@ -180,6 +184,25 @@ async def test_logout_ends_the_session(client: AsyncTestClient[Litestar]) -> Non
     ).status_code == 200
     response = await client.post("/api/v1/auth/refresh", json={"refresh_token": refresh_token})
     assert response.status_code == 401
+
+
+async def test_an_archived_store_refuses_a_refresh_and_a_restore_lets_the_session_go_on(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    owner = await sign_up(client)
+    slug, refresh_token = owner["tenant"]["slug"], owner["token"]["refresh_token"]
+    await archive_tenant(database, slug, actor=OPERATOR)
+    refused = await client.post("/api/v1/auth/refresh", json={"refresh_token": refresh_token})
+    assert (refused.status_code, refused.json()["code"], refused.json()["detail"]) == (
+        403,
+        "tenant_archived",
+        f"store {slug!r} is archived: nobody can use it until a vendor administrator restores it "
+        f"(`ordersmith tenants restore {slug}`)",
+    )
+    await restore_tenant(database, slug, actor=OPERATOR)
+    rotated = await client.post("/api/v1/auth/refresh", json={"refresh_token": refresh_token})
+    assert rotated.status_code == 200, rotated.text
+    assert (await client.get("/api/v1/me", headers=bearer(rotated.json()["access_token"]))).status_code == 200
 
 
 async def test_wrong_password_then_slow_down_then_lock(client: AsyncTestClient[Litestar]) -> None:

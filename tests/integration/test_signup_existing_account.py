@@ -18,6 +18,7 @@ from ordersmith.platform.models import Tenant
 from ordersmith.platform.settings import Settings
 from ordersmith.platform.tenancy import archive_tenant, drop_tenant
 from tests.support.http import PASSWORD, bearer, seen_from, sign_in, sign_up
+from tests.support.mail import queued_email
 from tests.support.members import add_member, audit_trail
 from tests.support.services import new_client_address, new_slug
 
@@ -123,6 +124,14 @@ async def test_an_account_starts_another_store_with_its_password_keeping_its_oth
         (entry["action"], entry["actor_type"], entry["actor_id"])
         for entry in await audit_trail(database, new_store["id"])
     ] == [("tenant.signed_up", "user", manager.user_id), ("auth.signed_in", "user", manager.user_id)]
+    # Told by email, in case someone else knew the password; no second verification link.
+    alert = await queued_email(database, manager.email, "security_alert")
+    assert (str(alert.tenant_id), alert.context()["store_name"], alert.context()["what"]) == (
+        new_store["id"],
+        "Second Shop",
+        "a new store, Second Shop, was started with your account and its password; "
+        "if this was not you, reset your password",
+    )
 
 
 async def test_a_wrong_password_is_409_makes_no_store_and_counts_like_a_failed_sign_in(

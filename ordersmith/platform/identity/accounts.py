@@ -15,8 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from ordersmith.platform.database import Database, TenantContext
 from ordersmith.platform.errors import (
-    ConflictError,
-    EmailTakenError,
     FieldError,
     InvalidCredentialsError,
     OrdersmithError,
@@ -26,16 +24,22 @@ from ordersmith.platform.errors import (
 )
 from ordersmith.platform.identity import lockout
 from ordersmith.platform.identity.audit import Actor, record_audit
+from ordersmith.platform.identity.existing_accounts import (
+    email_taken,
+    lock_proven_account,
+    prove_account_password,
+)
 from ordersmith.platform.identity.models import ActionToken, Membership, RefreshToken, User
 from ordersmith.platform.identity.passwords import check_password, hash_password, verify_password
 from ordersmith.platform.identity.permissions import Role
 from ordersmith.platform.identity.tokens import TokenSigner, new_secret, secret_hash
 from ordersmith.platform.mail import queue_email
-from ordersmith.platform.models import Tenant
+from ordersmith.platform.models import Tenant, TenantStatus
 from ordersmith.platform.schema_migrations import TenantSchemaSpec
 from ordersmith.platform.tenancy import (
     RESERVED_SLUGS,
     TenantRecord,
+    archived_error,
     get_tenant_by_id,
     get_tenant_record,
     is_slug_available,
@@ -46,7 +50,7 @@ from ordersmith.platform.tenancy import (
 TRIAL_LENGTH = dt.timedelta(days=14)
 REFRESH_TOKEN_LIFETIME = dt.timedelta(days=30)
 VERIFY_EMAIL_LIFETIME = dt.timedelta(days=3)
-TENANT_REALM = "tenant"
+TENANT_REALM = lockout.TENANT_REALM
 SIGNUP_REALM = "signup"
 SIGNUP_WINDOW = dt.timedelta(hours=1)
 # The width of `tenants.name` and of the store's display name.
@@ -247,7 +251,7 @@ async def sign_up(
         # confirmed with no store made.
         if not await is_slug_available(database, slug):
             raise SlugTakenError(f"slug {slug!r} is already taken; choose another")
-        await _prove_account_password(
+        await prove_account_password(
             database, account.id, email, password, account.password_hash, client_address
         )
     password_hash = await hash_password(password) if account is None else None
@@ -261,7 +265,7 @@ async def sign_up(
                 insert(User).values(id=user_id, email=email, full_name="", password_hash=password_hash)
             )
         else:
-            await _lock_proven_account(connection, user_id, account.password_hash)
+            await lock_proven_account(connection, user_id, account.password_hash)
         await connection.execute(
             insert(Membership).values(
                 id=uuid.uuid4(), tenant_id=tenant.tenant_id, user_id=user_id, role=Role.OWNER
@@ -284,6 +288,20 @@ async def sign_up(
                     "link": f"{public_url}/verify-email?token={verification}",
                 },
             )
+        else:
+            # A store added to an account is news to its owner if someone else knew the password.
+            await queue_email(
+                connection,
+                tenant,
+                to=email,
+                template="security_alert",
+                context={
+                    "store_name": company_name,
+                    "what": f"a new store, {company_name}, was started with your account and its password; "
+                    "if this was not you, reset your password",
+                    "when": now.strftime("%Y-%m-%d %H:%M UTC"),
+                },
+            )
         actor = Actor("user", str(user_id), client_address)
         await record_audit(connection, tenant_id=tenant.tenant_id, actor=actor, action="tenant.signed_up")
 
@@ -299,86 +317,9 @@ async def sign_up(
         )
     except IntegrityError as error:
         if "uq_users_email" in str(error.orig):
-            raise _email_taken() from None
+            raise email_taken() from None
         raise
     return issue_session(signer, user_id=user_id, tenant=tenant, role=Role.OWNER, refresh_token=refresh_token)
-
-
-async def _prove_account_password(
-    database: Database,
-    user_id: uuid.UUID,
-    email: str,
-    password: str,
-    password_hash: str | None,
-    client_address: str | None,
-) -> None:
-    """Refuse (409 `email_taken`) unless `password` is the existing account's; counted like a sign-in."""
-    attempt = lockout.SignInAttempt.of(TENANT_REALM, email, client_address)
-    async with database.platform_session() as session:
-        await lockout.reserve_sign_in(
-            session, attempt, dt.datetime.now(dt.UTC), advice=", or reset your password"
-        )
-    # An account without a password (made by SSO) is checked against no hash: as slow, never a match.
-    if not await verify_password(password, password_hash):
-        await _record_failed_sign_up(database, user_id, email, client_address)
-        raise _email_taken()
-    async with database.platform_session() as session:
-        await lockout.sign_in_succeeded(session, attempt)
-
-
-async def _record_failed_sign_up(
-    database: Database, user_id: uuid.UUID, email: str, client_address: str | None
-) -> None:
-    """A wrong password at sign-up counts toward the account's lockout: say so where sign-in failures go.
-
-    Each store the account belongs to gets it in its trail, as a failed sign-in, so that an
-    admin (or support) finding a member locked out sees why; an account of no store, the
-    platform's trail. The answer to the caller names none of them.
-    """
-    actor = Actor("user", str(user_id), client_address)
-    data = {"email": email, "reason": "bad_password_at_sign_up"}
-    async with database.platform_session() as session:
-        stores: list[uuid.UUID | None] = list(
-            await session.scalars(
-                select(Membership.tenant_id)
-                .where(Membership.user_id == user_id)
-                .order_by(Membership.tenant_id)
-            )
-        )
-        for tenant_id in stores or [None]:
-            await record_audit(
-                session, tenant_id=tenant_id, actor=actor, action="auth.sign_in_failed", data=data
-            )
-
-
-async def _lock_proven_account(
-    connection: AsyncConnection, user_id: uuid.UUID, proven_hash: str | None
-) -> None:
-    """Hold the account the caller proved the password of until the new store exists, or refuse."""
-    # Shared, as a refresh locks it: a password reset (which updates the row, then ends every
-    # session) waits for this sign-up and ends its session too; a store drop deleting the
-    # account waits, then sees the new membership and keeps it.
-    current = (
-        await connection.execute(
-            select(User.password_hash).where(User.id == user_id).with_for_update(read=True)
-        )
-    ).one_or_none()
-    if current is None:
-        raise ConflictError("the account for this email was just removed; sign up again")
-    if current.password_hash != proven_hash:
-        raise ConflictError(
-            "the password of the account for this email changed a moment ago; sign up again with the new one"
-        )
-
-
-def _email_taken() -> EmailTakenError:
-    # Which stores the address belongs to is not said: that would leak who uses us.
-    return EmailTakenError(
-        "an account with this email already exists; to start a new store with it, sign up again with that "
-        "account's password, or, if you do not know it or it has none (an account made by single sign-on), "
-        "ask for a reset link (POST /api/v1/auth/password-reset): the link emailed to this address sets the "
-        "password"
-    )
 
 
 _BAD_CREDENTIALS = "the email, password and store do not match; check them, or reset your password"
@@ -533,6 +474,10 @@ async def _rotate(
     if membership is None or membership.status != "active":
         await _revoke_family(session, record.family_id, now)
         return InvalidCredentialsError("this account no longer has access to this store")
+    store = await session.get(Tenant, record.tenant_id)
+    if store is not None and store.status == TenantStatus.ARCHIVED.value:
+        # Refused, not revoked: a restore lets the session go on.
+        return archived_error(store.slug)
     await session.execute(update(RefreshToken).where(RefreshToken.id == record.id).values(used_at=now))
     new_token = await insert_refresh_token(
         session, user_id=record.user_id, tenant_id=record.tenant_id, family_id=record.family_id, now=now

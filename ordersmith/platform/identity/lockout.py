@@ -31,6 +31,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ordersmith.platform.errors import TooManyAttemptsError
 from ordersmith.platform.identity.models import AttemptCounter
 
+# The store members' sign-in realm: its counters are shared by sign-in and sign-up with an account.
+TENANT_REALM = "tenant"
 WINDOW = dt.timedelta(minutes=15)
 LOCK_DURATION = dt.timedelta(minutes=15)
 # What a refused person reads, given the wait in words ("3 seconds").
