@@ -64,7 +64,7 @@ class InTransitIn(msgspec.Struct, forbid_unknown_fields=True):
 
 class DispositionIn(msgspec.Struct, forbid_unknown_fields=True):
     return_line_id: str
-    # restock, damaged, missing or inspect.
+    # On receipt restock, damaged, missing or inspect; deciding inspected units, restock or damaged.
     disposition: str
     quantity: int
     # Where restocked units go back on the shelf; only for restock.
@@ -76,18 +76,9 @@ class ReceiveIn(msgspec.Struct, forbid_unknown_fields=True):
     dispositions: list[DispositionIn]
 
 
-class DecisionIn(msgspec.Struct, forbid_unknown_fields=True):
-    return_line_id: str
-    # restock or damaged: what units held for inspection become.
-    disposition: str
-    quantity: int
-    # Where restocked units go back on the shelf; only for restock.
-    location_id: str | None = None
-
-
 class InspectionIn(msgspec.Struct, forbid_unknown_fields=True):
     # At most what each line still holds under inspection.
-    decisions: list[DecisionIn]
+    decisions: list[DispositionIn]
 
 
 class AmountIn(msgspec.Struct, forbid_unknown_fields=True):

@@ -28,7 +28,7 @@ from tests.support.fake_stripe.payments import (
     refunds_of,
     with_refunds_listed,
 )
-from tests.support.fulfillment import line_of, release, ship
+from tests.support.fulfillment import approved_return, ship_whole
 from tests.support.order_actions import tenant_context
 from tests.support.orders import Store
 from tests.support.payments import ledger_rows, pay, payment_store, payments_of, send_webhook
@@ -64,29 +64,12 @@ async def _paid_and_shipped(store: Store, quantity: int, amounts: list[int]) -> 
         (await pay(store, order["id"], provider="stripe", method=VISA, amount=amount))["payment"]
         for amount in amounts
     ]
-    [fulfillment] = (await release(store, order["id"]))["data"]
-    await ship(
-        store,
-        fulfillment["id"],
-        [(line["line_id"], line["quantity_reserved"]) for line in fulfillment["lines"]],
-    )
-    return await store.call("GET", f"/api/v1/orders/{order['id']}", 200), payments
+    return await ship_whole(store, order["id"]), payments
 
 
 async def _approved_return(store: Store, order: Any, quantity: int) -> str:
-    created = await store.call(
-        "POST",
-        f"/api/v1/orders/{order['id']}/returns",
-        201,
-        json={
-            "lines": [
-                {"line_id": line_of(order, "TEE-S")["id"], "quantity": quantity, "reason_code": "other"}
-            ]
-        },
-    )
-    path = f"/api/v1/returns/{created['id']}"
-    await store.call("POST", f"{path}/approve", 200)
-    return path
+    created = await approved_return(store, order, "TEE-S", quantity)
+    return f"/api/v1/returns/{created['id']}"
 
 
 def _refunded_at_stripe(fake: FakeStripe, payment: Any) -> list[int]:

@@ -10,7 +10,7 @@ from litestar.testing import AsyncTestClient
 
 from tests.support.fake_stripe import FakeStripe, StripeError
 from tests.support.fake_stripe.payments import VISA
-from tests.support.fulfillment import line_of, release, ship
+from tests.support.fulfillment import approved_return, line_of, ship_whole
 from tests.support.orders import Store
 from tests.support.payments import pay, payment_store, payments_of
 
@@ -34,17 +34,8 @@ async def test_a_refund_stripe_refuses_says_so_and_its_replay_says_the_same(
     order = await store.place(("TEE-S", 2))  # 2 x 2500
     await pay(store, order["id"], provider="manual", method="cash", amount=2000)
     await pay(store, order["id"], provider="stripe", method=VISA, amount=3000)
-    [fulfillment] = (await release(store, order["id"]))["data"]
-    await ship(store, fulfillment["id"], [(line["line_id"], 2) for line in fulfillment["lines"]])
-    order = await store.call("GET", f"/api/v1/orders/{order['id']}", 200)
-    created = await store.call(
-        "POST",
-        f"/api/v1/orders/{order['id']}/returns",
-        201,
-        json={"lines": [{"line_id": line_of(order, "TEE-S")["id"], "quantity": 2, "reason_code": "other"}]},
-    )
+    created = await approved_return(store, await ship_whole(store, order["id"]), "TEE-S", 2)
     path = f"/api/v1/returns/{created['id']}/refunds"
-    await store.call("POST", f"/api/v1/returns/{created['id']}/approve", 200)
 
     # The manual payment (oldest) gives its 2000 back; Stripe refuses the card payment's 3000.
     fake.fail_next["/v1/refunds"] = disputed()
@@ -106,13 +97,10 @@ async def test_a_return_closed_after_a_refund_whose_answer_was_lost_keeps_its_un
 ) -> None:
     order = await store.place(("TEE-S", 1))
     await pay(store, order["id"], provider="stripe", method=VISA, amount=2500)
-    [fulfillment] = (await release(store, order["id"]))["data"]
-    await ship(store, fulfillment["id"], [(line["line_id"], 1) for line in fulfillment["lines"]])
-    order = await store.call("GET", f"/api/v1/orders/{order['id']}", 200)
+    order = await ship_whole(store, order["id"])
+    created = await approved_return(store, order, "TEE-S", 1)
     returns = f"/api/v1/orders/{order['id']}/returns"
     body = {"lines": [{"line_id": line_of(order, "TEE-S")["id"], "quantity": 1, "reason_code": "other"}]}
-    created = await store.call("POST", returns, 201, json=body)
-    await store.call("POST", f"/api/v1/returns/{created['id']}/approve", 200)
     fake.unreachable = True
     lost = await store.call("POST", f"/api/v1/returns/{created['id']}/refunds", 201, json={})
     fake.unreachable = False

@@ -8,7 +8,7 @@ from litestar.testing import AsyncTestClient
 
 from tests.support.fake_stripe import FakeStripe, event
 from tests.support.fake_stripe.payments import VISA, refund_in_dashboard, refunds_of
-from tests.support.fulfillment import line_of, release, ship
+from tests.support.fulfillment import approved_return, ship_whole
 from tests.support.orders import Store
 from tests.support.payments import pay, payment_store, send_webhook
 
@@ -23,21 +23,8 @@ async def test_a_return_refund_stripe_refused_does_not_poison_the_next_one(
 ) -> None:
     order = await store.place(("TEE-S", 2))  # 2 x 2500
     payment = (await pay(store, order["id"], provider="stripe", method=VISA, amount=5000))["payment"]
-    [fulfillment] = (await release(store, order["id"]))["data"]
-    await ship(
-        store,
-        fulfillment["id"],
-        [(line["line_id"], line["quantity_reserved"]) for line in fulfillment["lines"]],
-    )
-    order = await store.call("GET", f"/api/v1/orders/{order['id']}", 200)
-    created = await store.call(
-        "POST",
-        f"/api/v1/orders/{order['id']}/returns",
-        201,
-        json={"lines": [{"line_id": line_of(order, "TEE-S")["id"], "quantity": 2, "reason_code": "other"}]},
-    )
+    created = await approved_return(store, await ship_whole(store, order["id"]), "TEE-S", 2)
     path = f"/api/v1/returns/{created['id']}"
-    await store.call("POST", f"{path}/approve", 200)
     # 4000 was refunded in Stripe's dashboard; the webhook saying so has not arrived yet.
     refund_in_dashboard(fake, payment["provider_reference"], 4000)
 

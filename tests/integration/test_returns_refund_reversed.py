@@ -8,7 +8,7 @@ from litestar.testing import AsyncTestClient
 
 from tests.support.fake_stripe import FakeStripe, event
 from tests.support.fake_stripe.payments import VISA, fail_at_stripe
-from tests.support.fulfillment import line_of, release, ship
+from tests.support.fulfillment import approved_return, ship_whole
 from tests.support.order_actions import timeline_of
 from tests.support.orders import Store
 from tests.support.payments import pay, payment_store, send_webhook
@@ -22,17 +22,8 @@ async def store(client: AsyncTestClient[Litestar], fake: FakeStripe) -> Store:
 async def test_a_return_refund_stripe_fails_later_can_be_given_again(store: Store, fake: FakeStripe) -> None:
     order = await store.place(("TEE-S", 2))  # 2 x 2500
     await pay(store, order["id"], provider="stripe", method=VISA)
-    [fulfillment] = (await release(store, order["id"]))["data"]
-    await ship(store, fulfillment["id"], [(line["line_id"], 2) for line in fulfillment["lines"]])
-    order = await store.call("GET", f"/api/v1/orders/{order['id']}", 200)
-    created = await store.call(
-        "POST",
-        f"/api/v1/orders/{order['id']}/returns",
-        201,
-        json={"lines": [{"line_id": line_of(order, "TEE-S")["id"], "quantity": 1, "reason_code": "other"}]},
-    )
+    created = await approved_return(store, await ship_whole(store, order["id"]), "TEE-S", 1)
     path = f"/api/v1/returns/{created['id']}"
-    await store.call("POST", f"{path}/approve", 200)
     refunded = await store.call("POST", f"{path}/refunds", 201, json={})
     assert (refunded["refunded_amount"], refunded["refund"]["state"]) == (2500, "succeeded")
     [transaction_id] = refunded["refund"]["payment_transaction_ids"]

@@ -153,11 +153,30 @@ async def pay_manually(database: Database, store: Store, order_id: str, amount: 
 async def shipped_order(store: Store, *lines: tuple[str, int]) -> dict[str, Any]:
     """An order placed, released and shipped whole from every location; returns the order as it then is."""
     order = await store.place(*lines)
-    for fulfillment_order in (await release(store, order["id"]))["data"]:
+    return await ship_whole(store, order["id"])
+
+
+async def ship_whole(store: Store, order_id: str) -> dict[str, Any]:
+    """Release an order and ship all of it from every location; returns the order as it then is."""
+    for fulfillment_order in (await release(store, order_id))["data"]:
         await ship(
             store,
             fulfillment_order["id"],
             [(line["line_id"], line["quantity_reserved"]) for line in fulfillment_order["lines"]],
         )
-    body: dict[str, Any] = await store.call("GET", f"/api/v1/orders/{order['id']}", 200)
+    body: dict[str, Any] = await store.call("GET", f"/api/v1/orders/{order_id}", 200)
     return body
+
+
+async def approved_return(store: Store, order: dict[str, Any], sku: str, quantity: int) -> dict[str, Any]:
+    """A return of `quantity` shipped units of an order's `sku` line, requested and approved."""
+    created: dict[str, Any] = await store.call(
+        "POST",
+        f"/api/v1/orders/{order['id']}/returns",
+        201,
+        json={
+            "lines": [{"line_id": line_of(order, sku)["id"], "quantity": quantity, "reason_code": "other"}]
+        },
+    )
+    await store.call("POST", f"/api/v1/returns/{created['id']}/approve", 200)
+    return created
