@@ -337,6 +337,7 @@ async def refund(
     """A provider refusing still answers 201: `refund.state` is `failed` or `partial`, with `error_code`.
 
     422 `refund_exceeds_captured` or `resolution_exceeds_return_value` say what can still be given.
+    A closed return is refunded only if it keeps its units, else 409 `return_not_resolvable`.
     """
 
     async def create() -> Return:
@@ -368,7 +369,10 @@ async def credit(
     return_id: FromPath[str],
     data: JSONBody[AmountIn],
 ) -> Response[Return]:
-    """Within what is left of the returned units' value, and of what the order's payments still hold."""
+    """Within what is left of the returned units' value, and of what the order's payments still hold.
+
+    A closed return is credited only if it keeps its units, else 409 `return_not_resolvable`.
+    """
 
     async def create() -> Return:
         view = await credit_return(

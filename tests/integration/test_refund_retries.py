@@ -10,8 +10,7 @@ time when the retried request names it: every refund is counted once, by its `re
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -24,6 +23,7 @@ from ordersmith.tenants.schema import TENANT_MIGRATIONS
 from tests.support.fake_stripe import FakeStripe, event
 from tests.support.fake_stripe.payments import (
     VISA,
+    refund_answers_lost,
     refund_in_dashboard,
     refunds_of,
     with_refunds_listed,
@@ -37,24 +37,6 @@ from tests.support.payments import ledger_rows, pay, payment_store, payments_of,
 @pytest.fixture
 async def store(client: AsyncTestClient[Litestar], fake: FakeStripe) -> Store:
     return await payment_store(client, providers=("manual", "stripe"), capture_policy="at_placement")
-
-
-@contextmanager
-def refund_answers_lost(fake: FakeStripe, intent_id: str | None = None) -> Iterator[None]:
-    """Stripe makes the refunds (of one PaymentIntent, or all) but the answers never arrive."""
-    answer = fake.handle
-
-    def lose(method: str, path: str, headers: dict[str, str], body: bytes, query: str) -> tuple[int, Any]:
-        status, reply = answer(method, path, headers, body, query)
-        if path == "/v1/refunds" and (intent_id is None or intent_id in body.decode()):
-            return 503, {"error": {"type": "api_error", "message": "connection lost"}}
-        return status, reply
-
-    fake.handle = lose  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        fake.handle = answer  # type: ignore[method-assign]
 
 
 async def _paid_and_shipped(store: Store, quantity: int, amounts: list[int]) -> tuple[Any, list[Any]]:

@@ -115,6 +115,50 @@ def test_a_refund_reversal_takes_back_what_its_refund_gave(
     assert amounts_of(entries) == amounts
 
 
+@pytest.mark.parametrize(
+    ("ledger", "charged_back", "refunded", "refundable"),
+    [
+        # A dispute within what the payment holds counts whole.
+        ([("chargeback", "success", 3000)], 3000, 0, 2000),
+        # Disputed while a refund of all of it was counted: nothing was left to take, yet.
+        ([("refund", "success", 5000), ("chargeback", "success", 5000)], 0, 5000, 0),
+        # That refund failed: the bank has the money, so the dispute counts now, and nothing is held.
+        (
+            [
+                ("refund", "success", 5000),
+                ("chargeback", "success", 5000),
+                ("refund_reversal", "success", 5000),
+            ],
+            5000,
+            0,
+            0,
+        ),
+        # Part of it overlapped a refund that failed: only that part is added, once.
+        (
+            [
+                ("refund", "success", 2000),
+                ("chargeback", "success", 4000),
+                ("refund_reversal", "success", 2000),
+                ("refund_reversal", "success", 0),
+            ],
+            4000,
+            0,
+            1000,
+        ),
+    ],
+)
+def test_a_chargeback_counts_what_the_payment_held_and_the_rest_when_its_refund_fails(
+    ledger: list[tuple[str, str, int]], charged_back: int, refunded: int, refundable: int
+) -> None:
+    amounts = amounts_of(rows(("authorize", "success", 5000), ("capture", "success", 5000), *ledger))
+    assert (amounts.charged_back, amounts.refunded, amounts.refundable) == (
+        charged_back,
+        refunded,
+        refundable,
+    )
+    assert amounts.net == 5000 - charged_back - refunded
+
+
 def pay(**amounts: int | bool) -> PaymentAmounts:
     return PaymentAmounts(**amounts)  # type: ignore[arg-type]
 

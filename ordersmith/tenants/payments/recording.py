@@ -14,7 +14,9 @@ a refund the ledger already counts adds nothing. A refunded total the provider r
 without naming its refunds (Stripe's `charge.refunded`) is counted on an unnamed row; a
 refund named later takes its amount from that total first (`already_counted_amount`), so
 the ledger never counts more refunded than the provider did. A named refund the provider
-fails later is taken back by `reversals.py`, announced as `refund_failed`.
+fails later is taken back by `reversals.py`, announced as `refund_failed`; a request the
+provider answers from memory with such a refund (Stripe replays its first answer,
+`succeeded`) is recorded as the failure it is: it gave nothing back.
 """
 
 from __future__ import annotations
@@ -97,6 +99,14 @@ async def named_refund(session: AsyncSession, refund_id: str) -> PaymentTransact
     return (await session.scalars(query)).one_or_none()
 
 
+async def refund_reversal(session: AsyncSession, refund_id: str) -> PaymentTransaction | None:
+    """The row that took the provider's refund `refund_id` back (it failed later), if the ledger has one."""
+    query = select(PaymentTransaction).where(
+        PaymentTransaction.kind == status.REFUND_REVERSAL, PaymentTransaction.provider_reference == refund_id
+    )
+    return (await session.scalars(query)).one_or_none()
+
+
 async def unattributed_refunds(session: AsyncSession, payment_id: uuid.UUID) -> int:
     """Refunds the provider reported as a total without naming them, not yet claimed by a named refund."""
     refunds = (PaymentTransaction.payment_id == payment_id) & (PaymentTransaction.kind == status.REFUND)
@@ -169,6 +179,8 @@ class Recorder:
             retry_of_id=retry_of.id if retry_of else None,
         )
         result = await call(key)
+        if kind == status.REFUND and result.outcome == status.SUCCESS and result.reference:
+            result = await self._unless_taken_back(result)
         state = result.outcome
         counting: dict[str, Any] = {"amount": result.amount if state == status.SUCCESS else amount}
         if kind == status.REFUND and state == status.SUCCESS and result.reference:
@@ -189,6 +201,20 @@ class Recorder:
         )
         self.outcomes.append((payment, outcome))
         return outcome, result
+
+    async def _unless_taken_back(self, result: ProviderResult) -> ProviderResult:
+        """A refund success, or the failure it is when the ledger took that refund back already."""
+        assert result.reference is not None
+        reversal = await refund_reversal(self.session, result.reference)
+        if reversal is None:
+            return result
+        # Answered from the provider's memory as it first was: the refund failed since.
+        return ProviderResult.failed(
+            reversal.error_code or "refund_failed",
+            f"the provider answered from memory with refund {result.reference}, which it failed "
+            "later; nothing was given back",
+            reference=result.reference,
+        )
 
     async def note(
         self, payment: Payment, kind: str, state: str, amount: int, **details: Any

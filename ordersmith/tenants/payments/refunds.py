@@ -3,8 +3,11 @@
 `refund_order` spreads an amount over the order's payments under one idempotency key
 (each payment's refund carries a key derived from it), never past what was captured,
 and sends an attempt whose outcome is unknown again, as it was, before asking anything
-new: a provider that acted answers from its memory instead of refunding twice. Locks,
-failures and the ledger work as in `service.py`.
+new: a provider that acted answers from its memory instead of refunding twice. A refund
+the ledger took back (the provider failed it later, `reversals.py`) gave nothing back, by
+whichever row or answer names it: it never counts toward a call, and an attempt resent
+that turns out to have made it asks for the money anew. Locks, failures and the ledger
+work as in `service.py`.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ class EarlierRefunds:
 
     Their attempts whose outcome is unknown are sent again as they were; their successes
     the caller has not counted yet (not in `recorded`: a payment's `/retry` made them)
-    count toward the call.
+    count toward the call, unless the provider failed that refund later.
     """
 
     key_prefix: str
@@ -75,7 +78,8 @@ async def refund_order(
     less than asked and `error_code` says why; calling again with the same key retries.
     An attempt whose outcome is unknown (under this key or an `earlier` one) is sent
     again first, as it was and with its own key, so the provider answers from memory
-    if it acted; `refunded` counts it whole, even beyond `amount`.
+    if it acted; `refunded` counts it whole, even beyond `amount`. One that made a refund
+    the ledger took back since gave nothing: the amount is then refunded anew.
     """
     check_amount(amount)
     order = await order_row(session, order_id, lock=True)
@@ -83,8 +87,9 @@ async def refund_order(
     rows = await ledger.transactions_of(session, [payment.id for payment in payments])
     by_payment = status.amounts_by_payment(ledger.entries(rows))
     keys = {payment.id: _refund_key(payment.id, idempotency_key) for payment in payments}
+    taken_back = _taken_back(rows)
     done, unresolved = _refunds_so_far(rows, keys, earlier)
-    already = sum(_given_back(row) for row in done)
+    already = sum(_given_back(row, taken_back) for row in done)
     remaining = amount - already
     # A payment takes one new refund per key; one with an unknown outcome is sent again instead.
     taken = {row.payment_id for row in done if row.idempotency_key == keys[row.payment_id]}
@@ -113,10 +118,14 @@ async def refund_order(
             retry_of=request,
         )
         if outcome.state != status.SUCCESS:
+            if outcome.provider_reference in taken_back:
+                # It made a refund the provider failed later: nothing went back, and nothing
+                # was refused now, so the open payments below are asked for the money.
+                continue
             error_code = outcome.error_code
             break
         done.append(outcome)
-        remaining -= _given_back(outcome)
+        remaining -= _given_back(outcome, taken_back)
     if error_code is None and remaining > 0 and unresolved:
         # What the resent attempts moved is in the ledger now.
         rows = await ledger.transactions_of(session, [payment.id for payment in payments])
@@ -142,8 +151,14 @@ async def refund_order(
         done.append(outcome)
         remaining -= take
     await recorder.finish()
+    # Rows of refunds taken back stay in `done` (their key's payment is taken) but gave nothing.
+    gave = [row for row in done if _given_back(row, taken_back) > 0]
     return RefundOutcome(
-        sum(_given_back(row) for row in done), order.currency, [row.id for row in done], amount, error_code
+        sum(_given_back(row, taken_back) for row in gave),
+        order.currency,
+        [row.id for row in gave],
+        amount,
+        error_code,
     )
 
 
@@ -159,15 +174,30 @@ async def earlier_refunds_outstanding(
     rows = await ledger.transactions_of(session, [payment.id for payment in payments])
     keys = {payment.id: _refund_key(payment.id, earlier.key_prefix) for payment in payments}
     done, unresolved = _refunds_so_far(rows, keys, earlier, exact=False)
-    return sum(_given_back(row) for row in done) + sum(request.amount for request in unresolved)
+    taken_back = _taken_back(rows)
+    return sum(_given_back(row, taken_back) for row in done) + sum(request.amount for request in unresolved)
 
 
 def _refund_key(payment_id: uuid.UUID, key: str) -> str:
     return f"ordersmith:{payment_id}:refund:{key}"
 
 
-def _given_back(row: PaymentTransaction) -> int:
-    """The whole refund a success row stands for, including what the ledger had counted before."""
+def _taken_back(rows: list[PaymentTransaction]) -> frozenset[str]:
+    """The provider's ids of the refunds the ledger took back: they failed, and gave nothing back."""
+    return frozenset(
+        row.provider_reference
+        for row in rows
+        if row.kind == status.REFUND_REVERSAL and row.state == status.SUCCESS and row.provider_reference
+    )
+
+
+def _given_back(row: PaymentTransaction, taken_back: frozenset[str]) -> int:
+    """The whole refund a success row stands for, including what the ledger had counted before.
+
+    Nothing when the provider failed that refund later, whichever row named it.
+    """
+    if row.provider_reference in taken_back:
+        return 0
     return row.amount + row.already_counted_amount
 
 

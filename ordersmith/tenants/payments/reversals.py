@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ordersmith.platform.database import TenantContext
 from ordersmith.tenants.payments import status
 from ordersmith.tenants.payments.models import Payment, PaymentTransaction
-from ordersmith.tenants.payments.recording import Recorder, named_refund
+from ordersmith.tenants.payments.recording import Recorder, named_refund, refund_reversal
 
 
 @dataclass(frozen=True)
@@ -57,15 +57,6 @@ def on_refund_reversed(hook: RefundReversedHook) -> RefundReversedHook:
     return hook
 
 
-async def _reversal_of(session: AsyncSession, refund_id: str) -> uuid.UUID | None:
-    return await session.scalar(
-        select(PaymentTransaction.id).where(
-            PaymentTransaction.kind == status.REFUND_REVERSAL,
-            PaymentTransaction.provider_reference == refund_id,
-        )
-    )
-
-
 async def _standing_for(session: AsyncSession, counted: PaymentTransaction) -> tuple[uuid.UUID, ...]:
     """The refund success rows naming the same refund: the counting row, then the others, oldest first."""
     others = await session.scalars(
@@ -93,7 +84,7 @@ async def take_back_failed_refund(
     counted = await named_refund(recorder.session, refund_id) if refund_id else None
     if counted is None or counted.payment_id != payment.id:
         return None
-    if await _reversal_of(recorder.session, refund_id) is not None:
+    if await refund_reversal(recorder.session, refund_id) is not None:
         return 0
     # What the ledger counted for it: its own row's amount and what an unnamed total held.
     amount = counted.amount + counted.already_counted_amount

@@ -4,7 +4,10 @@ Every amount here is derived from ledger rows, never stored: what was authorized
 captured, voided, refunded and charged back, per payment, and from those the order's
 `payment_status`. Only outcomes count (`success`, and `requires_action` for a payment
 waiting on its customer); requests and failures move no money. A `refund_reversal` takes
-back a counted refund the provider failed later: `refunded` is net of them.
+back a counted refund the provider failed later: `refunded` is net of them. A `chargeback`
+row holds the dispute as the provider reported it and counts up to what the payment still
+held then; the rest counts once a refund it overlapped is taken back (the bank took that
+money, the refund gave nothing), so `refundable` never rises above what the bank left.
 """
 
 from __future__ import annotations
@@ -81,10 +84,21 @@ class PaymentAmounts:
 def amounts_of(entries: Iterable[LedgerEntry]) -> PaymentAmounts:
     """Add up one payment's ledger entries (oldest first)."""
     totals = {AUTHORIZE: 0, CAPTURE: 0, VOID: 0, REFUND: 0, REFUND_REVERSAL: 0, CHARGEBACK: 0}
+    # Disputed money not counted yet: the ledger had counted it as refunded (a pending refund).
+    disputed_beyond = 0
     awaiting_action = last_failed = cancelled_waiting = False
     for entry in entries:
-        if entry.state == SUCCESS:
+        if entry.state == SUCCESS and entry.kind == CHARGEBACK:
+            held = totals[CAPTURE] - totals[REFUND] + totals[REFUND_REVERSAL] - totals[CHARGEBACK]
+            counted = min(entry.amount, max(held, 0))
+            totals[CHARGEBACK] += counted
+            disputed_beyond += entry.amount - counted
+        elif entry.state == SUCCESS:
             totals[entry.kind] += entry.amount
+            if entry.kind == REFUND_REVERSAL:
+                released = min(disputed_beyond, entry.amount)
+                totals[CHARGEBACK] += released
+                disputed_beyond -= released
         if entry.kind == AUTHORIZE and entry.state in (SUCCESS, FAILURE, REQUIRES_ACTION):
             awaiting_action = entry.state == REQUIRES_ACTION
         if entry.kind == VOID and entry.state == SUCCESS and awaiting_action:

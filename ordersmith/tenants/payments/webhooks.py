@@ -163,7 +163,7 @@ async def _apply(tenant: TenantContext, session: AsyncSession, event: ProviderEv
         else:
             await _named_refunds(recorder, payment, amounts, [data])
     else:
-        await _dispute(recorder, payment, amounts, rows, data)
+        await _dispute(recorder, payment, rows, data)
     if not recorder.outcomes:
         return "ignored: the ledger already says so"
     await recorder.finish()
@@ -197,13 +197,11 @@ async def _charge_refunded(
     if isinstance(refunds, list):
         items = [item for item in refunds if isinstance(item, dict)]
         for item in items:
-            if item.get("status") in REFUND_NOT_MADE:
-                taken_back = await reversals.take_back_failed_refund(recorder, payment, amounts, item) or 0
-                amounts = dataclasses.replace(
-                    amounts,
-                    refunded=amounts.refunded - taken_back,
-                    refunds_reversed=amounts.refunds_reversed + taken_back,
-                )
+            failed = item.get("status") in REFUND_NOT_MADE
+            if failed and await reversals.take_back_failed_refund(recorder, payment, amounts, item):
+                # As the ledger adds up now: a dispute the refund overlapped counts from here.
+                rows = await ledger.transactions_of(recorder.session, [payment.id])
+                amounts = status.amounts_of(ledger.entries(rows))
         made = [item for item in items if item.get("status") not in REFUND_NOT_MADE]
         amounts = await _named_refunds(recorder, payment, amounts, made)
     # Refunds the event does not name (API versions since 2022-11-15 leave them out): the difference.
@@ -249,16 +247,14 @@ async def _authorized_or_captured(
 
 
 async def _dispute(
-    recorder: Recorder,
-    payment: Payment,
-    amounts: status.PaymentAmounts,
-    rows: list[PaymentTransaction],
-    data: dict[str, Any],
+    recorder: Recorder, payment: Payment, rows: list[PaymentTransaction], data: dict[str, Any]
 ) -> None:
     dispute_id = str(data.get("id"))
     if any(row.kind == "chargeback" and row.provider_reference == dispute_id for row in rows):
         return
-    amount = min(int(data.get("amount") or 0), amounts.refundable)
+    # As Stripe reported it: `status.amounts_of` counts it up to what the payment held (a
+    # pending refund counted the rest as given back) and the rest if that refund fails.
+    amount = int(data.get("amount") or 0)
     await recorder.note(
         payment,
         "chargeback",

@@ -30,7 +30,7 @@ class QuantityNotUnderInspectionError(ConflictError):
 
 
 class ReturnNotResolvableError(ConflictError):
-    """Refunds, credit and exchanges apply to approved returns that are not closed."""
+    """Outcomes apply to approved returns not closed; refunds and credit also to closed ones with units."""
 
     code = "return_not_resolvable"
     title = "Return cannot be resolved now"

@@ -2,6 +2,10 @@
 
 Outcomes are not statuses: staff may give them while a return is approved, in transit
 or received, so a return can be refunded before (or without) the goods coming back.
+A closed return that keeps its units (received, or it had any outcome or refund attempt:
+`service.keeps_its_units`) may still be refunded or credited, so a refund Stripe failed
+after closing can be given again; one closed without either gave its units up, and other
+returns may claim them, so it is never paid. Exchanges need a return that is not closed.
 Refund, store credit and the exchange together never exceed what the returned units
 were sold for (422 `resolution_exceeds_return_value` with what remains): an exchange
 uses up what the returned units it replaces were sold for, one returned unit per
@@ -61,7 +65,7 @@ from ordersmith.tenants.returns.errors import (
 )
 from ordersmith.tenants.returns.models import Return, ReturnResolution
 from ordersmith.tenants.returns.rules import MAX_NOTE, ExchangeRequest, check_amount, check_exchange
-from ordersmith.tenants.returns.service import locked_return, refund_key_prefix
+from ordersmith.tenants.returns.service import keeps_its_units, locked_return, refund_key_prefix
 from ordersmith.tenants.returns.views import ReturnView, return_view
 
 RETURN_REFUNDED = "return.refunded"
@@ -99,13 +103,24 @@ class ReturnRefund:
     attempt: RefundAttempt
 
 
-def _check_resolvable(row: Return, action: str) -> None:
-    if row.status not in lifecycle.RESOLVABLE:
+async def _check_resolvable(session: AsyncSession, row: Return, action: str, *, closed_too: bool) -> None:
+    """409 unless the return may take this outcome; `closed_too` for a refund or store credit."""
+    if row.status in lifecycle.RESOLVABLE:
+        return
+    if closed_too and row.status == lifecycle.CLOSED:
+        if await keeps_its_units(session, row.id):
+            return
         raise ReturnNotResolvableError(
-            f"a return that is {row.status} cannot {action}; "
-            "only approved, in-transit or received returns can",
+            "this return was closed without the goods and without any outcome, so its units may be "
+            f"returned again; it cannot {action}: open a new return for those units",
             extensions={"current_status": row.status},
         )
+    also = ", and closed ones that kept their units can be refunded or credited" if closed_too else ""
+    raise ReturnNotResolvableError(
+        f"a return that is {row.status} cannot {action}; only approved, in-transit or received returns "
+        f"can{also}",
+        extensions={"current_status": row.status},
+    )
 
 
 def _reason(reason: str) -> str:
@@ -307,7 +322,7 @@ async def refund_return(
     """
     reason = _reason(reason)
     order, row = await locked_return(session, return_id)
-    _check_resolvable(row, "be refunded")
+    await _check_resolvable(session, row, "be refunded", closed_too=True)
     earlier = await _earlier_refunds(session, row)
     outstanding = await earlier_refunds_outstanding(session, order.id, earlier)
     wanted = await _amount(session, row, amount, outstanding=outstanding, is_refund=True)
@@ -384,7 +399,7 @@ async def credit_return(
     """Resolve a return with store credit on the customer's ledger instead of money."""
     reason = _reason(reason)
     order, row = await locked_return(session, return_id)
-    _check_resolvable(row, "be given store credit")
+    await _check_resolvable(session, row, "be given store credit", closed_too=True)
     outstanding = await earlier_refunds_outstanding(session, order.id, await _earlier_refunds(session, row))
     wanted = await _amount(
         session,
@@ -439,7 +454,7 @@ async def exchange_return(
     """
     lines, tags = check_exchange(request)
     order, row = await locked_return(session, return_id)
-    _check_resolvable(row, "be exchanged")
+    await _check_resolvable(session, row, "be exchanged", closed_too=False)
     if row.exchange_order_id is not None:
         raise ExchangeExistsError(
             f"this return already has its exchange order {row.exchange_order_id}; read that order",

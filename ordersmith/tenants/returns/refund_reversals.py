@@ -3,13 +3,14 @@
 Payments takes the refund back in its ledger (`payments/reversals.py`) and calls this hook
 in the same transaction, the order row already locked. The return whose refund resolution
 recorded one of the refund's ledger rows gets its `refunded_amount` lowered by what was
-taken back (never below 0), so what it can still refund or credit grows by as much, and
-the order's timeline says which return lost its refund.
+taken back (never below 0), so what it can still refund or credit grows by as much (a
+closed one too: it keeps its units, having had a refund), and the order's timeline says
+which return lost its refund.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.platform.database import TenantContext
@@ -44,7 +45,7 @@ async def lower_refunded_amount(
     await session.execute(
         update(Return)
         .where(Return.id == return_id)
-        .values(refunded_amount=Return.refunded_amount - taken_back)
+        .values(refunded_amount=Return.refunded_amount - taken_back, updated_at=func.now())
     )
     await timeline.record(
         session,

@@ -13,7 +13,9 @@ attempt whose answer was lost may have given money back). Its units never came b
 and nothing was given for them, so the customer may ask them back again. A return
 that was received (even with every unit missing) or that gave anything keeps its
 claim for good: the same units are never received, refunded, credited or exchanged
-twice.
+twice. So such a return may still be refunded or credited once closed (`keeps_its_units`),
+up to what is left of its value (a refund Stripe failed later is given again); one that
+gave its units up never is.
 
 On receipt each unit gets a disposition; restocked units go back on a location's shelf
 through a `return` row of the inventory ledger, so `on_hand` stays the ledger's sum;
@@ -101,6 +103,14 @@ async def claimed_quantities(session: AsyncSession, order_id: uuid.UUID) -> dict
         .group_by(ReturnLine.order_line_id)
     )
     return {line_id: int(quantity) for line_id, quantity in rows}
+
+
+async def keeps_its_units(session: AsyncSession, return_id: uuid.UUID) -> bool:
+    """Whether the return's units count against its lines, as `claimed_quantities` counts them."""
+    found = await session.scalar(
+        select(Return.id).where(Return.id == return_id, Return.status.in_(lifecycle.COUNTING), ~_abandoned())
+    )
+    return found is not None
 
 
 def _line_ids(view: OrderView, request: ReturnRequest) -> list[tuple[OrderLine, int, str, str]]:

@@ -12,6 +12,8 @@ the rest is released. The test payment methods choose the outcome, as Stripe's d
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from tests.support.fake_stripe.server import FakeStripe, StripeError, StripeRequest, event, now, route
@@ -279,6 +281,24 @@ def intent_event(fake: FakeStripe, kind: str, intent_id: str, **extra: Any) -> d
 def payment_intents(fake: FakeStripe) -> list[dict[str, Any]]:
     """Every PaymentIntent the fake holds, oldest first."""
     return list(fake.objects.get("payment_intent", {}).values())
+
+
+@contextmanager
+def refund_answers_lost(fake: FakeStripe, intent_id: str | None = None) -> Iterator[None]:
+    """Stripe makes the block's refunds (of one PaymentIntent, or all); their answers never arrive (503)."""
+    answer = fake.handle
+
+    def lose(method: str, path: str, headers: dict[str, str], body: bytes, query: str) -> tuple[int, Any]:
+        status, reply = answer(method, path, headers, body, query)
+        if path == "/v1/refunds" and (intent_id is None or intent_id in body.decode()):
+            return 503, {"error": {"type": "api_error", "message": "connection lost"}}
+        return status, reply
+
+    fake.handle = lose  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        fake.handle = answer  # type: ignore[method-assign]
 
 
 def fail_at_stripe(

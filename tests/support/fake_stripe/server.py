@@ -2,9 +2,10 @@
 
 The core knows what every Stripe endpoint shares: secret-key authentication, form
 bodies with bracketed keys (`items[0][price]=…`), `Idempotency-Key` replay (the same key
-and body answer the first response again; another body is a 400 like Stripe's), error
-bodies, object ids and a record of every request. What each resource does lives beside
-it (`payments.py`, `billing.py`): a module registers handlers with `@route(method, path)`
+and body answer the first response again as it was sent, a snapshot: a refund Stripe
+failed since is replayed `succeeded`; another body is a 400 like Stripe's), error bodies,
+object ids and a record of every request. What each resource does lives beside it
+(`payments.py`, `billing.py`): a module registers handlers with `@route(method, path)`
 and keeps its objects in `FakeStripe.objects`.
 
 Switches make it misbehave the ways the real service can: `unreachable` answers 503 to
@@ -15,6 +16,7 @@ to a path fail with a given error.
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import hmac
 import json
@@ -148,7 +150,7 @@ class FakeStripe:
                                 " parameters they were first used with.",
                             }
                         }
-                    return status, reply
+                    return status, copy.deepcopy(reply)
                 failure = self.fail_next.pop(path, None)
                 try:
                     if failure is not None:
@@ -157,7 +159,8 @@ class FakeStripe:
                 except StripeError as error:
                     status, reply = error.status, error.body
                 if key is not None and method == "POST":
-                    self._replies[key] = (fingerprint, status, reply)
+                    # Stripe remembers the response it sent, not the object as it stands later.
+                    self._replies[key] = (fingerprint, status, copy.deepcopy(reply))
                 return status, reply
         return 404, {
             "error": {
