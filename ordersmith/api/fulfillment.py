@@ -262,7 +262,12 @@ async def release(
     tenant_session: NamedDependency[AsyncSession],
     order_id: FromPath[str],
 ) -> Response[FulfillmentOrders]:
-    """409 `order_on_hold` names each open hold; releasing again creates only what is missing."""
+    """409 `order_on_hold` names each open hold; releasing again creates only what is missing.
+
+    An order whose every unit is backordered answers 200 with `data: []`: the release is recorded
+    (a `released_to_fulfillment` timeline entry listing the backordered lines), and the locations
+    get their fulfillment orders when the stock arrives and the units are reserved.
+    """
 
     async def run() -> FulfillmentOrders:
         views = await release_to_fulfillment(
@@ -416,7 +421,7 @@ async def delivered(
     shipment_id: FromPath[str],
     data: JSONBody[Delivered | None] = None,
 ) -> Shipment:
-    """A second call with another date answers 409 `shipment_already_delivered`."""
+    """Another date on a second call is 409 `shipment_already_delivered`; one before it shipped, 422."""
     view = await mark_delivered(
         principal.tenant_context,
         tenant_session,

@@ -279,6 +279,37 @@ async def plain_store(client: AsyncTestClient[Litestar]) -> Store:
     return store
 
 
+async def test_releasing_an_order_that_waits_for_all_its_stock_sends_it_when_the_stock_comes(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    store = await backorder_store(client)
+    order = await store.place(("TEE-S", 2))
+    assert (order["status"], buckets(order, "TEE-S")) == ("confirmed", (0, 2, 0, 0, 0))
+    # Nothing to send yet, but the release counts: it is on the timeline, and a retry adds nothing.
+    assert await release(store, order["id"]) == {"data": []}
+    assert await release(store, order["id"]) == {"data": []}
+    released = [
+        item for item in await timeline_of(store, order["id"]) if item["kind"] == "released_to_fulfillment"
+    ]
+    assert [item["changes"] for item in released] == [
+        {"fulfillment_orders": [], "backordered": [{"line_number": 1, "sku": "TEE-S", "quantity": 2}]}
+    ]
+
+    await store.receive("TEE-S", "WH-2", 5)
+    await fill(database, store)
+    [wh2] = (await store.call("GET", f"/api/v1/orders/{order['id']}/fulfillment-orders", 200))["data"]
+    assert (wh2["location_code"], wh2["status"], [line["quantity_reserved"] for line in wh2["lines"]]) == (
+        "WH-2",
+        "open",
+        [2],
+    )
+    filled = entry(await timeline_of(store, order["id"]), "backorder_filled")["changes"]
+    assert [(item["location"], item["is_new"]) for item in filled["fulfillment_orders"]] == [("WH-2", True)]
+    topics = [topic for topic, _ in await events_of(database, order["id"])]
+    assert topics[-2:] == ["order.backorder_filled", "fulfillment_order.created"]
+    await assert_stock_invariants(database, store)
+
+
 async def test_a_released_order_whose_fulfillment_order_was_cancelled_gets_a_new_one(
     client: AsyncTestClient[Litestar], database: Database
 ) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -294,6 +296,16 @@ async def test_delivery_is_recorded_once(store: Store, database: Database) -> No
     ):
         problem = await store.call("POST", path, 422, json={"delivered_at": bad})
         assert problem["errors"] == [{"field": "delivered_at", "message": message}]
+    shipped_at = dt.datetime.fromisoformat(shipment["shipped_at"])
+    before = (shipped_at - dt.timedelta(seconds=1)).isoformat()
+    problem = await store.call("POST", path, 422, json={"delivered_at": before})
+    assert problem["errors"] == [
+        {
+            "field": "delivered_at",
+            "message": f"must not be earlier than the shipment's shipped_at ({shipped_at.isoformat()}); "
+            "give the time the carrier delivered it",
+        }
+    ]
     when = "2026-11-30T10:00:00Z"
     delivered = await store.call("POST", path, 200, json={"delivered_at": when})
     assert (delivered["status"], delivered["delivered_at"]) == ("delivered", "2026-11-30T10:00:00Z")

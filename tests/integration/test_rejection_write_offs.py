@@ -17,6 +17,7 @@ from tests.support.fulfillment import (
     line_of,
     release,
     run_consumer,
+    ship,
     stock_at,
 )
 from tests.support.order_actions import entry, events_of, timeline_of
@@ -155,6 +156,43 @@ async def test_written_off_units_no_location_has_wait_under_a_hold_that_releases
         ("WH-2", 3),
     ]
     assert await stock_at(store, "TEE-S") == {"WH-1": (1, 1), "WH-2": (5, 3)}
+    await assert_stock_invariants(database, store)
+
+
+async def test_written_off_units_no_other_location_has_come_from_the_rejecting_shelfs_free_units(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    store = await two_location_store(client, 5, 0)
+    order, line, wh1 = await released_at_wh1(store, 2)
+
+    result = await store.call(
+        "POST",
+        reject_path(wh1),
+        200,
+        json={"line_id": line, "quantity": 1, "reason": "cracked", "write_off": "damage"},
+    )
+    # WH-1 refused one broken unit, not its other stock: once its count is right, a good unit takes its place.
+    assert (result["written_off"], result["backordered"], result["hold_id"]) == (1, 0, None)
+    assert [(item["location"], item["quantity"]) for item in result["rerouted"]] == [("WH-1", 1)]
+    assert [(item["location_code"], item["status"]) for item in result["fulfillment_orders"]] == [
+        ("WH-1", "open")
+    ]
+    assert await stock_at(store, "TEE-S") == {"WH-1": (4, 2)}
+    after = await store.call("GET", f"/api/v1/orders/{order['id']}", 200)
+    assert (buckets(after, "TEE-S"), after["open_hold_count"]) == ((2, 0, 0, 0, 0), 0)
+    rejected = entry(await timeline_of(store, order["id"]), "fulfillment_line_rejected")["changes"]
+    assert [item["reason"] for item in rejected["rerouted"]] == [
+        "WH-1 (priority 10) is the first location with all 1"
+    ]
+    [reservation] = after["reservations"]
+    assert reservation["reason"] == (
+        "taken from WH-1's other free units, the ones rejected there (cracked) written off: "
+        "WH-1 (priority 10) is the first location with all 1"
+    )
+    await ship(store, wh1["id"], [(line, 2)])
+    await run_consumer(database, store, shortfall.CONSUMER_NAME)
+    await run_consumer(database, store, backorders.CONSUMER_NAME)
+    assert await stock_at(store, "TEE-S") == {"WH-1": (2, 0)}
     await assert_stock_invariants(database, store)
 
 

@@ -9,8 +9,10 @@ hold with the reason. The reason is on the order's timeline either way.
 
 The rejection may also write the units off (`write_off`: a `damage` for broken units, a
 `correction` for units that are not there): they leave the location's on_hand in the same
-transaction, as an adjustment by whoever rejected, and the hold is the system's, released
-by itself once the units are reserved again (`shortfall.hold_for_stock`). Without it the
+transaction, as an adjustment by whoever rejected. The location's count is then right, so
+what no other location has comes from its own other free units before anything waits,
+and a hold for what still waits is the system's, released by itself once the units are
+reserved again (`shortfall.hold_for_stock`). Without it the
 location still counts units it could not ship, so the hold is whoever rejected: a person
 counts the location and then releases the hold or cancels the units (the backorder filler
 may reserve them again meanwhile, but leaves this hold alone).
@@ -40,6 +42,7 @@ from ordersmith.tenants.fulfillment.stock import (
     backorder,
     check_held,
     held_here,
+    plan_at,
     plan_elsewhere,
     reserve_plan,
     take_here,
@@ -131,12 +134,24 @@ async def reject_line(
     )
     plan = await plan_elsewhere(session, line, location_id, quantity)
     rerouted = await reserve_plan(session, line, plan, f"re-routed from {code} ({reason})")
+    places = {allocation.location_id for allocation in plan.allocations}
     backordered = plan.backordered.get(line.variant_id, 0)
+    if backordered and written_off is not None:
+        # The write-off put this location's count right, and it refused those units, not its
+        # other stock: what no other location has comes from its free units before anything
+        # waits (a unit left free here while the order waited would wake nobody).
+        here = await plan_at(session, line, location_id, backordered)
+        rerouted += await reserve_plan(
+            session,
+            line,
+            here,
+            f"taken from {code}'s other free units, the ones rejected there ({reason[:200]}) written off",
+        )
+        places.update(allocation.location_id for allocation in here.allocations)
+        backordered = here.backordered.get(line.variant_id, 0)
     if backordered:
         await backorder(session, line, backordered)
-    assigned = await assign(
-        session, order_id, create=True, only={allocation.location_id for allocation in plan.allocations}
-    )
+    assigned = await assign(session, order_id, create=True, only=places)
     await session.execute(
         update(Order).where(Order.id == order_id).values(version=Order.version + 1, updated_at=now)
     )

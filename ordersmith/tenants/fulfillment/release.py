@@ -38,11 +38,13 @@ from ordersmith.tenants.fulfillment.views import (
 from ordersmith.tenants.inventory.models import Location
 from ordersmith.tenants.orders import derived, timeline
 from ordersmith.tenants.orders import lifecycle as order_lifecycle
-from ordersmith.tenants.orders.models import Order, OrderLine
+from ordersmith.tenants.orders.models import Order, OrderEvent, OrderLine
 from ordersmith.tenants.orders.timeline import Entry, change
 from ordersmith.tenants.orders.views import OrderView, load_order
 
 FULFILLMENT_ORDER_CREATED = "fulfillment_order.created"
+# The timeline entry of a release; with no fulfillment orders when every unit waits for stock.
+RELEASED_TO_FULFILLMENT = "released_to_fulfillment"
 
 
 @dataclass
@@ -68,11 +70,19 @@ def check_releasable(view: OrderView, action: str) -> None:
 
 
 async def ever_released(session: AsyncSession, order_id: uuid.UUID) -> bool:
-    """Whether the order went to fulfillment: it has had a fulfillment order, live or not."""
+    """Whether the order went to fulfillment: it has had a fulfillment order, or a release recorded."""
     found = await session.scalar(
         select(FulfillmentOrder.id).where(FulfillmentOrder.order_id == order_id).limit(1)
     )
-    return found is not None
+    if found is not None:
+        return True
+    # Released while every unit waited for stock: no fulfillment order yet, only the release's entry.
+    recorded = await session.scalar(
+        select(OrderEvent.id)
+        .where(OrderEvent.order_id == order_id, OrderEvent.kind == RELEASED_TO_FULFILLMENT)
+        .limit(1)
+    )
+    return recorded is not None
 
 
 async def _live_fulfillment_orders(session: AsyncSession, order_id: uuid.UUID) -> dict[uuid.UUID, uuid.UUID]:
@@ -282,19 +292,30 @@ async def release_to_fulfillment(
     view = await load_order(session, order_id, lock=True)
     check_releasable(view, "be released to fulfillment")
     order = view.order
+    # Asked before assigning: the fulfillment orders it opens would answer yes.
+    was_released = await ever_released(session, order_id)
     assigned = await assign(session, order_id, create=True)
     moves = await sync(session, order_id)
-    if assigned:
-        await session.execute(
-            update(Order)
-            .where(Order.id == order_id)
-            .values(version=Order.version + 1, updated_at=dt.datetime.now(dt.UTC))
-        )
-        details: dict[str, Any] = {"fulfillment_orders": assigned_details(assigned)}
-        if moves:
-            details["status_changes"] = moves
-        await timeline.record(session, order_id, [Entry("released_to_fulfillment", details)], actor)
-        await record_events(session, tenant, created_payloads(order, assigned))
+    details: dict[str, Any] = {"fulfillment_orders": assigned_details(assigned)}
+    if not assigned:
+        if was_released:
+            return await fulfillment_orders_of(session, order_id)
+        # Every unit waits for stock: the release is recorded all the same, so the backorder
+        # filler sends the units to their location when they arrive.
+        details["backordered"] = [
+            {"line_number": line.line_number, "sku": line.sku_code, "quantity": line.quantity_backordered}
+            for line in view.lines
+            if line.quantity_backordered
+        ]
+    await session.execute(
+        update(Order)
+        .where(Order.id == order_id)
+        .values(version=Order.version + 1, updated_at=dt.datetime.now(dt.UTC))
+    )
+    if moves:
+        details["status_changes"] = moves
+    await timeline.record(session, order_id, [Entry(RELEASED_TO_FULFILLMENT, details)], actor)
+    await record_events(session, tenant, created_payloads(order, assigned))
     return await fulfillment_orders_of(session, order_id)
 
 

@@ -24,7 +24,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.platform.database import TenantContext
-from ordersmith.platform.errors import ValidationFailedError
+from ordersmith.platform.errors import FieldError, ValidationFailedError
 from ordersmith.platform.events import record_event
 from ordersmith.platform.identity.audit import Actor
 from ordersmith.platform.ids import uuid7
@@ -259,6 +259,18 @@ async def mark_delivered(
     order_id = (await shipment_row(session, shipment_id)).order_id
     order = await order_row(session, order_id, lock=True)
     shipment = await shipment_row(session, shipment_id)
+    if delivered_at is not None and delivered_at < shipment.shipped_at:
+        shipped = shipment.shipped_at.isoformat()
+        raise ValidationFailedError(
+            "the delivery time is invalid; see errors",
+            errors=[
+                FieldError(
+                    "delivered_at",
+                    f"must not be earlier than the shipment's shipped_at ({shipped}); "
+                    "give the time the carrier delivered it",
+                )
+            ],
+        )
     if shipment.status == "delivered":
         if delivered_at is not None and delivered_at != shipment.delivered_at:
             recorded = shipment.delivered_at.isoformat() if shipment.delivered_at else "another time"

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, func, insert, select, update
+from sqlalchemy import BigInteger, ColumnElement, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.platform.ids import uuid7
@@ -115,6 +115,16 @@ async def plan_elsewhere(
     session: AsyncSession, line: OrderLine, avoid: uuid.UUID | None, quantity: int
 ) -> Plan:
     """Where `quantity` units of the line can come from, not at `avoid`, by priority; the rest backordered."""
+    return await _plan(session, line, quantity, *([Location.id != avoid] if avoid is not None else []))
+
+
+async def plan_at(session: AsyncSession, line: OrderLine, location_id: uuid.UUID, quantity: int) -> Plan:
+    """How many of `quantity` units of the line this one location has free; the rest backordered."""
+    return await _plan(session, line, quantity, Location.id == location_id)
+
+
+async def _plan(session: AsyncSession, line: OrderLine, quantity: int, *where: ColumnElement[bool]) -> Plan:
+    """Plan `quantity` units of the line over the active locations that meet `where`."""
     rows = await session.execute(
         select(
             StockLevel.variant_id,
@@ -125,11 +135,7 @@ async def plan_elsewhere(
             StockLevel.on_hand.cast(BigInteger) - StockLevel.reserved - StockLevel.safety_stock,
         )
         .join(Location, Location.id == StockLevel.location_id)
-        .where(
-            StockLevel.variant_id == line.variant_id,
-            Location.is_active,
-            *([Location.id != avoid] if avoid is not None else []),
-        )
+        .where(StockLevel.variant_id == line.variant_id, Location.is_active, *where)
         .order_by(StockLevel.variant_id, StockLevel.location_id)
     )
     stock = [StockRow(*row) for row in rows]
