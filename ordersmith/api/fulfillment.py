@@ -299,7 +299,10 @@ async def read_order_fulfillment(
 @get(
     "/api/v1/fulfillment-orders",
     operation_id="listFulfillmentOrders",
-    summary="Fulfillment orders, oldest first; a location's queue with `location_id`.",
+    summary=(
+        "Fulfillment orders, oldest first; a location's queue with `location_id`, its open work with "
+        "`status` (open, in_progress, on_hold, closed or cancelled)."
+    ),
     opt=requires(Permission.ORDERS_READ),
     tags=["fulfillment"],
 )
@@ -307,12 +310,14 @@ async def read_fulfillment_orders(
     principal: NamedDependency[Principal],
     tenant_session: NamedDependency[AsyncSession],
     location_id: FromQuery[str | None] = None,
+    status: FromQuery[str | None] = None,
     limit: FromQuery[int] = DEFAULT_PAGE_SIZE,
     cursor: FromQuery[str | None] = None,
 ) -> FulfillmentOrderList:
+    """422 names `status` when it is not one of the five."""
     location = None if location_id is None else location_id_of(location_id)
     page = await list_fulfillment_orders(
-        tenant_session, PageRequest.parse(limit, cursor), location_id=location
+        tenant_session, PageRequest.parse(limit, cursor), location_id=location, status=status
     )
     return FulfillmentOrderList([FulfillmentOrder.of(view) for view in page.items], page.next_cursor)
 

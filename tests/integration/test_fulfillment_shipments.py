@@ -356,6 +356,15 @@ async def test_another_stores_fulfillment_is_404_on_every_route(
         "GET", "/api/v1/fulfillment-orders", 200, params={"location_id": store.locations["WH-1"]}
     )
     assert [item["id"] for item in listed["data"]] == [fulfillment_order["id"]]
+    # A location's open work: the queue filtered by status, on the index built for it.
+    queue = {"location_id": store.locations["WH-1"]}
+    closed = await store.call("GET", "/api/v1/fulfillment-orders", 200, params={**queue, "status": "closed"})
+    open_work = await store.call("GET", "/api/v1/fulfillment-orders", 200, params={**queue, "status": "open"})
+    assert ([item["id"] for item in closed["data"]], open_work["data"]) == ([fulfillment_order["id"]], [])
+    wrong = await store.call("GET", "/api/v1/fulfillment-orders", 422, params={**queue, "status": "shipped"})
+    assert wrong["errors"] == [
+        {"field": "status", "message": "must be one of open, in_progress, on_hold, closed, cancelled"}
+    ]
 
 
 async def test_stock_an_edit_reserves_on_a_released_order_goes_to_its_locations_at_once(

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ordersmith.platform.errors import FieldError, ValidationFailedError
 from ordersmith.platform.pagination import Page, PageRequest
 from ordersmith.tenants.fulfillment import lifecycle
 from ordersmith.tenants.fulfillment.errors import (
@@ -18,6 +19,7 @@ from ordersmith.tenants.fulfillment.errors import (
     ShipmentNotFoundError,
 )
 from ordersmith.tenants.fulfillment.models import (
+    FULFILLMENT_ORDER_STATUSES,
     FulfillmentOrder,
     FulfillmentOrderLine,
     Shipment,
@@ -222,12 +224,23 @@ async def fulfillment_orders_of(session: AsyncSession, order_id: uuid.UUID) -> l
 
 
 async def list_fulfillment_orders(
-    session: AsyncSession, page: PageRequest, *, location_id: uuid.UUID | None = None
+    session: AsyncSession,
+    page: PageRequest,
+    *,
+    location_id: uuid.UUID | None = None,
+    status: str | None = None,
 ) -> Page[FulfillmentOrderView]:
-    """Fulfillment orders, oldest first (a location's queue when `location_id` is given)."""
+    """Fulfillment orders, oldest first: a location's queue with `location_id`, by `status` if given."""
+    if status is not None and status not in FULFILLMENT_ORDER_STATUSES:
+        raise ValidationFailedError(
+            "some fields are invalid; see errors",
+            errors=[FieldError("status", f"must be one of {', '.join(FULFILLMENT_ORDER_STATUSES)}")],
+        )
     query = select(FulfillmentOrder)
     if location_id is not None:
         query = query.where(FulfillmentOrder.location_id == location_id)
+    if status is not None:
+        query = query.where(FulfillmentOrder.status == status)
     rows = list(
         await session.scalars(
             page.apply(query, FulfillmentOrder.created_at, FulfillmentOrder.id, newest_first=False)
