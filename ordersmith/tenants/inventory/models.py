@@ -104,7 +104,10 @@ class InventoryAdjustment(TenantBase):
     reference: Mapped[str | None] = mapped_column(String(100))
     actor_type: Mapped[str] = mapped_column(String(20))
     actor_id: Mapped[str | None] = mapped_column(String(100))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # When the row was written (after any lock it waited for), so the ledger lists in commit order.
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.clock_timestamp()
+    )
 
 
 class Reservation(TenantBase):
