@@ -150,6 +150,18 @@ async def test_stock_never_goes_below_zero_and_bad_adjustments_say_why(store: St
     assert (await store.stock("TEE-S"))["on_hand"] == 2 * 10**9
     ledger = await store.call("GET", "/api/v1/inventory/adjustments", 200, params={"sku": "TEE-S"})
     assert [row["on_hand_after"] for row in ledger["data"]] == [2 * 10**9, 10**9 + 3, 3]
+    # The advice can be followed: a count states any figure a location may hold, and no more.
+    counted = await adjust(
+        store, 201, sku="TEE-S", location_id=wh1, kind="count", quantity=2 * 10**9 - 1, reason="cycle count"
+    )
+    assert (counted["quantity"], counted["on_hand_after"]) == (-1, 2 * 10**9 - 1)
+    problem = await adjust(
+        store, 422, sku="TEE-S", location_id=wh1, kind="count", quantity=2 * 10**9 + 1, reason="cycle count"
+    )
+    assert problem["errors"] == [
+        {"field": "quantity", "message": "must be a whole number of units up to 2000000000"}
+    ]
+    await adjust(store, 201, sku="TEE-S", location_id=wh1, kind="count", quantity=2 * 10**9, reason="recount")
     problem = await adjust(
         store, 422, sku="TEE-S", location_id=wh1, kind="shipment", quantity=-1, reason="sent"
     )

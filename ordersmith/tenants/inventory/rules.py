@@ -120,8 +120,10 @@ def check_adjustment(kind: str, quantity: int, reason: str, errors: list[FieldEr
     """An adjustment a person records: a known kind, a sensible quantity, a reason."""
     if kind not in MANUAL_KINDS:
         errors.append(FieldError("kind", f"must be one of {', '.join(MANUAL_KINDS)}"))
-    if isinstance(quantity, bool) or not isinstance(quantity, int) or abs(quantity) > MAX_QUANTITY:
-        errors.append(FieldError("quantity", f"must be a whole number of units up to {MAX_QUANTITY}"))
+    # A count states the shelf, up to what a location may hold; other kinds move at most MAX_QUANTITY.
+    most = MAX_ON_HAND if kind == "count" else MAX_QUANTITY
+    if isinstance(quantity, bool) or not isinstance(quantity, int) or abs(quantity) > most:
+        errors.append(FieldError("quantity", f"must be a whole number of units up to {most}"))
     elif kind == "receive" and quantity <= 0:
         errors.append(FieldError("quantity", "a receipt adds stock: give a positive quantity"))
     elif kind == "damage" and quantity >= 0:
