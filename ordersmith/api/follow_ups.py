@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ordersmith.api import idempotency
 from ordersmith.api.access import requires
 from ordersmith.api.fulfillment import Shipment
-from ordersmith.api.returns import Return
+from ordersmith.api.return_schemas import Return
 from ordersmith.platform.identity.permissions import Permission
 from ordersmith.platform.identity.principal import Principal
 from ordersmith.platform.pagination import DEFAULT_PAGE_SIZE, PageRequest

@@ -11,10 +11,9 @@ from litestar.params import FromPath, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.api import idempotency
-from ordersmith.api._return_schemas import RefundResult, Returns
-from ordersmith.api._return_schemas import Return as Return  # follow-ups answer with it too
 from ordersmith.api.access import requires
 from ordersmith.api.entitlements import requires_feature
+from ordersmith.api.return_schemas import RefundResult, Return, Returns
 from ordersmith.platform.identity.permissions import Permission
 from ordersmith.platform.identity.principal import Principal
 from ordersmith.platform.plans import Feature
