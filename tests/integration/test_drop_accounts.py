@@ -19,6 +19,7 @@ from ordersmith.platform.identity.recovery import confirm_password_reset
 from ordersmith.platform.identity.tokens import TokenSigner
 from ordersmith.platform.settings import Settings
 from ordersmith.platform.tenancy import archive_tenant, drop_tenant, get_tenant_record
+from tests.support.concurrency import wait_for_lock_waiters
 from tests.support.http import PASSWORD, bearer, sign_up
 from tests.support.members import add_member, invitation_token, invite
 
@@ -30,24 +31,6 @@ async def _accounts(database: Database, email: str) -> int:
         return int(
             await session.scalar(select(func.count()).select_from(User).where(User.email == email)) or 0
         )
-
-
-async def _waiting_on_locks(database: Database, count: int) -> None:
-    """Return once `count` backends of this database wait on a lock, the drop's owner login's included."""
-    waiting = None
-    for _ in range(3000):
-        # As the owner, from pg_locks: the runtime login is not shown what the owner's backends wait on.
-        async with database.owner.connect() as connection:
-            waiting = await connection.scalar(
-                text(
-                    "SELECT count(DISTINCT pid) FROM pg_locks WHERE NOT granted AND pid IN"
-                    " (SELECT pid FROM pg_stat_activity WHERE datname = current_database())"
-                )
-            )
-        if waiting == count:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"expected {count} backends waiting on a lock, saw {waiting}")
 
 
 async def test_a_drop_deletes_only_the_accounts_left_with_no_store_and_no_pending_invitation(
@@ -125,7 +108,7 @@ async def test_a_refresh_and_a_password_reset_during_a_drop_neither_deadlock_nor
         # long as a big store's schema takes to drop: the window the account's own writes race.
         await blocker.execute(text(f'LOCK TABLE "{record.schema_name}".orders IN ACCESS SHARE MODE'))
         drop = asyncio.create_task(drop_tenant(database, slug, confirm=slug, actor=OPERATOR))
-        await _waiting_on_locks(database, 1)
+        await wait_for_lock_waiters(database, 1, owners_too=True)
         refresh = asyncio.create_task(
             refresh_session(
                 database,
@@ -139,7 +122,7 @@ async def test_a_refresh_and_a_password_reset_during_a_drop_neither_deadlock_nor
                 database, token=link, new_password="Another-Horse-Battery-9", client_address=None
             )
         )
-        await _waiting_on_locks(database, 3)
+        await wait_for_lock_waiters(database, 3, owners_too=True)
         await blocker.rollback()
     dropped, refreshed, reset_outcome = await asyncio.gather(drop, refresh, reset, return_exceptions=True)
 

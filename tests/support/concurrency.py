@@ -95,21 +95,33 @@ async def wait_until_blocked(database: Database, pid: int, by: int) -> None:
         raise AssertionError(f"backend {pid} never waited for backend {by}") from None
 
 
-async def wait_for_lock_waiters(database: Database, count: int) -> None:
+async def wait_for_lock_waiters(database: Database, count: int, *, owners_too: bool = False) -> None:
     """Return once `count` statements of this database wait on a lock (30 s at most).
 
     Each look is its own transaction: PostgreSQL keeps one snapshot of pg_stat_activity
-    for a whole transaction, so polling inside one would never see a later waiter.
+    for a whole transaction, so polling inside one would never see a later waiter. With
+    `owners_too` it looks as the owner, in pg_locks: the runtime login is not shown what
+    the owner login's backends (a tenant drop, a migration) wait on.
     """
+    waiting = None
     for _ in range(3000):
-        async with database.platform_session() as session:
-            waiting = await session.scalar(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity"
-                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        if owners_too:
+            async with database.owner.connect() as connection:
+                waiting = await connection.scalar(
+                    text(
+                        "SELECT count(DISTINCT pid) FROM pg_locks WHERE NOT granted AND pid IN"
+                        " (SELECT pid FROM pg_stat_activity WHERE datname = current_database())"
+                    )
                 )
-            )
+        else:
+            async with database.platform_session() as session:
+                waiting = await session.scalar(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity"
+                        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                    )
+                )
         if waiting == count:
             return
         await asyncio.sleep(0.01)
-    raise AssertionError(f"expected {count} changes waiting on a lock")
+    raise AssertionError(f"expected {count} changes waiting on a lock, saw {waiting}")
