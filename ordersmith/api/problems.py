@@ -48,6 +48,14 @@ _WANTED_WORDS = {
     "object": "an object",
 }
 _GOT_WORDS = {**_WANTED_WORDS, "float": "a number with a fraction part (such as 1.0)"}
+# msgspec's words for text that is not in the format a field or parameter reads it in.
+_FORMAT_MESSAGES = {
+    "Invalid RFC3339 encoded datetime": (
+        "must be a date and time with a time zone, such as 2026-11-27T00:00:00Z"
+    ),
+    "Invalid RFC3339 encoded date": "must be a date, such as 2026-11-27",
+    "Invalid UUID": "must be an id (a UUID, such as 01a229e9-4795-76f1-a555-0290d1c66e72)",
+}
 _HTTP_CODES = {
     400: ("bad_request", "Bad request"),
     401: ("unauthenticated", "Authentication required"),
@@ -209,9 +217,8 @@ def validation_error_handler(
                 field_error = decode_field_error("" if key == "data" else key, message)
                 errors.append({"field": field_error.field, "message": field_error.message})
             else:
-                # A parameter is text by nature: only what it should read as is worth saying.
                 field = str(item.get("key") or item.get("source") or "body")
-                errors.append({"field": field, "message": plain_type_message(message, with_given=False)})
+                errors.append({"field": field, "message": plain_type_message(message, parameter=True)})
     # Litestar reports a missing parameter in its detail text only.
     missing = _MISSING_PARAMETER.match(error.detail)
     if missing:
@@ -242,21 +249,28 @@ def decode_field_error(field: str, message: str) -> FieldError:
     # An empty body leaves Litestar's `data` unfilled: its message is the KeyError's, "'data'".
     if not field and (message == "'data'" or message.startswith("Expected `object`")):
         return FieldError("body", "send a JSON object body")
-    return FieldError(field or "body", plain_type_message(message, with_given=True))
+    return FieldError(field or "body", plain_type_message(message, parameter=False))
 
 
-def plain_type_message(message: str, *, with_given: bool) -> str:
-    """msgspec's "Expected `int`, got `str`" in a caller's words: "must be a whole number, not text"."""
+def plain_type_message(message: str, *, parameter: bool) -> str:
+    """msgspec's "Expected `int`, got `str`" in a caller's words: "must be a whole number, not text".
+
+    A query or path parameter is text by nature, so only what it should read as is worth
+    saying; and it is left out rather than sent as null, so null is not offered.
+    """
+    if message in _FORMAT_MESSAGES:
+        return _FORMAT_MESSAGES[message]
     wrong = _WRONG_TYPE.fullmatch(message)
     if wrong is None:
         return message
-    wanted = [_WANTED_WORDS.get(name.strip()) for name in wrong["wanted"].split("|")]
+    names = [name.strip() for name in wrong["wanted"].split("|")]
+    wanted = [_WANTED_WORDS.get(name) for name in names if not (parameter and name == "null")]
     given = _GOT_WORDS.get(wrong["got"])
     if given is None or any(words is None for words in wanted):
         return message
     words = [str(item) for item in wanted]
     expected = words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
-    return f"must be {expected}, not {given}" if with_given else f"must be {expected}"
+    return f"must be {expected}" if parameter else f"must be {expected}, not {given}"
 
 
 def http_error_handler(request: Request[Any, Any, Any], error: HTTPException) -> Response[dict[str, Any]]:

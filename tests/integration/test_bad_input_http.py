@@ -265,6 +265,35 @@ async def test_query_parameters_are_still_read_from_text(store: Store) -> None:
     assert_invalid(bad, [{"field": "limit", "message": "must be a whole number"}])
 
 
+@pytest.mark.parametrize(
+    ("params", "field", "message"),
+    [
+        (
+            {"created_after": "2026-11-27"},
+            "created_after",
+            "must be a date and time with a time zone, such as 2026-11-27T00:00:00Z",
+        ),
+        (
+            {"created_before": "yesterday"},
+            "created_before",
+            "must be a date and time with a time zone, such as 2026-11-27T00:00:00Z",
+        ),
+        (
+            {"customer_id": "abc"},
+            "customer_id",
+            "must be an id (a UUID, such as 01a229e9-4795-76f1-a555-0290d1c66e72)",
+        ),
+        # Left out is how a parameter says null: only true and false are offered.
+        ({"has_open_hold": "maybe"}, "has_open_hold", "must be true or false"),
+    ],
+)
+async def test_a_query_parameter_in_the_wrong_format_says_what_it_reads(
+    store: Store, params: dict[str, str], field: str, message: str
+) -> None:
+    response = await store.client.get("/api/v1/orders", params=params, headers=store.headers)
+    assert_invalid(response, [{"field": field, "message": message}])
+
+
 ORDER_FILTERS = (
     "channel, created_after, created_before, cursor, customer_id, external_reference, "
     "fulfillment_status, has_open_hold, limit, payment_status, sku, status, tag"
