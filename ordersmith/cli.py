@@ -118,6 +118,11 @@ async def run(host: str, port: int, data_dir: Path | None) -> None:
     from ordersmith.app import create_app
     from ordersmith.platform.workers import connect_broker
 
+    # SIGTERM (a process manager, `timeout`, a container's stop) and SIGHUP (its terminal
+    # closed) must end `run` as Ctrl-C does, with the embedded PostgreSQL stopped by the
+    # exit handlers (see _exit_on_signal).
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    signal.signal(signal.SIGHUP, _exit_on_signal)
     if data_dir is not None:
         os.environ["ORDERSMITH_DATA_DIR"] = str(data_dir)
     # Links in emails point at this server unless told otherwise.
@@ -149,6 +154,8 @@ async def run(host: str, port: int, data_dir: Path | None) -> None:
             proxy_headers=False,
         )
     )
+    # uvicorn shuts down gracefully on SIGINT and SIGTERM only: a hang-up asks for the same.
+    signal.signal(signal.SIGHUP, lambda _number, frame: server.handle_exit(signal.SIGTERM, frame))
     click.echo(
         f"\nOrdersmith is running at http://{host}:{port}\n"
         f"  API description: http://{host}:{port}/api/schema\n"
@@ -196,6 +203,18 @@ def serve(host: str, port: int, workers: int) -> None:
         # reading would trust any local peer's header before the app sees the request.
         proxy_headers=False,
     )
+
+
+def _exit_on_signal(signal_number: int, _frame: object) -> None:
+    """End the process the ordinary way, so that its exit handlers run, with a signal's exit status.
+
+    uvicorn shuts the app down on SIGTERM and then raises the signal again for the handler
+    that was in place before it. Python's default handler ends the process on the spot,
+    skipping the exit handler that stops the embedded PostgreSQL: the server would stay
+    up, and, its list of users still naming the dead process, would not be stopped by
+    later runs either.
+    """
+    sys.exit(128 + signal_number)
 
 
 def _database_description(settings: Settings) -> str:
