@@ -28,6 +28,7 @@ from ordersmith.platform.identity.existing_accounts import (
     email_taken,
     lock_proven_account,
     prove_account_password,
+    refuse_repeated_sign_up,
 )
 from ordersmith.platform.identity.models import ActionToken, Membership, RefreshToken, User
 from ordersmith.platform.identity.passwords import check_password, hash_password, verify_password
@@ -204,7 +205,10 @@ async def sign_up(
     mean answering like a success, but a sign-up signs its owner straight into a working
     store, which cannot be faked. So sign-ups are limited per client address instead
     (counted before anything is looked up, refused ones included), which makes probing
-    addresses slow, and the answer never names a store.
+    addresses slow, and the answer never names a store to whoever has not proven the password.
+
+    The same sign-up sent again (a double click, a client's retry) makes no second store:
+    once the password is proven, 409 `sign_up_repeated` names the store the first one made.
     """
     company_name = company_name.strip()
     errors: list[FieldError] = []
@@ -254,6 +258,10 @@ async def sign_up(
         await prove_account_password(
             database, account.id, email, password, account.password_hash, client_address
         )
+        # Before building a store for nothing; asked again under the account's lock, for a
+        # repeat sent while the first was still being built.
+        async with database.platform_session() as session:
+            await refuse_repeated_sign_up(session, account.id, company_name)
     password_hash = await hash_password(password) if account is None else None
     user_id = account.id if account is not None else uuid.uuid4()
     refresh_token = ""
@@ -266,6 +274,7 @@ async def sign_up(
             )
         else:
             await lock_proven_account(connection, user_id, account.password_hash)
+            await refuse_repeated_sign_up(connection, user_id, company_name)
         await connection.execute(
             insert(Membership).values(
                 id=uuid.uuid4(), tenant_id=tenant.tenant_id, user_id=user_id, role=Role.OWNER

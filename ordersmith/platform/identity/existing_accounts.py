@@ -1,7 +1,8 @@
 """Sign-up with an address that already has an account: proving its password, and telling who should know.
 
-A right password makes the new store the account's (`accounts.sign_up`); a wrong one is
-409 `email_taken`, counted by sign-in's lockout and written to the account's stores'
+A right password makes the new store the account's (`accounts.sign_up`), unless the
+sign-up repeats one that just made a store (409 `sign_up_repeated`, naming it); a wrong one
+is 409 `email_taken`, counted by sign-in's lockout and written to the account's stores'
 trails as a failed sign-in. Split from `accounts.py` to keep it readable.
 """
 
@@ -10,8 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from ordersmith.platform.database import Database
 from ordersmith.platform.errors import ConflictError, EmailTakenError
@@ -20,6 +21,16 @@ from ordersmith.platform.identity.audit import Actor, record_audit
 from ordersmith.platform.identity.lockout import TENANT_REALM
 from ordersmith.platform.identity.models import Membership, User
 from ordersmith.platform.identity.passwords import verify_password
+from ordersmith.platform.models import Tenant, TenantStatus
+
+# How long after an account starts a store a sign-up of the same account and store name is
+# taken for the same one sent again (a double click, a client's retry), not for a second store.
+REPEATED_SIGN_UP_WINDOW = dt.timedelta(minutes=10)
+
+
+class SignUpRepeatedError(ConflictError):
+    code = "sign_up_repeated"
+    title = "Store already started"
 
 
 async def prove_account_password(
@@ -73,6 +84,11 @@ async def lock_proven_account(
     connection: AsyncConnection, user_id: uuid.UUID, proven_hash: str | None
 ) -> None:
     """Hold the account the caller proved the password of until the new store exists, or refuse."""
+    # Exclusive between two sign-ups of the account, so that the second sees the store the
+    # first made (`refuse_repeated_sign_up`): the row lock below is shared, and cannot.
+    await connection.execute(
+        text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"ordersmith.sign_up:{user_id}"}
+    )
     # Shared, as a refresh locks it: a password reset (which updates the row, then ends every
     # session) waits for this sign-up and ends its session too; a store drop deleting the
     # account waits, then sees the new membership and keeps it.
@@ -87,6 +103,43 @@ async def lock_proven_account(
         raise ConflictError(
             "the password of the account for this email changed a moment ago; sign up again with the new one"
         )
+
+
+async def refuse_repeated_sign_up(
+    session: AsyncSession | AsyncConnection, user_id: uuid.UUID, company_name: str
+) -> None:
+    """Refuse (409 `sign_up_repeated`, naming it) a sign-up of a store this account started a moment ago.
+
+    A sign-up without a slug gets a new random one each time, so the store's name is what
+    tells a repeat. Asked only once the password is proven: the answer names the store.
+    """
+    store = (
+        await session.execute(
+            select(Tenant.slug, Tenant.name)
+            .join(Membership, Membership.tenant_id == Tenant.id)
+            .where(
+                Membership.user_id == user_id,
+                Membership.status == "active",
+                # Made a member by the transaction that made the store (both rows take its
+                # now()): started by this account, not joined later.
+                Membership.created_at == Tenant.created_at,
+                Tenant.name == company_name,
+                Tenant.status == TenantStatus.ACTIVE.value,
+                Tenant.created_at > func.now() - REPEATED_SIGN_UP_WINDOW,
+            )
+            .order_by(Tenant.created_at.desc())
+            .limit(1)
+        )
+    ).one_or_none()
+    if store is None:
+        return
+    minutes = int(REPEATED_SIGN_UP_WINDOW.total_seconds()) // 60
+    raise SignUpRepeatedError(
+        f"this account started the store {store.name!r} (slug {store.slug!r}) less than {minutes} minutes "
+        f"ago, so this sign-up, a repeat of that one, made no second store; sign in to {store.slug!r} with "
+        "this email and its password, or give another store a name of its own",
+        extensions={"slug": store.slug},
+    )
 
 
 def email_taken() -> EmailTakenError:
