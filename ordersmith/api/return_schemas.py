@@ -6,6 +6,7 @@ import datetime as dt
 
 import msgspec
 
+from ordersmith.tenants.returns.models import ReturnResolution
 from ordersmith.tenants.returns.outcomes import RefundAttempt
 from ordersmith.tenants.returns.views import ReturnView
 
@@ -36,15 +37,42 @@ class Resolution(msgspec.Struct):
     id: str
     # refund, store_credit or exchange.
     kind: str
-    # Refunded or credited; for an exchange, what the returned units it replaces were sold for.
+    # succeeded (it stands), partially_reversed (the provider failed one of its refunds later)
+    # or reversed (it failed all of them): a refund's `amount` less `reversed_amount` stands.
+    state: str
+    # Refunded or credited, as it was given (kept when a refund fails later); for an exchange,
+    # what the returned units it replaces were sold for.
     amount: int
+    # What the provider failed later of a refund, and the payments ledger took back; 0 otherwise.
+    reversed_amount: int
     currency: str
     reason: str
     payment_transaction_ids: list[str]
+    # The payments ledger's refund reversals that took it back, oldest first.
+    reversal_transaction_ids: list[str]
     exchange_order_id: str | None
     actor_type: str
     actor_id: str | None
     created_at: dt.datetime
+
+    @classmethod
+    def of(cls, view: ReturnView, item: ReturnResolution) -> Resolution:
+        reversals = view.reversals_of(item)
+        return cls(
+            id=str(item.id),
+            kind=item.kind,
+            state=view.resolution_state(item),
+            amount=item.amount,
+            reversed_amount=sum(reversal.amount for reversal in reversals),
+            currency=item.currency,
+            reason=item.reason,
+            payment_transaction_ids=[str(key) for key in item.payment_transaction_ids],
+            reversal_transaction_ids=[str(reversal.transaction_id) for reversal in reversals],
+            exchange_order_id=str(item.exchange_order_id) if item.exchange_order_id else None,
+            actor_type=item.actor_type,
+            actor_id=item.actor_id,
+            created_at=item.created_at,
+        )
 
 
 class RefundResult(msgspec.Struct):
@@ -89,6 +117,7 @@ class Return(msgspec.Struct, omit_defaults=True):
     currency: str
     # What the returned units were sold for: refund, store credit and exchange together stay within it.
     value_amount: int
+    # What the refunds stand at: the refund resolutions' `amount` less their `reversed_amount`.
     refunded_amount: int
     store_credit_amount: int
     exchange_order_id: str | None
@@ -154,21 +183,7 @@ class Return(msgspec.Struct, omit_defaults=True):
                 )
                 for item in view.dispositions
             ],
-            resolutions=[
-                Resolution(
-                    str(item.id),
-                    item.kind,
-                    item.amount,
-                    item.currency,
-                    item.reason,
-                    [str(key) for key in item.payment_transaction_ids],
-                    str(item.exchange_order_id) if item.exchange_order_id else None,
-                    item.actor_type,
-                    item.actor_id,
-                    item.created_at,
-                )
-                for item in view.resolutions
-            ],
+            resolutions=[Resolution.of(view, item) for item in view.resolutions],
             created_at=row.created_at,
             approved_at=row.approved_at,
             declined_at=row.declined_at,

@@ -3,6 +3,9 @@
 A line's dispositions say where its units stand now. Receipt gives each unit exactly
 one; deciding units held for inspection later adds `restock` or `damaged` rows for
 them, so whatever a line's rows hold beyond its quantity was decided out of `inspect`.
+
+A refund resolution keeps the amount it gave; what the provider failed of it later is
+read beside it (`refund_reversals.reversals_of`), and its state says whether it stands.
 """
 
 from __future__ import annotations
@@ -18,6 +21,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ordersmith.tenants.orders.models import Order, OrderLine
 from ordersmith.tenants.returns.errors import ReturnNotFoundError
 from ordersmith.tenants.returns.models import Return, ReturnDisposition, ReturnLine, ReturnResolution
+from ordersmith.tenants.returns.refund_reversals import Reversal, reversals_of
+
+# Whether a resolution still stands.
+RESOLUTION_SUCCEEDED = "succeeded"  # given whole, and so it stays
+RESOLUTION_PARTIALLY_REVERSED = "partially_reversed"  # the provider failed one of its refunds later
+RESOLUTION_REVERSED = "reversed"  # the provider failed all it gave back later: nothing of it stands
 
 
 @dataclass(frozen=True)
@@ -42,6 +51,8 @@ class ReturnView:
     lines: list[ReturnLineView]
     dispositions: list[ReturnDisposition]
     resolutions: list[ReturnResolution]
+    # What the payments ledger took back of the refund resolutions, oldest first.
+    reversals: list[Reversal]
 
     @property
     def value(self) -> int:
@@ -52,6 +63,17 @@ class ReturnView:
     def exchange_amount(self) -> int:
         """What the returned units its exchange replaced were sold for: used up as a refund would be."""
         return sum(item.amount for item in self.resolutions if item.kind == "exchange")
+
+    def reversals_of(self, resolution: ReturnResolution) -> list[Reversal]:
+        """What the ledger took back of one resolution: a refund the provider failed later."""
+        return [item for item in self.reversals if item.resolution_id == resolution.id]
+
+    def resolution_state(self, resolution: ReturnResolution) -> str:
+        """Whether a resolution stands: succeeded, partially_reversed or reversed."""
+        reversed_amount = sum(item.amount for item in self.reversals_of(resolution))
+        if reversed_amount == 0:
+            return RESOLUTION_SUCCEEDED
+        return RESOLUTION_REVERSED if reversed_amount >= resolution.amount else RESOLUTION_PARTIALLY_REVERSED
 
     def replaced_value(self, units: int) -> int:
         """What `units` of the returned units were sold for, dearest first (an exchange names no line)."""
@@ -124,14 +146,26 @@ async def return_views(session: AsyncSession, rows: Sequence[Return]) -> list[Re
         counts = standing(line.quantity, per_line.get(line.id, {}))
         lines[line.return_id].append(ReturnLineView(line, sku, name, price, counts))
     resolutions: dict[uuid.UUID, list[ReturnResolution]] = defaultdict(list)
+    return_of: dict[uuid.UUID, uuid.UUID] = {}
     for resolution in await session.scalars(
         select(ReturnResolution)
         .where(ReturnResolution.return_id.in_(ids))
         .order_by(ReturnResolution.created_at, ReturnResolution.id)
     ):
         resolutions[resolution.return_id].append(resolution)
+        return_of[resolution.id] = resolution.return_id
+    reversals: dict[uuid.UUID, list[Reversal]] = defaultdict(list)
+    for reversal in await reversals_of(session, [item for items in resolutions.values() for item in items]):
+        reversals[return_of[reversal.resolution_id]].append(reversal)
     return [
-        ReturnView(row, numbers[row.order_id], lines[row.id], dispositions[row.id], resolutions[row.id])
+        ReturnView(
+            row,
+            numbers[row.order_id],
+            lines[row.id],
+            dispositions[row.id],
+            resolutions[row.id],
+            reversals[row.id],
+        )
         for row in rows
     ]
 
