@@ -49,7 +49,8 @@ WEBHOOK_PATH = "/api/v1/payments/stripe/webhook/{store}"
 
 class Transaction(msgspec.Struct):
     id: str
-    # authorize, capture, void, refund, chargeback or refund_reversal (a refund the provider failed later).
+    # authorize, capture, void, refund, chargeback, refund_reversal (a refund the provider failed
+    # later) or chargeback_reversal (how a dispute ended).
     kind: str
     # request, then one outcome: success, failure or requires_action.
     state: str

@@ -25,8 +25,18 @@ from ordersmith.platform.tenant_tables import TenantBase
 PROVIDERS = ("manual", "stripe")
 # authorize: funds promised or held; capture: funds taken (for `manual`, money received);
 # void: an authorization released; refund: money given back; chargeback: taken back by the bank;
-# refund_reversal: a counted refund the provider failed later, so the money stayed with the merchant.
-TRANSACTION_KINDS = ("authorize", "capture", "void", "refund", "chargeback", "refund_reversal")
+# refund_reversal: a counted refund the provider failed later, so the money stayed with the merchant;
+# chargeback_reversal: how a dispute ended, a success when the bank gave the chargeback back (won,
+# or an inquiry closed), a failure when it kept it (lost).
+TRANSACTION_KINDS = (
+    "authorize",
+    "capture",
+    "void",
+    "refund",
+    "chargeback",
+    "refund_reversal",
+    "chargeback_reversal",
+)
 # request: asked of the provider; then one outcome row per request: success, failure, or
 # requires_action (the customer must authenticate; a webhook brings the final outcome).
 TRANSACTION_STATES = ("request", "success", "failure", "requires_action")
@@ -81,6 +91,13 @@ class PaymentTransaction(TenantBase):
             "provider_reference",
             unique=True,
             postgresql_where=text("kind = 'refund_reversal'"),
+        ),
+        # A dispute closes once (its id is the closing row's reference), however many events say so.
+        Index(
+            "uq_payment_transactions_chargeback_reversal",
+            "provider_reference",
+            unique=True,
+            postgresql_where=text("kind = 'chargeback_reversal'"),
         ),
     )
 

@@ -56,6 +56,9 @@ _VERBS = {
     ("chargeback", status.SUCCESS): "charged_back",
     # The customer never got the refund: to them (and the merchant) it failed, if late.
     (status.REFUND_REVERSAL, status.SUCCESS): "refund_failed",
+    # How a dispute ended: the bank gave the chargeback back, or kept it.
+    (status.CHARGEBACK_REVERSAL, status.SUCCESS): "chargeback_reversed",
+    (status.CHARGEBACK_REVERSAL, status.FAILURE): "dispute_lost",
 }
 
 
@@ -83,7 +86,7 @@ def verb_of(row: PaymentTransaction) -> str:
     """A ledger outcome's name on the timeline (`payment_<verb>`) and in the outbox (`payment.<verb>`)."""
     if row.state == status.REQUIRES_ACTION:
         return "action_required"
-    if row.state == status.FAILURE:
+    if row.state == status.FAILURE and (row.kind, row.state) not in _VERBS:
         return f"{row.kind}_failed"
     return _VERBS[(row.kind, row.state)]
 

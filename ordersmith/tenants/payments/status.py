@@ -7,7 +7,10 @@ waiting on its customer); requests and failures move no money. A `refund_reversa
 back a counted refund the provider failed later: `refunded` is net of them. A `chargeback`
 row holds the dispute as the provider reported it and counts up to what the payment still
 held then; the rest counts once a refund it overlapped is taken back (the bank took that
-money, the refund gave nothing), so `refundable` never rises above what the bank left.
+money, the refund gave nothing), so `refundable` never rises above what the bank left. A
+`chargeback_reversal` success (a dispute won, or an inquiry closed) holds that same amount
+and undoes it: first the part not counted yet, so a refund that fails later makes that money
+refundable rather than charged back, then what was counted. A failure (a dispute lost) moves nothing.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from dataclasses import dataclass
 
 AUTHORIZE, CAPTURE, VOID, REFUND, CHARGEBACK = "authorize", "capture", "void", "refund", "chargeback"
 REFUND_REVERSAL = "refund_reversal"
+CHARGEBACK_REVERSAL = "chargeback_reversal"
 REQUEST, SUCCESS, FAILURE, REQUIRES_ACTION = "request", "success", "failure", "requires_action"
 
 UNPAID = "unpaid"
@@ -50,6 +54,7 @@ class PaymentAmounts:
     voided: int = 0
     # Net of `refunds_reversed`: counted refunds the provider failed later gave nothing back.
     refunded: int = 0
+    # Net of chargebacks the bank gave back (disputes won, inquiries closed).
     charged_back: int = 0
     refunds_reversed: int = 0
     # The last word on its authorization is "the customer must authenticate", and nobody
@@ -93,6 +98,12 @@ def amounts_of(entries: Iterable[LedgerEntry]) -> PaymentAmounts:
             counted = min(entry.amount, max(held, 0))
             totals[CHARGEBACK] += counted
             disputed_beyond += entry.amount - counted
+        elif entry.state == SUCCESS and entry.kind == CHARGEBACK_REVERSAL:
+            # The part never counted first: a refund it overlapped that fails later then
+            # leaves the money with the merchant, since the bank gave the dispute back.
+            uncounted = min(disputed_beyond, entry.amount)
+            disputed_beyond -= uncounted
+            totals[CHARGEBACK] -= min(entry.amount - uncounted, totals[CHARGEBACK])
         elif entry.state == SUCCESS:
             totals[entry.kind] += entry.amount
             if entry.kind == REFUND_REVERSAL:

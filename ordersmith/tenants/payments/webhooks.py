@@ -21,6 +21,10 @@ or a retried request Stripe answers from memory) takes its amount from that firs
 A refund an event reports `failed` or `canceled` (`refund.failed`, `refund.updated`,
 `charge.refund.updated`, or listed by `charge.refunded`) gave nothing back: if the ledger
 counted it by its id, it is taken back once (`reversals.py`); else it is ignored.
+
+Disputes (`disputes.py`): `charge.dispute.created` counts a chargeback and holds the order;
+`charge.dispute.closed` writes how it ended, once: won or an inquiry closed gives the
+chargeback back, lost keeps it.
 """
 
 from __future__ import annotations
@@ -36,9 +40,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ordersmith.platform.database import TenantContext
 from ordersmith.platform.identity.audit import Actor
 from ordersmith.tenants.orders.views import order_row
-from ordersmith.tenants.payments import ledger, reversals, status
+from ordersmith.tenants.payments import disputes, ledger, reversals, status
 from ordersmith.tenants.payments.errors import WebhookRejectedError
-from ordersmith.tenants.payments.models import Payment, PaymentTransaction, PaymentWebhookEvent
+from ordersmith.tenants.payments.models import Payment, PaymentWebhookEvent
 from ordersmith.tenants.payments.providers.base import ProviderEvent
 from ordersmith.tenants.payments.providers.stripe_provider import StripeProvider
 from ordersmith.tenants.payments.recording import Recorder
@@ -58,6 +62,7 @@ HANDLED = frozenset(
         "refund.failed",
         "charge.refund.updated",
         "charge.dispute.created",
+        "charge.dispute.closed",
     }
 )
 # Events whose object is one refund. `charge.refund.updated` is what API versions before
@@ -162,8 +167,12 @@ async def _apply(tenant: TenantContext, session: AsyncSession, event: ProviderEv
                 return f"ignored: the refund is {state} at Stripe and the ledger never counted it"
         else:
             await _named_refunds(recorder, payment, amounts, [data])
+    elif event.type == "charge.dispute.created":
+        await disputes.record_dispute_opened(recorder, payment, rows, data)
     else:
-        await _dispute(recorder, payment, rows, data)
+        ignored = await disputes.record_dispute_closed(recorder, payment, rows, data)
+        if ignored is not None:
+            return ignored
     if not recorder.outcomes:
         return "ignored: the ledger already says so"
     await recorder.finish()
@@ -244,23 +253,3 @@ async def _authorized_or_captured(
             await recorder.note(
                 payment, "void", status.SUCCESS, left, reason="released by Stripe", **reference
             )
-
-
-async def _dispute(
-    recorder: Recorder, payment: Payment, rows: list[PaymentTransaction], data: dict[str, Any]
-) -> None:
-    dispute_id = str(data.get("id"))
-    if any(row.kind == "chargeback" and row.provider_reference == dispute_id for row in rows):
-        return
-    # As Stripe reported it: `status.amounts_of` counts it up to what the payment held (a
-    # pending refund counted the rest as given back) and the rest if that refund fails.
-    amount = int(data.get("amount") or 0)
-    await recorder.note(
-        payment,
-        "chargeback",
-        status.SUCCESS,
-        amount,
-        provider_reference=dispute_id,
-        reason=f"dispute opened: {data.get('reason') or 'no reason given'}",
-    )
-    recorder.hold_reason = f"chargeback: the customer disputed {amount} {payment.currency} with their bank"

@@ -26,6 +26,8 @@ WEBHOOK_TOPICS: tuple[str, ...] = (
     "payment.voided",
     "payment.refunded",
     "payment.charged_back",
+    "payment.chargeback_reversed",
+    "payment.dispute_lost",
     "payment.action_required",
     "payment.authorize_failed",
     "payment.capture_failed",

@@ -255,8 +255,13 @@ def with_refunds_listed(fake: FakeStripe, charge: dict[str, Any]) -> dict[str, A
     }
 
 
-def open_dispute(fake: FakeStripe, intent_id: str, amount: int, reason: str = "fraudulent") -> dict[str, Any]:
-    """The cardholder disputes the charge with their bank; returns the dispute object."""
+def open_dispute(
+    fake: FakeStripe, intent_id: str, amount: int, reason: str = "fraudulent", *, inquiry: bool = False
+) -> dict[str, Any]:
+    """The cardholder disputes the charge with their bank; returns the dispute object.
+
+    An `inquiry` is the bank asking questions first (`warning_needs_response`): no chargeback yet.
+    """
     with fake._lock:
         intent = fake.get("payment_intent", intent_id)
         dispute = {
@@ -267,10 +272,21 @@ def open_dispute(fake: FakeStripe, intent_id: str, amount: int, reason: str = "f
             "charge": intent["latest_charge"],
             "payment_intent": intent_id,
             "reason": reason,
-            "status": "needs_response",
+            "status": "warning_needs_response" if inquiry else "needs_response",
             "created": now(),
         }
         return fake.store("dispute", dispute)
+
+
+def close_dispute(fake: FakeStripe, dispute_id: str, status: str) -> dict[str, Any]:
+    """The bank decides: `won`, `lost`, or `warning_closed` (an inquiry that went no further).
+
+    Returns the dispute as `charge.dispute.closed` carries it.
+    """
+    with fake._lock:
+        dispute = fake.get("dispute", dispute_id)
+        dispute["status"] = status
+        return dict(dispute)
 
 
 def intent_event(fake: FakeStripe, kind: str, intent_id: str, **extra: Any) -> dict[str, Any]:
