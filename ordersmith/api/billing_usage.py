@@ -111,7 +111,7 @@ class Invoice(msgspec.Struct):
     period_end: dt.datetime
     currency: str
     total_amount: int
-    # open, paid or payment_failed.
+    # open, paid, payment_failed (still owed), void or uncollectible (written off).
     status: str
     hosted_url: str | None
     lines: list[PreviewLine]

@@ -4,8 +4,11 @@ The plan and billing status live on `platform.tenants`; every function here runs
 caller's platform transaction, so the state moves with whatever caused it (a Stripe
 webhook, a plan change). Read-only is not a stored state: `entitlements.access_of`
 derives it from the plan, the trial's end and the billing status, so a trial ends on time
-without any job. The hourly `billing.trial_sweep` only sends the emails: a reminder 3
-days and 1 day before the end and a notice at the end, each at most once per trial end.
+without any job. A store that fell behind (past_due, unpaid) is active again only once no
+invoice of its current subscription is left unpaid after a failed attempt: paying one invoice,
+or Stripe calling the subscription active, does not settle another one still owed. The
+hourly `billing.trial_sweep` only sends the emails: a reminder 3 days and 1 day before the
+end and a notice at the end, each at most once per trial end.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ordersmith.platform.billing_models import BillingAccount, BillingInvoice
 from ordersmith.platform.database import Database, TenantContext
 from ordersmith.platform.entitlement_usage import require_known_plan
 from ordersmith.platform.entitlements import SOFT_LIMIT_EXCEEDED, bump_revision
@@ -52,6 +56,8 @@ TRIAL_NOTICES = (
 # An end the sweep first sees later than this (it was down, say) gets no notice any more.
 TRIAL_NOTICE_HORIZON = dt.timedelta(days=7)
 SOFT_LIMIT_NOTIFIER = "billing.soft_limit_notifier"
+# Billing statuses a store leaves for `active` only once it owes no invoice.
+_BEHIND = frozenset({BillingStatus.PAST_DUE, BillingStatus.UNPAID})
 
 
 # ---- plan and payment state (called by subscriptions and webhooks) --------------------------------
@@ -93,6 +99,18 @@ async def _set_status(
     old = BillingStatus(row.billing_status)
     if old == status or (only_from is not None and old not in only_from):
         return
+    if status == BillingStatus.ACTIVE and old in _BEHIND:
+        # Read under the tenant row's lock: a settlement committed meanwhile is seen here.
+        unpaid = await unpaid_invoices(session, tenant_id)
+        if unpaid:
+            logger.info(
+                "tenant %s stays %s after %s: invoices %s are still unpaid",
+                tenant_id,
+                old.value,
+                why,
+                ", ".join(unpaid),
+            )
+            return
     past_due_since = (row.past_due_since or since) if status == BillingStatus.PAST_DUE else None
     if status == BillingStatus.UNPAID:
         past_due_since = row.past_due_since
@@ -116,7 +134,7 @@ async def _set_status(
 async def subscription_status_changed(
     session: AsyncSession, tenant_id: uuid.UUID, status: str, *, now: dt.datetime
 ) -> None:
-    """Follow the Stripe subscription's status: active, past_due (grace starts now), unpaid or canceled."""
+    """Follow the Stripe subscription's status: active (once nothing is owed), past_due, unpaid, canceled."""
     ours = _STRIPE_STATUSES.get(status)
     if ours is None:
         # `incomplete`: the first payment is still being attempted; nothing changes yet.
@@ -138,14 +156,36 @@ async def payment_failed(session: AsyncSession, tenant_id: uuid.UUID, *, now: dt
 
 
 async def payment_succeeded(session: AsyncSession, tenant_id: uuid.UUID) -> None:
-    """An invoice was paid: a past_due or unpaid store is active again."""
-    await _set_status(
-        session,
-        tenant_id,
-        BillingStatus.ACTIVE,
-        only_from={BillingStatus.PAST_DUE, BillingStatus.UNPAID},
-        why="invoice paid",
+    """An invoice was paid: a past_due or unpaid store that owes no other invoice is active again."""
+    await _set_status(session, tenant_id, BillingStatus.ACTIVE, only_from=set(_BEHIND), why="invoice paid")
+
+
+async def invoice_written_off(session: AsyncSession, tenant_id: uuid.UUID, *, why: str) -> None:
+    """An invoice was voided or marked uncollectible: it is owed no more, as if it had been paid."""
+    await _set_status(session, tenant_id, BillingStatus.ACTIVE, only_from=set(_BEHIND), why=why)
+
+
+async def unpaid_invoices(session: AsyncSession, tenant_id: uuid.UUID) -> list[str]:
+    """The Stripe ids of the store's invoices still owed after a failed attempt, oldest period first.
+
+    Only its current subscription's count: an ended subscription's open invoices are no
+    longer collected by Stripe, so they must not hold the store's new subscription back.
+    """
+    current = (
+        select(BillingAccount.stripe_subscription_id)
+        .where(BillingAccount.tenant_id == tenant_id)
+        .scalar_subquery()
     )
+    rows = await session.scalars(
+        select(BillingInvoice.stripe_invoice_id)
+        .where(
+            BillingInvoice.tenant_id == tenant_id,
+            BillingInvoice.status == "payment_failed",
+            BillingInvoice.stripe_subscription_id == current,
+        )
+        .order_by(BillingInvoice.period_start, BillingInvoice.stripe_invoice_id)
+    )
+    return [str(row) for row in rows]
 
 
 # ---- the trial's end -------------------------------------------------------------------------------

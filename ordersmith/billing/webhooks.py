@@ -9,10 +9,14 @@ Stripe's retry applies it. An event about a customer we do not know is logged an
 acknowledged (Stripe would otherwise retry it for days), with nothing changed.
 
 Stripe does not deliver events in the order they happened, so a late event must not undo
-a newer one: a paid invoice stays paid, a subscription event older than the last one
+a newer one: a paid or voided invoice stays so, a written-off one is not owed again unless
+paid, a subscription event older than the last one
 applied to that subscription (or about a subscription that has ended) is ignored, and an
 event about a subscription other than the store's current one is ignored unless it is the
-creation of a newer one. Ignored events are acknowledged and kept with the reason.
+creation of a newer one. Ignored events are acknowledged and kept with the reason. Each
+invoice's state is kept in `billing_invoices`, so a store behind on payments is active
+again only once none of its subscription's invoices is left unpaid, whatever the order the
+events came in.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import uuid
 from typing import Any
 
 import stripe
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -51,7 +55,25 @@ SUBSCRIPTION_EVENTS = frozenset(
 )
 # Stripe's final subscription statuses: no later event brings such a subscription back.
 ENDED_STATUSES = frozenset({"canceled", "incomplete_expired"})
-INVOICE_EVENTS = frozenset({"invoice.paid", "invoice.payment_failed"})
+# The status each invoice event leaves a Stripe invoice in (`payment_failed`: still owed).
+INVOICE_STATUSES = {
+    "invoice.paid": "paid",
+    "invoice.payment_failed": "payment_failed",
+    "invoice.voided": "void",
+    "invoice.marked_uncollectible": "uncollectible",
+}
+INVOICE_EVENTS = frozenset(INVOICE_STATUSES)
+# What an invoice can still become from each status: paid and void are final, and a written-off
+# invoice can be paid or voided but is never owed again. `open` is a row put back by a downgrade.
+_INVOICE_MAY_BECOME = {
+    "open": frozenset(INVOICE_STATUSES.values()),
+    "payment_failed": frozenset(INVOICE_STATUSES.values()),
+    "uncollectible": frozenset({"uncollectible", "paid", "void"}),
+    "paid": frozenset({"paid"}),
+    "void": frozenset({"void"}),
+}
+# Why an invoice written off may bring the store back, as its audit entry says.
+_WRITTEN_OFF_BECAUSE = {"void": "invoice voided", "uncollectible": "invoice marked uncollectible"}
 METER_ERROR_EVENTS = frozenset(
     {"v1.billing.meter.error_report_triggered", "billing.meter.error_report_triggered"}
 )
@@ -177,10 +199,28 @@ async def _apply_subscription(
     return "applied", {"status": status, "plan": plan}
 
 
+def _subscription_of_invoice(obj: dict[str, Any]) -> str | None:
+    """The subscription that billed an invoice: in `parent` since Stripe's 2025-03-31 API, on top before."""
+    details = (obj.get("parent") or {}).get("subscription_details") or {}
+    subscription = details.get("subscription") or obj.get("subscription")
+    if isinstance(subscription, dict):
+        subscription = subscription.get("id")
+    return str(subscription) if subscription else None
+
+
 async def _apply_invoice(
     session: AsyncSession, tenant_id: uuid.UUID, kind: str, obj: dict[str, Any], now: dt.datetime
 ) -> tuple[str, dict[str, Any]]:
-    status = "paid" if kind == "invoice.paid" else "payment_failed"
+    status = INVOICE_STATUSES[kind]
+    # The account's lock serializes this store's events, so the invoice's state read here stays true.
+    await session.get(BillingAccount, tenant_id, with_for_update=True)
+    known = await session.scalar(
+        select(BillingInvoice.status).where(BillingInvoice.stripe_invoice_id == obj["id"])
+    )
+    if known is not None and status not in _INVOICE_MAY_BECOME[known]:
+        # Stripe sends events in no set order: this one would undo a settlement already recorded.
+        logger.info("stripe %s of invoice %s ignored: the invoice is %s", kind, obj["id"], known)
+        return "ignored", {"invoice": obj["id"], "status": known, "stale": f"invoice_{known}"}
     plan = await session.scalar(select(Tenant.plan).where(Tenant.id == tenant_id))
     start = obj.get("period_start") or int(now.timestamp())
     end = obj.get("period_end") or start
@@ -189,6 +229,7 @@ async def _apply_invoice(
         tenant_id=tenant_id,
         source="stripe",
         stripe_invoice_id=obj["id"],
+        stripe_subscription_id=_subscription_of_invoice(obj),
         plan=plan or "unknown",
         period_start=dt.datetime.fromtimestamp(start, dt.UTC),
         period_end=dt.datetime.fromtimestamp(end, dt.UTC),
@@ -197,23 +238,29 @@ async def _apply_invoice(
         status=status,
         hosted_url=obj.get("hosted_invoice_url"),
     )
-    stored = await session.scalar(
+    await session.execute(
         statement.on_conflict_do_update(
             index_elements=[BillingInvoice.stripe_invoice_id],
-            set_={"status": status, "total_amount": statement.excluded.total_amount},
-            # Paid is final: a failed attempt reported after the payment (Stripe sends
-            # events in no set order) describes an earlier moment and changes nothing.
-            where=(BillingInvoice.status != "paid") | (statement.excluded.status == "paid"),
-        ).returning(BillingInvoice.status)
+            set_={
+                "status": status,
+                "total_amount": statement.excluded.total_amount,
+                # Rows mirrored before the subscription was kept learn it from their next event.
+                "stripe_subscription_id": func.coalesce(
+                    statement.excluded.stripe_subscription_id, BillingInvoice.stripe_subscription_id
+                ),
+            },
+        )
     )
-    if stored is None:
-        logger.info("stripe %s of invoice %s ignored: the invoice is paid", kind, obj["id"])
-        return "ignored", {"invoice": obj["id"], "status": "paid", "stale": "invoice_paid"}
+    if status == "payment_failed":
+        await lifecycle.payment_failed(session, tenant_id, now=now)
+        return "applied", {"invoice": obj["id"], "status": status}
     if status == "paid":
         await lifecycle.payment_succeeded(session, tenant_id)
     else:
-        await lifecycle.payment_failed(session, tenant_id, now=now)
-    return "applied", {"invoice": obj["id"], "status": status}
+        await lifecycle.invoice_written_off(session, tenant_id, why=_WRITTEN_OFF_BECAUSE[status])
+    # Shown to support: why a store that just paid may still be past due.
+    still_unpaid = await lifecycle.unpaid_invoices(session, tenant_id)
+    return "applied", {"invoice": obj["id"], "status": status, "still_unpaid": still_unpaid}
 
 
 def _customer_of(kind: str, obj: dict[str, Any]) -> str | None:

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
@@ -169,9 +170,19 @@ class BillingInvoice(PlatformBase):
     __tablename__ = "billing_invoices"
     __table_args__ = (
         CheckConstraint("source IN ('local', 'stripe')", name="source_known"),
-        CheckConstraint("status IN ('open', 'paid', 'payment_failed')", name="status_known"),
-        # The offline ledger closes each period once.
-        UniqueConstraint("tenant_id", "source", "period_start"),
+        # Stripe's invoices are paid, payment_failed (still owed), void or uncollectible (written off).
+        CheckConstraint(
+            "status IN ('open', 'paid', 'payment_failed', 'void', 'uncollectible')", name="status_known"
+        ),
+        # The offline ledger closes each period once. Stripe may bill one period more than once
+        # (a plan change invoiced at once, prorated), so its invoices are told apart by id only.
+        Index(
+            "uq_billing_invoices_local_period",
+            "tenant_id",
+            "period_start",
+            unique=True,
+            postgresql_where=text("source = 'local'"),
+        ),
         Index("ix_billing_invoices_tenant_id_period_start", "tenant_id", "period_start"),
     )
 
@@ -181,6 +192,10 @@ class BillingInvoice(PlatformBase):
     )
     source: Mapped[str] = mapped_column(String(20))
     stripe_invoice_id: Mapped[str | None] = mapped_column(String(100), unique=True)
+    # The subscription that billed it: only the store's current subscription's unpaid invoices hold
+    # it past due (None for a local invoice, one made outside a subscription, or one not heard of since
+    # platform revision 0009).
+    stripe_subscription_id: Mapped[str | None] = mapped_column(String(100))
     plan: Mapped[str] = mapped_column(String(40))
     period_start: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     period_end: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
