@@ -116,6 +116,17 @@ async def _active_memberships(session: AsyncSession, user_id: uuid.UUID) -> list
     return [(tenant_id, name) for tenant_id, name in rows]
 
 
+def _trails_in_lock_order(memberships: list[tuple[uuid.UUID, str]]) -> list[uuid.UUID]:
+    """The stores' tenant ids in tenant-id order: the one order every transaction locks several trails in.
+
+    A trail stays locked until commit. In the order people joined, two people of the same
+    stores who joined them in opposite orders would lock the trails in opposite orders,
+    and of two resets (or verifications) at the same moment PostgreSQL would end one as a
+    deadlock. `record_failed_sign_up` writes its trails in the same order.
+    """
+    return sorted(tenant_id for tenant_id, _ in memberships)
+
+
 async def verify_email(database: Database, *, token: str, client_address: str | None) -> VerifiedEmail:
     """Mark the address of the link's user as verified; the link then stops working."""
     now = dt.datetime.now(dt.UTC)
@@ -137,7 +148,7 @@ async def verify_email(database: Database, *, token: str, client_address: str | 
         if user.email_verified_at is None:
             await session.execute(update(User).where(User.id == user.id).values(email_verified_at=now))
             actor = Actor("user", str(user.id), client_address)
-            for tenant_id, _ in await _active_memberships(session, user.id):
+            for tenant_id in _trails_in_lock_order(await _active_memberships(session, user.id)):
                 await record_audit(
                     session,
                     tenant_id=tenant_id,
@@ -289,7 +300,7 @@ async def confirm_password_reset(
         await lockout.clear(session, lockout.account_key(RESET_REALM, user.email))
         memberships = await _active_memberships(session, user.id)
         actor = Actor("user", str(user.id), client_address)
-        for tenant_id, _ in memberships:
+        for tenant_id in _trails_in_lock_order(memberships):
             await record_audit(
                 session,
                 tenant_id=tenant_id,
