@@ -80,7 +80,8 @@ class ExportedAuditEntry(msgspec.Struct):
     created_at: dt.datetime
     # The hash of the entry before it in the chain, 64 zeros for the first.
     prev_hash: str
-    # SHA-256 of the JSON of every other field but `id`, keys sorted, no spaces.
+    # SHA-256 of the JSON of every other field but `id`: keys sorted, no spaces, and characters
+    # beyond ASCII written as \u escapes (the line itself carries them as UTF-8).
     hash: str
 
 

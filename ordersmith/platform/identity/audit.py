@@ -131,8 +131,9 @@ def exported(entry: AuditEntry) -> dict[str, Any]:
     """An entry as an export shows it: its id, the fields its hash covers in their canonical form, the hash.
 
     Anyone holding an export can check it without us: `hash` is the SHA-256 of the JSON
-    of every other field but `id` (keys sorted, no spaces), and each entry's `prev_hash`
-    is the `hash` of the entry before it in the chain.
+    of every other field but `id` (keys sorted, no spaces, characters beyond ASCII as `\\u`
+    escapes: Python's `json.dumps(fields, sort_keys=True, separators=(",", ":"))`), and each
+    entry's `prev_hash` is the `hash` of the entry before it in the chain.
     """
     return {"id": entry.id, **_hashed_fields(_stored_fields(entry)), "hash": entry.hash}
 
