@@ -14,6 +14,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from ordersmith.admin.support_access import read_tenant_store, update_tenant_store
 from ordersmith.api.access import staff
+from ordersmith.api.payloads import given
 from ordersmith.api.store import Store, StoreUpdate
 from ordersmith.platform.identity.principal import Principal
 from ordersmith.platform.identity.support_grants import (
@@ -183,9 +184,7 @@ async def change_store(
         state.database,
         principal,
         slug,
-        display_name=data.display_name,
-        default_currency=data.default_currency,
-        timezone=data.timezone,
+        given(data),
         method=request.method,
         path=request.url.path,
     )

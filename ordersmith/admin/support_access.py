@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from ordersmith.platform.database import Database
 from ordersmith.platform.identity.principal import Principal
 from ordersmith.platform.identity.support_grants import open_support_access
@@ -23,19 +26,20 @@ async def update_tenant_store(
     database: Database,
     staff: Principal,
     tenant_slug: str,
+    changes: Mapping[str, Any],
     *,
-    display_name: str | None,
-    default_currency: str | None,
-    timezone: str | None,
     method: str,
     path: str,
 ) -> StoreProfile:
-    """Change a tenant's store profile under a read_write grant (audited)."""
+    """Change a tenant's store profile under a read_write grant (audited), as the tenant's own route does.
+
+    `changes` holds the fields the body gave, as for the tenant's route: an absent field
+    stays as it is, and a null review threshold turns the review off.
+    """
     access = await open_support_access(
         database, staff, tenant_slug, needs_write=True, method=method, path=path
     )
     async with database.tenant_session(access.tenant.context) as session:
-        changes = {"display_name": display_name, "default_currency": default_currency, "timezone": timezone}
         return await update_store_profile(
             database, access.tenant.context, session, changes, actor=staff.actor
         )

@@ -24,7 +24,7 @@ from ordersmith.api.entitlements import enforce_read_only
 from ordersmith.api.rate_limits import limit_requests
 from ordersmith.platform.database import Database
 from ordersmith.platform.errors import PermissionDeniedError, UnauthenticatedError
-from ordersmith.platform.identity.permissions import Role, permissions_of
+from ordersmith.platform.identity.permissions import lacking
 from ordersmith.platform.identity.principal import (
     API_KEY_PREFIX,
     Principal,
@@ -156,11 +156,7 @@ async def enforce_access(connection: ASGIConnection[Any, Any, Any, Any], handler
     if access == "permission":
         permission = handler.opt["permission"]
         if not principal.can(permission):
-            # Who can grant it: an admin, or for what only owners hold (billing, SSO) the owner.
-            who = "a store admin" if permission in permissions_of(Role.ADMIN) else "the store's owner"
-            raise PermissionDeniedError(
-                f"this needs the {permission!r} permission, which your role or key lacks; ask {who}"
-            )
+            raise lacking(permission)
     elif access != "authenticated":
         raise PermissionDeniedError("this route declares no access rule; it is closed")
     # After authorization: a caller who may not write at all hears 403, not 402 or 429.

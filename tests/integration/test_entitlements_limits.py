@@ -98,6 +98,42 @@ async def test_accepting_and_reactivating_are_refused_once_the_plan_has_no_seat_
     assert sorted(item["status"] for item in members) == ["active", "deactivated"]
 
 
+async def test_reactivating_does_not_take_the_seat_a_pending_invitation_holds(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    owner = await sign_up(client)
+    slug, headers = owner["tenant"]["slug"], bearer(owner["token"]["access_token"])
+    member = await add_member(client, database, headers, "agent")
+    deactivated = await client.patch(
+        f"/api/v1/users/{member.user_id}", json={"status": "deactivated"}, headers=headers
+    )
+    assert deactivated.status_code == 200, deactivated.text
+    await _override(client, database, slug, "seats", 2)
+    email = _email()
+    await invite(client, headers, email, "viewer")  # the owner and this invitation: 2 seats of 2
+
+    # Seats count as inviting counts them: the invitation's seat is not free to take.
+    reactivated = await client.patch(
+        f"/api/v1/users/{member.user_id}", json={"status": "active"}, headers=headers
+    )
+    assert _refusal(reactivated) == (
+        402,
+        "limit_reached",
+        {"limit": "seats", "current": 2, "allowed": 2, "plan": "trial", "cheapest_plan": "starter"},
+    )
+    accepted = await client.post(
+        "/api/v1/invitations/accept",
+        json={"token": await invitation_token(database, email), "password": PASSWORD, "full_name": "Late"},
+    )
+    assert accepted.status_code == 201, accepted.text
+    members = (await client.get("/api/v1/users", headers=headers)).json()["data"]
+    assert sorted((item["role"], item["status"]) for item in members) == [
+        ("agent", "deactivated"),
+        ("owner", "active"),
+        ("viewer", "active"),
+    ]
+
+
 async def test_locations_past_the_limit_are_refused_and_so_is_reactivating_one(
     client: AsyncTestClient[Litestar], database: Database
 ) -> None:

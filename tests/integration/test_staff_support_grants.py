@@ -13,6 +13,7 @@ from sqlalchemy import update
 
 from ordersmith.platform.database import Database
 from ordersmith.platform.identity.models import SupportGrant
+from ordersmith.tenants.store.service import MAX_REVIEW_THRESHOLD
 from tests.support.http import bearer, sign_up
 from tests.support.staff import staff_token
 
@@ -171,6 +172,68 @@ async def test_the_whole_support_flow_is_granted_elevated_revoked_and_visible_to
     assert {entry["client_address"] for entry in support_entries} == {"testclient"}
     accessed = await _tenant_audit(client, owner_token, action="support.accessed")
     assert [entry["data"]["method"] for entry in accessed] == ["PATCH", "GET"]
+
+
+async def test_a_read_write_grant_changes_every_store_field_the_tenant_can(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    owner = await sign_up(client, company_name="Acme Outdoor")
+    slug, owner_token = owner["tenant"]["slug"], owner["token"]["access_token"]
+    store_path = f"/admin/api/v1/tenants/{slug}/store"
+    _, support_token = await staff_token(client, database, "support")
+    _, boss_token = await staff_token(client, database, "superadmin")
+    grant = await _grant(client, support_token, slug, reason="ticket 4712: hold first orders for review")
+    response = await client.post(
+        f"/admin/api/v1/support-grants/{grant['id']}/elevate", headers=bearer(boss_token)
+    )
+    assert response.status_code == 200, response.text
+
+    # The staff route takes the tenant's body and applies all of it, the review rules too.
+    response = await client.patch(
+        store_path,
+        json={"review_first_orders": True, "review_orders_over_amount": 50000},
+        headers=bearer(support_token),
+    )
+    assert response.status_code == 200, response.text
+    changed = {**STORE, "review_first_orders": True, "review_orders_over_amount": 50000}
+    assert response.json() == changed
+    assert (await client.get("/api/v1/store", headers=bearer(owner_token))).json() == changed
+
+    # Absent leaves the threshold as it is; null turns it off, as on the tenant's own route.
+    response = await client.patch(
+        store_path, json={"timezone": "Europe/Paris"}, headers=bearer(support_token)
+    )
+    assert response.json() == {**changed, "timezone": "Europe/Paris"}
+    response = await client.patch(
+        store_path, json={"review_orders_over_amount": None}, headers=bearer(support_token)
+    )
+    assert response.json() == {**changed, "timezone": "Europe/Paris", "review_orders_over_amount": None}
+
+    response = await client.patch(
+        store_path, json={"review_orders_over_amount": 0}, headers=bearer(support_token)
+    )
+    assert (response.status_code, response.json()["errors"]) == (
+        422,
+        [
+            {
+                "field": "review_orders_over_amount",
+                "message": f"must be a whole amount in minor units from 1 to {MAX_REVIEW_THRESHOLD}, "
+                "or null to hold no order for review",
+            }
+        ],
+    )
+    changes = [
+        entry["data"]["changes"]
+        for entry in reversed(await _tenant_audit(client, owner_token, action="store.profile_changed"))
+    ]
+    assert changes == [
+        {
+            "review_first_orders": {"old": False, "new": True},
+            "review_orders_over_amount": {"old": None, "new": 50000},
+        },
+        {"timezone": {"old": "UTC", "new": "Europe/Paris"}},
+        {"review_orders_over_amount": {"old": 50000, "new": None}},
+    ]
 
 
 async def test_an_expired_grant_opens_nothing(client: AsyncTestClient[Litestar], database: Database) -> None:

@@ -137,6 +137,35 @@ async def test_the_last_owner_stays_until_another_owner_exists(
     ]
 
 
+async def test_nobody_changes_their_own_role_or_status_through_their_api_key_either(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    owner = await sign_up(client)
+    tenant_id = owner["tenant"]["id"]
+    admin = await add_member(client, database, bearer(owner["token"]["access_token"]), "admin")
+    created = await client.post(
+        "/api/v1/api-keys", json={"name": "Admin tooling", "scopes": ["users.manage"]}, headers=admin.headers
+    )
+    assert created.status_code == 201, created.text
+    key_headers = bearer(created.json()["key"])
+    since = await last_audit_id(database, tenant_id)
+
+    # The key answers to the admin who made it: it is their own role and status too.
+    for change in ({"role": "viewer"}, {"status": "deactivated"}):
+        own = await client.patch(f"/api/v1/users/{admin.user_id}", json=change, headers=key_headers)
+        assert (own.status_code, own.json()["code"]) == (403, "permission_denied"), change
+        assert own.json()["detail"] == "you cannot change your own role or status; ask another owner or admin"
+    unchanged = (await client.get(f"/api/v1/users/{admin.user_id}", headers=admin.headers)).json()
+    assert (unchanged["role"], unchanged["status"]) == ("admin", "active")
+    assert await audit_trail(database, tenant_id, since=since) == []
+    # Anyone else's, the key changes as its creator could.
+    other = await add_member(client, database, key_headers, "agent")
+    changed = await client.patch(
+        f"/api/v1/users/{other.user_id}", json={"role": "viewer"}, headers=key_headers
+    )
+    assert (changed.status_code, changed.json()["role"]) == (200, "viewer")
+
+
 async def test_only_an_owner_grants_or_removes_the_owner_role(
     client: AsyncTestClient[Litestar], database: Database
 ) -> None:

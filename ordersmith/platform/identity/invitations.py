@@ -24,11 +24,11 @@ from ordersmith.platform.errors import (
 from ordersmith.platform.identity import lockout
 from ordersmith.platform.identity.accounts import TENANT_REALM, IssuedSession, normalize_email, start_session
 from ordersmith.platform.identity.audit import Actor, record_audit
-from ordersmith.platform.identity.members import lock_members, not_found, parse_id, tenant_of
+from ordersmith.platform.identity.members import ACTIVE, lock_members, not_found, parse_id, tenant_of
 from ordersmith.platform.identity.models import Invitation, Membership, User
 from ordersmith.platform.identity.passwords import check_password, hash_password, verify_password
-from ordersmith.platform.identity.permissions import Role
-from ordersmith.platform.identity.principal import Principal
+from ordersmith.platform.identity.permissions import Permission, Role, lacking, permissions_of
+from ordersmith.platform.identity.principal import Principal, access_lost
 from ordersmith.platform.identity.tokens import TokenSigner, new_secret, secret_hash
 from ordersmith.platform.mail import queue_email
 from ordersmith.platform.pagination import Page, PageRequest
@@ -96,6 +96,39 @@ async def _inviter_email(session: AsyncSession, principal: Principal) -> str:
     return email or "An administrator of the store"
 
 
+async def _check_sender_may_still_invite(
+    session: AsyncSession, tenant_id: uuid.UUID, principal: Principal, role: str
+) -> None:
+    """Refuse, as a fresh request would be refused, a sender deactivated or demoted since they were let in.
+
+    The guard read the sender's membership before this transaction waited for the members
+    lock. A deactivation or demotion that held the lock meanwhile has already revoked the
+    invitations they may no longer send, so one inserted after it would outlive that.
+    """
+    if principal.person_id is None:
+        return
+    sender = (
+        await session.execute(
+            select(Membership.role, Membership.status).where(
+                Membership.tenant_id == tenant_id, Membership.user_id == principal.person_id
+            )
+        )
+    ).one_or_none()
+    # In the guard's own words for a fresh request.
+    if sender is None or sender.status != ACTIVE:
+        raise access_lost(principal.kind)
+    if Permission.USERS_MANAGE not in permissions_of(sender.role):
+        raise lacking(Permission.USERS_MANAGE)
+    if role == Role.OWNER and sender.role != Role.OWNER:
+        raise _owners_only()
+
+
+def _owners_only() -> PermissionDeniedError:
+    return PermissionDeniedError(
+        "only an owner can invite another owner; choose a lower role or ask an owner"
+    )
+
+
 async def create_invitation(
     database: Database, principal: Principal, *, email: str, role: str, public_url: str
 ) -> CreatedInvitation:
@@ -111,9 +144,7 @@ async def create_invitation(
     if errors:
         raise ValidationFailedError("the invitation is invalid; see errors", errors=errors)
     if role == Role.OWNER and principal.role != Role.OWNER:
-        raise PermissionDeniedError(
-            "only an owner can invite another owner; choose a lower role or ask an owner"
-        )
+        raise _owners_only()
     now = dt.datetime.now(dt.UTC)
     token = new_secret("oin")
     invitation = Invitation(
@@ -138,6 +169,7 @@ async def create_invitation(
             )
         # A pending invitation holds a seat: the plan's seats count members and invitations.
         await lock_members(session, tenant.id)
+        await _check_sender_may_still_invite(session, tenant.id, principal, role)
         pending = await session.scalar(
             select(func.count()).where(
                 Invitation.tenant_id == tenant.id, Invitation.email != email, _pending(now)

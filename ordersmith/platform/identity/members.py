@@ -18,7 +18,7 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.platform.database import Database
-from ordersmith.platform.entitlement_usage import count_seats
+from ordersmith.platform.entitlement_usage import count_held_seats
 from ordersmith.platform.entitlements import enforce_limit, entitlements_in
 from ordersmith.platform.errors import (
     ConflictError,
@@ -177,7 +177,8 @@ async def change_member(
             )
             if owners == 1:
                 raise LastOwnerError("this is the store's last active owner; make someone else owner first")
-        if principal.kind == "user" and principal.id == target:
+        # A key answers to the person who created it: through it, it is still their own.
+        if principal.person_id == target:
             raise PermissionDeniedError(
                 "you cannot change your own role or status; ask another owner or admin"
             )
@@ -186,13 +187,14 @@ async def change_member(
                 "only an owner can grant or remove the owner role, or change an owner's status; ask an owner"
             )
         if new_status == ACTIVE and old_status != ACTIVE:
-            # A reactivated member takes a seat again.
+            # A reactivated member takes a seat again, counted as inviting counts seats: a
+            # pending invitation's seat is its invitee's, not free to take.
             await enforce_limit(
                 session,
                 tenant.context,
                 await entitlements_in(session, tenant.id),
                 Limit.SEATS,
-                current=await count_seats(session, tenant.id),
+                current=await count_held_seats(session, tenant.id, now=dt.datetime.now(dt.UTC)),
             )
         membership.role, membership.status = new_role, new_status
 

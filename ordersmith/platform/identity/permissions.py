@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import enum
 
+from ordersmith.platform.errors import PermissionDeniedError
+
 
 class Permission(enum.StrEnum):
     # See and work orders.
@@ -94,3 +96,12 @@ def parse_permissions(names: list[str]) -> tuple[list[Permission], list[str]]:
         except ValueError:
             unknown.append(name)
     return known, unknown
+
+
+def lacking(permission: str) -> PermissionDeniedError:
+    """The refusal of a caller whose role or key lacks `permission`, naming who can grant it."""
+    # An admin, or for what only owners hold (billing, SSO) the owner.
+    who = "a store admin" if permission in permissions_of(Role.ADMIN) else "the store's owner"
+    return PermissionDeniedError(
+        f"this needs the {str(permission)!r} permission, which your role or key lacks; ask {who}"
+    )

@@ -104,6 +104,12 @@ def _unauthenticated(reason: str) -> UnauthenticatedError:
     return UnauthenticatedError(f"{reason}; sign in again or use a valid API key")
 
 
+def access_lost(kind: str) -> UnauthenticatedError:
+    """The refusal of a user (`kind` "user") or of a key whose person is no longer an active member."""
+    who = "this account" if kind == "user" else "the person who created this API key"
+    return _unauthenticated(f"{who} no longer has access to this store")
+
+
 async def principal_from_access_token(
     database: Database, signer: TokenSigner, token: str, *, via_cookie: bool, client_address: str | None
 ) -> Principal:
@@ -120,7 +126,7 @@ async def principal_from_access_token(
             await session.execute(_MEMBER, {"tenant_id": claims.tenant_id, "user_id": claims.subject})
         ).one_or_none()
     if row is None or row[0].status != "active":
-        raise _unauthenticated("this account no longer has access to this store")
+        raise access_lost("user")
     membership, tenant, placement = row
     return Principal(
         kind="user",
@@ -163,7 +169,7 @@ async def principal_from_api_key(database: Database, key: str, *, client_address
         # Deactivating or demoting the creator revokes or narrows their keys; this check
         # holds even for a key that slipped past that (created while the change ran).
         if row["creator_status"] != "active":
-            raise _unauthenticated("the person who created this API key no longer has access to this store")
+            raise access_lost("api_key")
         allowed = permissions_of(row["creator_role"])
         permissions = frozenset(scope for scope in scopes if scope in allowed)
     key_id: uuid.UUID = row["key_id"]
