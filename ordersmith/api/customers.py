@@ -7,9 +7,10 @@ import uuid
 from typing import Any
 
 import msgspec
-from litestar import Request, Response, get, patch, post
+from litestar import Request, Response, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.status_codes import HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.api import idempotency
@@ -25,11 +26,14 @@ from ordersmith.tenants.customers.service import (
     CustomerView,
     add_address,
     add_note,
+    address_id_of,
+    change_address,
     create_customer,
     customer_id_of,
     get_customer,
     list_customers,
     merge_customers,
+    remove_address,
     update_customer,
 )
 
@@ -145,6 +149,18 @@ class AddressCreate(msgspec.Struct, forbid_unknown_fields=True):
     line2: str | None = None
     region: str | None = None
     postal_code: str | None = None
+
+
+class AddressUpdate(msgspec.Struct, forbid_unknown_fields=True):
+    recipient_name: str | msgspec.UnsetType = msgspec.UNSET
+    line1: str | msgspec.UnsetType = msgspec.UNSET
+    city: str | msgspec.UnsetType = msgspec.UNSET
+    country_code: str | msgspec.UnsetType = msgspec.UNSET
+    # null clears the label, second line, region or postal code.
+    label: str | msgspec.UnsetType | None = msgspec.UNSET
+    line2: str | msgspec.UnsetType | None = msgspec.UNSET
+    region: str | msgspec.UnsetType | None = msgspec.UNSET
+    postal_code: str | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class CustomerCreate(msgspec.Struct, forbid_unknown_fields=True):
@@ -294,6 +310,53 @@ async def add_customer_address(
     return await idempotency.once(request, principal, tenant_session, data, create)
 
 
+@patch(
+    "/api/v1/customers/{customer_id:str}/addresses/{address_id:str}",
+    operation_id="updateCustomerAddress",
+    summary="Correct a customer's postal address.",
+    opt=requires(Permission.CUSTOMERS_WRITE),
+    tags=["customers"],
+)
+async def change_customer_address(
+    principal: NamedDependency[Principal],
+    tenant_session: NamedDependency[AsyncSession],
+    customer_id: FromPath[str],
+    address_id: FromPath[str],
+    data: JSONBody[AddressUpdate],
+) -> Customer:
+    """Update the parts given and return the customer; orders keep the address they were placed with."""
+    assert principal.tenant is not None
+    view = await change_address(
+        principal.tenant.context,
+        tenant_session,
+        customer_id_of(customer_id),
+        address_id_of(address_id),
+        given(data),
+    )
+    return Customer.of(view)
+
+
+@delete(
+    "/api/v1/customers/{customer_id:str}/addresses/{address_id:str}",
+    operation_id="deleteCustomerAddress",
+    summary="Remove a postal address from a customer.",
+    opt=requires(Permission.CUSTOMERS_WRITE),
+    tags=["customers"],
+    status_code=HTTP_204_NO_CONTENT,
+)
+async def remove_customer_address(
+    principal: NamedDependency[Principal],
+    tenant_session: NamedDependency[AsyncSession],
+    customer_id: FromPath[str],
+    address_id: FromPath[str],
+) -> None:
+    """The address is gone from the customer; orders keep the address they were placed with."""
+    assert principal.tenant is not None
+    await remove_address(
+        principal.tenant.context, tenant_session, customer_id_of(customer_id), address_id_of(address_id)
+    )
+
+
 @post(
     "/api/v1/customers/{customer_id:str}/notes",
     operation_id="createCustomerNote",
@@ -365,6 +428,8 @@ ROUTES = [
     read_customer,
     change_customer,
     add_customer_address,
+    change_customer_address,
+    remove_customer_address,
     add_customer_note,
     merge_customer,
 ]

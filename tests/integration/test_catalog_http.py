@@ -120,6 +120,29 @@ async def test_sku_codes_are_unique_per_store_ignoring_case(client: AsyncTestCli
     assert other["variants"][0]["sku_code"] == "TS-RED-M"
 
 
+async def test_a_product_with_several_taken_codes_names_every_one(client: AsyncTestClient[Litestar]) -> None:
+    headers = await owner_headers(client)
+
+    def cup(code: str) -> dict[str, Any]:
+        return {"sku_code": code, "name": "Cup", "price_amount": 500, "currency": "EUR"}
+
+    first = await create_product(client, headers, name="Cups", variants=[cup("CUP-2"), cup("CUP-3")])
+    second = await client.post(
+        "/api/v1/products",
+        json={"name": "More cups", "variants": [cup("CUP-1"), cup("cup-3"), cup("cup-2")]},
+        headers=headers,
+    )
+    assert second.status_code == 409, second.text
+    # As the variants have them, in the order the request gave them; CUP-1 is free.
+    assert (second.json()["code"], second.json()["detail"]) == (
+        "sku_code_taken",
+        "SKU codes 'CUP-3', 'CUP-2' are already used in this store (codes ignore case); choose other codes "
+        "or change the existing variants, each found with GET /api/v1/skus?query=<code>",
+    )
+    listed = await client.get("/api/v1/products", headers=headers)
+    assert [product["id"] for product in listed.json()["data"]] == [first["id"]]
+
+
 async def test_a_code_repeated_within_one_request_names_the_variant_that_repeats_it(
     client: AsyncTestClient[Litestar],
 ) -> None:

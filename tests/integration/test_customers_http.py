@@ -13,6 +13,7 @@ from ordersmith.platform.database import Database
 from ordersmith.platform.models import OutboxEvent
 from tests.support.http import bearer, sign_up
 from tests.support.members import add_member
+from tests.support.orders import open_store
 
 ADDRESS = {
     "label": "Home",
@@ -230,7 +231,8 @@ async def test_merging_moves_addresses_tags_and_notes_and_the_old_id_resolves(
         ("Duplicate's note.", duplicate["id"]),
         (f"Merged customer Ana L. ({older['id']}) into this customer.", duplicate["id"]),
         (
-            f"Merged customer A. Lima <ana.lima@work.example> ({duplicate['id']}) into this customer.",
+            f"Merged customer A. Lima <ana.lima@work.example> ({duplicate['id']}) into this customer. "
+            "Its phone was 0612345678.",
             survivor["id"],
         ),
     ]
@@ -284,7 +286,10 @@ async def test_a_viewer_reads_customers_but_cannot_change_them(
     client: AsyncTestClient[Litestar], database: Database
 ) -> None:
     headers, _ = await owner(client)
-    customer = await create_customer(client, headers, full_name="Ana", email="ana@example.com")
+    customer = await create_customer(
+        client, headers, full_name="Ana", email="ana@example.com", addresses=[ADDRESS]
+    )
+    address_path = f"/api/v1/customers/{customer['id']}/addresses/{customer['addresses'][0]['id']}"
     other = await create_customer(client, headers, full_name="Bo")
     viewer = await add_member(client, database, headers, "viewer")
 
@@ -296,6 +301,8 @@ async def test_a_viewer_reads_customers_but_cannot_change_them(
         ("POST", "/api/v1/customers", {"full_name": "X"}),
         ("PATCH", f"/api/v1/customers/{customer['id']}", {"full_name": "X"}),
         ("POST", f"/api/v1/customers/{customer['id']}/addresses", ADDRESS),
+        ("PATCH", address_path, {"city": "Paris"}),
+        ("DELETE", address_path, None),
         ("POST", f"/api/v1/customers/{customer['id']}/notes", {"body": "x"}),
         ("POST", f"/api/v1/customers/{customer['id']}/merge", {"duplicate_id": other["id"]}),
     ):
@@ -306,7 +313,10 @@ async def test_a_viewer_reads_customers_but_cannot_change_them(
 
 async def test_another_store_gets_404_for_this_stores_customers(client: AsyncTestClient[Litestar]) -> None:
     a_headers, _ = await owner(client)
-    customer = await create_customer(client, a_headers, full_name="Ana", email="ana@example.com")
+    customer = await create_customer(
+        client, a_headers, full_name="Ana", email="ana@example.com", addresses=[ADDRESS]
+    )
+    address_id = customer["addresses"][0]["id"]
     b_headers, _ = await owner(client)
     mine = await create_customer(client, b_headers, full_name="Bo")
 
@@ -314,6 +324,8 @@ async def test_another_store_gets_404_for_this_stores_customers(client: AsyncTes
         ("GET", f"/api/v1/customers/{customer['id']}", None),
         ("PATCH", f"/api/v1/customers/{customer['id']}", {"full_name": "Stolen"}),
         ("POST", f"/api/v1/customers/{customer['id']}/addresses", ADDRESS),
+        ("PATCH", f"/api/v1/customers/{customer['id']}/addresses/{address_id}", {"city": "Paris"}),
+        ("DELETE", f"/api/v1/customers/{customer['id']}/addresses/{address_id}", None),
         ("POST", f"/api/v1/customers/{customer['id']}/notes", {"body": "x"}),
         ("POST", f"/api/v1/customers/{customer['id']}/merge", {"duplicate_id": mine["id"]}),
         # Merging A's customer away into one of B's is as unknown as reading it.
@@ -322,6 +334,12 @@ async def test_another_store_gets_404_for_this_stores_customers(client: AsyncTes
     ):
         response = await client.request(method, path, json=body, headers=b_headers)
         assert (response.status_code, response.json()["code"]) == (404, "customer_not_found"), path
+    # A's address named under one of B's own customers is unknown too.
+    for method, body in (("PATCH", {"city": "Paris"}), ("DELETE", None)):
+        response = await client.request(
+            method, f"/api/v1/customers/{mine['id']}/addresses/{address_id}", json=body, headers=b_headers
+        )
+        assert (response.status_code, response.json()["code"]) == (404, "customer_address_not_found"), method
     listed = await client.get("/api/v1/customers", params={"email": "ana@example.com"}, headers=b_headers)
     assert listed.json() == {"data": [], "next_cursor": None}
     assert (await client.get(f"/api/v1/customers/{customer['id']}", headers=a_headers)).json() == customer
@@ -362,3 +380,346 @@ async def test_a_merge_that_would_pass_the_tag_limit_is_refused_whole(
         f"/api/v1/customers/{survivor['id']}/merge", json={"duplicate_id": duplicate["id"]}, headers=headers
     )
     assert (merged.status_code, len(merged.json()["tags"])) == (200, 50)
+
+
+async def customer_events(database: Database, customer_id: str) -> list[tuple[str, dict[str, Any]]]:
+    """The customer.* events about one customer (or merging into it), oldest first."""
+    async with database.platform_session() as session:
+        rows = await session.execute(
+            select(OutboxEvent.topic, OutboxEvent.payload)
+            .where(
+                OutboxEvent.topic.startswith("customer."),
+                (OutboxEvent.payload["customer_id"].astext == customer_id)
+                | (OutboxEvent.payload["survivor_id"].astext == customer_id),
+            )
+            .order_by(OutboxEvent.created_at, OutboxEvent.id)
+        )
+    return [(row.topic, row.payload) for row in rows]
+
+
+PHONE_TOO_LONG = {
+    "field": "phone",
+    "message": "must be a phone number of at most 50 characters: digits, spaces and + ( ) . / -",
+}
+
+
+async def test_a_phone_has_at_most_50_characters_in_all(client: AsyncTestClient[Litestar]) -> None:
+    # The column holds 50: a "+" and 50 digits passed the old check and failed there (a 500).
+    headers, _ = await owner(client)
+    phone = "+" + "3" * 50
+    created = await client.post(
+        "/api/v1/customers", json={"full_name": "Ana", "phone": phone}, headers=headers
+    )
+    assert created.status_code == 422, created.text
+    assert created.json()["errors"] == [PHONE_TOO_LONG]
+
+    ana = await create_customer(client, headers, full_name="Ana", phone=" +" + "3" * 49 + " ")
+    assert ana["phone"] == "+" + "3" * 49
+    changed = await client.patch(f"/api/v1/customers/{ana['id']}", json={"phone": phone}, headers=headers)
+    assert changed.status_code == 422, changed.text
+    assert changed.json()["errors"] == [PHONE_TOO_LONG]
+    assert (await client.get(f"/api/v1/customers/{ana['id']}", headers=headers)).json() == ana
+
+
+async def test_an_email_is_measured_as_it_is_stored(client: AsyncTestClient[Litestar]) -> None:
+    # 212 characters as sent; lower() turns each "İ" into "i" and a combining dot: 412 as stored.
+    headers, _ = await owner(client)
+    email = "İ" * 200 + "@example.com"
+    too_long = [
+        {
+            "field": "email",
+            "message": "must be at most 320 characters once lower-cased; use a shorter address",
+        }
+    ]
+    created = await client.post(
+        "/api/v1/customers", json={"full_name": "Ana", "email": email}, headers=headers
+    )
+    assert created.status_code == 422, created.text
+    assert created.json()["errors"] == too_long
+
+    longest = "a" * 308 + "@example.com"
+    ana = await create_customer(client, headers, full_name="Ana", email=longest.upper())
+    assert ana["email"] == longest
+    changed = await client.patch(f"/api/v1/customers/{ana['id']}", json={"email": email}, headers=headers)
+    assert changed.status_code == 422, changed.text
+    assert changed.json()["errors"] == too_long
+
+
+async def test_the_email_taken_hint_finds_the_customer_as_written(client: AsyncTestClient[Litestar]) -> None:
+    headers, _ = await owner(client)
+    ana = await create_customer(client, headers, full_name="Ana", email="ana+shop@example.com")
+    again = await client.post(
+        "/api/v1/customers", json={"full_name": "Ana L", "email": "Ana+Shop@example.com"}, headers=headers
+    )
+    assert (again.status_code, again.json()["detail"]) == (
+        409,
+        "another customer already has the email 'ana+shop@example.com'; open that customer "
+        "(GET /api/v1/customers?email=ana%2Bshop@example.com) or merge the two with "
+        "POST /api/v1/customers/{id}/merge",
+    )
+    # Followed as written: an unencoded "+" would read as a space and find nobody.
+    found = await client.get("/api/v1/customers?email=ana%2Bshop@example.com", headers=headers)
+    assert [item["id"] for item in found.json()["data"]] == [ana["id"]]
+
+
+async def test_tags_are_counted_once_normalized(client: AsyncTestClient[Litestar]) -> None:
+    # Tags that differ only in case are one tag, when creating, changing and merging alike.
+    headers, _ = await owner(client)
+    fifty = [f"t{i}" for i in range(50)]
+    ana = await create_customer(client, headers, full_name="Ana", tags=[*fifty, "T0"])
+    assert ana["tags"] == fifty
+    changed = await client.patch(
+        f"/api/v1/customers/{ana['id']}", json={"tags": [" T1 ", *fifty]}, headers=headers
+    )
+    assert (changed.status_code, changed.json()["tags"]) == (200, ["T1", "t0", *fifty[2:]])
+
+    too_many = {
+        "field": "tags",
+        "message": "must hold at most 50 different tags (ignoring case); remove some",
+    }
+    refused = await client.post(
+        "/api/v1/customers", json={"full_name": "Bo", "tags": [*fifty, "t50", "T0"]}, headers=headers
+    )
+    assert (refused.status_code, refused.json()["errors"]) == (422, [too_many])
+    refused_change = await client.patch(
+        f"/api/v1/customers/{ana['id']}", json={"tags": [*fifty, "t50"]}, headers=headers
+    )
+    assert (refused_change.status_code, refused_change.json()["errors"]) == (422, [too_many])
+
+
+async def test_a_merge_keeps_the_duplicates_phone_in_its_note(client: AsyncTestClient[Litestar]) -> None:
+    headers, _ = await owner(client)
+    survivor = await create_customer(
+        client, headers, full_name="Ana Lima", email="ana@example.com", phone="+33 6 11 11 11 11"
+    )
+    duplicate = await create_customer(
+        client, headers, full_name="A. Lima", email="a.lima@example.com", phone="+33 7 22 22 22 22"
+    )
+    merged = await client.post(
+        f"/api/v1/customers/{survivor['id']}/merge", json={"duplicate_id": duplicate["id"]}, headers=headers
+    )
+    assert merged.status_code == 200, merged.text
+    assert merged.json()["phone"] == "+33 6 11 11 11 11"
+    read = await client.get(f"/api/v1/customers/{duplicate['id']}", headers=headers)
+    assert [note["body"] for note in read.json()["notes"]] == [
+        f"Merged customer A. Lima <a.lima@example.com> ({duplicate['id']}) into this customer. "
+        "Its phone was +33 7 22 22 22 22."
+    ]
+
+
+async def test_a_merge_that_changes_the_survivor_also_announces_it_updated(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    headers, user_id = await owner(client)
+    survivor = await create_customer(client, headers, full_name="Ana", tags=["vip"])
+    duplicate = await create_customer(
+        client,
+        headers,
+        full_name="A.",
+        email="a@example.com",
+        phone="0612345678",
+        tags=["VIP", "retail"],
+        addresses=[ADDRESS],
+    )
+    merged = await client.post(
+        f"/api/v1/customers/{survivor['id']}/merge", json={"duplicate_id": duplicate["id"]}, headers=headers
+    )
+    assert merged.status_code == 200, merged.text
+    assert (merged.json()["email"], merged.json()["phone"], merged.json()["tags"]) == (
+        "a@example.com",
+        "0612345678",
+        ["vip", "retail"],
+    )
+    assert (await customer_events(database, survivor["id"]))[1:] == [
+        (
+            "customer.merged",
+            {
+                "survivor_id": survivor["id"],
+                "duplicate_id": duplicate["id"],
+                "moved_addresses": 1,
+                "moved_notes": 0,
+                "actor_type": "user",
+                "actor_id": user_id,
+            },
+        ),
+        # As any other change of those fields is announced.
+        (
+            "customer.updated",
+            {"customer_id": survivor["id"], "changed": ["addresses", "email", "phone", "tags"]},
+        ),
+    ]
+
+    # A duplicate that brings nothing new changes nothing of the survivor: only the merge is announced.
+    bare = await create_customer(client, headers, full_name="Ana L.", tags=["Retail"])
+    await client.post(
+        f"/api/v1/customers/{survivor['id']}/merge", json={"duplicate_id": bare["id"]}, headers=headers
+    )
+    assert [topic for topic, _ in await customer_events(database, survivor["id"])] == [
+        "customer.created",
+        "customer.merged",
+        "customer.updated",
+        "customer.merged",
+    ]
+
+
+OFFICE = {
+    "label": "Office",
+    "recipient_name": "Ana Lima",
+    "line1": "3 Quai Perrache",
+    "city": "Lyon",
+    "country_code": "FR",
+}
+
+
+async def test_an_address_is_corrected_then_removed(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    headers, _ = await owner(client)
+    customer = await create_customer(client, headers, full_name="Ana", addresses=[ADDRESS, OFFICE])
+    home, office = customer["addresses"]
+    path = f"/api/v1/customers/{customer['id']}/addresses/{home['id']}"
+
+    changed = await client.patch(
+        path,
+        json={"line1": " 14 Rue des Lilas ", "line2": "Bât. B", "postal_code": "69002", "label": None},
+        headers=headers,
+    )
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["addresses"] == [
+        {
+            **home,
+            "label": None,
+            "line1": "14 Rue des Lilas",
+            "line2": "Bât. B",
+            "postal_code": "69002",
+        },
+        office,
+    ]
+    # Sending nothing changes nothing, as a customer's own PATCH does.
+    same = await client.patch(path, json={}, headers=headers)
+    assert (same.status_code, same.json()) == (200, changed.json())
+
+    removed = await client.delete(path, headers=headers)
+    assert (removed.status_code, removed.content) == (204, b"")
+    read = await client.get(f"/api/v1/customers/{customer['id']}", headers=headers)
+    assert read.json()["addresses"] == [office]
+    again = await client.delete(path, headers=headers)
+    assert (again.status_code, again.json()["code"]) == (404, "customer_address_not_found")
+    gone = await client.patch(path, json={"city": "Paris"}, headers=headers)
+    assert (gone.status_code, gone.json()["code"]) == (404, "customer_address_not_found")
+
+    # Announced as adding an address is.
+    assert await customer_events(database, customer["id"]) == [
+        ("customer.created", {"customer_id": customer["id"], "email": None}),
+        ("customer.updated", {"customer_id": customer["id"], "changed": ["addresses"]}),
+        ("customer.updated", {"customer_id": customer["id"], "changed": ["addresses"]}),
+    ]
+
+
+async def test_an_address_change_is_checked_like_a_new_address(client: AsyncTestClient[Litestar]) -> None:
+    headers, _ = await owner(client)
+    customer = await create_customer(client, headers, full_name="Ana", addresses=[ADDRESS])
+    (home,) = customer["addresses"]
+    path = f"/api/v1/customers/{customer['id']}/addresses/{home['id']}"
+
+    invalid = await client.patch(
+        path,
+        json={"recipient_name": "  ", "postal_code": "6" * 21, "country_code": "France", "label": ""},
+        headers=headers,
+    )
+    assert invalid.status_code == 422
+    assert invalid.json()["errors"] == [
+        {"field": "label", "message": "must be 1 to 100 characters"},
+        {"field": "recipient_name", "message": "must be 1 to 200 characters"},
+        {"field": "postal_code", "message": "must be 1 to 20 characters"},
+        {"field": "country_code", "message": "must be an ISO 3166 country code such as FR or US"},
+    ]
+    # A part every address has cannot be cleared.
+    cleared = await client.patch(path, json={"city": None}, headers=headers)
+    assert cleared.status_code == 422
+    assert cleared.json()["errors"] == [{"field": "city", "message": "must be text, not null"}]
+    unknown_part = await client.patch(path, json={"town": "Lyon"}, headers=headers)
+    assert unknown_part.status_code == 422
+    assert unknown_part.json()["errors"] == [
+        {"field": "town", "message": "is not a field of this request; remove it"}
+    ]
+    assert (await client.get(f"/api/v1/customers/{customer['id']}", headers=headers)).json() == customer
+
+
+async def test_an_address_is_reached_only_through_its_customer(client: AsyncTestClient[Litestar]) -> None:
+    headers, _ = await owner(client)
+    ana = await create_customer(client, headers, full_name="Ana", addresses=[ADDRESS])
+    bo = await create_customer(client, headers, full_name="Bo", addresses=[OFFICE])
+    anas_address = ana["addresses"][0]["id"]
+
+    for address_id in (bo["addresses"][0]["id"], str(uuid.uuid4()), "not-an-id"):
+        path = f"/api/v1/customers/{ana['id']}/addresses/{address_id}"
+        for method, body in (("PATCH", {"city": "Paris"}), ("DELETE", None)):
+            response = await client.request(method, path, json=body, headers=headers)
+            problem = {key: value for key, value in response.json().items() if key != "request_id"}
+            assert (response.status_code, problem) == (
+                404,
+                {
+                    "type": "urn:ordersmith:problem:customer_address_not_found",
+                    "title": "Customer address not found",
+                    "status": 404,
+                    "detail": "this customer has no such address; read the customer "
+                    f"(GET /api/v1/customers/{ana['id']}) to see its addresses",
+                    "code": "customer_address_not_found",
+                },
+            ), (method, address_id)
+    unknown_customer = await client.delete(
+        f"/api/v1/customers/{uuid.uuid4()}/addresses/{anas_address}", headers=headers
+    )
+    assert (unknown_customer.status_code, unknown_customer.json()["code"]) == (404, "customer_not_found")
+    assert (await client.get(f"/api/v1/customers/{bo['id']}", headers=headers)).json() == bo
+    assert (await client.get(f"/api/v1/customers/{ana['id']}", headers=headers)).json() == ana
+
+
+async def test_a_merged_customers_address_is_changed_through_the_survivor(
+    client: AsyncTestClient[Litestar],
+) -> None:
+    # A merged id answers for the survivor, which now holds the duplicate's addresses.
+    headers, _ = await owner(client)
+    survivor = await create_customer(client, headers, full_name="Ana")
+    duplicate = await create_customer(client, headers, full_name="A.", addresses=[ADDRESS, OFFICE])
+    home, office = duplicate["addresses"]
+    merged = await client.post(
+        f"/api/v1/customers/{survivor['id']}/merge", json={"duplicate_id": duplicate["id"]}, headers=headers
+    )
+    assert merged.status_code == 200, merged.text
+
+    changed = await client.patch(
+        f"/api/v1/customers/{duplicate['id']}/addresses/{home['id']}", json={"city": "Paris"}, headers=headers
+    )
+    assert changed.status_code == 200, changed.text
+    assert (changed.json()["id"], changed.json()["addresses"]) == (
+        survivor["id"],
+        [{**home, "city": "Paris"}, office],
+    )
+    removed = await client.delete(
+        f"/api/v1/customers/{duplicate['id']}/addresses/{office['id']}", headers=headers
+    )
+    assert removed.status_code == 204
+    read = await client.get(f"/api/v1/customers/{survivor['id']}", headers=headers)
+    assert read.json()["addresses"] == [{**home, "city": "Paris"}]
+
+
+async def test_orders_keep_the_address_they_were_placed_with(client: AsyncTestClient[Litestar]) -> None:
+    store = await open_store(client)
+    await store.add_skus("MUG")
+    await store.add_location("WH-1")
+    await store.receive("MUG", "WH-1", 5)
+    customer = await store.call("POST", f"/api/v1/customers/{store.customer_id}/addresses", 201, json=ADDRESS)
+    (home,) = customer["addresses"]
+    placed = await store.place(("MUG", 1), shipping_address=ADDRESS)
+    assert placed["shipping_address"] == {**ADDRESS, "line2": None, "region": None}
+
+    path = f"/api/v1/customers/{store.customer_id}/addresses/{home['id']}"
+    await store.call("PATCH", path, 200, json={"line1": "1 Place Bellecour", "postal_code": "69002"})
+    after_change = await store.call("GET", f"/api/v1/orders/{placed['id']}", 200)
+    assert after_change["shipping_address"] == placed["shipping_address"]
+    removed = await client.delete(path, headers=store.headers)
+    assert removed.status_code == 204
+    after_removal = await store.call("GET", f"/api/v1/orders/{placed['id']}", 200)
+    assert after_removal == after_change

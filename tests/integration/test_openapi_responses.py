@@ -56,6 +56,7 @@ WITHOUT_BODY = {
     "revokeInvitation": "204: a revoked invitation has nothing left to show",
     "deleteSsoSettings": "204: the settings are gone",
     "deleteWebhookEndpoint": "204: the endpoint is gone",
+    "deleteCustomerAddress": "204: the address is gone",
 }
 
 

@@ -108,13 +108,19 @@ def _codes_query(codes: Sequence[str]) -> Select[str]:
 async def _check_codes_free(
     session: AsyncSession, codes: Sequence[str], *, except_id: uuid.UUID | None = None
 ) -> None:
-    """409 `sku_code_taken` naming a variant of the store that already has one of `codes`."""
+    """409 `sku_code_taken` naming every one of `codes` a variant of the store already has.
+
+    Named as those variants spell them, in the order of `codes`, so that one answer lists
+    every code to change, as the answer to a request that lost its codes to a concurrent
+    insert does (`_codes_lost`).
+    """
     query = _codes_query(codes)
     if except_id is not None:
         query = query.where(Variant.id != except_id)
-    taken = (await session.scalars(query.limit(1))).first()
-    if taken is not None:
-        raise _sku_taken(taken)
+    existing = {code.lower(): code for code in await session.scalars(query)}
+    taken = [existing[code.lower()] for code in codes if code.lower() in existing]
+    if taken:
+        raise _skus_taken(taken)
 
 
 async def _codes_lost(session: AsyncSession, codes: Sequence[str]) -> SkuCodeTakenError:

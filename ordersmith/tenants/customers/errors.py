@@ -23,3 +23,8 @@ class CustomerAlreadyMergedError(ConflictError):
 class CustomerTagsOverLimitError(ConflictError):
     code = "customer_tags_over_limit"
     title = "Too many tags for one customer"
+
+
+class CustomerAddressNotFoundError(NotFoundError):
+    code = "customer_address_not_found"
+    title = "Customer address not found"

@@ -9,6 +9,9 @@ from typing import Any
 from ordersmith.platform.errors import FieldError
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# The lengths the columns hold, measured as stored (trimmed, an email lower-cased).
+MAX_EMAIL = 320
+MAX_PHONE = 50
 PHONE = re.compile(r"^\+?[0-9 ()./-]{3,50}$")
 TAG = re.compile(r"^[\w][\w .:/-]{0,49}$")
 COUNTRY = re.compile(r"^[A-Z]{2}$")
@@ -38,22 +41,44 @@ def _text(field: str, value: Any, maximum: int, errors: list[FieldError], *, opt
         errors.append(FieldError(field, f"must be 1 to {maximum} characters"))
 
 
+def _check_email(email: Any, errors: list[FieldError]) -> None:
+    if not isinstance(email, str) or not EMAIL.fullmatch(email.strip()):
+        errors.append(FieldError("email", "must be an email address such as ana@example.com"))
+    # Lower-casing may lengthen it ("İ" becomes two characters): measured as it is stored.
+    elif len(normalize_email(email)) > MAX_EMAIL:
+        errors.append(
+            FieldError(
+                "email", f"must be at most {MAX_EMAIL} characters once lower-cased; use a shorter address"
+            )
+        )
+
+
 def check_customer(values: Mapping[str, Any], errors: list[FieldError]) -> None:
     """Check the contact fields given."""
     if "full_name" in values:
         _text("full_name", values["full_name"], 200, errors, optional=False)
     email = values.get("email")
-    if email is not None and (
-        not isinstance(email, str) or len(email) > 320 or not EMAIL.fullmatch(email.strip())
-    ):
-        errors.append(FieldError("email", "must be an email address such as ana@example.com"))
+    if email is not None:
+        _check_email(email, errors)
     phone = values.get("phone")
-    if phone is not None and (not isinstance(phone, str) or not PHONE.fullmatch(phone.strip())):
-        errors.append(FieldError("phone", "must be a phone number of digits, spaces and + ( ) . / -"))
+    if phone is not None and (
+        not isinstance(phone, str) or len(phone.strip()) > MAX_PHONE or not PHONE.fullmatch(phone.strip())
+    ):
+        errors.append(
+            FieldError(
+                "phone",
+                f"must be a phone number of at most {MAX_PHONE} characters: digits, spaces and + ( ) . / -",
+            )
+        )
     tags = values.get("tags")
     if tags is not None:
-        if len(tags) > MAX_TAGS:
-            errors.append(FieldError("tags", f"must hold at most {MAX_TAGS} tags"))
+        # Counted as they are kept, so that a merge, which counts its tags the same way, agrees.
+        if len(normalize_tags(tags)) > MAX_TAGS:
+            errors.append(
+                FieldError(
+                    "tags", f"must hold at most {MAX_TAGS} different tags (ignoring case); remove some"
+                )
+            )
         for index, tag in enumerate(tags):
             if not TAG.fullmatch(tag.strip()):
                 errors.append(
@@ -72,10 +97,18 @@ ADDRESS_LIMITS = {
 }
 
 
-def check_address(values: Mapping[str, Any], prefix: str, errors: list[FieldError]) -> None:
-    """Check one postal address; the country is an ISO 3166 alpha-2 code."""
+def check_address(
+    values: Mapping[str, Any], prefix: str, errors: list[FieldError], *, partial: bool = False
+) -> None:
+    """Check one postal address; the country is an ISO 3166 alpha-2 code.
+
+    `partial` checks a correction: only the parts given, each as a new address's would be.
+    """
     for field, (maximum, optional) in ADDRESS_LIMITS.items():
-        _text(prefix + field, values.get(field), maximum, errors, optional=optional)
+        if not partial or field in values:
+            _text(prefix + field, values.get(field), maximum, errors, optional=optional)
+    if partial and "country_code" not in values:
+        return
     country = values.get("country_code")
     if not isinstance(country, str) or not COUNTRY.fullmatch(country):
         errors.append(

@@ -6,8 +6,9 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,6 +19,7 @@ from ordersmith.platform.identity.audit import Actor
 from ordersmith.platform.ids import uuid7
 from ordersmith.platform.pagination import Page, PageRequest
 from ordersmith.tenants.customers.errors import (
+    CustomerAddressNotFoundError,
     CustomerAlreadyMergedError,
     CustomerEmailTakenError,
     CustomerNotFoundError,
@@ -74,10 +76,27 @@ def customer_id_of(text: str) -> uuid.UUID:
         raise _missing() from None
 
 
+def address_id_of(text: str) -> uuid.UUID | None:
+    """The address id in a path; None for one that cannot exist, which no customer has."""
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        return None
+
+
+def _address_missing(customer_id: uuid.UUID) -> CustomerAddressNotFoundError:
+    return CustomerAddressNotFoundError(
+        f"this customer has no such address; read the customer (GET /api/v1/customers/{customer_id}) "
+        "to see its addresses"
+    )
+
+
 def _email_taken(email: str) -> CustomerEmailTakenError:
+    # Encoded as a query value ("+" would read as a space), so the hint can be followed as written.
     return CustomerEmailTakenError(
         f"another customer already has the email {email!r}; open that customer "
-        f"(GET /api/v1/customers?email={email}) or merge the two with POST /api/v1/customers/{{id}}/merge"
+        f"(GET /api/v1/customers?email={quote(email, safe='@')}) or merge the two with "
+        "POST /api/v1/customers/{id}/merge"
     )
 
 
@@ -316,6 +335,60 @@ async def add_address(
     return await get_customer(tenant, session, live_id)
 
 
+async def _address_of(
+    session: AsyncSession, live_id: uuid.UUID, address_id: uuid.UUID | None
+) -> CustomerAddress:
+    """The customer's own address; another customer's (or store's) is as unknown as none."""
+    address = None
+    if address_id is not None:
+        address = await session.scalar(
+            select(CustomerAddress).where(
+                CustomerAddress.id == address_id, CustomerAddress.customer_id == live_id
+            )
+        )
+    if address is None:
+        raise _address_missing(live_id)
+    return address
+
+
+async def change_address(
+    tenant: TenantContext,
+    session: AsyncSession,
+    customer_id: uuid.UUID,
+    address_id: uuid.UUID | None,
+    changes: Mapping[str, Any],
+) -> CustomerView:
+    """Correct the parts given of a customer's address; orders keep the copy they were placed with."""
+    errors: list[FieldError] = []
+    check_address(changes, "", errors, partial=True)
+    if errors:
+        raise ValidationFailedError("some fields are invalid; see errors", errors=errors)
+    # The customer is locked, as when adding an address, so a merge moving it waits or goes first.
+    live_id = await _live_id(session, customer_id, lock=True)
+    await _address_of(session, live_id, address_id)
+    if changes:
+        await session.execute(
+            update(CustomerAddress).where(CustomerAddress.id == address_id).values(**trimmed_address(changes))
+        )
+        await record_event(
+            session, tenant, CUSTOMER_UPDATED, {"customer_id": str(live_id), "changed": ["addresses"]}
+        )
+    session.expire_all()
+    return await get_customer(tenant, session, live_id)
+
+
+async def remove_address(
+    tenant: TenantContext, session: AsyncSession, customer_id: uuid.UUID, address_id: uuid.UUID | None
+) -> None:
+    """Remove a customer's address; orders keep the copy they were placed with."""
+    live_id = await _live_id(session, customer_id, lock=True)
+    await _address_of(session, live_id, address_id)
+    await session.execute(delete(CustomerAddress).where(CustomerAddress.id == address_id))
+    await record_event(
+        session, tenant, CUSTOMER_UPDATED, {"customer_id": str(live_id), "changed": ["addresses"]}
+    )
+
+
 async def add_note(
     tenant: TenantContext, session: AsyncSession, customer_id: uuid.UUID, body: str, *, author: Actor
 ) -> CustomerView:
@@ -339,6 +412,13 @@ async def _move(
         update(table).where(table.customer_id == from_id).values(customer_id=to_id).returning(table.id)
     )
     return len(moved.all())
+
+
+def _merge_note(duplicate: Customer) -> str:
+    """What the survivor keeps of who the duplicate was: name, email and phone, since it keeps one of each."""
+    label = f"{duplicate.full_name} <{duplicate.email}>" if duplicate.email else duplicate.full_name
+    note = f"Merged customer {label} ({duplicate.id}) into this customer."
+    return f"{note} Its phone was {duplicate.phone}." if duplicate.phone else note
 
 
 async def merge_customers(
@@ -404,14 +484,12 @@ async def merge_customers(
         "email": survivor.email or duplicate.email,
         "phone": survivor.phone or duplicate.phone,
     }
+    changed = {field for field, value in fills.items() if value != getattr(survivor, field)}
     await session.execute(
         update(Customer).where(Customer.id == survivor_id).values(**fills, updated_at=func.now())
     )
-    label = f"{duplicate.full_name} <{duplicate.email}>" if duplicate.email else duplicate.full_name
     await session.execute(
-        insert(CustomerNote).values(
-            **_note_row(survivor_id, f"Merged customer {label} ({duplicate_id}) into this customer.", actor)
-        )
+        insert(CustomerNote).values(**_note_row(survivor_id, _merge_note(duplicate), actor))
     )
     for hook in MERGE_HOOKS:
         await hook(tenant, session, survivor_id, duplicate_id)
@@ -428,5 +506,13 @@ async def merge_customers(
             "actor_id": actor.id,
         },
     )
+    # The survivor's own fields changed too: announced as any other change of them is, so that a
+    # system kept in step by `customer.updated` reads the survivor again.
+    if moved_addresses:
+        changed.add("addresses")
+    if changed:
+        await record_event(
+            session, tenant, CUSTOMER_UPDATED, {"customer_id": str(survivor_id), "changed": sorted(changed)}
+        )
     session.expire_all()
     return await get_customer(tenant, session, survivor_id)
