@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import io
+import time
 import uuid
 from typing import Any
 
+import pytest
+from alembic import command
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 
 from ordersmith.platform.database import Database
 from ordersmith.platform.identity.oidc import NetworkPolicy
-from ordersmith.platform.tenancy import TenantRecord, get_tenant_record
+from ordersmith.platform.tenancy import TenantRecord, apply_tenant_script, get_tenant_record
 from ordersmith.platform.workers import deliver_event
+from ordersmith.tenants.schema import TENANT_MIGRATIONS
 from ordersmith.tenants.webhooks import config, sending, signing
 from ordersmith.tenants.webhooks.deliveries import fan_out as fan_out_handler
 from ordersmith.tenants.webhooks.models import WebhookDelivery, WebhookEndpoint
 from tests.support.entitlements import set_tenant_billing
+from tests.support.loopback import serve_on_loopback
 from tests.support.orders import Store, open_store
 from tests.support.webhook_receiver import (
     fan_out,
@@ -222,6 +229,69 @@ async def test_a_failed_replay_of_a_pending_delivery_keeps_its_schedule(
     assert [attempt[:3] for attempt in _attempts(replayed)] == [(1, "automatic", 500), (2, "replay", 500)]
 
 
+async def test_a_failed_replay_of_a_pending_delivery_does_not_use_up_its_automatic_retries(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    store, tenant = await _store(client, database)
+    with serve_receiver() as receiver:
+        created = await _endpoint(store, receiver.url(), ["customer.created"])
+        receiver.default_status = 500
+        await _add_customer(store, "bo@example.com")
+        assert await pump(database, tenant) == 1
+        (delivery,) = await _deliveries(store, created["endpoint"]["id"])
+        # The merchant tries a replay while fixing their receiver; it fails too.
+        await store.call("POST", f"/api/v1/webhook-deliveries/{delivery['id']}/replay", 200)
+        waits = []
+        for _ in range(10):
+            (delivery,) = await _deliveries(store, created["endpoint"]["id"])
+            if delivery["status"] != "pending":
+                break
+            last_automatic = [item for item in delivery["attempts"] if item["trigger"] == "automatic"][-1]
+            due = dt.datetime.fromisoformat(delivery["next_attempt_at"])
+            waits.append(due - dt.datetime.fromisoformat(last_automatic["attempted_at"]))
+            assert await pump(database, tenant, now=due) == 1
+    # The automatic schedule is whole: 1 min, 5 min, 30 min, 2 h, 6 h, then dead-lettered after 6 tries.
+    assert waits == list(sending.RETRY_DELAYS)
+    assert (delivery["status"], delivery["attempt_count"], delivery["next_attempt_at"]) == ("failed", 7, None)
+    assert [attempt[:3] for attempt in _attempts(delivery)] == [
+        (1, "automatic", 500),
+        (2, "replay", 500),
+        *[(number, "automatic", 500) for number in range(3, 8)],
+    ]
+
+
+async def test_the_migration_counts_the_automatic_attempts_of_existing_deliveries(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    store, tenant = await _store(client, database)
+    with serve_receiver() as receiver:
+        created = await _endpoint(store, receiver.url(), ["customer.created"])
+        receiver.default_status = 500
+        await _add_customer(store, "bo@example.com")
+        await pump(database, tenant)
+        (delivery,) = await _deliveries(store, created["endpoint"]["id"])
+        await store.call("POST", f"/api/v1/webhook-deliveries/{delivery['id']}/replay", 200)
+        await pump(database, tenant, now=dt.datetime.fromisoformat(delivery["next_attempt_at"]))
+    buffer = io.StringIO()
+    downgrade = TENANT_MIGRATIONS.config()
+    downgrade.output_buffer = buffer
+    command.downgrade(downgrade, f"{TENANT_MIGRATIONS.head()}:0020_chargeback_reversals", sql=True)
+    count = text("SELECT attempt_count, automatic_attempt_count FROM webhook_deliveries")
+    async with database.owner.connect() as connection:
+        # Begun here and rolled back, so nothing else sees the round trip.
+        await connection.begin()
+        try:
+            await apply_tenant_script(connection, tenant.schema_name, buffer.getvalue())
+            await apply_tenant_script(
+                connection, tenant.schema_name, TENANT_MIGRATIONS.render_upgrade("0020_chargeback_reversals")
+            )
+            counts = (await connection.execute(count)).all()
+        finally:
+            await connection.rollback()
+    # Automatic, replay, automatic: three attempts, two of them the sender's.
+    assert [tuple(row) for row in counts] == [(3, 2)]
+
+
 async def test_an_event_delivered_twice_owes_each_endpoint_one_delivery(
     client: AsyncTestClient[Litestar], database: Database
 ) -> None:
@@ -421,3 +491,63 @@ async def test_a_host_that_cannot_be_encoded_fails_its_own_attempt_and_the_batch
         assert _attempts(replayed)[-1] == (2, "replay", None, "InvalidURL: Invalid IDNA hostname: '☃.com'")
         assert (replayed["status"], replayed["next_attempt_at"]) == ("pending", snowy["next_attempt_at"])
     assert len(receiver.requests) == 1
+
+
+async def test_a_receiver_that_never_answers_fails_the_attempt_at_the_deadline(
+    client: AsyncTestClient[Litestar], database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sending, "ATTEMPT_TIMEOUT_SECONDS", 0.5)
+    store, tenant = await _store(client, database)
+    with serve_receiver() as receiver:
+        created = await _endpoint(store, receiver.url(), ["customer.created"])
+        await _add_customer(store, "bo@example.com")
+        receiver.hold()
+        try:
+            assert await pump(database, tenant) == 1
+        finally:
+            receiver.release()
+    (delivery,) = await _deliveries(store, created["endpoint"]["id"])
+    assert _attempts(delivery) == [(1, "automatic", None, "no answer within 0.5 s")]
+    assert 500 <= delivery["attempts"][0]["duration_ms"] < 2000
+    attempted_at = dt.datetime.fromisoformat(delivery["attempts"][0]["attempted_at"])
+    assert delivery["status"] == "pending"
+    assert dt.datetime.fromisoformat(delivery["next_attempt_at"]) == attempted_at + dt.timedelta(minutes=1)
+
+
+TRICKLE_STEPS = 100
+
+
+async def trickler(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Answers 200 at once, then a byte every 0.1 s: each read well within any per-read timeout."""
+    assert scope["type"] == "http"
+    while (await receive()).get("more_body"):
+        pass
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    for _ in range(TRICKLE_STEPS):
+        await send({"type": "http.response.body", "body": b".", "more_body": True})
+        try:
+            message = await asyncio.wait_for(receive(), 0.1)
+        except TimeoutError:
+            continue
+        if message["type"] == "http.disconnect":
+            return
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def test_a_receiver_that_answers_then_trickles_its_body_holds_the_sender_only_until_the_deadline(
+    client: AsyncTestClient[Litestar], database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sending, "ATTEMPT_TIMEOUT_SECONDS", 0.5)
+    store, tenant = await _store(client, database)
+    with serve_on_loopback(lambda base_url: trickler) as base_url:
+        created = await _endpoint(store, f"{base_url}/hooks", ["customer.created"])
+        await _add_customer(store, "bo@example.com")
+        await fan_out(database, tenant)
+        started = time.monotonic()
+        sent = await asyncio.wait_for(sending.send_due_for_tenant(database, tenant.context), timeout=10)
+        elapsed = time.monotonic() - started
+    assert sent == 1
+    assert elapsed < 2, f"one attempt held the sender {elapsed:.1f} s"
+    # The answer's status was in: the attempt is the 200 it said, the body left unread.
+    (delivery,) = await _deliveries(store, created["endpoint"]["id"])
+    assert (delivery["status"], _attempts(delivery)) == ("succeeded", [(1, "automatic", 200, None)])

@@ -1,20 +1,24 @@
-"""The sender against what happens while its POSTs are in flight: a run that overlaps, a deleted endpoint."""
+"""The sender against what happens while its POSTs are in flight: a run that overlaps, a deleted
+endpoint, a replay of the same delivery, another store's slow receiver."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from typing import Any
 
+import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import update
 
 from ordersmith.platform.database import Database
-from ordersmith.platform.tenancy import get_tenant_record
-from ordersmith.tenants.webhooks import sending
+from ordersmith.platform.identity import oidc
+from ordersmith.platform.tenancy import TenantRecord, get_tenant_record
+from ordersmith.tenants.webhooks import config, sending
 from ordersmith.tenants.webhooks.models import WebhookDelivery
-from tests.support.orders import open_store
-from tests.support.webhook_receiver import fan_out, serve_receiver
+from tests.support.orders import Store, open_store
+from tests.support.webhook_receiver import Receiver, fan_out, serve_receiver
 
 ENDPOINTS = "/api/v1/webhook-endpoints"
 
@@ -93,3 +97,176 @@ async def test_deleting_an_endpoint_mid_send_keeps_the_outcome_of_the_rest_of_th
     assert sorted(item.path for item in receiver.requests) == ["/doomed", "/kept"]
     assert (delivery["status"], delivery["attempt_count"]) == ("succeeded", 1)
     assert [(item["attempt_number"], item["status_code"]) for item in delivery["attempts"]] == [(1, 200)]
+
+
+async def _owe_one(database: Database, store: Store, tenant: TenantRecord, receiver: Receiver) -> str:
+    """Give the store one endpoint (at `receiver`) and owe it one customer.created; the endpoint's id."""
+    created = await store.call(
+        "POST", ENDPOINTS, 201, json={"url": receiver.url(), "topics": ["customer.created"]}
+    )
+    await store.call("POST", "/api/v1/customers", 201, json={"full_name": "Bo", "email": "bo@example.com"})
+    await fan_out(database, tenant)
+    return str(created["endpoint"]["id"])
+
+
+async def _one_delivery_owed(
+    client: AsyncTestClient[Litestar], database: Database, receiver: Receiver
+) -> tuple[Store, TenantRecord, str]:
+    """A new store whose one endpoint (at `receiver`) is owed one customer.created."""
+    store = await open_store(client)
+    tenant = await get_tenant_record(database, store.slug)
+    return store, tenant, await _owe_one(database, store, tenant, receiver)
+
+
+async def _two_stores_in_run_order(
+    client: AsyncTestClient[Litestar], database: Database
+) -> list[tuple[Store, TenantRecord]]:
+    """Two new stores, in the order a run of the job reaches them (by tenant id)."""
+    stores = []
+    for _ in range(2):
+        store = await open_store(client)
+        stores.append((store, await get_tenant_record(database, store.slug)))
+    return sorted(stores, key=lambda pair: pair[1].id)
+
+
+async def _only_delivery(store: Store, endpoint_id: str) -> dict[str, Any]:
+    (delivery,) = (await store.call("GET", f"{ENDPOINTS}/{endpoint_id}/deliveries", 200))["data"]
+    return dict(delivery)
+
+
+async def _automatic_attempt(
+    database: Database, tenant: TenantRecord
+) -> tuple[sending.Claimed, sending.Outcome]:
+    """The sender's steps (1) and (2) for the one due delivery, leaving (3), the record, to the test."""
+    async with database.tenant_session(tenant.context) as session:
+        (claimed,) = await sending.claim_due(tenant.context, session, dt.datetime.now(dt.UTC))
+    async with oidc.provider_client(config.current().network) as http:
+        return claimed, await sending.post(http, claimed)
+
+
+async def test_a_2xx_from_an_automatic_attempt_is_not_lost_to_a_concurrent_failed_replay(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    with serve_receiver() as receiver:
+        store, tenant, endpoint_id = await _one_delivery_owed(client, database, receiver)
+        # The sender POSTs the delivery (attempt 1) and the receiver answers 200 ...
+        receiver.answer(200, 500)
+        claimed, outcome = await _automatic_attempt(database, tenant)
+        assert outcome.status_code == 200
+        # ... while, before the sender records it, the admin's replay (attempt 2) gets a 500.
+        await store.call("POST", f"/api/v1/webhook-deliveries/{claimed.delivery_id}/replay", 200)
+        async with database.tenant_session(tenant.context) as session:
+            assert await sending.record(session, claimed, outcome) is True
+        delivery = await _only_delivery(store, endpoint_id)
+        # The receiver has the event: the delivery is succeeded and never sent again.
+        later = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+        assert await sending.send_due_for_tenant(database, tenant.context, now=later) == 0
+        assert len(receiver.requests) == 2
+    assert (delivery["status"], delivery["next_attempt_at"], delivery["attempt_count"]) == (
+        "succeeded",
+        None,
+        2,
+    )
+    assert dt.datetime.fromisoformat(delivery["delivered_at"]) == outcome.attempted_at
+    assert [
+        (item["attempt_number"], item["trigger"], item["status_code"]) for item in delivery["attempts"]
+    ] == [
+        (1, "automatic", 200),
+        (2, "replay", 500),
+    ]
+
+
+async def test_a_failed_automatic_attempt_recorded_after_a_successful_replay_leaves_it_succeeded(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    with serve_receiver() as receiver:
+        store, tenant, endpoint_id = await _one_delivery_owed(client, database, receiver)
+        receiver.answer(500, 200)
+        claimed, outcome = await _automatic_attempt(database, tenant)
+        replayed = await store.call("POST", f"/api/v1/webhook-deliveries/{claimed.delivery_id}/replay", 200)
+        async with database.tenant_session(tenant.context) as session:
+            await sending.record(session, claimed, outcome)
+        delivery = await _only_delivery(store, endpoint_id)
+        later = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+        assert await sending.send_due_for_tenant(database, tenant.context, now=later) == 0
+    assert (delivery["status"], delivery["next_attempt_at"]) == ("succeeded", None)
+    assert delivery["delivered_at"] == replayed["delivered_at"]
+    assert [
+        (item["attempt_number"], item["trigger"], item["status_code"]) for item in delivery["attempts"]
+    ] == [
+        (1, "automatic", 500),
+        (2, "replay", 200),
+    ]
+
+
+async def test_a_failed_replay_recorded_after_the_automatic_attempt_leaves_its_retry_as_it_set_it(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    with serve_receiver() as receiver:
+        store, tenant, endpoint_id = await _one_delivery_owed(client, database, receiver)
+        receiver.default_status = 500
+        claimed, outcome = await _automatic_attempt(database, tenant)
+        # The replay claims the delivery while the automatic attempt is still unrecorded ...
+        receiver.hold()
+        replay = asyncio.create_task(sending.replay(database, tenant.context, claimed.delivery_id))
+        await receiver.received(2)
+        # ... which records first: a retry a minute after it was sent.
+        async with database.tenant_session(tenant.context) as session:
+            await sending.record(session, claimed, outcome)
+        receiver.release()
+        await replay
+        delivery = await _only_delivery(store, endpoint_id)
+    # The failed replay gives back no schedule over the one the automatic attempt set.
+    assert delivery["status"] == "pending"
+    assert dt.datetime.fromisoformat(delivery["next_attempt_at"]) == outcome.attempted_at + dt.timedelta(
+        minutes=1
+    )
+    assert [
+        (item["attempt_number"], item["trigger"], item["status_code"]) for item in delivery["attempts"]
+    ] == [
+        (1, "automatic", 500),
+        (2, "replay", 500),
+    ]
+
+
+async def test_a_slow_receiver_of_one_store_does_not_delay_another_stores_webhooks(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    first, second = await _two_stores_in_run_order(client, database)
+    with serve_receiver() as slow, serve_receiver() as fast:
+        # The run reaches the slow store first.
+        await _owe_one(database, *first, slow)
+        await _owe_one(database, *second, fast)
+        slow.hold()
+        run = asyncio.create_task(sending.send_due(database))
+        try:
+            await slow.received(1)
+            # The other store's receiver answers at once: its event does not wait for the slow one.
+            async with asyncio.timeout(3):
+                await fast.received(1)
+        finally:
+            slow.release()
+            sent = await run
+    # Both stores' attempts are counted (with any retries other tests' stores had due).
+    assert sent >= 2
+
+
+async def test_a_run_serves_at_most_stores_at_once_stores_at_a_time(
+    client: AsyncTestClient[Litestar], database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sending, "STORES_AT_ONCE", 1)
+    first, second = await _two_stores_in_run_order(client, database)
+    with serve_receiver() as slow, serve_receiver() as fast:
+        await _owe_one(database, *first, slow)
+        await _owe_one(database, *second, fast)
+        slow.hold()
+        run = asyncio.create_task(sending.send_due(database))
+        try:
+            await slow.received(1)
+            # Its one place is taken by the slow store until that store is done.
+            await asyncio.sleep(0.5)
+            assert fast.requests == []
+        finally:
+            slow.release()
+            await run
+        assert len(fast.requests) == 1

@@ -38,6 +38,10 @@ def test_a_receiver_verifies_within_the_tolerance_only() -> None:
         (SECRET, BODY, "t=1700000000"),
         (SECRET, BODY, "t=soon,v1=abc"),
         (SECRET, BODY, ""),
+        # "²".isdigit() is true, yet int() refuses it.
+        (SECRET, BODY, "t=\u00b2,v1=00"),
+        # Longer than int() converts (4,300 digits).
+        (SECRET, BODY, "t=" + "9" * 5000 + ",v1=00"),
     ],
 )
 def test_a_wrong_secret_a_changed_body_or_a_malformed_header_does_not_verify(

@@ -73,6 +73,7 @@ class WebhookDelivery(TenantBase):
     __table_args__ = (
         CheckConstraint(f"status IN {DELIVERY_STATUSES}", name="status_known"),
         CheckConstraint("attempt_count >= 0", name="attempt_count_not_negative"),
+        CheckConstraint("automatic_attempt_count >= 0", name="automatic_attempt_count_not_negative"),
         Index("uq_webhook_deliveries_event_endpoint", "event_id", "endpoint_id", unique=True),
         Index("ix_webhook_deliveries_endpoint_created_at_id", "endpoint_id", "created_at", "id"),
         # The sender's queue: only what is still owed.
@@ -92,7 +93,11 @@ class WebhookDelivery(TenantBase):
     # The JSON document POSTed: {"id", "type", "created", "data"}.
     body: Mapped[dict[str, Any]] = mapped_column(JSONB)
     status: Mapped[str] = mapped_column(String(20))
+    # Every attempt, replays included: it numbers them in the log.
     attempt_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    # The sender's own attempts only: they alone decide the next wait and the dead-lettering,
+    # so a failed replay does not use up a pending delivery's retries.
+    automatic_attempt_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     next_attempt_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     last_status_code: Mapped[int | None] = mapped_column(Integer)
     last_error: Mapped[str | None] = mapped_column(Text)

@@ -16,6 +16,8 @@ import time
 HEADER = "Ordersmith-Signature"
 SCHEME = "v1"
 TOLERANCE_SECONDS = 300
+# Unix time has 10 digits until the year 2286; a longer `t` can never be within tolerance.
+MAX_TIMESTAMP_DIGITS = 12
 
 
 def compute(secret: str, timestamp: int, body: bytes) -> str:
@@ -32,12 +34,16 @@ def signature_header(secret: str, body: bytes, timestamp: int, *also: str) -> st
 def verify(
     secret: str, body: bytes, header: str, *, tolerance: int = TOLERANCE_SECONDS, now: float | None = None
 ) -> bool:
-    """Whether `header` signs `body` with `secret`, at a time within `tolerance` seconds of now."""
+    """Whether `header` signs `body` with `secret`, at a time within `tolerance` seconds of now.
+
+    A malformed header is simply not a valid signature: this never raises on what a sender put in it.
+    """
     timestamp: int | None = None
     signatures: list[str] = []
     for part in header.split(","):
         name, _, value = part.strip().partition("=")
-        if name == "t" and value.isdigit():
+        # `isdigit` alone lets through digits `int` refuses ("²"), and a number too long to convert.
+        if name == "t" and value.isascii() and value.isdigit() and len(value) <= MAX_TIMESTAMP_DIGITS:
             timestamp = int(value)
         elif name == SCHEME:
             signatures.append(value)
