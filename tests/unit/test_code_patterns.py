@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from ordersmith.platform.errors import FieldError
 from ordersmith.tenants.catalog.rules import check_barcode, check_currency, check_sku_code
+from ordersmith.tenants.customers.countries import COUNTRY_CODE_RULE
 from ordersmith.tenants.customers.rules import check_address
+from ordersmith.tenants.inventory.rules import check_address as check_location_address
 from ordersmith.tenants.inventory.rules import check_location
 
 
@@ -42,3 +46,29 @@ def test_a_trailing_newline_is_refused_in_every_code() -> None:
         address,
     )
     assert address == [FieldError("country_code", "must be an ISO 3166 country code such as FR or US")]
+
+
+@pytest.mark.parametrize(
+    ("code", "is_country"),
+    [
+        ("FR", True),
+        ("GP", True),  # a territory (Guadeloupe) ISO 3166-1 assigns a code of its own
+        ("XK", True),  # Kosovo: user-assigned, but what carriers and Stripe use
+        ("ZZ", False),
+        ("FA", False),  # "FR" mistyped: two capital letters, no country
+        ("fr", False),
+        ("FRA", False),
+    ],
+)
+def test_an_address_names_a_country_iso_3166_assigns(code: str, is_country: bool) -> None:
+    customer_address: list[FieldError] = []
+    check_address(
+        {"recipient_name": "Ana", "line1": "1 Main St", "city": "Paris", "country_code": code},
+        "",
+        customer_address,
+    )
+    location_address: list[FieldError] = []
+    check_location_address({"country_code": code}, location_address)
+    expected_customer = [] if is_country else [FieldError("country_code", COUNTRY_CODE_RULE)]
+    expected_location = [] if is_country else [FieldError("address.country_code", COUNTRY_CODE_RULE)]
+    assert (customer_address, location_address) == (expected_customer, expected_location)

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ordersmith.platform.errors import FieldError
+from ordersmith.tenants.customers.countries import COUNTRY_CODE_RULE, is_country_code
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # The lengths the columns hold, measured as stored (trimmed, an email lower-cased).
@@ -14,7 +15,6 @@ MAX_EMAIL = 320
 MAX_PHONE = 50
 PHONE = re.compile(r"^\+?[0-9 ()./-]{3,50}$")
 TAG = re.compile(r"^[\w][\w .:/-]{0,49}$")
-COUNTRY = re.compile(r"^[A-Z]{2}$")
 MAX_TAGS = 50
 MAX_NOTE = 10_000
 # How many addresses one create may carry; more are added one by one.
@@ -110,10 +110,8 @@ def check_address(
     if partial and "country_code" not in values:
         return
     country = values.get("country_code")
-    if not isinstance(country, str) or not COUNTRY.fullmatch(country):
-        errors.append(
-            FieldError(prefix + "country_code", "must be an ISO 3166 country code such as FR or US")
-        )
+    if not is_country_code(country):
+        errors.append(FieldError(prefix + "country_code", COUNTRY_CODE_RULE))
 
 
 def trimmed_address(values: Mapping[str, Any]) -> dict[str, Any]:

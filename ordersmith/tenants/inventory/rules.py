@@ -8,8 +8,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from ordersmith.platform.errors import FieldError
+from ordersmith.tenants.customers.countries import COUNTRY_CODE_RULE, is_country_code
 from ordersmith.tenants.customers.rules import ADDRESS_LIMITS as CUSTOMER_ADDRESS_LIMITS
-from ordersmith.tenants.customers.rules import COUNTRY, trimmed_address
+from ordersmith.tenants.customers.rules import trimmed_address
 from ordersmith.tenants.inventory.models import LOCATION_KINDS
 
 LOCATION_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
@@ -76,8 +77,8 @@ def check_address(address: Any, errors: list[FieldError]) -> None:
     for part, value in address.items():
         field = f"address.{part}"
         if part == "country_code":
-            if not isinstance(value, str) or not COUNTRY.fullmatch(value):
-                errors.append(FieldError(field, "must be an ISO 3166 country code such as FR or US"))
+            if not is_country_code(value):
+                errors.append(FieldError(field, COUNTRY_CODE_RULE))
         elif part in ADDRESS_LIMITS:
             maximum = ADDRESS_LIMITS[part]
             if not isinstance(value, str) or not value.strip() or len(value.strip()) > maximum:
