@@ -17,7 +17,8 @@ from ordersmith.tenants.orders.kpis import touch_report
 
 
 class OrderTouches(msgspec.Struct):
-    # The period: orders created at or after created_after and before created_before.
+    # The period, in UTC whatever offset the caller used: orders created at or after
+    # created_after and before created_before.
     created_after: dt.datetime
     created_before: dt.datetime
     orders_placed: int
@@ -42,7 +43,7 @@ async def order_touches(
     created_after: FromQuery[dt.datetime | None] = None,
     created_before: FromQuery[dt.datetime | None] = None,
 ) -> OrderTouches:
-    """The period defaults to the last 30 days; a touch is a change made by a person."""
+    """By default the 30 days up to created_before (now if not sent); a touch is a person's change."""
     assert principal.tenant is not None
     report = await touch_report(
         principal.tenant.context, tenant_session, created_after=created_after, created_before=created_before

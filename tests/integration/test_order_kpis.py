@@ -156,6 +156,40 @@ async def test_a_bad_period_is_422_and_the_report_needs_reports_read(store: Stor
     assert problem["code"] == "permission_denied"
 
 
+async def test_the_report_period_is_answered_in_utc(store: Store) -> None:
+    params = {"created_after": "2026-11-01T00:00:00+02:00", "created_before": "2026-11-02T00:00:00+02:00"}
+    report = await store.call("GET", REPORT, 200, params=params)
+    assert (report["created_after"], report["created_before"]) == (
+        "2026-10-31T22:00:00Z",
+        "2026-11-01T22:00:00Z",
+    )
+    # A period given from one end only is answered in UTC as well.
+    report = await store.call("GET", REPORT, 200, params={"created_before": "2026-11-02T00:00:00-05:00"})
+    assert (report["created_after"], report["created_before"]) == (
+        "2026-10-03T05:00:00Z",
+        "2026-11-02T05:00:00Z",
+    )
+
+
+async def test_a_created_after_in_the_future_needs_a_created_before(store: Store) -> None:
+    tomorrow = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+    problem = await store.call("GET", REPORT, 422, params={"created_after": tomorrow.isoformat()})
+    assert problem["errors"] == [
+        {
+            "field": "created_after",
+            "message": "must be earlier than created_before, which is now when not given; "
+            "give created_before as well for a period that ends later",
+        }
+    ]
+    # With its end given, a period ahead is a period like any other, as in the order list's filters.
+    params = {
+        "created_after": tomorrow.isoformat(),
+        "created_before": (tomorrow + dt.timedelta(days=1)).isoformat(),
+    }
+    ahead = await store.call("GET", REPORT, 200, params=params)
+    assert (ahead["orders_placed"], ahead["touchless_rate"], ahead["average_touches"]) == (0, None, None)
+
+
 async def test_migration_0013_fills_in_the_touches_orders_completed_with(
     store: Store, database: Database
 ) -> None:

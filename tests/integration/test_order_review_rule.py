@@ -8,11 +8,13 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from tests.support.order_actions import steps, timeline_of
+from ordersmith.platform.database import Database
+from tests.support.order_actions import api_key_headers, events_of, steps, timeline_of, user_id
 from tests.support.order_edits import commit, preview, set_quantity
 from tests.support.orders import Store, open_store, two_sku_store
 
 REASON = "the total 3000 is over the store's review threshold of 2500 (EUR minor units)"
+FIRST_ORDER = "it is the customer's first order, and the store reviews first orders"
 
 
 @pytest.fixture
@@ -27,6 +29,10 @@ async def _set_threshold(store: Store, amount: int | None) -> dict[str, Any]:
         "PATCH", "/api/v1/store", 200, json={"review_orders_over_amount": amount}
     )
     return body
+
+
+def _hold_of(hold: dict[str, Any]) -> tuple[Any, ...]:
+    return (hold["type"], hold["reason"], hold["placed_by_type"], hold["placed_by_id"])
 
 
 def _held_by_the_rule(order: dict[str, Any]) -> tuple[Any, ...]:
@@ -86,10 +92,106 @@ async def test_the_rule_compares_only_orders_in_the_stores_currency(store: Store
     assert (in_dollars["status"], in_dollars["holds"]) == ("confirmed", [])
 
 
-async def test_an_order_with_a_hold_of_its_own_gets_no_second_one(store: Store) -> None:
+async def test_an_order_with_a_hold_of_its_own_gets_the_review_hold_beside_it(
+    store: Store, database: Database
+) -> None:
     await _set_threshold(store, 2500)
     order = await store.place(("TEE-S", 3), hold={"type": "address", "reason": "no house number"})
-    assert [(hold["type"], hold["placed_by_type"]) for hold in order["holds"]] == [("address", "user")]
+    me = await user_id(store)
+    assert (order["status"], order["open_hold_count"]) == ("placed", 2)
+    assert [_hold_of(hold) for hold in order["holds"]] == [
+        ("address", "no house number", "user", me),
+        ("fraud_review", REASON, "system", "review_orders_over_amount"),
+    ]
+    # The response was built in hand: it is what was stored.
+    assert (await store.call("GET", f"/api/v1/orders/{order['id']}", 200))["holds"] == order["holds"]
+    address, review = (hold["id"] for hold in order["holds"])
+    held = [entry for entry in await timeline_of(store, order["id"]) if entry["kind"] == "hold_placed"]
+    assert [(entry["actor_type"], entry["changes"]) for entry in held] == [
+        (
+            "user",
+            {
+                "hold_id": address,
+                "type": "address",
+                "reason": "no house number",
+                "release_role": "agent",
+                "open_hold_count": {"old": 0, "new": 1},
+            },
+        ),
+        (
+            "system",
+            {
+                "hold_id": review,
+                "type": "fraud_review",
+                "reason": REASON,
+                "release_role": "agent",
+                "open_hold_count": {"old": 1, "new": 2},
+                "rules": ["review_orders_over_amount"],
+            },
+        ),
+    ]
+    events = await events_of(database, order["id"])
+    assert [(topic, payload.get("hold_id")) for topic, payload in events] == [
+        ("order.placed", None),
+        ("order.hold_placed", address),
+        ("order.hold_placed", review),
+    ]
+    assert events[2][1] == {
+        "order_id": order["id"],
+        "number": order["number"],
+        "hold_id": review,
+        "type": "fraud_review",
+        "reason": REASON,
+        "release_role": "agent",
+    }
+
+    # Releasing its own hold leaves the order waiting for the review; releasing that confirms it.
+    released = await store.call("POST", f"/api/v1/orders/{order['id']}/holds/{address}/release", 200)
+    assert (released["order"]["status"], released["order"]["open_hold_count"]) == ("placed", 1)
+    reviewed = await store.call("POST", f"/api/v1/orders/{order['id']}/holds/{review}/release", 200)
+    assert (reviewed["order"]["status"], reviewed["order"]["open_hold_count"]) == ("confirmed", 0)
+
+
+async def test_an_order_over_the_threshold_placed_with_its_own_hold_still_gets_the_fraud_review(
+    store: Store,
+) -> None:
+    """The reviewer's case: an integration releasing its own hold must not confirm an unreviewed order."""
+    await _set_threshold(store, 5000)
+    key = await api_key_headers(store)
+    order = await store.place(
+        ("TEE-S", 9), headers=key, hold={"type": "customer_request", "reason": "gift wrap?"}
+    )
+    [own] = [hold for hold in order["holds"] if hold["type"] == "customer_request"]
+    released = await store.call(
+        "POST", f"/api/v1/orders/{order['id']}/holds/{own['id']}/release", 200, headers=key
+    )
+    assert released["order"]["status"] == "placed"
+    assert [h["type"] for h in released["order"]["holds"] if h["released_at"] is None] == ["fraud_review"]
+
+
+async def test_a_fraud_review_of_its_own_is_the_review_the_rules_ask_for(store: Store) -> None:
+    await _set_threshold(store, 2500)
+    await store.call("PATCH", "/api/v1/store", 200, json={"review_first_orders": True})
+    await store.add_customer("bo@example.com")
+    hold = {"type": "fraud_review", "reason": "checked by our own screening", "release_role": "manager"}
+    order = await store.place(("TEE-S", 3), hold=hold)
+    assert (order["status"], order["open_hold_count"]) == ("placed", 1)
+    assert [_hold_of(hold) for hold in order["holds"]] == [
+        ("fraud_review", "checked by our own screening", "user", await user_id(store))
+    ]
+
+
+async def test_a_first_order_with_a_hold_of_its_own_gets_the_review_hold_beside_it(store: Store) -> None:
+    await store.call("PATCH", "/api/v1/store", 200, json={"review_first_orders": True})
+    await store.add_customer("bo@example.com")
+    key = await api_key_headers(store)
+    order = await store.place(("TEE-S", 1), headers=key, hold={"type": "payment", "reason": "bank transfer"})
+    assert [(hold["type"], hold["reason"], hold["placed_by_type"]) for hold in order["holds"]] == [
+        ("payment", "bank transfer", "api_key"),
+        ("fraud_review", FIRST_ORDER, "system"),
+    ]
+    assert order["holds"][1]["placed_by_id"] == "review_first_orders"
+    assert (order["status"], order["open_hold_count"]) == ("placed", 2)
 
 
 async def test_no_threshold_holds_nothing_and_a_bad_one_is_422(store: Store) -> None:
@@ -123,6 +225,37 @@ async def test_a_draft_over_the_threshold_is_held_when_it_is_placed(store: Store
         ("drafted", "user"),
         ("hold_placed", "system"),
         ("placed", "user"),
+    ]
+
+
+async def test_a_draft_held_before_it_is_placed_is_still_reviewed(store: Store) -> None:
+    await _set_threshold(store, 2500)
+    held_drafts = []
+    for hold in (
+        {"type": "address", "reason": "no house number"},
+        {"type": "fraud_review", "reason": "checked by our own screening"},
+    ):
+        draft = await store.call(
+            "POST", "/api/v1/orders", 201, json=store.order_body(("TEE-S", 3), draft=True)
+        )
+        await store.call("POST", f"/api/v1/orders/{draft['id']}/hold", 201, json=hold)
+        held_drafts.append(draft["id"])
+    own, reviewed = [await store.call("POST", f"/api/v1/orders/{draft}/place", 200) for draft in held_drafts]
+    # Its own hold does not stand in for the review...
+    assert (own["status"], own["open_hold_count"]) == ("placed", 2)
+    assert [(hold["type"], hold["placed_by_type"], hold["reason"]) for hold in own["holds"]] == [
+        ("address", "user", "no house number"),
+        ("fraud_review", "system", REASON),
+    ]
+    entry = [item for item in await timeline_of(store, own["id"]) if item["kind"] == "hold_placed"][-1]
+    assert (entry["changes"]["open_hold_count"], entry["changes"]["rules"]) == (
+        {"old": 1, "new": 2},
+        ["review_orders_over_amount"],
+    )
+    # ...but a fraud review already open is the review the rules ask for.
+    assert (reviewed["status"], reviewed["open_hold_count"]) == ("placed", 1)
+    assert [(hold["type"], hold["placed_by_type"]) for hold in reviewed["holds"]] == [
+        ("fraud_review", "user")
     ]
 
 
@@ -169,9 +302,6 @@ async def test_an_edit_that_takes_an_order_over_the_threshold_holds_it_for_revie
     assert (again["order"]["status"], again["order"]["open_hold_count"]) == ("confirmed", 0)
     shrunk = await commit(store, order["id"], set_quantity(line, 3))
     assert (shrunk["order"]["status"], shrunk["order"]["open_hold_count"]) == ("confirmed", 0)
-
-
-FIRST_ORDER = "it is the customer's first order, and the store reviews first orders"
 
 
 async def test_a_customers_first_order_is_held_when_the_store_reviews_first_orders(store: Store) -> None:

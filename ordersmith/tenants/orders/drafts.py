@@ -4,8 +4,9 @@ A draft's units sit in its lines' `pending` bucket: nothing is reserved or backo
 so it holds back nothing another order could have. While it is a draft, its content is
 replaced whole (customer, lines, address); placing it reserves stock exactly as a new
 order would (the same planner, the same reasons, the same 409 `insufficient_stock`),
-moves the units out of `pending`, and confirms it unless a hold stops it. Prices are
-the draft's: the quote the customer was given.
+moves the units out of `pending`, and confirms it unless a hold stops it: one placed on
+the draft, or the store's review rules' (`review.py`). Prices are the draft's: the
+quote the customer was given.
 """
 
 from __future__ import annotations
@@ -273,16 +274,15 @@ async def place_draft(
     reservations = reservation_rows(order_id, held)
     if reservations:
         await session.execute(insert(Reservation), reservations)
-    confirmed = order.open_hold_count == 0
-    # The store's review rules hold a draft that carries no hold of its own, as a new order.
+    # The store's review rules hold a draft as a new order, beside any hold of its own (review.py).
     rule_hold = None
-    if confirmed:
+    if not review.is_under_review(hold.type for hold in view.open_holds):
         rule = await review.read_rule(session)
         # Read before this draft is marked placed below, so it does not count itself.
         customer_id = await live_customer_id(session, order.customer_id) or order.customer_id
         first = rule.first_orders and await review.is_first_order(session, customer_id)
         rule_hold = rule.hold_for(order.currency, order.total_amount, is_first_order=first)
-    confirmed = confirmed and rule_hold is None
+    confirmed = order.open_hold_count == 0 and rule_hold is None
     status = lifecycle.CONFIRMED if confirmed else lifecycle.PLACED
     await session.execute(
         update(Order)

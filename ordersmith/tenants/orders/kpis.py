@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.platform.database import TenantContext
 from ordersmith.platform.errors import FieldError, ValidationFailedError
-from ordersmith.platform.times import time_errors
+from ordersmith.platform.times import range_errors
 from ordersmith.tenants.orders.models import Order
 
 DEFAULT_PERIOD = dt.timedelta(days=30)
@@ -43,15 +43,23 @@ class TouchReport:
 def _period(
     created_after: dt.datetime | None, created_before: dt.datetime | None, now: dt.datetime
 ) -> tuple[dt.datetime, dt.datetime]:
-    errors = time_errors(created_after=created_after, created_before=created_before)
+    """The period [after, before) in UTC, as timestamps are answered, whatever offset the caller used."""
+    errors = range_errors("created_after", created_after, "created_before", created_before)
     if errors:
         raise ValidationFailedError("the report period is invalid; see errors", errors=errors)
-    before = created_before or now
-    after = created_after or before - DEFAULT_PERIOD
+    before = (created_before or now).astimezone(dt.UTC)
+    after = (created_after or before - DEFAULT_PERIOD).astimezone(dt.UTC)
     if after >= before:
+        # Only created_after was sent, and it is not in the past: the period would end before it began.
         raise ValidationFailedError(
             "the report period is invalid; see errors",
-            errors=[FieldError("created_after", "must be earlier than created_before")],
+            errors=[
+                FieldError(
+                    "created_after",
+                    "must be earlier than created_before, which is now when not given; "
+                    "give created_before as well for a period that ends later",
+                )
+            ],
         )
     return after, before
 

@@ -8,12 +8,13 @@ The steps, all in the caller's tenant transaction, in three statements:
    unit comes from (`inventory.reservations.plan_reservations`), under those locks: the
    plan never promises what the locked rows do not hold;
 4. in one prebuilt statement, move the reserved totals and write the order, its lines,
-   where each line's units are held and why, the hold, the timeline and the outbox
+   where each line's units are held and why, the holds, the timeline and the outbox
    events (`placement_write`).
 Confirmation is automatic unless the order arrives with a hold or one of the store's
-review rules holds it (`review.py`, read in step 2's statement). Placement is the hot
-path, so it uses Core statements built once at import (only parameters change per
-order) and builds its response from the rows it wrote, reading nothing back.
+review rules holds it (`review.py`, read in step 2's statement); the rules' hold is
+written beside the order's own, unless that is a fraud review already. Placement is
+the hot path, so it uses Core statements built once at import (only parameters change
+per order) and builds its response from the rows it wrote, reading nothing back.
 """
 
 from __future__ import annotations
@@ -275,7 +276,7 @@ async def place(
 
     Two statements (driver_sql.py): read and lock, then (in Python) the checks and the
     plan, then one statement that moves the reserved totals and writes the order, its
-    lines, their reservations, the hold, the timeline and the outbox events.
+    lines, their reservations, the holds, the timeline and the outbox events.
     """
     check_order(request)
     read = await _read_and_lock(connection, tenant.schema_name, request)
@@ -294,10 +295,10 @@ async def place(
 
     demands = sorted(demands_of(priced), key=lambda demand: demand.variant_id)
     plan = plan_reservations(demands, stock)
-    # The store's review rules hold what arrives without a hold of its own.
-    rule_hold = (
-        None if request.hold else read.rules.hold_for(currency, subtotal, is_first_order=read.is_first_order)
-    )
+    # The store's review rules hold the order beside any hold of its own (review.py).
+    rule_hold = None
+    if not review.is_under_review([request.hold.type] if request.hold else []):
+        rule_hold = read.rules.hold_for(currency, subtotal, is_first_order=read.is_first_order)
     written = Written.of(tenant, request, actor, customer_id, currency, subtotal, priced, plan, rule_hold)
     number, created_at = await WRITE.fetchrow(connection, tenant.schema_name, written.parameters())
     return written.view(number, created_at)

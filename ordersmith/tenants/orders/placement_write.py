@@ -2,7 +2,7 @@
 
 `placement.place` reads and locks the stock and plans where each unit comes from; what
 it then writes is made here: the order, its lines, where each line's units are held and
-why (`spread`), the hold, the timeline and the outbox events, all in one prebuilt
+why (`spread`), its holds, the timeline and the outbox events, all in one prebuilt
 statement (`WRITE`) that also moves the reserved totals. Drafts being placed reuse the
 row builders. The response is built from the rows in hand (`Written.view`), reading
 nothing back.
@@ -32,7 +32,7 @@ from ordersmith.tenants.inventory.reservations import Allocation, Plan
 from ordersmith.tenants.orders import lifecycle, review
 from ordersmith.tenants.orders.holds import ORDER_CONFIRMED, ORDER_HOLD_PLACED
 from ordersmith.tenants.orders.models import Order, OrderEvent, OrderHold, OrderLine
-from ordersmith.tenants.orders.rules import OrderRequest, clean_tags
+from ordersmith.tenants.orders.rules import HoldRequest, OrderRequest, clean_tags
 from ordersmith.tenants.orders.timeline import Entry, change, entry_rows, is_touch
 from ordersmith.tenants.orders.views import OrderView, ReservationView
 
@@ -237,7 +237,7 @@ class Written:
     lines: list[dict[str, Any]]
     reservations: list[dict[str, Any]]
     views: list[ReservationView]
-    hold: dict[str, Any] | None
+    holds: list[dict[str, Any]]
     entries: list[dict[str, Any]]
     moves: list[tuple[uuid.UUID, uuid.UUID, int]]
     events: list[tuple[str, dict[str, Any]]]
@@ -258,8 +258,13 @@ class Written:
         """The rows of an order; `rule_hold`: the hold the store's review rules call for (by the system)."""
         order_id = uuid7()
         now = dt.datetime.now(dt.UTC)
-        requested = request.hold or rule_hold
-        confirmed = requested is None
+        # Who places each hold, and the rules that called for it: the order's own first, then the rules'.
+        requested: list[tuple[HoldRequest, Actor, tuple[str, ...] | None]] = []
+        if request.hold is not None:
+            requested.append((request.hold, actor, None))
+        if rule_hold is not None:
+            requested.append((rule_hold, rule_hold.actor, rule_hold.rules))
+        confirmed = not requested
         order = {
             "id": order_id,
             "status": lifecycle.CONFIRMED if confirmed else lifecycle.PLACED,
@@ -273,7 +278,7 @@ class Written:
             "channel": request.channel,
             "external_reference": request.external_reference,
             "tags": clean_tags(request.tags),
-            "open_hold_count": 0 if confirmed else 1,
+            "open_hold_count": len(requested),
             "touch_count": 1 if is_touch(actor) else 0,
             "placed_at": now,
             "confirmed_at": now if confirmed else None,
@@ -303,39 +308,24 @@ class Written:
             ReservationView(line_id, a.location_id, a.location_code, quantity, a.reason)
             for line_id, a, quantity in held
         ]
-        hold = None
         entries = [placed_entry(None, held, lines)]
-        # A hold written with the order reads like one placed on it afterwards (holds.py):
-        # its own timeline entry, by whoever placed it (the system for the store's rule), and event.
-        hold_event: tuple[str, dict[str, Any]] | None = None
-        if requested is None:
+        if confirmed:
             entries.append(Entry("confirmed", {"status": change(lifecycle.PLACED, lifecycle.CONFIRMED)}))
         # Entry ids are made in order (UUIDv7), and entries of one transaction share created_at:
-        # the placement's rows are made before the hold's so that the timeline reads placed, then held.
+        # the placement's rows are made before the holds' so that the timeline reads placed, then held.
         timeline_rows = entry_rows(order_id, entries, actor)
-        if requested is not None:
-            placed_by = actor if request.hold or rule_hold is None else rule_hold.actor
-            reason = requested.reason.strip()
-            hold = {
-                "id": uuid7(),
-                "order_id": order_id,
-                "type": requested.type,
-                "reason": reason,
-                "release_role": requested.release_role,
-                "placed_by_type": placed_by.type,
-                "placed_by_id": placed_by.id,
-            }
-            described = {
-                "hold_id": str(hold["id"]),
-                "type": requested.type,
-                "reason": reason,
-                "release_role": requested.release_role,
-            }
-            changes = {**described, "open_hold_count": change(0, 1)}
-            if not request.hold:
-                changes["rules"] = list(rule_hold.rules) if rule_hold else []
+        holds: list[dict[str, Any]] = []
+        hold_events: list[tuple[str, dict[str, Any]]] = []
+        # A hold written with the order reads like one placed on it afterwards (holds.py):
+        # its own timeline entry, by whoever placed it (the system for the store's rules), and event.
+        for count, (hold_request, placed_by, rules) in enumerate(requested):
+            hold, described = _hold_row(order_id, hold_request, placed_by)
+            changes = {**described, "open_hold_count": change(count, count + 1)}
+            if rules is not None:
+                changes["rules"] = list(rules)
+            holds.append(hold)
             timeline_rows += entry_rows(order_id, [Entry("hold_placed", changes)], placed_by)
-            hold_event = (ORDER_HOLD_PLACED, {"order_id": str(order_id), **described})
+            hold_events.append((ORDER_HOLD_PLACED, {"order_id": str(order_id), **described}))
         payload = {
             "order_id": str(order_id),
             "customer_id": str(customer_id),
@@ -347,8 +337,7 @@ class Written:
         events = [(ORDER_PLACED, payload)]
         if confirmed:
             events.append((ORDER_CONFIRMED, {"order_id": str(order_id)}))
-        if hold_event is not None:
-            events.append(hold_event)
+        events += hold_events
         # One move per stock row: UPDATE … FROM applies only one source row to each target.
         totals: dict[tuple[uuid.UUID, uuid.UUID], int] = defaultdict(int)
         for _, allocation, quantity in held:
@@ -362,7 +351,7 @@ class Written:
             lines,
             reservations,
             views,
-            hold,
+            holds,
             timeline_rows,
             moves,
             events,
@@ -380,7 +369,7 @@ class Written:
             # Extra keys in a row (a line's pending units, say) are ignored by the statement.
             "l": self.lines,
             "r": self.reservations,
-            "h": [self.hold] if self.hold else [],
+            "h": self.holds,
             "e": self.entries,
             "m": moves,
             "x": outbox,
@@ -400,20 +389,42 @@ class Written:
             **stamps,
         )
         lines = [_detached(OrderLine, line, **stamps) for line in self.lines]
-        holds = []
-        if self.hold is not None:
-            holds = [
-                _detached(
-                    OrderHold,
-                    self.hold,
-                    released_at=None,
-                    released_by_type=None,
-                    released_by_id=None,
-                    release_note=None,
-                    created_at=created_at,
-                )
-            ]
+        holds = [
+            _detached(
+                OrderHold,
+                hold,
+                released_at=None,
+                released_by_type=None,
+                released_by_id=None,
+                release_note=None,
+                created_at=created_at,
+            )
+            for hold in self.holds
+        ]
         return OrderView(order, lines, self.views, holds)
+
+
+def _hold_row(
+    order_id: uuid.UUID, request: HoldRequest, placed_by: Actor
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An `order_holds` row placed with the order, and how its timeline entry and event describe it."""
+    reason = request.reason.strip()
+    row = {
+        "id": uuid7(),
+        "order_id": order_id,
+        "type": request.type,
+        "reason": reason,
+        "release_role": request.release_role,
+        "placed_by_type": placed_by.type,
+        "placed_by_id": placed_by.id,
+    }
+    described = {
+        "hold_id": str(row["id"]),
+        "type": request.type,
+        "reason": reason,
+        "release_role": request.release_role,
+    }
+    return row, described
 
 
 def _detached(model: type[_Model], values: Mapping[str, Any], **more: Any) -> _Model:

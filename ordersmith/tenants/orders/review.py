@@ -10,11 +10,18 @@ They hold an order as it is placed (a new order or a draft), and the amount rule
 an order an edit takes over the threshold: one `fraud_review` hold placed by the system,
 whose reason names every rule that applied, which any agent may release; releasing it
 confirms the order as any last hold does.
+
+An order that arrives with holds of its own still gets the rules' hold beside them:
+otherwise releasing its own hold (a customer's request, an address to check) would
+confirm an order nobody reviewed. Only a `fraud_review` already on it stands in for the
+rules' hold, as on the edit path: that is the review they ask for, and whoever placed
+it chose who may release it.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import Select, exists, select
@@ -66,6 +73,11 @@ class ReviewRule:
         if not rules:
             return None
         return RuleHold(HOLD_TYPE, "; ".join(reasons), rules=tuple(rules))
+
+
+def is_under_review(hold_types: Iterable[str]) -> bool:
+    """Whether the order's open holds (by type) include a fraud review: then the rules add no second."""
+    return HOLD_TYPE in hold_types
 
 
 def has_ordered(live_customer_id: object) -> Select[tuple[bool]]:
