@@ -38,6 +38,7 @@ from ordersmith.platform.tenancy import (
     get_tenant_record,
     list_tenants,
     provision_tenant,
+    restore_command,
     restore_tenant,
 )
 from ordersmith.platform.tenant_migrations import (
@@ -279,7 +280,11 @@ def tenants() -> None:
 
 
 @tenants.command("create")
-@click.option("--slug", required=True, help="The tenant's address: 3-40 of a-z, 0-9 and '-'.")
+@click.option(
+    "--slug",
+    required=True,
+    help="The tenant's address: 3-40 of a-z, 0-9 and '-', not starting or ending with '-'.",
+)
 @click.option("--name", required=True, help="The store's display name.")
 @click.option("--plan", default="trial", show_default=True, help="The plan the tenant starts on.")
 @async_command
@@ -404,7 +409,7 @@ def _operator() -> Actor:
 async def tenants_archive(slug: str) -> None:
     """Block all access to a tenant, keeping its data (audited)."""
     await _with_database(_settings(), lambda database: archive_tenant(database, slug, actor=_operator()))
-    click.echo(f"archived {slug}; `ordersmith tenants restore {slug}` gives access back")
+    click.echo(f"archived {slug}; `{restore_command(slug)}` gives access back")
 
 
 @tenants.command("restore")

@@ -14,6 +14,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from ordersmith.api.access import AUTHENTICATED, PUBLIC
 from ordersmith.api.auth import REFRESH_COOKIE, cleared_cookies, client_address, session_cookies
+from ordersmith.api.problems import PROBLEMS
 from ordersmith.platform.errors import FieldError, ValidationFailedError
 from ordersmith.platform.identity.accounts import (
     IssuedSession,
@@ -148,7 +149,8 @@ async def signup(
     "/api/v1/auth/token",
     operation_id="createToken",
     summary="Sign in with email, password and store; get tokens or a cookie session.",
-    opt=PUBLIC,
+    # 401 for credentials that do not match, 403 for an archived store, 404 for an unknown one.
+    opt={**PUBLIC, PROBLEMS: frozenset({401, 403, 404})},
     tags=["auth"],
     status_code=HTTP_200_OK,
 )

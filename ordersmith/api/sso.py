@@ -44,7 +44,7 @@ BEARER = "Bearer"
 class SsoSettingsUpdate(msgspec.Struct):
     issuer: str
     client_id: str
-    # Leave out to keep the stored secret; required the first time.
+    # Leave out to keep the stored secret; required the first time and whenever the issuer changes.
     client_secret: str | None = None
     default_role: str = "agent"
     enabled: bool = True
@@ -194,8 +194,9 @@ async def start_sso(
     CALLBACK_PATH,
     operation_id="finishSsoLogin",
     summary="Where the identity provider sends people back; answers with a session.",
-    # The provider may add parameters of its own (`iss`, `session_state`…).
-    opt={**PUBLIC, PROBLEMS: frozenset({502}), ANY_QUERY: True},
+    # The provider may add parameters of its own (`iss`, `session_state`…). 402 when a newcomer
+    # finds no free seat.
+    opt={**PUBLIC, PROBLEMS: frozenset({402, 502}), ANY_QUERY: True},
     tags=["auth"],
 )
 async def finish_sso(

@@ -35,8 +35,12 @@ from ordersmith.platform.models import Tenant, TenantPlacement, TenantStatus
 from ordersmith.platform.plans import PLANS, plan_named
 from ordersmith.platform.schema_migrations import TenantSchemaSpec
 
-SLUG_RULE = "3 to 40 characters: lowercase letters, digits and hyphens"
-_SLUG_PATTERN = re.compile(r"[a-z0-9-]{3,40}")
+SLUG_RULE = (
+    "3 to 40 characters: lowercase letters, digits and hyphens, starting and ending with a letter or digit"
+)
+# Not starting with a hyphen, which a command line would read as an option; not ending with
+# one, which looks like a slug cut short.
+_SLUG_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{1,38}[a-z0-9]")
 # Names that would be confusing or dangerous as a tenant's address.
 RESERVED_SLUGS = frozenset(
     {
@@ -94,6 +98,11 @@ def validate_slug(slug: str) -> str:
         message = "is reserved; choose another"
         raise InvalidSlugError(f"slug {slug!r} {message}", errors=[FieldError("slug", message)])
     return slug
+
+
+def normalize_slug(slug: str) -> str:
+    """A slug as a person may type it, trimmed and lower-cased as every stored slug is."""
+    return slug.strip().lower()
 
 
 def new_schema_name() -> str:
@@ -237,11 +246,20 @@ async def get_tenant_record(database: Database, slug: str) -> TenantRecord:
     return record_of(row[0], row[1])
 
 
+def restore_command(slug: str) -> str:
+    """The operator's command that restores a store, right for every slug.
+
+    The `--` makes the slug an argument whatever it starts with: stores made before slugs
+    had to start with a letter or digit may start with a hyphen.
+    """
+    return f"ordersmith tenants restore -- {slug}"
+
+
 def archived_error(slug: str) -> TenantArchivedError:
     """What anyone trying to use an archived store is told."""
     return TenantArchivedError(
         f"store {slug!r} is archived: nobody can use it until a vendor administrator "
-        f"restores it (`ordersmith tenants restore {slug}`)"
+        f"restores it (`{restore_command(slug)}`)"
     )
 
 

@@ -49,7 +49,13 @@ async def test_create_list_and_status(database: Database, database_url: str) -> 
     [
         (
             "No_Good",
-            "error: slug 'No_Good' must be 3 to 40 characters: lowercase letters, digits and hyphens\n",
+            "error: slug 'No_Good' must be 3 to 40 characters: lowercase letters, digits and hyphens, "
+            "starting and ending with a letter or digit\n",
+        ),
+        (
+            "-no-good",
+            "error: slug '-no-good' must be 3 to 40 characters: lowercase letters, digits and hyphens, "
+            "starting and ending with a letter or digit\n",
         ),
         ("admin", "error: slug 'admin' is reserved; choose another\n"),
     ],

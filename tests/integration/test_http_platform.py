@@ -75,10 +75,15 @@ async def test_an_invalid_slug_is_a_422_problem_naming_the_rule(client: AsyncTes
         "type": "urn:ordersmith:problem:invalid_slug",
         "title": "Invalid tenant slug",
         "status": 422,
-        "detail": "slug 'Acme_Shop' must be 3 to 40 characters: lowercase letters, digits and hyphens",
+        "detail": "slug 'Acme_Shop' must be 3 to 40 characters: lowercase letters, digits and hyphens, "
+        "starting and ending with a letter or digit",
         "code": "invalid_slug",
         "errors": [
-            {"field": "slug", "message": "must be 3 to 40 characters: lowercase letters, digits and hyphens"}
+            {
+                "field": "slug",
+                "message": "must be 3 to 40 characters: lowercase letters, digits and hyphens, starting and "
+                "ending with a letter or digit",
+            }
         ],
         "request_id": response.headers["x-request-id"],
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import select
@@ -129,8 +130,30 @@ async def test_a_malformed_email_and_slug_are_422(client: AsyncTestClient[Litest
     assert response.json()["errors"] == [
         {"field": "company_name", "message": "must not be empty"},
         {"field": "email", "message": "must be an email address like name@example.com"},
-        {"field": "slug", "message": "must be 3 to 40 characters: lowercase letters, digits and hyphens"},
+        {
+            "field": "slug",
+            "message": "must be 3 to 40 characters: lowercase letters, digits and hyphens, starting and "
+            "ending with a letter or digit",
+        },
     ]
+
+
+@pytest.mark.parametrize("slug", ["-acme-shop", "acme-shop-", "-acme-"])
+async def test_a_slug_starting_or_ending_with_a_hyphen_is_refused(
+    client: AsyncTestClient[Litestar], slug: str
+) -> None:
+    # An operator's command would read "-acme-shop" as an option, not as the store it names.
+    rule = (
+        "must be 3 to 40 characters: lowercase letters, digits and hyphens, starting and ending with a "
+        "letter or digit"
+    )
+    response = await client.post(
+        "/api/v1/signup",
+        json={"company_name": "Dash", "email": f"o{slug}@example.com", "password": PASSWORD, "slug": slug},
+    )
+    assert (response.status_code, response.json()["errors"]) == (422, [{"field": "slug", "message": rule}])
+    available = await client.get("/api/v1/signup/slug-availability", params={"slug": slug})
+    assert (available.status_code, available.json()["errors"]) == (422, [{"field": "slug", "message": rule}])
 
 
 async def test_sign_in_refresh_and_reuse_revokes_the_family(
@@ -197,7 +220,7 @@ async def test_an_archived_store_refuses_a_refresh_and_a_restore_lets_the_sessio
         403,
         "tenant_archived",
         f"store {slug!r} is archived: nobody can use it until a vendor administrator restores it "
-        f"(`ordersmith tenants restore {slug}`)",
+        f"(`ordersmith tenants restore -- {slug}`)",
     )
     await restore_tenant(database, slug, actor=OPERATOR)
     rotated = await client.post("/api/v1/auth/refresh", json={"refresh_token": refresh_token})
@@ -218,6 +241,21 @@ async def test_wrong_password_then_slow_down_then_lock(client: AsyncTestClient[L
     assert throttled.status_code == 429
     assert throttled.headers["retry-after"] in ("1", "2")
     assert throttled.json()["detail"].startswith("too many failed sign-ins; try again in ")
+
+
+async def test_the_store_is_found_whatever_its_case_and_surrounding_spaces(
+    client: AsyncTestClient[Litestar],
+) -> None:
+    owner = await sign_up(client)
+    slug = owner["tenant"]["slug"]
+    # Typed as people type it, like the email beside it.
+    signed_in = await client.post(
+        "/api/v1/auth/token",
+        json={"email": f" {owner['email'].upper()} ", "password": PASSWORD, "tenant": f"  {slug.upper()} "},
+    )
+    assert signed_in.status_code == 200, signed_in.text
+    me = await client.get("/api/v1/me", headers=bearer(signed_in.json()["access_token"]))
+    assert me.json()["tenant"]["slug"] == slug
 
 
 async def test_an_unknown_store_is_404_and_a_bad_token_is_401(client: AsyncTestClient[Litestar]) -> None:

@@ -1,4 +1,6 @@
-"""Failed sign-ins: over-long emails answer 401, and a store's trail tells nothing of other stores' people."""
+"""Failed sign-ins: over-long emails answer 401, a store's trail tells nothing of other stores' people,
+and an archived store is named only to whoever proves the password.
+"""
 
 from __future__ import annotations
 
@@ -16,11 +18,13 @@ from ordersmith.platform.database import Database
 from ordersmith.platform.errors import InvalidCredentialsError, TooManyAttemptsError
 from ordersmith.platform.identity import accounts, lockout
 from ordersmith.platform.identity.accounts import TENANT_REALM, sign_in
+from ordersmith.platform.identity.audit import Actor
 from ordersmith.platform.identity.models import AttemptCounter, AuditEntry
 from ordersmith.platform.identity.passwords import verify_password
 from ordersmith.platform.identity.staff import STAFF_REALM, sign_in_staff
 from ordersmith.platform.identity.tokens import TokenSigner
 from ordersmith.platform.settings import Settings
+from ordersmith.platform.tenancy import archive_tenant, restore_tenant
 from tests.support.http import PASSWORD, bearer, seen_from, sign_up
 from tests.support.members import add_member, audit_trail, last_audit_id
 from tests.support.services import new_client_address
@@ -271,3 +275,49 @@ async def test_a_non_members_password_is_never_checked_so_timing_tells_nothing(
             )
         )
     assert stored is None
+
+
+# C: an archived store is named only to whoever proves the password, and that counts as no failure.
+
+
+async def test_an_archived_store_is_told_only_to_the_right_password_which_counts_no_failure(
+    settings: Settings, database: Database
+) -> None:
+    address = new_client_address()
+    async with AsyncTestClient(seen_from(create_app(settings), lambda: address)) as client:
+        owner = await sign_up(client)
+        slug, tenant_id, email = owner["tenant"]["slug"], owner["tenant"]["id"], owner["email"]
+        await archive_tenant(database, slug, actor=Actor("system", "cli:operator"))
+        since = await last_audit_id(database, tenant_id)
+        keys = (lockout.account_key(TENANT_REALM, email), lockout.address_key(TENANT_REALM, address))
+
+        wrong = await client.post(
+            "/api/v1/auth/token", json={"email": email, "password": WRONG_PASSWORD, "tenant": slug}
+        )
+        assert _problem(wrong) == (401, "invalid_credentials", BAD_CREDENTIALS)
+        assert await _counters(database, *keys) == {keys[0]: 1, keys[1]: 1}
+        # More times than failures may be made before a wait: none of them is held against the person.
+        for _ in range(5):
+            right = await client.post(
+                "/api/v1/auth/token", json={"email": email, "password": PASSWORD, "tenant": slug}
+            )
+            assert _problem(right) == (
+                403,
+                "tenant_archived",
+                f"store {slug!r} is archived: nobody can use it until a vendor administrator restores it "
+                f"(`ordersmith tenants restore -- {slug}`)",
+            )
+        assert await _counters(database, *keys) == {keys[1]: 1}
+        assert [
+            (entry["action"], entry["actor_id"], entry["data"])
+            for entry in await audit_trail(database, tenant_id, since=since)
+        ] == [
+            ("auth.sign_in_failed", owner["user_id"], {"email": email, "reason": "bad_password"}),
+            *[("auth.sign_in_failed", owner["user_id"], {"email": email, "reason": "tenant_archived"})] * 5,
+        ]
+
+        await restore_tenant(database, slug, actor=Actor("system", "cli:operator"))
+        restored = await client.post(
+            "/api/v1/auth/token", json={"email": email, "password": PASSWORD, "tenant": slug}
+        )
+        assert restored.status_code == 200, restored.text

@@ -139,6 +139,53 @@ async def test_a_change_without_a_secret_keeps_the_stored_one(
     assert [entry.data["client_secret_changed"] for entry in entries] == [True, False]
 
 
+async def test_a_new_issuer_needs_the_secret_again(
+    client: AsyncTestClient[Litestar], database: Database, settings: Settings
+) -> None:
+    owner = await sign_up(client)
+    token, tenant_id = owner["token"]["access_token"], owner["tenant"]["id"]
+    assert (await client.put("/api/v1/sso", json=_settings_body(), headers=bearer(token))).status_code == 200
+
+    # Kept, the secret would be sent to the new issuer's token endpoint: to whoever runs it.
+    moved = await client.put(
+        "/api/v1/sso",
+        json={"issuer": "https://login.other-idp.example", "client_id": "ordersmith-acme"},
+        headers=bearer(token),
+    )
+
+    assert (moved.status_code, moved.json()["detail"], moved.json()["errors"]) == (
+        422,
+        "send the client secret again: the stored one was entered for another issuer",
+        [
+            {
+                "field": "client_secret",
+                "message": f"required when the issuer changes (from {ISSUER}): the stored secret is never "
+                "sent to another provider; send the secret the new provider issued",
+            }
+        ],
+    )
+    async with database.platform_session() as session:
+        row = await session.get(TenantSsoConfig, uuid.UUID(tenant_id))
+    assert row is not None
+    assert row.issuer == ISSUER
+    assert open_client_secret(settings.secret_key, row.tenant_id, row.client_secret_encrypted) == SECRET
+    assert len(await _audit(database, tenant_id, "sso.configured")) == 1
+
+    with_secret = await client.put(
+        "/api/v1/sso",
+        json=_settings_body(issuer="https://login.other-idp.example", client_secret="the-new-secret"),
+        headers=bearer(token),
+    )
+    assert with_secret.status_code == 200, with_secret.text
+    assert with_secret.json()["issuer"] == "https://login.other-idp.example"
+    async with database.platform_session() as session:
+        row = await session.get(TenantSsoConfig, uuid.UUID(tenant_id))
+    assert row is not None
+    assert open_client_secret(settings.secret_key, row.tenant_id, row.client_secret_encrypted) == (
+        "the-new-secret"
+    )
+
+
 async def test_bad_settings_are_422_with_every_field_named(client: AsyncTestClient[Litestar]) -> None:
     owner = await sign_up(client)
     response = await client.put(

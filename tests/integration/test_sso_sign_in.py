@@ -28,9 +28,11 @@ from ordersmith.platform.database import Database
 from ordersmith.platform.identity.models import AuditEntry, Membership, User
 from ordersmith.platform.identity.oidc import providers
 from ordersmith.platform.identity.permissions import ROLE_PERMISSIONS, Role
+from ordersmith.platform.plans import Limit
 from ordersmith.platform.settings import Settings
-from tests.support.entitlements import sign_up_with_sso
+from tests.support.entitlements import set_limit, set_tenant_billing, sign_up_with_sso
 from tests.support.http import PASSWORD, bearer, sign_up
+from tests.support.mail import queued_email
 from tests.support.members import invitation_token, invite, verify_email
 from tests.support.oidc_provider import CLIENT_ID, CLIENT_SECRET, OidcProvider, TestUser, serve_oidc_provider
 
@@ -196,6 +198,106 @@ async def test_a_second_sign_in_links_the_same_person(
             select(func.count()).where(Membership.user_id == uuid.UUID(first["user_id"]))
         )
     assert (users, memberships) == (1, 1)
+
+
+def _newcomer(provider: OidcProvider) -> str:
+    """Have the provider vouch for someone the store has never seen; their email."""
+    name = uuid.uuid4().hex[:10]
+    provider.user = TestUser(sub=f"sub-{name}", email=f"{name}@acme-idp.example", name="New Person")
+    return provider.user.email
+
+
+async def _active_members(database: Database, tenant_id: str) -> int:
+    async with database.platform_session() as session:
+        count = await session.scalar(
+            select(func.count()).where(
+                Membership.tenant_id == uuid.UUID(tenant_id), Membership.status == "active"
+            )
+        )
+    return int(count or 0)
+
+
+async def test_first_sign_ins_stop_at_the_plans_hard_seat_limit(
+    client: AsyncTestClient[Litestar], provider: OidcProvider, database: Database
+) -> None:
+    # A trial store: 5 seats, a hard limit. The owner holds the first.
+    owner = await _store_with_sso(client, provider)
+    slug, tenant_id = owner["tenant"]["slug"], owner["tenant"]["id"]
+    statuses = []
+    for _ in range(4):
+        _newcomer(provider)
+        statuses.append((await _sso_sign_in(client, slug)).status_code)
+    assert statuses == [200, 200, 200, 200]
+    sixth = _newcomer(provider)
+
+    refused = await _sso_sign_in(client, slug)
+
+    body = refused.json()
+    assert (refused.status_code, body["code"], body["detail"]) == (
+        402,
+        "limit_reached",
+        f"store {slug!r} has no free seat for a new member, so you cannot join it yet; ask a store admin "
+        "to make room (your Trial plan allows 5 seats and the store uses 5; deactivate a member or withdraw "
+        "a pending invitation first, or change to the Growth plan at POST /api/v1/billing/plan), then sign "
+        "in with single sign-on again",
+    )
+    assert {key: body[key] for key in ("limit", "current", "allowed", "plan", "cheapest_plan")} == {
+        "limit": "seats",
+        "current": 5,
+        "allowed": 5,
+        "plan": "trial",
+        "cheapest_plan": "growth",
+    }
+    # Inviting a sixth person is refused the same way; nothing of the refused one is kept.
+    assert await _active_members(database, tenant_id) == 5
+    async with database.platform_session() as session:
+        assert await session.scalar(select(func.count()).where(User.email == sixth)) == 0
+    failures = await _audit(database, tenant_id, "auth.sso_sign_in_failed")
+    assert [entry.data for entry in failures] == [{"issuer": provider.issuer, "reason": "limit_reached"}]
+
+
+async def test_a_soft_seat_limit_lets_a_newcomer_in_and_warns(
+    client: AsyncTestClient[Litestar], provider: OidcProvider, database: Database
+) -> None:
+    owner = await _store_with_sso(client, provider)
+    # Seats are soft on Growth; an override makes the limit small enough to pass.
+    await set_tenant_billing(database, owner["tenant"]["id"], plan="growth")
+    await set_limit(database, owner["tenant"]["id"], Limit.SEATS, 1)
+    _newcomer(provider)
+
+    response = await _sso_sign_in(client, owner["tenant"]["slug"])
+
+    assert response.status_code == 200, response.text
+    assert response.headers["ordersmith-limit-warning"] == 'seats;used=2;allowed=1;plan="growth"'
+    assert await _active_members(database, owner["tenant"]["id"]) == 2
+    email = await queued_email(database, owner["email"], "limit_exceeded")
+    assert email.context() == {
+        "store_name": "Acme Outdoor",
+        "limit": "seats",
+        "used": 2,
+        "allowed": 1,
+        "plan_name": "Growth",
+    }
+
+
+async def test_a_newcomer_invited_takes_the_seat_held_for_them(
+    client: AsyncTestClient[Litestar], provider: OidcProvider, database: Database
+) -> None:
+    owner = await _store_with_sso(client, provider)
+    headers = bearer(owner["token"]["access_token"])
+    invited = _newcomer(provider)
+    # The owner and four pending invitations hold the trial's five seats, one of them for this person.
+    for email in (invited, *(f"{uuid.uuid4().hex[:10]}@example.com" for _ in range(3))):
+        await invite(client, headers, email, "viewer")
+
+    response = await _sso_sign_in(client, owner["tenant"]["slug"])
+
+    assert response.status_code == 200, response.text
+    assert "ordersmith-limit-warning" not in response.headers
+    _newcomer(provider)
+    uninvited = await _sso_sign_in(client, owner["tenant"]["slug"])
+    assert (uninvited.status_code, uninvited.json()["code"]) == (402, "limit_reached")
+    assert await _active_members(database, owner["tenant"]["id"]) == 2
 
 
 async def test_an_account_from_another_store_signs_in_only_once_invited(
@@ -477,7 +579,22 @@ async def test_sso_turned_off_mid_sign_in_answers_404(
     assert response.json()["code"] == "sso_not_configured"
 
 
-@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/", "orders"])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "https://evil.example/",
+        "//evil.example/",
+        "orders",
+        # Browsers drop tabs and line breaks and read a backslash as a slash: each is //evil.example.
+        "/\t/evil.example",
+        "/\n/evil.example",
+        "/\r/evil.example",
+        "/\\evil.example",
+        "/orders\\..\\evil",
+        "/\x0c/evil.example",
+        "/orders\x7f",
+    ],
+)
 async def test_the_return_path_must_stay_on_this_site(
     client: AsyncTestClient[Litestar], provider: OidcProvider, target: str
 ) -> None:

@@ -161,13 +161,23 @@ async def test_the_runtime_role_cannot_create_or_drop_schemas(
     assert await _catalog_counts(database, tenant.schema_name) == (1, 1)
 
 
+SLUG_RULE_BROKEN = (
+    "must be 3 to 40 characters: lowercase letters, digits and hyphens, starting and ending with a letter "
+    "or digit"
+)
+
+
 @pytest.mark.parametrize(
     ("slug", "message"),
     [
-        ("ab", "must be 3 to 40 characters: lowercase letters, digits and hyphens"),
-        ("Acme", "must be 3 to 40 characters: lowercase letters, digits and hyphens"),
-        ("acme_shop", "must be 3 to 40 characters: lowercase letters, digits and hyphens"),
-        ("a" * 41, "must be 3 to 40 characters: lowercase letters, digits and hyphens"),
+        ("ab", SLUG_RULE_BROKEN),
+        ("Acme", SLUG_RULE_BROKEN),
+        ("acme_shop", SLUG_RULE_BROKEN),
+        ("a" * 41, SLUG_RULE_BROKEN),
+        # A command line would read a leading hyphen as an option.
+        ("-acme", SLUG_RULE_BROKEN),
+        ("acme-", SLUG_RULE_BROKEN),
+        ("---", SLUG_RULE_BROKEN),
         ("admin", "is reserved; choose another"),
         ("api", "is reserved; choose another"),
         ("www", "is reserved; choose another"),
@@ -227,7 +237,7 @@ async def test_archiving_blocks_access_in_the_app_and_in_postgresql(
         403,
         "tenant_archived",
         f"store {tenant.slug!r} is archived: nobody can use it until a vendor administrator "
-        f"restores it (`ordersmith tenants restore {tenant.slug}`)",
+        f"restores it (`ordersmith tenants restore -- {tenant.slug}`)",
     )
     with pytest.raises(TenantArchivedError):
         require_active(archived)

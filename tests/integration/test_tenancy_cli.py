@@ -1,14 +1,21 @@
-"""`ordersmith tenants archive|restore|drop` put the operator on the audit trail."""
+"""`ordersmith tenants archive|restore|drop` put the operator on the audit trail and name any store."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import re
+import shlex
+import uuid
+
+import pytest
+from sqlalchemy import select, update
 
 from ordersmith.billing.subscriptions import change_plan
 from ordersmith.platform.database import Database
+from ordersmith.platform.errors import TenantArchivedError
 from ordersmith.platform.identity.audit import PLATFORM_CHAIN, SYSTEM
 from ordersmith.platform.identity.models import AuditEntry
-from ordersmith.platform.tenancy import TenantRecord, archive_tenant
+from ordersmith.platform.models import Tenant
+from ordersmith.platform.tenancy import TenantRecord, archive_tenant, get_tenant_record, require_active
 from tests.support.billing import billing_with, forget_stripe_catalog, stripe_settings
 from tests.support.cli import run_ordersmith as ordersmith
 from tests.support.fake_stripe import serve_fake_stripe
@@ -23,12 +30,12 @@ async def test_the_commands_record_the_operator_who_ran_them(
     for command, output in (
         (
             ["archive", tenant.slug],
-            f"archived {tenant.slug}; `ordersmith tenants restore {tenant.slug}` gives access back\n",
+            f"archived {tenant.slug}; `ordersmith tenants restore -- {tenant.slug}` gives access back\n",
         ),
         (["restore", tenant.slug], f"restored {tenant.slug}\n"),
         (
             ["archive", tenant.slug],
-            f"archived {tenant.slug}; `ordersmith tenants restore {tenant.slug}` gives access back\n",
+            f"archived {tenant.slug}; `ordersmith tenants restore -- {tenant.slug}` gives access back\n",
         ),
         (["drop", tenant.slug, "--confirm", tenant.slug], f"dropped {tenant.slug}\n"),
     ):
@@ -74,3 +81,27 @@ async def test_dropping_a_paying_store_cancels_its_stripe_subscription(
         )
         assert (result.returncode, result.stdout, result.stderr) == (0, f"dropped {tenant.slug}\n", "")
         assert fake.objects["subscription"][subscription_id]["status"] == "canceled"
+
+
+async def test_the_restore_command_an_archived_store_names_works_for_a_slug_starting_with_a_hyphen(
+    database: Database, database_url: str, tenant: TenantRecord
+) -> None:
+    # New slugs may not start with a hyphen; a store made before that rule still may.
+    slug = f"-{uuid.uuid4().hex[:10]}"
+    async with database.owner_connection() as connection:
+        await connection.execute(update(Tenant).where(Tenant.id == tenant.id).values(slug=slug))
+    archived = ordersmith("tenants", "archive", "--", slug, database_url=database_url)
+    assert (archived.returncode, archived.stdout, archived.stderr) == (
+        0,
+        f"archived {slug}; `ordersmith tenants restore -- {slug}` gives access back\n",
+        "",
+    )
+    with pytest.raises(TenantArchivedError) as refused:
+        require_active(await get_tenant_record(database, slug))
+    # What the store's 403 tells support to run, run as it is written.
+    command = re.search(r"`ordersmith (.+)`", refused.value.detail)
+    assert command is not None, refused.value.detail
+    assert command.group(1) == f"tenants restore -- {slug}"
+    restored = ordersmith(*shlex.split(command.group(1)), database_url=database_url)
+    assert (restored.returncode, restored.stdout, restored.stderr) == (0, f"restored {slug}\n", "")
+    assert (await get_tenant_record(database, slug)).status == "active"

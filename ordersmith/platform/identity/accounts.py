@@ -44,6 +44,7 @@ from ordersmith.platform.tenancy import (
     get_tenant_by_id,
     get_tenant_record,
     is_slug_available,
+    normalize_slug,
     provision_tenant,
     validate_slug,
 )
@@ -345,7 +346,7 @@ async def sign_in(
 ) -> IssuedSession:
     """Exchange a password for a session, slowing down and locking after failures."""
     email = sign_in_email(email)
-    tenant = await get_tenant_record(database, tenant_slug)
+    tenant = await get_tenant_record(database, normalize_slug(tenant_slug))
     attempt = lockout.SignInAttempt.of(TENANT_REALM, email, client_address)
     async with database.platform_session() as session:
         await lockout.reserve_sign_in(
@@ -371,15 +372,38 @@ async def sign_in(
         raise InvalidCredentialsError(_BAD_CREDENTIALS)
     actor = Actor("user", str(user.id), client_address)
     password_ok = await verify_password(password, user.password_hash)
-    if not password_ok or membership.status != "active" or tenant.status != "active":
+    if not password_ok or membership.status != "active":
         reason = "bad_password" if not password_ok else "no_active_membership"
         await _record_failed_sign_in(database, tenant, actor, email, reason)
         raise InvalidCredentialsError(_BAD_CREDENTIALS)
+    if tenant.status == TenantStatus.ARCHIVED:
+        # Only now that the password is proven: anyone else was told the plain 401 above.
+        await _record_archived_store_attempt(database, tenant, attempt, actor, email)
+        raise archived_error(tenant.slug)
     async with database.platform_session() as session:
         await lockout.sign_in_succeeded(session, attempt)
         issued = await start_session(session, signer, user_id=user.id, tenant=tenant, role=membership.role)
         await record_audit(session, tenant_id=tenant.id, actor=actor, action="auth.signed_in")
     return issued
+
+
+async def _record_archived_store_attempt(
+    database: Database, tenant: TenantRecord, attempt: lockout.SignInAttempt, actor: Actor, email: str
+) -> None:
+    """Record a right password refused because the store is archived, without counting it as a failure.
+
+    The person did nothing wrong: held against them, their attempts would still lock them
+    out once the store is restored (a refresh for an archived store counts nothing either).
+    """
+    async with database.platform_session() as session:
+        await lockout.sign_in_succeeded(session, attempt)
+        await record_audit(
+            session,
+            tenant_id=tenant.id,
+            actor=actor,
+            action="auth.sign_in_failed",
+            data={"email": email, "reason": "tenant_archived"},
+        )
 
 
 async def _record_failed_sign_in(

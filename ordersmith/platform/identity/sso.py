@@ -28,6 +28,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.platform.database import Database
+from ordersmith.platform.entitlement_usage import count_held_seats
+from ordersmith.platform.entitlements import LimitReachedError, enforce_limit, entitlements_in
 from ordersmith.platform.errors import (
     AccountNotMemberError,
     AccountUnverifiedError,
@@ -43,7 +45,9 @@ from ordersmith.platform.errors import (
 from ordersmith.platform.identity import oidc
 from ordersmith.platform.identity.accounts import IssuedSession, start_session
 from ordersmith.platform.identity.audit import Actor, record_audit
+from ordersmith.platform.identity.members import lock_members
 from ordersmith.platform.identity.models import (
+    Invitation,
     Membership,
     SsoLoginState,
     TenantSsoConfig,
@@ -51,6 +55,7 @@ from ordersmith.platform.identity.models import (
 )
 from ordersmith.platform.identity.permissions import Role
 from ordersmith.platform.identity.tokens import TokenSigner, derived_key
+from ordersmith.platform.plans import Limit
 from ordersmith.platform.tenancy import TenantRecord, get_tenant_by_id, get_tenant_record, require_active
 
 LOGIN_STATE_LIFETIME = dt.timedelta(minutes=10)
@@ -181,6 +186,34 @@ async def _issuer_address_errors(issuer: str, network: oidc.NetworkPolicy) -> li
     return []
 
 
+async def _require_secret_kept_for(session: AsyncSession, tenant_id: uuid.UUID, issuer: str) -> None:
+    """Refuse to keep the stored client secret unless it stays with the issuer it was entered for.
+
+    The secret is sent to the issuer's token endpoint: kept across a change of issuer, it
+    would go to a provider that never issued it (and whoever runs that one could read it).
+    """
+    # Locked, so that a concurrent change of issuer cannot slip in between this check and the update.
+    stored_issuer = await session.scalar(
+        select(TenantSsoConfig.issuer).where(TenantSsoConfig.tenant_id == tenant_id).with_for_update()
+    )
+    if stored_issuer is None:
+        raise ValidationFailedError(
+            "send the client secret: this store has no SSO settings to keep it from",
+            errors=[FieldError("client_secret", "required when SSO is set up for the first time")],
+        )
+    if stored_issuer != issuer:
+        raise ValidationFailedError(
+            "send the client secret again: the stored one was entered for another issuer",
+            errors=[
+                FieldError(
+                    "client_secret",
+                    f"required when the issuer changes (from {stored_issuer}): the stored secret is never "
+                    "sent to another provider; send the secret the new provider issued",
+                )
+            ],
+        )
+
+
 async def get_sso_config(database: Database, tenant_id: uuid.UUID) -> SsoConfig:
     """The tenant's SSO settings; 404 `sso_not_configured` if it has none."""
     async with database.platform_session() as session:
@@ -227,14 +260,10 @@ async def configure_sso(
     }
     async with database.platform_session() as session:
         if client_secret is None:
-            changed = await session.execute(
+            await _require_secret_kept_for(session, tenant_id, issuer)
+            await session.execute(
                 update(TenantSsoConfig).where(TenantSsoConfig.tenant_id == tenant_id).values(**values)
             )
-            if changed.rowcount == 0:  # type: ignore[attr-defined]
-                raise ValidationFailedError(
-                    "send the client secret: this store has no SSO settings to keep it from",
-                    errors=[FieldError("client_secret", "required when SSO is set up for the first time")],
-                )
         else:
             values["client_secret_encrypted"] = seal_client_secret(secret_key, tenant_id, client_secret)
             await session.execute(
@@ -290,10 +319,25 @@ class SsoSignIn:
     return_to: str
 
 
+def _is_plain_path(path: str) -> bool:
+    """A path starting with one slash, without a character a browser reads differently.
+
+    Browsers drop tabs and line breaks from a URL and read a backslash as a slash, so a tab
+    between two slashes, or a backslash after the first, leads to //evil.example: another
+    site. No path on this site needs a control character either.
+    """
+    return (
+        path.startswith("/")
+        and not path.startswith("//")
+        and "\\" not in path
+        and not any(character < " " or character == "\x7f" for character in path)
+    )
+
+
 def validate_return_path(return_to: str | None) -> str:
     """Where to land after sign-in: a path on this site only, so the flow is no open redirect."""
     path = return_to or "/"
-    if not path.startswith("/") or path.startswith(("//", "/\\")) or len(path) > 500:
+    if not _is_plain_path(path) or len(path) > 500:
         raise ValidationFailedError(
             "redirect_uri must be a path on this site",
             errors=[FieldError("redirect_uri", "must be a path on this site starting with /, like /orders")],
@@ -506,6 +550,37 @@ async def _require_membership(
         )
 
 
+async def _take_seat(session: AsyncSession, tenant: TenantRecord, email: str) -> None:
+    """Count a newcomer's seat as inviting does: a hard limit refuses them (402), a soft one warns.
+
+    Under the members lock, which invitations and reactivations take too, so that people
+    joining at once cannot all take the last seat.
+    """
+    await lock_members(session, tenant.id)
+    now = dt.datetime.now(dt.UTC)
+    # A pending invitation to this very address holds the seat the newcomer takes: not counted twice.
+    invited = await session.scalar(
+        select(func.count()).where(
+            Invitation.tenant_id == tenant.id,
+            Invitation.email == email,
+            Invitation.accepted_at.is_(None),
+            Invitation.revoked_at.is_(None),
+            Invitation.expires_at > now,
+        )
+    )
+    held = await count_held_seats(session, tenant.id, now=now) - int(invited or 0)
+    try:
+        await enforce_limit(
+            session, tenant.context, await entitlements_in(session, tenant.id), Limit.SEATS, current=held
+        )
+    except LimitReachedError as full:
+        raise LimitReachedError(
+            f"store {tenant.slug!r} has no free seat for a new member, so you cannot join it yet; ask a "
+            f"store admin to make room ({full.detail}), then sign in with single sign-on again",
+            extensions=full.extensions,
+        ) from None
+
+
 async def _sign_in_member(
     database: Database,
     signer: TokenSigner,
@@ -519,7 +594,9 @@ async def _sign_in_member(
     try:
         async with database.platform_session() as session:
             user_id, created_user = await _find_or_create_user(session, identity)
-            if not created_user:
+            if created_user:
+                await _take_seat(session, tenant, identity.email)
+            else:
                 await _require_membership(session, tenant, user_id, identity.email)
             await session.execute(
                 pg_insert(Membership)
@@ -543,7 +620,7 @@ async def _sign_in_member(
                     data={"issuer": config.issuer, "created_user": created_user},
                 )
                 return SsoSignIn(issued, created_user, return_to)
-    except (AccountUnverifiedError, AccountNotMemberError) as refused:
+    except (AccountUnverifiedError, AccountNotMemberError, LimitReachedError) as refused:
         await _record_failure(database, tenant.id, client_address, config.issuer, refused.code)
         raise
     # A deactivated member stays out: an admin reactivates people, a provider does not.
