@@ -300,6 +300,33 @@ async def test_a_declined_return_frees_its_units_and_store_credit_stays_within_w
     )
     assert spent["balances"] == {"EUR": 400}
     assert spent["entries"][0]["order_id"] == order["id"]
+    # Never on a cancelled order, nor more on an order than it costs.
+    ana = order["customer_id"]
+    to_cancel = await store.place(("TEE-S", 1), customer_id=ana)
+    await store.call(
+        "POST", f"/api/v1/orders/{to_cancel['id']}/cancel", 200, json={"reason": "customer asked"}
+    )
+    small = await store.place(
+        ("TEE-S", 1), customer_id=ana, lines=[{"sku": "TEE-S", "quantity": 1, "unit_price_amount": 300}]
+    )
+    await store.call(
+        "POST", spend_path, 201, json={"amount": 200, "currency": "EUR", "order_id": small["id"]}
+    )
+    for body, field, message in (
+        (
+            {"amount": 100, "order_id": to_cancel["id"]},
+            "order_id",
+            "the order is cancelled; spend credit on an order still open",
+        ),
+        (
+            {"amount": 101, "order_id": small["id"]},
+            "amount",
+            "at most 100 more can be spent on this order (its total is 300 EUR, 200 already spent on it)",
+        ),
+    ):
+        refused = await store.call("POST", spend_path, 422, json={"currency": "EUR", **body})
+        assert refused["errors"] == [{"field": field, "message": message}]
+    assert (await store.call("GET", spend_path.replace("/redemptions", ""), 200))["balances"] == {"EUR": 200}
     bad = await store.call(
         "POST",
         f"/api/v1/orders/{order['id']}/returns",

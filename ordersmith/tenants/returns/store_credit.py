@@ -23,6 +23,7 @@ from ordersmith.platform.events import record_event
 from ordersmith.platform.identity.audit import Actor
 from ordersmith.platform.ids import uuid7
 from ordersmith.tenants.customers.service import customer_ids_for_history
+from ordersmith.tenants.orders import lifecycle
 from ordersmith.tenants.orders.views import order_row
 from ordersmith.tenants.returns.errors import StoreCreditInsufficientError
 from ordersmith.tenants.returns.models import StoreCreditEntry
@@ -38,6 +39,10 @@ class StoreCredit:
     customer_id: uuid.UUID
     balances: dict[str, int]
     entries: list[StoreCreditEntry]
+
+
+# Orders no spend may name: nothing more will be paid on them.
+_CLOSED_ORDERS = frozenset({lifecycle.CANCELLED, lifecycle.ARCHIVED})
 
 
 async def _balances(session: AsyncSession, customer_ids: list[uuid.UUID]) -> dict[str, int]:
@@ -91,7 +96,8 @@ async def spend(
 ) -> StoreCreditEntry:
     """Take credit off the customer's balance; 409 `store_credit_insufficient` if it would go below zero.
 
-    Spent on an order, that order must be the customer's and in `currency`, else 422.
+    Spent on an order, that order must be the customer's, in `currency`, neither cancelled nor
+    archived, and not get more credit in all than its total, else 422.
     """
     if not is_currency(currency):
         raise ValidationFailedError(
@@ -110,6 +116,21 @@ async def spend(
             )
         if order.currency != currency:
             errors.append(FieldError("currency", f"must be the order's currency, {order.currency}"))
+        if order.status in _CLOSED_ORDERS:
+            errors.append(
+                FieldError("order_id", f"the order is {order.status}; spend credit on an order still open")
+            )
+        # Never more on an open order than it costs: the rest stays the customer's credit.
+        already = await _spent_on(session, ids, order_id)
+        if order.status not in _CLOSED_ORDERS and already + amount > order.total_amount:
+            left = max(order.total_amount - already, 0)
+            errors.append(
+                FieldError(
+                    "amount",
+                    f"at most {left} more can be spent on this order (its total is {order.total_amount} "
+                    f"{order.currency}, {already} already spent on it)",
+                )
+            )
         if errors:
             raise ValidationFailedError("the spend does not fit the order; see errors", errors=errors)
     balance = (await _balances(session, ids)).get(currency, 0)
@@ -119,6 +140,19 @@ async def spend(
             extensions={"balance": balance, "currency": currency},
         )
     return await _append(tenant, session, ids[0], -amount, currency, reason, actor, None, order_id)
+
+
+async def _spent_on(session: AsyncSession, customer_ids: list[uuid.UUID], order_id: uuid.UUID) -> int:
+    """Store credit the customer (and those merged into them) spent on one order so far."""
+    # By the customers' index: only the order's own customer can have spent credit on it.
+    spent = await session.scalar(
+        select(func.coalesce(func.sum(-StoreCreditEntry.amount), 0)).where(
+            StoreCreditEntry.customer_id.in_(customer_ids),
+            StoreCreditEntry.order_id == order_id,
+            StoreCreditEntry.amount < 0,
+        )
+    )
+    return int(spent or 0)
 
 
 async def _append(
