@@ -390,7 +390,7 @@ async def credit(
 @post(
     "/api/v1/returns/{return_id:str}/exchange",
     operation_id="exchangeReturn",
-    summary="Place a linked replacement order for a return; it reserves its stock at once.",
+    summary="Place a linked replacement order for a return, reserving stock; dearer goods need a refunder.",
     opt=requires(Permission.ORDERS_WRITE),
     guards=[requires_feature(Feature.RETURNS)],
     tags=["returns"],
@@ -406,6 +406,8 @@ async def exchange(
 
     The exchange uses up what the returned units it replaces were sold for: 422
     `resolution_exceeds_return_value` when refunds and store credit already used it.
+    Goods given away beyond that (catalog price less `unit_price_amount`, or priced in
+    another currency) are a refund in goods: 403 `permission_denied` without `orders.refund`.
     """
     body = ExchangeRequest(
         [ExchangeLine(item.sku, item.quantity, item.unit_price_amount) for item in data.lines],
@@ -415,7 +417,12 @@ async def exchange(
 
     async def create() -> Return:
         view = await exchange_return(
-            principal.tenant_context, tenant_session, return_id_of(return_id), body, actor=principal.actor
+            principal.tenant_context,
+            tenant_session,
+            return_id_of(return_id),
+            body,
+            actor=principal.actor,
+            may_refund=principal.can(Permission.ORDERS_REFUND),
         )
         return Return.of(view)
 

@@ -9,10 +9,15 @@ returns may claim them, so it is never paid. Exchanges need a return that is not
 Refund, store credit and the exchange together never exceed what the returned units
 were sold for (422 `resolution_exceeds_return_value` with what remains): an exchange
 uses up what the returned units it replaces were sold for, one returned unit per
-replacement unit, dearest first, since it names no return line. A refund also never
-exceeds what was captured (the payments context answers 422 `refund_exceeds_captured`);
-store credit never exceeds what the order's payments still hold less the credit its
-returns gave already, so money never paid, or already paid back, is not credited.
+replacement unit, dearest first, since it names no return line. Goods an exchange gives
+away (per line, quantity times the catalog price less the price charged, never below 0)
+beyond what those returned units were sold for are a refund in goods: only a caller who
+may refund (`orders.refund`) gives them, or exchanges for goods priced in another
+currency than the order's, which cannot be weighed; anyone else gets 403
+`permission_denied`. A refund also never exceeds what was captured (the payments
+context answers 422 `refund_exceeds_captured`); store credit never exceeds what the
+order's payments still hold less the credit its returns gave already, so money never
+paid, or already paid back, is not credited.
 
 A refund's provider idempotency key is the return and the refund's sequence number on
 it, one more than the highest any refund request of the return sent (the payments
@@ -40,14 +45,14 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.platform.database import TenantContext
-from ordersmith.platform.errors import FieldError, ValidationFailedError
+from ordersmith.platform.errors import FieldError, PermissionDeniedError, ValidationFailedError
 from ordersmith.platform.events import record_event
 from ordersmith.platform.identity.audit import Actor
 from ordersmith.platform.ids import uuid7
 from ordersmith.tenants.orders import derived, timeline
 from ordersmith.tenants.orders.models import Order
-from ordersmith.tenants.orders.placement import place_order
-from ordersmith.tenants.orders.rules import OrderRequest
+from ordersmith.tenants.orders.placement import place_order, skus_by_code
+from ordersmith.tenants.orders.rules import LineRequest, OrderRequest
 from ordersmith.tenants.orders.timeline import Entry
 from ordersmith.tenants.payments import ledger, status
 from ordersmith.tenants.payments.models import PaymentTransaction
@@ -439,6 +444,43 @@ async def credit_return(
     )
 
 
+async def _check_given_away(
+    session: AsyncSession, order: Order, lines: list[LineRequest], replaced: int
+) -> None:
+    """403 when the replacement gives away more than the returned units it replaces were sold for.
+
+    For a caller who may not refund: goods handed over below their catalog price are
+    money given back in another form. Unknown or inactive SKUs are left to placement's 422.
+    """
+    skus = await skus_by_code(session, [line.sku for line in lines])
+    given = 0
+    foreign: list[str] = []
+    for line in lines:
+        sku = skus.get(line.sku.lower())
+        if sku is None or not sku.is_active:
+            continue
+        if sku.currency != order.currency:
+            foreign.append(sku.code)
+            continue
+        given += line.quantity * max(sku.price_amount - (line.unit_price_amount or 0), 0)
+    ask = "or ask a manager to make the exchange"
+    if foreign:
+        raise PermissionDeniedError(
+            f"{', '.join(sorted(set(foreign)))}: priced in another currency than the order's "
+            f"{order.currency}, so what the exchange gives away cannot be weighed against the returned "
+            "units; only someone with the 'orders.refund' permission may exchange for such goods: pick goods "
+            f"priced in {order.currency}, {ask}"
+        )
+    if given > replaced:
+        raise PermissionDeniedError(
+            f"this exchange gives away goods worth {given} {order.currency} (their catalog price less what "
+            f"unit_price_amount charges), {given - replaced} more than the returned units it replaces were "
+            f"sold for ({replaced}); only someone with the 'orders.refund' permission may give that: charge "
+            f"the difference with unit_price_amount, exchange for goods of equal value, {ask}",
+            extensions={"excess_amount": given - replaced, "currency": order.currency},
+        )
+
+
 async def exchange_return(
     tenant: TenantContext,
     session: AsyncSession,
@@ -446,11 +488,14 @@ async def exchange_return(
     request: ExchangeRequest,
     *,
     actor: Actor,
+    may_refund: bool,
 ) -> ReturnView:
     """Place a linked replacement order that reserves its stock now; one exchange per return.
 
     The exchange uses up what the returned units it replaces were sold for; 422
     `resolution_exceeds_return_value` when refunds and store credit already used it.
+    Goods worth more than that (catalog price less the price charged) are a refund in
+    goods: 403 `permission_denied` unless the caller `may_refund`.
     """
     lines, tags = check_exchange(request)
     order, row = await locked_return(session, return_id)
@@ -474,6 +519,8 @@ async def exchange_return(
             errors=[FieldError("lines", f"replace returned units worth at most {max(left, 0)}")],
             extensions={"remaining": max(left, 0), "currency": row.currency},
         )
+    if not may_refund:
+        await _check_given_away(session, order, lines, replaced)
     placed = await place_order(
         tenant,
         session,
