@@ -21,6 +21,10 @@ from ordersmith.platform.models import Tenant
 from ordersmith.platform.pagination import Page, PageRequest
 from ordersmith.platform.settings import BillingSettings
 
+# Stripe's final subscription statuses: such a subscription bills no more, and no change brings it back
+# (`incomplete_expired`: its first payment never succeeded). A store in one subscribes anew.
+ENDED_STATUSES = frozenset({"canceled", "incomplete_expired"})
+
 
 class InvoiceNotFoundError(NotFoundError):
     code = "invoice_not_found"
@@ -138,8 +142,8 @@ async def billed_period(
 
     With a live subscription, its current period: usage counts from the period's start or,
     in the period the subscription began, from the hour of `metered_since` (the first hour
-    the hourly reporting sends). Offline, and before a first subscription (or after a
-    canceled one), the UTC calendar month with all its usage, as the offline ledger invoices.
+    the hourly reporting sends). Offline, and before a first subscription (or after one
+    ended), the UTC calendar month with all its usage, as the offline ledger invoices.
     """
     async with database.platform_reader() as session:
         account = await session.get(BillingAccount, tenant_id)
@@ -147,7 +151,7 @@ async def billed_period(
         not settings.is_online
         or account is None
         or account.stripe_subscription_id is None
-        or account.subscription_status == "canceled"
+        or account.subscription_status in ENDED_STATUSES
     ):
         start, end = month_of(now)
         return BilledPeriod(start, end, start)

@@ -2,7 +2,9 @@
 
 A daily job closes the last calendar month of every active tenant on a paid plan: the
 month's usage rated on the tenant's plan (`rating.rate`), stored once per tenant and
-month (a unique key, so a second run or a second scheduler adds nothing). Nothing leaves
+month (a unique key, so a second run or a second scheduler adds nothing). A month is
+billed only if the store was on its paid plan at some time during it: a month spent
+wholly on the free trial owes nothing, even once a plan is chosen later (`paid_since`). Nothing leaves
 the process. With Stripe configured the job does nothing: Stripe invoices, and its
 `invoice.*` webhooks mirror them into the same list.
 """
@@ -22,8 +24,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ordersmith.billing.gateway import current_settings
 from ordersmith.billing.metering import month_of, usage_for_period
 from ordersmith.billing.rating import InvoicePreview, rate
-from ordersmith.platform.billing_models import BillingInvoice
+from ordersmith.platform.billing_models import BillingAccount, BillingInvoice
 from ordersmith.platform.database import Database
+from ordersmith.platform.identity.models import AuditEntry
 from ordersmith.platform.ids import uuid7
 from ordersmith.platform.models import Tenant, TenantStatus
 from ordersmith.platform.plans import PLANS
@@ -39,11 +42,47 @@ def lines_of(preview: InvoicePreview) -> list[dict[str, Any]]:
     ]
 
 
+async def paid_since(session: AsyncSession, tenant_id: uuid.UUID) -> dt.datetime | None:
+    """When the store went onto a paid plan; None while it is on none (its trial).
+
+    Every plan choice writes `billing.plan_changed` to the store's audit trail in the same
+    transaction as the plan, and the trail is never purged: its first entry, from the trial,
+    is when paying began. A store whose first change was from a paid plan, or that has none
+    (made on a paid plan by an operator), pays from its creation. A subscription learnt only
+    from Stripe's webhook left no entry; its `metered_since` is when it began.
+    """
+    tenant = await session.get(Tenant, tenant_id)
+    plan = PLANS.get(tenant.plan) if tenant is not None else None
+    if tenant is None or plan is None or not plan.is_paid:
+        return None
+    first_change = (
+        await session.execute(
+            select(AuditEntry.created_at, AuditEntry.data)
+            .where(AuditEntry.tenant_id == tenant_id, AuditEntry.action == "billing.plan_changed")
+            .order_by(AuditEntry.id)
+            .limit(1)
+        )
+    ).one_or_none()
+    if first_change is not None:
+        previous = PLANS.get(str(first_change.data.get("from")))
+        return tenant.created_at if previous is not None and previous.is_paid else first_change.created_at
+    metered_since = await session.scalar(
+        select(BillingAccount.metered_since).where(BillingAccount.tenant_id == tenant_id)
+    )
+    return metered_since or tenant.created_at
+
+
 async def close_month(
     session: AsyncSession, tenant_id: uuid.UUID, plan_code: str, *, month_start: dt.datetime
 ) -> bool:
-    """Rate one tenant's month on its plan and keep it as a local invoice, once; True if new."""
+    """Rate one tenant's month on its plan and keep it as a local invoice, once; True if new.
+
+    A month the store spent wholly before its paid plan began (on its trial) owes nothing.
+    """
     start, end = month_of(month_start)
+    began = await paid_since(session, tenant_id)
+    if began is None or began >= end:
+        return False
     usage = await usage_for_period(session, tenant_id, start, end)
     preview = rate(plan_code, usage.totals)
     inserted = await session.execute(

@@ -45,6 +45,12 @@ def meter_identifier(tenant_id: uuid.UUID, meter: str, hour: dt.datetime, quanti
 
 async def queue_closed_hours(database: Database, *, now: dt.datetime) -> int:
     """Queue a report for every closed hour of a subscribed tenant whose total is not reported yet."""
+    return await _queue_hours(database, before=hour_of(now))
+
+
+async def _queue_hours(database: Database, *, before: dt.datetime, tenant_id: uuid.UUID | None = None) -> int:
+    """Queue the unreported totals of the hours before `before`, of every subscribed tenant or of one."""
+    of_tenant = [] if tenant_id is None else [UsageHour.tenant_id == tenant_id]
     async with database.platform_session() as session:
         pending = (
             await session.execute(
@@ -62,7 +68,8 @@ async def queue_closed_hours(database: Database, *, now: dt.datetime) -> int:
                     BillingAccount.stripe_subscription_id.is_not(None),
                     BillingAccount.stripe_customer_id.is_not(None),
                     UsageHour.hour >= func.date_trunc(literal("hour"), BillingAccount.metered_since),
-                    UsageHour.hour < hour_of(now),
+                    UsageHour.hour < before,
+                    *of_tenant,
                     ~exists().where(
                         and_(
                             MeterReport.tenant_id == UsageHour.tenant_id,
@@ -140,15 +147,23 @@ async def _record_failed_attempt(
 
 
 async def send_queued(
-    database: Database, settings: BillingSettings, *, batch_size: int = SEND_BATCH_SIZE
+    database: Database,
+    settings: BillingSettings,
+    *,
+    batch_size: int = SEND_BATCH_SIZE,
+    tenant_id: uuid.UUID | None = None,
 ) -> int:
-    """Send up to `batch_size` queued reports, least tried and oldest first; stop if Stripe is unreachable."""
+    """Send up to `batch_size` queued reports (of one tenant if told), least tried and oldest first.
+
+    Stops at the first sign that Stripe is unreachable; what was not sent stays queued.
+    """
     await _supersede_older_totals(database)
+    of_tenant = [] if tenant_id is None else [MeterReport.tenant_id == tenant_id]
     async with database.platform_session() as session:
         queued = (
             await session.scalars(
                 select(MeterReport)
-                .where(MeterReport.status == "queued")
+                .where(MeterReport.status == "queued", *of_tenant)
                 .order_by(MeterReport.attempts, MeterReport.hour, MeterReport.quantity)
                 .limit(batch_size)
             )
@@ -201,6 +216,27 @@ async def send_queued(
             )
         sent += 1
     return sent
+
+
+async def report_store_usage(
+    database: Database, settings: BillingSettings, tenant_id: uuid.UUID, *, now: dt.datetime
+) -> int:
+    """Queue and send every unreported hour of one store, the current one too; how many stay queued.
+
+    For a subscription about to end with an invoice at once: an hour Stripe has not been
+    told of by then is never billed. The hour under way is sent with its total so far.
+    """
+    await _queue_hours(database, before=hour_of(now) + dt.timedelta(hours=1), tenant_id=tenant_id)
+    # A batch at a time until one sends nothing: all were sent, or Stripe stopped taking them.
+    while await send_queued(database, settings, tenant_id=tenant_id) > 0:
+        continue
+    async with database.platform_session() as session:
+        left = await session.scalar(
+            select(func.count())
+            .select_from(MeterReport)
+            .where(MeterReport.tenant_id == tenant_id, MeterReport.status == "queued")
+        )
+    return int(left or 0)
 
 
 async def report_usage(database: Database, *, now: dt.datetime | None = None) -> None:

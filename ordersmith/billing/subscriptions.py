@@ -16,7 +16,12 @@ that check allowed. Invitations and location changes of the store wait meanwhile
 lock timeout they answer 503 `busy`).
 
 Dropping a store ends its subscription first (`cancel_subscription`, registered with
-`tenancy.before_drop`): Stripe unreachable, the drop is refused and nothing changes.
+`tenancy.before_drop`), after sending Stripe the store's orders it was not told of yet
+(the hour under way too), since the cancellation invoices at once and the drop deletes
+the store's usage: Stripe unreachable, or any of them not taken, the drop is refused
+(503) and nothing changes. A subscription that ended on its own (canceled, or
+`incomplete_expired` when its first payment never succeeded) is not changed again:
+choosing a plan makes a new one.
 """
 
 from __future__ import annotations
@@ -25,15 +30,23 @@ import datetime as dt
 import uuid
 from typing import Any
 
+import stripe
 from sqlalchemy import func, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.billing import lifecycle
-from ordersmith.billing.accounts import ensure_customer
-from ordersmith.billing.catalog import ensure_plan_prices
-from ordersmith.billing.gateway import BillingOfflineError, call, client_for, current_settings
+from ordersmith.billing.accounts import ENDED_STATUSES, ensure_customer
+from ordersmith.billing.catalog import PlanPrices, ensure_plan_prices
+from ordersmith.billing.gateway import (
+    BillingOfflineError,
+    BillingProviderUnavailableError,
+    call,
+    client_for,
+    current_settings,
+)
 from ordersmith.billing.rating import price_of
+from ordersmith.billing.reporting import report_store_usage
 from ordersmith.platform.billing_models import BillingAccount
 from ordersmith.platform.database import Database
 from ordersmith.platform.entitlement_usage import check_downgrade, lock_locations, require_known_plan
@@ -41,7 +54,36 @@ from ordersmith.platform.errors import NotFoundError
 from ordersmith.platform.identity.audit import Actor, record_audit
 from ordersmith.platform.identity.members import lock_members
 from ordersmith.platform.models import Tenant
+from ordersmith.platform.settings import BillingSettings
 from ordersmith.platform.tenancy import TenantRecord, before_drop
+
+
+async def _create_subscription(
+    client: stripe.StripeClient,
+    tenant_id: uuid.UUID,
+    plan_code: str,
+    prices: PlanPrices,
+    customer_id: str,
+    replaces: str | None,
+) -> dict[str, Any]:
+    """A new Stripe subscription to `plan_code`, in place of `replaces` (none, or one that ended)."""
+    subscription = await call(
+        client.v1.subscriptions.create_async(
+            {
+                "customer": customer_id,
+                "items": [{"price": prices.base_price_id}, {"price": prices.metered_price_id}],
+                "metadata": {"tenant_id": str(tenant_id), "plan": plan_code},
+            },
+            # Keyed on the subscription it replaces, not on the plan: a retry never makes a
+            # second one, even with another plan (Stripe refuses the key's other parameters).
+            {"idempotency_key": f"ordersmith-subscribe-{tenant_id}-{replaces or 'none'}"},
+        )
+    )
+    return {
+        "stripe_subscription_id": subscription.id,
+        "subscription_status": subscription.status,
+        "metered_since": dt.datetime.now(dt.UTC),
+    }
 
 
 async def _subscribe_in_stripe(
@@ -53,27 +95,12 @@ async def _subscribe_in_stripe(
     prices = await ensure_plan_prices(database, client, settings, plan_code)
     customer_id = await ensure_customer(database, client, tenant_id)
     subscription_id = account.stripe_subscription_id if account else None
-    if subscription_id is None or (account is not None and account.subscription_status == "canceled"):
-        replaces = subscription_id or "none"
-        subscription = await call(
-            client.v1.subscriptions.create_async(
-                {
-                    "customer": customer_id,
-                    "items": [{"price": prices.base_price_id}, {"price": prices.metered_price_id}],
-                    "metadata": {"tenant_id": str(tenant_id), "plan": plan_code},
-                },
-                # Keyed on the subscription it replaces, not on the plan: a retry never makes a
-                # second one, even with another plan (Stripe refuses the key's other parameters).
-                {"idempotency_key": f"ordersmith-subscribe-{tenant_id}-{replaces}"},
-            )
-        )
-        return {
-            "stripe_subscription_id": subscription.id,
-            "subscription_status": subscription.status,
-            "metered_since": dt.datetime.now(dt.UTC),
-        }
-    assert account is not None
+    if account is None or subscription_id is None or account.subscription_status in ENDED_STATUSES:
+        return await _create_subscription(client, tenant_id, plan_code, prices, customer_id, subscription_id)
     current = await call(client.v1.subscriptions.retrieve_async(subscription_id))
+    if current.status in ENDED_STATUSES:
+        # Ended in Stripe before its webhook reached us: Stripe changes it no more, so it is replaced.
+        return await _create_subscription(client, tenant_id, plan_code, prices, customer_id, subscription_id)
     items: list[dict[str, str]] = []
     for item in current.to_dict()["items"]["data"]:
         is_metered = (item["price"].get("recurring") or {}).get("usage_type") == "metered"
@@ -127,7 +154,7 @@ async def change_plan(database: Database, tenant_id: uuid.UUID, plan_code: str, 
         is_subscribed = (
             account is not None
             and account.stripe_subscription_id is not None
-            and account.subscription_status != "canceled"
+            and account.subscription_status not in ENDED_STATUSES
         )
         if previous_plan == plan_code and (is_subscribed or not settings.is_online):
             return
@@ -155,15 +182,27 @@ async def change_plan(database: Database, tenant_id: uuid.UUID, plan_code: str, 
         )
 
 
-# Stripe's statuses of a subscription that bills no more.
-_ENDED = frozenset({"canceled", "incomplete_expired"})
+async def _report_last_usage(database: Database, settings: BillingSettings, tenant_id: uuid.UUID) -> None:
+    """Tell Stripe every order of the store it does not know of yet, or refuse to cancel.
+
+    The cancellation invoices at once and a dropped store's usage goes with it, so an hour
+    not reported by then would never be billed.
+    """
+    left = await report_store_usage(database, settings, tenant_id, now=dt.datetime.now(dt.UTC))
+    if left:
+        raise BillingProviderUnavailableError(
+            f"Stripe has not taken {left} of the store's hourly order totals, which its final invoice "
+            "must bill; the subscription was not canceled: try again in a few minutes."
+        )
 
 
 async def cancel_subscription(database: Database, tenant_id: uuid.UUID, *, actor: Actor) -> None:
     """End the store's Stripe subscription now (no credit for the unused part); nothing to do without one.
 
-    Raises `BillingProviderUnavailableError` (nothing changed) when Stripe cannot be reached,
-    and `BillingOfflineError` when the store has a subscription but this process no Stripe key.
+    The store's orders Stripe does not know of yet are sent first, since the cancellation
+    invoices at once. Raises `BillingProviderUnavailableError` (nothing changed) when Stripe
+    cannot be reached or has not taken all of them, and `BillingOfflineError` when the store
+    has a subscription but this process no Stripe key.
     """
     async with database.platform_session() as session:
         # After any plan change under way: it cannot make a new subscription behind this one.
@@ -171,7 +210,11 @@ async def cancel_subscription(database: Database, tenant_id: uuid.UUID, *, actor
             text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"ordersmith.plan:{tenant_id}"}
         )
         account = await session.get(BillingAccount, tenant_id)
-        if account is None or account.stripe_subscription_id is None or account.subscription_status in _ENDED:
+        if (
+            account is None
+            or account.stripe_subscription_id is None
+            or account.subscription_status in ENDED_STATUSES
+        ):
             return
         subscription_id = account.stripe_subscription_id
         settings = current_settings()
@@ -183,8 +226,9 @@ async def cancel_subscription(database: Database, tenant_id: uuid.UUID, *, actor
         client = client_for(settings)
         # Read first: a retry after a cancellation whose record was lost must not cancel twice.
         subscription = await call(client.v1.subscriptions.retrieve_async(subscription_id))
-        if subscription.status not in _ENDED:
-            # Usage already reported is invoiced now rather than left without an invoice.
+        if subscription.status not in ENDED_STATUSES:
+            await _report_last_usage(database, settings, tenant_id)
+            # Usage reported is invoiced now rather than left without an invoice.
             subscription = await call(
                 client.v1.subscriptions.cancel_async(subscription_id, {"invoice_now": True, "prorate": False})
             )

@@ -16,7 +16,9 @@ event about a subscription other than the store's current one is ignored unless 
 creation of a newer one. Ignored events are acknowledged and kept with the reason. Each
 invoice's state is kept in `billing_invoices`, so a store behind on payments is active
 again only once none of its subscription's invoices is left unpaid, whatever the order the
-events came in.
+events came in. A failed payment of an invoice of another subscription than the store's
+current one (an ended one, whose invoices Stripe collects no more) is kept but leaves the
+store's standing alone.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.billing import lifecycle
+from ordersmith.billing.accounts import ENDED_STATUSES
 from ordersmith.billing.catalog import plan_of_prices
 from ordersmith.platform.billing_models import (
     BillingAccount,
@@ -53,8 +56,6 @@ TOLERANCE_SECONDS = 300
 SUBSCRIPTION_EVENTS = frozenset(
     {"customer.subscription.created", "customer.subscription.updated", "customer.subscription.deleted"}
 )
-# Stripe's final subscription statuses: no later event brings such a subscription back.
-ENDED_STATUSES = frozenset({"canceled", "incomplete_expired"})
 # The status each invoice event leaves a Stripe invoice in (`payment_failed`: still owed).
 INVOICE_STATUSES = {
     "invoice.paid": "paid",
@@ -185,13 +186,18 @@ async def _apply_subscription(
             set_={"last_event_at": happened_at, "status": status, "updated_at": now},
         )
     )
+    is_new_here = account.stripe_subscription_id != obj["id"] or account.metered_since is None
+    if is_new_here and status not in ENDED_STATUSES:
+        # A subscription learnt from its webhook (our record of Stripe's answer was lost, or it was
+        # made in Stripe's dashboard): its orders are reported from its start, as `change_plan` records.
+        account.metered_since = _moment(obj.get("created")) or now
     account.stripe_subscription_id = obj["id"]
     account.subscription_status = status
     account.updated_at = now
     price_ids = {item["price"]["id"] for item in obj.get("items", {}).get("data", []) if item.get("price")}
     plan = await plan_of_prices(session, price_ids) if price_ids else None
     tenant_plan = await session.scalar(select(Tenant.plan).where(Tenant.id == tenant_id))
-    if plan is not None and status != "canceled" and plan != tenant_plan:
+    if plan is not None and status not in ENDED_STATUSES and plan != tenant_plan:
         # Changed in Stripe's portal or dashboard: our plan follows the subscription.
         account.plan = plan
         await lifecycle.plan_changed(session, tenant_id, plan)
@@ -213,7 +219,8 @@ async def _apply_invoice(
 ) -> tuple[str, dict[str, Any]]:
     status = INVOICE_STATUSES[kind]
     # The account's lock serializes this store's events, so the invoice's state read here stays true.
-    await session.get(BillingAccount, tenant_id, with_for_update=True)
+    account = await session.get(BillingAccount, tenant_id, with_for_update=True)
+    assert account is not None
     known = await session.scalar(
         select(BillingInvoice.status).where(BillingInvoice.stripe_invoice_id == obj["id"])
     )
@@ -238,7 +245,7 @@ async def _apply_invoice(
         status=status,
         hosted_url=obj.get("hosted_invoice_url"),
     )
-    await session.execute(
+    billed_by = await session.scalar(
         statement.on_conflict_do_update(
             index_elements=[BillingInvoice.stripe_invoice_id],
             set_={
@@ -249,9 +256,22 @@ async def _apply_invoice(
                     statement.excluded.stripe_subscription_id, BillingInvoice.stripe_subscription_id
                 ),
             },
-        )
+        ).returning(BillingInvoice.stripe_subscription_id)
     )
     if status == "payment_failed":
+        if billed_by is not None and billed_by != account.stripe_subscription_id:
+            # Stripe collects an ended subscription's invoices no more: the store's standing is its
+            # current subscription's, so this one is kept as owed without making the store past due.
+            logger.info(
+                "failed payment of invoice %s of subscription %s leaves the store as it is",
+                obj["id"],
+                billed_by,
+            )
+            return "applied", {
+                "invoice": obj["id"],
+                "status": status,
+                "standing": "not_the_current_subscription",
+            }
         await lifecycle.payment_failed(session, tenant_id, now=now)
         return "applied", {"invoice": obj["id"], "status": status}
     if status == "paid":

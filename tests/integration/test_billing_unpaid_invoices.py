@@ -336,6 +336,33 @@ async def test_an_unpaid_invoice_of_an_ended_subscription_does_not_hold_the_next
     }
 
 
+async def test_a_late_failed_payment_of_an_ended_subscription_leaves_the_next_one_active(
+    stripe_client: AsyncTestClient[Litestar], fake: FakeStripe, database: Database, tenant: TenantRecord
+) -> None:
+    first = await _subscribed(database, tenant)
+    old = dict(fake.objects["subscription"][first.stripe_subscription_id or ""])
+    await _send(stripe_client, event("customer.subscription.deleted", {**old, "status": "canceled"}))
+    second = await _subscribed(database, tenant)
+    assert second.stripe_subscription_id != old["id"]
+    changes_before = await _status_changes(database, tenant)
+
+    # Stripe's last attempt at the ended subscription's invoice is reported after the store came back.
+    late = event("invoice.payment_failed", _invoice(first, "in_a"))
+    assert await _send(stripe_client, late) == "applied"
+
+    assert await _standing(database, tenant) == ("active", None)
+    assert await _status_changes(database, tenant) == changes_before
+    assert await _detail(database, late) == {
+        "invoice": "in_a",
+        "status": "payment_failed",
+        "standing": "not_the_current_subscription",
+    }
+    assert await _invoices(database, tenant) == {"in_a": ("payment_failed", old["id"])}
+    # The same failure on the current subscription's invoice still makes the store past due.
+    await _send(stripe_client, event("invoice.payment_failed", _invoice(second, "in_b")))
+    assert (await _standing(database, tenant))[0] == "past_due"
+
+
 async def test_the_last_two_unpaid_invoices_paid_at_the_same_moment_bring_the_store_back(
     stripe_client: AsyncTestClient[Litestar], fake: FakeStripe, database: Database, tenant: TenantRecord
 ) -> None:

@@ -1,22 +1,25 @@
-"""Dropping a paying store ends its Stripe subscription first, or drops nothing."""
+"""Dropping a paying store reports its last orders and ends its subscription first, or drops nothing."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 
 from ordersmith.billing.gateway import BillingOfflineError, BillingProviderUnavailableError
+from ordersmith.billing.metering import hour_of
 from ordersmith.billing.subscriptions import change_plan
-from ordersmith.platform.billing_models import BillingAccount
+from ordersmith.platform.billing_models import BillingAccount, MeterReport, UsageHour
 from ordersmith.platform.database import Database
 from ordersmith.platform.errors import TenantNotFoundError
 from ordersmith.platform.identity.audit import SYSTEM, Actor
 from ordersmith.platform.settings import BillingSettings
 from ordersmith.platform.tenancy import TenantRecord, archive_tenant, drop_tenant, get_tenant_record
 from tests.support.billing import billing_with, forget_stripe_catalog, stripe_settings
-from tests.support.fake_stripe import FakeStripe, serve_fake_stripe
+from tests.support.fake_stripe import FakeStripe, StripeError, serve_fake_stripe
+from tests.support.fake_stripe.billing import metered_usage
 
 OPERATOR = Actor("system", "cli:operator")
 
@@ -71,3 +74,89 @@ async def test_a_paying_store_is_dropped_only_once_its_subscription_is_canceled(
     ]
     with pytest.raises(TenantNotFoundError):
         await get_tenant_record(database, tenant.slug)
+
+
+async def _unreported_orders(database: Database, tenant: TenantRecord, now: dt.datetime) -> str:
+    """On Growth for 3 hours, 9 orders unreported in the last hour and 4 in this one; its customer."""
+    await change_plan(database, tenant.id, "growth", actor=SYSTEM)
+    async with database.platform_session() as session:
+        await session.execute(
+            update(BillingAccount)
+            .where(BillingAccount.tenant_id == tenant.id)
+            .values(metered_since=now - dt.timedelta(hours=3))
+        )
+        session.add_all(
+            [
+                UsageHour(
+                    tenant_id=tenant.id, meter="orders", hour=hour_of(now) - dt.timedelta(hours=1), quantity=9
+                ),
+                UsageHour(tenant_id=tenant.id, meter="orders", hour=hour_of(now), quantity=4),
+            ]
+        )
+        customer = await session.scalar(
+            select(BillingAccount.stripe_customer_id).where(BillingAccount.tenant_id == tenant.id)
+        )
+    assert customer is not None
+    return customer
+
+
+async def test_orders_not_yet_reported_reach_stripe_before_the_drop_invoices_the_subscription(
+    fake: FakeStripe, database: Database, tenant: TenantRecord
+) -> None:
+    customer = await _unreported_orders(database, tenant, dt.datetime.now(dt.UTC))
+    subscription_id, _ = await _subscription_of(database, tenant)
+    await archive_tenant(database, tenant.slug, actor=OPERATOR)
+
+    await drop_tenant(database, tenant.slug, confirm=tenant.slug, actor=OPERATOR)
+
+    # The cancellation invoices at once what Stripe holds: the closed hour and the one under way.
+    assert metered_usage(fake, customer, "ordersmith_orders") == 13
+    sent = [
+        r.path
+        for r in fake.requests
+        if r.path in ("/v1/billing/meter_events", f"/v1/subscriptions/{subscription_id}")
+    ]
+    assert sent == [
+        f"/v1/subscriptions/{subscription_id}",
+        "/v1/billing/meter_events",
+        "/v1/billing/meter_events",
+        f"/v1/subscriptions/{subscription_id}",
+    ]
+    assert fake.requests[-1].method == "DELETE"
+
+
+async def test_a_drop_whose_last_orders_stripe_did_not_take_is_refused_and_keeps_them(
+    fake: FakeStripe, database: Database, tenant: TenantRecord
+) -> None:
+    customer = await _unreported_orders(database, tenant, dt.datetime.now(dt.UTC))
+    subscription_id, _ = await _subscription_of(database, tenant)
+    await archive_tenant(database, tenant.slug, actor=OPERATOR)
+    # Stripe fails on its side at the first hour total sent.
+    fake.fail_next["/v1/billing/meter_events"] = StripeError(500, "An error occurred.", type_="api_error")
+
+    with pytest.raises(BillingProviderUnavailableError) as refused:
+        await drop_tenant(database, tenant.slug, confirm=tenant.slug, actor=OPERATOR)
+
+    assert str(refused.value) == (
+        "Stripe has not taken 2 of the store's hourly order totals, which its final invoice must bill; "
+        "the subscription was not canceled: try again in a few minutes."
+    )
+    assert refused.value.status == 503
+    assert (await get_tenant_record(database, tenant.slug)).status == "archived"
+    assert await _subscription_of(database, tenant) == (subscription_id, "active")
+    assert fake.requests_to("DELETE", "/v1/subscriptions") == []
+    async with database.platform_session() as session:
+        kept = await session.scalar(
+            select(func.sum(UsageHour.quantity)).where(UsageHour.tenant_id == tenant.id)
+        )
+        queued = (
+            await session.execute(
+                select(MeterReport.quantity, MeterReport.status)
+                .where(MeterReport.tenant_id == tenant.id)
+                .order_by(MeterReport.hour)
+            )
+        ).all()
+    # Nothing is lost: the orders are kept, and both totals wait in the queue for the next try.
+    assert kept == 13
+    assert [tuple(row) for row in queued] == [(9, "queued"), (4, "queued")]
+    assert metered_usage(fake, customer, "ordersmith_orders") == 0

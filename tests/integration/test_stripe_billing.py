@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 from collections.abc import AsyncIterator
 
@@ -12,10 +13,11 @@ from sqlalchemy import select
 
 from ordersmith.billing import lifecycle
 from ordersmith.billing.gateway import BillingProviderError
-from ordersmith.billing.metering import record_usage
+from ordersmith.billing.metering import hour_of, record_usage
 from ordersmith.billing.reporting import meter_identifier, report_usage
 from ordersmith.billing.subscriptions import change_plan
-from ordersmith.platform.billing_models import BillingAccount, MeterReport
+from ordersmith.billing.webhooks import handle_webhook
+from ordersmith.platform.billing_models import BillingAccount, MeterReport, UsageHour
 from ordersmith.platform.database import Database
 from ordersmith.platform.identity.audit import SYSTEM
 from ordersmith.platform.models import Tenant
@@ -23,8 +25,8 @@ from ordersmith.platform.plans import Meter
 from ordersmith.platform.settings import SettingsError, load_settings
 from ordersmith.platform.tenancy import TenantRecord, provision_tenant
 from ordersmith.tenants.schema import TENANT_SCHEMA
-from tests.support.billing import billing_with, forget_stripe_catalog, stripe_settings
-from tests.support.fake_stripe import FakeStripe, serve_fake_stripe
+from tests.support.billing import WEBHOOK_SECRET, billing_with, forget_stripe_catalog, stripe_settings
+from tests.support.fake_stripe import FakeStripe, event, serve_fake_stripe, sign_webhook
 from tests.support.fake_stripe.billing import metered_usage
 from tests.support.services import new_slug
 
@@ -151,6 +153,69 @@ async def test_a_subscription_stripe_made_but_we_did_not_record_is_not_made_agai
     await change_plan(database, tenant.id, "growth", actor=SYSTEM)
     account = await _account(database, tenant)
     assert (list(fake.objects["subscription"]), account.plan) == ([account.stripe_subscription_id], "growth")
+
+
+async def test_orders_of_a_subscription_recorded_from_its_created_webhook_are_reported_to_stripe(
+    fake: FakeStripe, database: Database, tenant: TenantRecord, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def lost(*args: object, **kwargs: object) -> None:
+        raise ConnectionError("the database went away after Stripe answered")
+
+    # Stripe makes the Growth subscription; our record of it is lost.
+    monkeypatch.setattr(lifecycle, "plan_changed", lost)
+    with pytest.raises(ConnectionError):
+        await change_plan(database, tenant.id, "growth", actor=SYSTEM)
+    monkeypatch.undo()
+    (subscription,) = fake.objects["subscription"].values()
+    # Its `customer.subscription.created` webhook brings it in (the documented way back).
+    payload = json.dumps(event("customer.subscription.created", dict(subscription))).encode()
+    settings = stripe_settings(fake)
+    assert (
+        await handle_webhook(database, settings, payload, sign_webhook(payload, WEBHOOK_SECRET)) == "applied"
+    )
+    account = await _account(database, tenant)
+    async with database.platform_session() as session:
+        plan = await session.scalar(select(Tenant.plan).where(Tenant.id == tenant.id))
+    # Its orders count from the moment Stripe made it, as if `change_plan` had recorded it.
+    assert (account.stripe_subscription_id, plan, account.metered_since) == (
+        subscription["id"],
+        "growth",
+        dt.datetime.fromtimestamp(subscription["created"], UTC),
+    )
+
+    # Seven orders in the hour after the subscription began; that hour has closed.
+    now = dt.datetime.now(UTC) + dt.timedelta(hours=2)
+    async with database.platform_session() as session:
+        session.add(
+            UsageHour(
+                tenant_id=tenant.id, meter="orders", hour=hour_of(now) - dt.timedelta(hours=1), quantity=7
+            )
+        )
+    await report_usage(database, now=now)
+
+    assert metered_usage(fake, account.stripe_customer_id or "", EVENT_NAME) == 7
+
+
+async def test_a_subscription_stripe_ended_before_telling_us_is_replaced_by_the_next_plan_choice(
+    fake: FakeStripe, database: Database, tenant: TenantRecord
+) -> None:
+    await change_plan(database, tenant.id, "growth", actor=SYSTEM)
+    old = (await _account(database, tenant)).stripe_subscription_id or ""
+    # Its first invoice was never paid: Stripe ended it, and its webhook has not reached us yet.
+    fake.objects["subscription"][old]["status"] = "incomplete_expired"
+
+    await change_plan(database, tenant.id, "enterprise", actor=SYSTEM)
+
+    account = await _account(database, tenant)
+    assert account.stripe_subscription_id != old
+    assert (account.plan, account.subscription_status) == ("enterprise", "active")
+    new = fake.objects["subscription"][account.stripe_subscription_id or ""]
+    assert [item["price"]["metadata"] for item in new["items"]["data"]] == [
+        {"plan": "enterprise", "kind": "base"},
+        {"plan": "enterprise", "kind": "orders"},
+    ]
+    # Stripe was never asked to change the ended one.
+    assert fake.requests_to("POST", f"/v1/subscriptions/{old}") == []
 
 
 async def _provision(database: Database) -> TenantRecord:

@@ -5,15 +5,18 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import stripe
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select
 
 from ordersmith.app import create_app
+from ordersmith.billing.gateway import client_for
 from ordersmith.billing.subscriptions import change_plan
 from ordersmith.platform.billing_models import BillingAccount, BillingInvoice, StripeWebhookEvent
 from ordersmith.platform.database import Database
@@ -24,6 +27,7 @@ from ordersmith.platform.settings import Settings
 from ordersmith.platform.tenancy import TenantRecord
 from tests.support.billing import WEBHOOK_SECRET, forget_stripe_catalog, stripe_settings
 from tests.support.fake_stripe import FakeStripe, event, serve_fake_stripe, sign_webhook
+from tests.support.http import bearer, sign_up
 
 PATH = "/api/v1/billing/stripe/webhook"
 
@@ -371,3 +375,71 @@ async def test_only_a_subscription_created_after_the_current_one_replaces_it(
     assert replaced is not None
     assert (replaced.stripe_subscription_id, replaced.subscription_status) == ("sub_newer", "past_due")
     assert await _billing_status(database, tenant) == "past_due"
+
+
+async def _expired_store(
+    client: AsyncTestClient[Litestar], fake: FakeStripe, database: Database
+) -> tuple[dict[str, str], uuid.UUID, str]:
+    """A store on Growth whose first invoice was never paid, so Stripe ended its subscription for good."""
+    owner = await sign_up(client)
+    headers = bearer(owner["token"]["access_token"])
+    tenant_id = uuid.UUID(owner["tenant"]["id"])
+    response = await client.post("/api/v1/billing/plan", json={"plan": "growth"}, headers=headers)
+    assert response.status_code == 200, response.text
+    async with database.platform_session() as session:
+        account = await session.get(BillingAccount, tenant_id)
+    assert account is not None
+    old = account.stripe_subscription_id or ""
+    # After 23 hours without a first payment, Stripe ends the subscription: `incomplete_expired`.
+    subscription = fake.objects["subscription"][old]
+    subscription["status"] = "incomplete_expired"
+    updated = await _send(client, event("customer.subscription.updated", dict(subscription)))
+    assert updated.json()["outcome"] == "applied"
+    plan = (await client.get("/api/v1/billing/plan", headers=headers)).json()
+    assert (plan["state"], plan["is_read_only"]) == ("canceled", True)
+    return headers, tenant_id, old
+
+
+async def _subscription_of(
+    database: Database, tenant_id: uuid.UUID
+) -> tuple[str | None, str | None, str | None]:
+    async with database.platform_session() as session:
+        account = await session.get(BillingAccount, tenant_id)
+    assert account is not None
+    return account.stripe_subscription_id, account.subscription_status, account.plan
+
+
+@pytest.mark.parametrize("plan", ["growth", "enterprise"], ids=["same-plan", "another-plan"])
+async def test_choosing_a_plan_after_the_subscription_expired_makes_a_new_one_and_brings_the_store_back(
+    stripe_client: AsyncTestClient[Litestar], fake: FakeStripe, database: Database, plan: str
+) -> None:
+    headers, tenant_id, old = await _expired_store(stripe_client, fake, database)
+
+    response = await stripe_client.post("/api/v1/billing/plan", json={"plan": plan}, headers=headers)
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["plan"], body["state"], body["is_read_only"]) == (plan, "active", False)
+    new, status, recorded_plan = await _subscription_of(database, tenant_id)
+    assert new is not None
+    assert new != old
+    assert (status, recorded_plan) == ("active", plan)
+    assert fake.objects["subscription"][new]["metadata"] == {"tenant_id": str(tenant_id), "plan": plan}
+    # The ended subscription was left as Stripe ended it: never asked to change.
+    assert fake.requests_to("POST", f"/v1/subscriptions/{old}") == []
+    assert fake.objects["subscription"][old]["status"] == "incomplete_expired"
+
+
+async def test_the_fake_refuses_to_change_a_subscription_stripe_ended(
+    stripe_client: AsyncTestClient[Litestar], fake: FakeStripe, database: Database
+) -> None:
+    _, _, old = await _expired_store(stripe_client, fake, database)
+    client = client_for(stripe_settings(fake))
+
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        await client.v1.subscriptions.update_async(old, {"metadata": {"plan": "enterprise"}})
+
+    assert (refused.value.http_status, refused.value.user_message) == (
+        400,
+        "You can not update a subscription in `incomplete_expired` status.",
+    )

@@ -192,6 +192,9 @@ def update_subscription(fake: FakeStripe, request: StripeRequest) -> Reply:
     subscription = fake.get("subscription", request.path_params["subscription_id"])
     if subscription["status"] == "canceled":
         raise StripeError(400, "A canceled subscription can only update its cancellation_details.")
+    if subscription["status"] == "incomplete_expired":
+        # Its first payment never succeeded: Stripe ended it for good, and changes it no more.
+        raise StripeError(400, "You can not update a subscription in `incomplete_expired` status.")
     params = request.params
     items = {item["id"]: item for item in subscription["items"]["data"]}
     for change in params.get("items", []):
