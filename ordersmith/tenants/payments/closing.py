@@ -3,8 +3,8 @@
 A card hold or an invoice promise stands for units still to ship. When the last units
 ship (`service.capture_for_shipment`), or a cancellation or an edit takes the last ones
 away (the consumer below, on `order.cancelled`, `order.lines_cancelled`, `order.edited`),
-the order keeps no more than it still owes: its total less everything ever captured for
-it (money given back is not taken again). Card holds give that in final captures when
+the order keeps no more than it still owes (`status.balance_due`: money the merchant
+gave back is not taken again, money a chargeback took is). Card holds give that in final captures when
 the store captures at shipment (Stripe releases the rest with the capture); every hold
 beyond it is released, a card's by cancelling it, an invoice promise by the part the
 order no longer owes. A cancelled order costs nothing, so all it holds is released.
@@ -76,7 +76,7 @@ async def close_authorizations(
     order = recorder.order
     payments = await ledger.payments_of(session, order.id, lock=True)
     amounts = await ledger.amounts_of_order(session, order.id)
-    owed = max(order.total_amount - sum(item.captured for item in amounts.values()), 0)
+    owed = status.balance_due(list(amounts.values()), order.total_amount)
     holding: list[tuple[Payment, PaymentProvider]] = []
     waiting: list[tuple[Payment, PaymentProvider]] = []
     for payment in payments:

@@ -1,7 +1,8 @@
 """Reading and appending the payments ledger, and the order hooks that read it.
 
 Rows are only ever inserted. Importing this module registers the ledger as where an
-order's `payment_status` (orders.derived) and its paid amount (orders.edits) come from.
+order's `payment_status` (orders.derived) and what an edit counts as paid (orders.edits)
+come from.
 """
 
 from __future__ import annotations
@@ -101,11 +102,18 @@ async def order_payment_status(session: AsyncSession, order_id: uuid.UUID) -> st
     return status.payment_status(list(amounts.values()), int(total or 0))
 
 
-@edits.count_paid_amount
 async def net_paid(session: AsyncSession, order_id: uuid.UUID) -> int:
     """Money the merchant holds for the order: captured, less refunds and chargebacks."""
     amounts = await amounts_of_order(session, order_id)
     return sum(item.net for item in amounts.values())
+
+
+@edits.count_paid_amount
+async def order_settled_amount(session: AsyncSession, order_id: uuid.UUID) -> int:
+    """What an order edit counts as paid toward the order's current total (`status.settled_amount`)."""
+    total = await session.scalar(select(Order.total_amount).where(Order.id == order_id))
+    amounts = await amounts_of_order(session, order_id)
+    return status.settled_amount(list(amounts.values()), int(total or 0))
 
 
 async def append(

@@ -134,17 +134,16 @@ async def order_payments(session: AsyncSession, order_id: uuid.UUID) -> OrderPay
         for payment in payments
     ]
     amounts = [view.amounts for view in views]
-    net = sum(item.net for item in amounts)
     return OrderPayments(
         order,
         views,
         status.payment_status(amounts, order.total_amount),
         sum(item.captured for item in amounts),
         sum(item.refunded + item.charged_back for item in amounts),
-        net,
+        sum(item.net for item in amounts),
         sum(item.capturable for item in amounts),
         sum(item.refundable for item in amounts),
-        max(order.total_amount - net, 0),
+        status.balance_due(amounts, order.total_amount),
     )
 
 
@@ -273,18 +272,11 @@ async def create_payment(
         raise ValidationFailedError("the payment is invalid; see errors", errors=errors)
     _check_payable(order, "take a payment")
     provider = await provider_for(tenant, session, request.provider)
-    amount = request.amount
-    if amount is None:
-        taken = await ledger.amounts_of_order(session, order_id)
-        amount = order.total_amount - sum(item.net + item.capturable for item in taken.values())
-        if amount <= 0:
-            raise ValidationFailedError(
-                "the order owes nothing more; give an amount to take a payment anyway",
-                errors=[FieldError("amount", "required: the order's balance is already paid or authorized")],
-            )
+    amount = request.amount if request.amount is not None else await _still_uncovered(session, order)
+    policy = await capture_policy_of(session)
     capture = request.capture
     if capture is None:
-        capture = request.provider == "manual" or await capture_policy_of(session) == "at_placement"
+        capture = request.provider == "manual" or policy == "at_placement"
     payment_row = (
         await session.scalars(
             insert(Payment)
@@ -320,8 +312,47 @@ async def create_payment(
             payment_row = await _set_reference(session, payment_row, result.reference)
         if outcome.state == status.SUCCESS and capture:
             outcome = await _capture(recorder, provider, payment_row, outcome.amount, outcome.amount)
+        elif request.capture is None and policy == "at_shipment":
+            outcome = await _collect_if_shipped(tenant, session, recorder, provider, payment_row, outcome)
     payment_status = await recorder.finish()
     return PaymentChange(await _view(session, payment_row), outcome, payment_status)
+
+
+async def _still_uncovered(session: AsyncSession, order: Order) -> int:
+    """What a payment without an amount takes: what the order still owes less what is authorized for it."""
+    taken = list((await ledger.amounts_of_order(session, order.id)).values())
+    uncovered = status.balance_due(taken, order.total_amount) - sum(item.capturable for item in taken)
+    if uncovered <= 0:
+        raise ValidationFailedError(
+            "the order owes nothing more: its total is captured or authorized already, and money "
+            "refunded is not taken again; give an amount to take a payment anyway",
+            errors=[FieldError("amount", "required: the order's balance is already paid or authorized")],
+        )
+    return uncovered
+
+
+async def _collect_if_shipped(
+    tenant: TenantContext,
+    session: AsyncSession,
+    recorder: Recorder,
+    provider: PaymentProvider,
+    payment: Payment,
+    outcome: PaymentTransaction,
+) -> PaymentTransaction:
+    """At a store capturing at shipment, a card authorized once nothing is left to ship is collected now.
+
+    No shipment is left to capture it, so it takes the path the last shipment takes
+    (`closing.close_authorizations`): what the order still owes is captured in a final
+    capture and the rest released. Returns the payment's last ledger outcome.
+    """
+    if outcome.state != status.SUCCESS or not provider.captures_at_shipment:
+        return outcome
+    if not await closing.nothing_left_to_ship(session, payment.order_id):
+        return outcome
+    await closing.close_authorizations(tenant, session, recorder, capture_cards=True)
+    # The provider's answers, not the notes the ledger adds beside them (a release with a capture).
+    answers = [row for paid, row in recorder.outcomes if paid.id == payment.id and row.request_id is not None]
+    return answers[-1] if answers else outcome
 
 
 async def _set_reference(session: AsyncSession, payment: Payment, reference: str) -> Payment:
@@ -453,8 +484,11 @@ async def retry_payment(
         )
         if result.reference and payment.provider_reference is None:
             payment = await _set_reference(session, payment, result.reference)
-        if outcome.state == status.SUCCESS and await capture_policy_of(session) == "at_placement":
+        policy = await capture_policy_of(session)
+        if outcome.state == status.SUCCESS and policy == "at_placement":
             outcome = await _capture(recorder, provider, payment, outcome.amount, outcome.amount)
+        elif policy == "at_shipment":
+            outcome = await _collect_if_shipped(tenant, session, recorder, provider, payment, outcome)
     elif request.kind == "capture":
         if amount > amounts.capturable:
             raise CaptureExceedsAuthorizedError(amount, amounts.capturable, payment.currency)

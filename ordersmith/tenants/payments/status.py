@@ -137,6 +137,30 @@ def amounts_by_payment(entries: Iterable[LedgerEntry]) -> dict[uuid.UUID, Paymen
     return {payment_id: amounts_of(items) for payment_id, items in grouped.items()}
 
 
+def balance_due(payments: Sequence[PaymentAmounts], order_total: int) -> int:
+    """What the order still owes: its total less everything ever captured and not charged back, never below 0.
+
+    Money the merchant gave back (a return's refund, a goodwill refund) is not owed again:
+    the customer paid it once, and taking it again would charge them twice. A chargeback
+    is owed again: the bank took that money, nobody gave it. Open authorizations do not
+    lower it: they are money promised, not money taken.
+    """
+    kept_or_given = sum(item.captured - item.charged_back for item in payments)
+    return max(order_total - kept_or_given, 0)
+
+
+def settled_amount(payments: Sequence[PaymentAmounts], order_total: int) -> int:
+    """What counts as paid toward the order's total: the total less what it owes, plus money held beyond it.
+
+    An order edit weighs its new total against this. A higher total owes only the raise
+    beyond what was captured (`balance_due`: money given back is not owed again); a lower
+    total owes back what the merchant holds beyond it, so a refund already given for an
+    earlier cut is not owed twice either.
+    """
+    held_beyond = sum(item.net for item in payments) - order_total
+    return order_total - balance_due(payments, order_total) + max(held_beyond, 0)
+
+
 def payment_status(payments: Sequence[PaymentAmounts], order_total: int) -> str:
     """The order's payment status from its payments' amounts and what the order now costs.
 
