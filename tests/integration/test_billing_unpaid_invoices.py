@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import datetime as dt
 import itertools
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -16,22 +14,26 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import Connection, select, text
 
-from ordersmith.app import create_app
-from ordersmith.billing.subscriptions import change_plan
 from ordersmith.billing.webhooks import handle_webhook
 from ordersmith.platform.billing_models import BillingAccount, BillingInvoice, StripeWebhookEvent
 from ordersmith.platform.bootstrap import PLATFORM_MIGRATIONS
 from ordersmith.platform.database import Database
-from ordersmith.platform.identity.audit import SYSTEM
 from ordersmith.platform.identity.models import AuditEntry
 from ordersmith.platform.models import Tenant
-from ordersmith.platform.settings import Settings
 from ordersmith.platform.tenancy import TenantRecord
-from tests.support.billing import WEBHOOK_SECRET, forget_stripe_catalog, stripe_settings
+from tests.support import billing
+from tests.support.billing import (
+    WEBHOOK_SECRET,
+    send_billing_webhook,
+    stamped,
+    stripe_settings,
+    stripe_subscription,
+    subscribed_account,
+    subscription_event,
+)
 from tests.support.concurrency import wait_for_lock_waiters
-from tests.support.fake_stripe import FakeStripe, event, serve_fake_stripe, sign_webhook
+from tests.support.fake_stripe import FakeStripe, event, sign_webhook
 
-PATH = "/api/v1/billing/stripe/webhook"
 # December 2025 and January 2026: invoice A bills the first month, invoice B the second.
 PERIODS = {"in_a": (1_764_547_200, 1_767_225_600), "in_b": (1_767_225_600, 1_769_904_000)}
 
@@ -46,27 +48,9 @@ def _name(stripe_id: str) -> str:
     return stripe_id.rsplit("_", 1)[0]
 
 
-@pytest.fixture
-async def fake(database: Database) -> AsyncIterator[FakeStripe]:
-    await forget_stripe_catalog(database)
-    with serve_fake_stripe() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def stripe_client(settings: Settings, fake: FakeStripe) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    app = create_app(dataclasses.replace(settings, billing=stripe_settings(fake)))
-    async with AsyncTestClient(app) as client:
-        yield client
-
-
-async def _subscribed(database: Database, tenant: TenantRecord) -> BillingAccount:
-    await change_plan(database, tenant.id, "growth", actor=SYSTEM)
-    async with database.platform_session() as session:
-        account = await session.get(BillingAccount, tenant.id)
-    assert account is not None
-    assert account.stripe_subscription_id is not None
-    return account
+# Billing on a new fake Stripe: this `fake` overrides the payments one of tests/conftest.py.
+fake = billing.billing_fake
+stripe_client = billing.billing_client
 
 
 def _invoice(account: BillingAccount, name: str, *, is_legacy: bool = False) -> dict[str, Any]:
@@ -89,21 +73,14 @@ def _invoice(account: BillingAccount, name: str, *, is_legacy: bool = False) -> 
     return {**body, "parent": parent}
 
 
-def _at(body: dict[str, Any], created: int) -> dict[str, Any]:
-    """The event as if Stripe had created it at `created` (seconds since the epoch)."""
-    return {**body, "created": created}
-
-
 def _signed(body: dict[str, Any]) -> tuple[bytes, str]:
     payload = json.dumps(body).encode()
     return payload, sign_webhook(payload, WEBHOOK_SECRET)
 
 
 async def _send(client: AsyncTestClient[Litestar], body: dict[str, Any]) -> str:
-    payload, signature = _signed(body)
-    response = await client.post(
-        PATH, content=payload, headers={"Stripe-Signature": signature, "Content-Type": "application/json"}
-    )
+    """Send the event to our webhook; the outcome it answers with."""
+    response = await send_billing_webhook(client, body)
     assert response.status_code == 200, response.text
     return str(response.json()["outcome"])
 
@@ -151,7 +128,7 @@ async def _detail(database: Database, body: dict[str, Any]) -> dict[str, Any]:
 async def test_paying_one_invoice_while_another_is_unpaid_keeps_the_store_past_due_and_its_grace(
     stripe_client: AsyncTestClient[Litestar], database: Database, tenant: TenantRecord, is_legacy: bool
 ) -> None:
-    account = await _subscribed(database, tenant)
+    account = await subscribed_account(database, tenant.id)
     subscription = account.stripe_subscription_id
     a_failed = event("invoice.payment_failed", _invoice(account, "in_a", is_legacy=is_legacy))
     b_failed = event("invoice.payment_failed", _invoice(account, "in_b", is_legacy=is_legacy))
@@ -188,10 +165,10 @@ async def test_paying_one_invoice_while_another_is_unpaid_keeps_the_store_past_d
 async def test_stripe_calling_the_subscription_active_does_not_settle_an_unpaid_invoice(
     stripe_client: AsyncTestClient[Litestar], fake: FakeStripe, database: Database, tenant: TenantRecord
 ) -> None:
-    account = await _subscribed(database, tenant)
-    subscription = dict(fake.objects["subscription"][account.stripe_subscription_id or ""])
-    unpaid = _at(event("customer.subscription.updated", {**subscription, "status": "unpaid"}), 1_000)
-    active = _at(event("customer.subscription.updated", {**subscription, "status": "active"}), 2_000)
+    account = await subscribed_account(database, tenant.id)
+    subscription = stripe_subscription(fake, account)
+    unpaid = subscription_event("updated", subscription, "unpaid", 1_000)
+    active = subscription_event("updated", subscription, "active", 2_000)
     await _send(stripe_client, event("invoice.payment_failed", _invoice(account, "in_a")))
     _, grace_from = await _standing(database, tenant)
     assert grace_from is not None
@@ -232,18 +209,18 @@ async def test_a_voided_or_written_off_invoice_is_owed_no_more(
     status: str,
     because: str,
 ) -> None:
-    account = await _subscribed(database, tenant)
-    b_failed = _at(event("invoice.payment_failed", _invoice(account, "in_b")), 1_000)
+    account = await subscribed_account(database, tenant.id)
+    b_failed = stamped(event("invoice.payment_failed", _invoice(account, "in_b")), 1_000)
     await _send(stripe_client, b_failed)
     await _send(stripe_client, event("invoice.paid", _invoice(account, "in_a")))
     assert (await _standing(database, tenant))[0] == "past_due"
 
-    settled = _at(event(kind, {**_invoice(account, "in_b"), "status": status}), 3_000)
+    settled = stamped(event(kind, {**_invoice(account, "in_b"), "status": status}), 3_000)
     assert await _send(stripe_client, settled) == "applied"
     assert await _standing(database, tenant) == ("active", None)
 
     # An attempt made before B was settled, reported late, does not make it owed again.
-    late = _at(event("invoice.payment_failed", _invoice(account, "in_b")), 2_000)
+    late = stamped(event("invoice.payment_failed", _invoice(account, "in_b")), 2_000)
     assert await _send(stripe_client, late) == "ignored"
     assert await _detail(database, late) == {
         "invoice": "in_b",
@@ -261,7 +238,7 @@ async def test_a_voided_or_written_off_invoice_is_owed_no_more(
 async def test_a_written_off_invoice_can_still_be_paid_and_a_paid_one_not_voided(
     stripe_client: AsyncTestClient[Litestar], database: Database, tenant: TenantRecord
 ) -> None:
-    account = await _subscribed(database, tenant)
+    account = await subscribed_account(database, tenant.id)
     steps = [
         event("invoice.payment_failed", _invoice(account, "in_a")),
         event("invoice.marked_uncollectible", _invoice(account, "in_a")),
@@ -289,12 +266,12 @@ async def test_a_written_off_invoice_can_still_be_paid_and_a_paid_one_not_voided
 async def test_the_same_events_in_any_order_or_replayed_leave_the_store_the_same(
     stripe_client: AsyncTestClient[Litestar], database: Database, tenant: TenantRecord, order: tuple[str, ...]
 ) -> None:
-    account = await _subscribed(database, tenant)
+    account = await subscribed_account(database, tenant.id)
     subscription = account.stripe_subscription_id
     events = {
-        "a_failed": _at(event("invoice.payment_failed", _invoice(account, "in_a")), 1_000),
-        "a_paid": _at(event("invoice.paid", _invoice(account, "in_a")), 2_000),
-        "b_failed": _at(event("invoice.payment_failed", _invoice(account, "in_b")), 3_000),
+        "a_failed": stamped(event("invoice.payment_failed", _invoice(account, "in_a")), 1_000),
+        "a_paid": stamped(event("invoice.paid", _invoice(account, "in_a")), 2_000),
+        "b_failed": stamped(event("invoice.payment_failed", _invoice(account, "in_b")), 3_000),
     }
 
     for name in order:
@@ -307,18 +284,18 @@ async def test_the_same_events_in_any_order_or_replayed_leave_the_store_the_same
         "in_a": ("paid", subscription),
         "in_b": ("payment_failed", subscription),
     }
-    await _send(stripe_client, _at(event("invoice.paid", _invoice(account, "in_b")), 4_000))
+    await _send(stripe_client, stamped(event("invoice.paid", _invoice(account, "in_b")), 4_000))
     assert await _standing(database, tenant) == ("active", None)
 
 
 async def test_an_unpaid_invoice_of_an_ended_subscription_does_not_hold_the_next_one(
     stripe_client: AsyncTestClient[Litestar], fake: FakeStripe, database: Database, tenant: TenantRecord
 ) -> None:
-    first = await _subscribed(database, tenant)
+    first = await subscribed_account(database, tenant.id)
     old = dict(fake.objects["subscription"][first.stripe_subscription_id or ""])
     await _send(stripe_client, event("invoice.payment_failed", _invoice(first, "in_a")))
     await _send(stripe_client, event("customer.subscription.deleted", {**old, "status": "canceled"}))
-    second = await _subscribed(database, tenant)
+    second = await subscribed_account(database, tenant.id)
     assert second.stripe_subscription_id != old["id"]
     assert (await _standing(database, tenant))[0] == "active"
 
@@ -339,10 +316,10 @@ async def test_an_unpaid_invoice_of_an_ended_subscription_does_not_hold_the_next
 async def test_a_late_failed_payment_of_an_ended_subscription_leaves_the_next_one_active(
     stripe_client: AsyncTestClient[Litestar], fake: FakeStripe, database: Database, tenant: TenantRecord
 ) -> None:
-    first = await _subscribed(database, tenant)
+    first = await subscribed_account(database, tenant.id)
     old = dict(fake.objects["subscription"][first.stripe_subscription_id or ""])
     await _send(stripe_client, event("customer.subscription.deleted", {**old, "status": "canceled"}))
-    second = await _subscribed(database, tenant)
+    second = await subscribed_account(database, tenant.id)
     assert second.stripe_subscription_id != old["id"]
     changes_before = await _status_changes(database, tenant)
 
@@ -366,7 +343,7 @@ async def test_a_late_failed_payment_of_an_ended_subscription_leaves_the_next_on
 async def test_the_last_two_unpaid_invoices_paid_at_the_same_moment_bring_the_store_back(
     stripe_client: AsyncTestClient[Litestar], fake: FakeStripe, database: Database, tenant: TenantRecord
 ) -> None:
-    account = await _subscribed(database, tenant)
+    account = await subscribed_account(database, tenant.id)
     for name in ("in_a", "in_b"):
         await _send(stripe_client, event("invoice.payment_failed", _invoice(account, name)))
     payments = [_signed(event("invoice.paid", _invoice(account, name))) for name in ("in_a", "in_b")]
@@ -393,7 +370,7 @@ async def test_the_last_two_unpaid_invoices_paid_at_the_same_moment_bring_the_st
 async def test_two_stripe_invoices_of_one_period_are_both_kept(
     stripe_client: AsyncTestClient[Litestar], database: Database, tenant: TenantRecord
 ) -> None:
-    account = await _subscribed(database, tenant)
+    account = await subscribed_account(database, tenant.id)
     subscription = account.stripe_subscription_id
     cycle = _invoice(account, "in_a")
     # A plan changed within the period is invoiced at once (prorated), over the same period.
@@ -415,7 +392,7 @@ async def test_two_stripe_invoices_of_one_period_are_both_kept(
 async def test_the_migration_down_reopens_written_off_invoices_and_keeps_periods_billed_twice(
     stripe_client: AsyncTestClient[Litestar], database: Database, tenant: TenantRecord
 ) -> None:
-    account = await _subscribed(database, tenant)
+    account = await subscribed_account(database, tenant.id)
     cycle = _invoice(account, "in_a")
     prorated = {**cycle, "id": _stripe_id(account, "in_c")}
     assert await _send(stripe_client, event("invoice.voided", cycle)) == "applied"

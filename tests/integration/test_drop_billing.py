@@ -3,32 +3,28 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import func, select, update
 
 from ordersmith.billing.gateway import BillingOfflineError, BillingProviderUnavailableError
 from ordersmith.billing.metering import hour_of
-from ordersmith.billing.subscriptions import change_plan
 from ordersmith.platform.billing_models import BillingAccount, MeterReport, UsageHour
 from ordersmith.platform.database import Database
 from ordersmith.platform.errors import TenantNotFoundError
-from ordersmith.platform.identity.audit import SYSTEM, Actor
+from ordersmith.platform.identity.audit import Actor
 from ordersmith.platform.settings import BillingSettings
 from ordersmith.platform.tenancy import TenantRecord, archive_tenant, drop_tenant, get_tenant_record
-from tests.support.billing import billing_with, forget_stripe_catalog, stripe_settings
-from tests.support.fake_stripe import FakeStripe, StripeError, serve_fake_stripe
+from tests.support import billing
+from tests.support.billing import billing_with, stripe_settings, subscribed_account
+from tests.support.fake_stripe import FakeStripe, StripeError
 from tests.support.fake_stripe.billing import metered_usage
 
 OPERATOR = Actor("system", "cli:operator")
 
 
-@pytest.fixture
-async def fake(database: Database) -> AsyncIterator[FakeStripe]:
-    await forget_stripe_catalog(database)
-    with serve_fake_stripe() as fake, billing_with(stripe_settings(fake)):
-        yield fake
+# Billing on a new fake Stripe: this `fake` overrides the payments one of tests/conftest.py.
+fake = billing.billing_fake
 
 
 async def _subscription_of(database: Database, tenant: TenantRecord) -> tuple[str | None, str | None]:
@@ -46,9 +42,7 @@ async def _subscription_of(database: Database, tenant: TenantRecord) -> tuple[st
 async def test_a_paying_store_is_dropped_only_once_its_subscription_is_canceled(
     fake: FakeStripe, database: Database, tenant: TenantRecord
 ) -> None:
-    await change_plan(database, tenant.id, "growth", actor=SYSTEM)
-    subscription_id, _ = await _subscription_of(database, tenant)
-    assert subscription_id is not None
+    subscription_id = (await subscribed_account(database, tenant.id)).stripe_subscription_id or ""
     await archive_tenant(database, tenant.slug, actor=OPERATOR)
 
     # Stripe out of reach, or no key to reach it with: the store and its records stay.
@@ -76,9 +70,13 @@ async def test_a_paying_store_is_dropped_only_once_its_subscription_is_canceled(
         await get_tenant_record(database, tenant.slug)
 
 
-async def _unreported_orders(database: Database, tenant: TenantRecord, now: dt.datetime) -> str:
-    """On Growth for 3 hours, 9 orders unreported in the last hour and 4 in this one; its customer."""
-    await change_plan(database, tenant.id, "growth", actor=SYSTEM)
+async def _archived_with_unreported_orders(database: Database, tenant: TenantRecord) -> tuple[str, str]:
+    """Archived after 3 hours on Growth, with 9 orders unreported in the last hour and 4 in this one.
+
+    Its Stripe customer and subscription.
+    """
+    account = await subscribed_account(database, tenant.id)
+    now = dt.datetime.now(dt.UTC)
     async with database.platform_session() as session:
         await session.execute(
             update(BillingAccount)
@@ -93,19 +91,16 @@ async def _unreported_orders(database: Database, tenant: TenantRecord, now: dt.d
                 UsageHour(tenant_id=tenant.id, meter="orders", hour=hour_of(now), quantity=4),
             ]
         )
-        customer = await session.scalar(
-            select(BillingAccount.stripe_customer_id).where(BillingAccount.tenant_id == tenant.id)
-        )
-    assert customer is not None
-    return customer
+    await archive_tenant(database, tenant.slug, actor=OPERATOR)
+    assert account.stripe_customer_id is not None
+    assert account.stripe_subscription_id is not None
+    return account.stripe_customer_id, account.stripe_subscription_id
 
 
 async def test_orders_not_yet_reported_reach_stripe_before_the_drop_invoices_the_subscription(
     fake: FakeStripe, database: Database, tenant: TenantRecord
 ) -> None:
-    customer = await _unreported_orders(database, tenant, dt.datetime.now(dt.UTC))
-    subscription_id, _ = await _subscription_of(database, tenant)
-    await archive_tenant(database, tenant.slug, actor=OPERATOR)
+    customer, subscription_id = await _archived_with_unreported_orders(database, tenant)
 
     await drop_tenant(database, tenant.slug, confirm=tenant.slug, actor=OPERATOR)
 
@@ -128,9 +123,7 @@ async def test_orders_not_yet_reported_reach_stripe_before_the_drop_invoices_the
 async def test_a_drop_whose_last_orders_stripe_did_not_take_is_refused_and_keeps_them(
     fake: FakeStripe, database: Database, tenant: TenantRecord
 ) -> None:
-    customer = await _unreported_orders(database, tenant, dt.datetime.now(dt.UTC))
-    subscription_id, _ = await _subscription_of(database, tenant)
-    await archive_tenant(database, tenant.slug, actor=OPERATOR)
+    customer, subscription_id = await _archived_with_unreported_orders(database, tenant)
     # Stripe fails on its side at the first hour total sent.
     fake.fail_next["/v1/billing/meter_events"] = StripeError(500, "An error occurred.", type_="api_error")
 

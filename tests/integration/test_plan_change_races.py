@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -13,7 +11,6 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import select, text
 
-from ordersmith.app import create_app
 from ordersmith.billing import subscriptions
 from ordersmith.billing.accounts import ensure_customer
 from ordersmith.billing.subscriptions import change_plan
@@ -26,11 +23,10 @@ from ordersmith.platform.identity.invitations import create_invitation
 from ordersmith.platform.identity.permissions import permissions_of
 from ordersmith.platform.identity.principal import Principal
 from ordersmith.platform.models import Tenant
-from ordersmith.platform.settings import Settings
 from ordersmith.platform.tenancy import TenantRecord, get_tenant_by_id
 from ordersmith.tenants.inventory.service import create_location
-from tests.support.billing import billing_with, forget_stripe_catalog, stripe_settings
-from tests.support.fake_stripe import FakeStripe, serve_fake_stripe
+from tests.support import billing
+from tests.support.fake_stripe import FakeStripe
 from tests.support.http import bearer, sign_up
 from tests.support.members import audit_trail, invite
 
@@ -41,18 +37,9 @@ _LOCK_WAITERS = text(
 )
 
 
-@pytest.fixture
-async def fake(database: Database) -> AsyncIterator[FakeStripe]:
-    await forget_stripe_catalog(database)
-    with serve_fake_stripe() as fake, billing_with(stripe_settings(fake)):
-        yield fake
-
-
-@pytest.fixture
-async def stripe_client(settings: Settings, fake: FakeStripe) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    app = create_app(dataclasses.replace(settings, billing=stripe_settings(fake)))
-    async with AsyncTestClient(app) as client:
-        yield client
+# Billing on a new fake Stripe: this `fake` overrides the payments one of tests/conftest.py.
+fake = billing.billing_fake
+stripe_client = billing.billing_client
 
 
 def _email() -> str:

@@ -6,15 +6,13 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
+from tests.support.cli import start_server, wait_until_healthy
 from tests.support.services import REPO
 from tests.support.smtp import free_port
 
@@ -43,27 +41,9 @@ def test_a_stop_signal_ends_run_and_its_embedded_postgresql(data_dir: Path, stop
     port = free_port()
     env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "BROKER_URL")}
     env.update({"ORDERSMITH_ENV": "test", "LOG_LEVEL": "WARNING"})
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ordersmith.cli", "run", "--port", str(port), "--data-dir", str(data_dir)],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start_server("run", "--port", str(port), "--data-dir", str(data_dir), env=env)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert process.poll() is None, (
-                f"run exited early: {process.stderr.read() if process.stderr else ''}"
-            )
-            assert time.monotonic() < deadline, "run did not answer /healthz within 120 s"
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
+        wait_until_healthy(process, f"http://127.0.0.1:{port}", command="run", seconds=120)
         postmaster = data_dir / "postgres" / "postmaster.pid"
         assert postmaster.exists()
         process.send_signal(stop)

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 
@@ -16,9 +13,8 @@ from sqlalchemy import select
 
 from ordersmith.platform.database import Database
 from ordersmith.platform.identity.models import AuditEntry
-from tests.support.cli import run_ordersmith
+from tests.support.cli import run_ordersmith, start_server, wait_until_healthy
 from tests.support.http import sign_up
-from tests.support.services import REPO
 from tests.support.smtp import free_port
 
 
@@ -35,28 +31,10 @@ def served(database_url: str) -> Iterator[str]:
     }
     env.pop("BROKER_URL", None)
     env.pop("TRUSTED_PROXIES", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ordersmith.cli", "serve", "--port", str(port)],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start_server("serve", "--port", str(port), env=env)
     base_url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, (
-                f"serve exited early: {process.stderr.read() if process.stderr else ''}"
-            )
-            assert time.monotonic() < deadline, "serve did not answer /healthz within 60 s"
-            try:
-                if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
+        wait_until_healthy(process, base_url, command="serve", seconds=60)
         yield base_url
     finally:
         process.terminate()

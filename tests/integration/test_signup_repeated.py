@@ -85,14 +85,28 @@ async def _security_alerts(database: Database, email: str) -> int:
     return int(count or 0)
 
 
+async def _start(
+    client: AsyncTestClient[Litestar], email: str, company_name: str = "Second Shop"
+) -> dict[str, Any]:
+    """A sign-up that starts a store; the answer's body."""
+    started = await client.post("/api/v1/signup", json=_signup(email, company_name))
+    assert started.status_code == 201, started.text
+    body: dict[str, Any] = started.json()
+    return body
+
+
+async def _second_store(client: AsyncTestClient[Litestar]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An account's first store, "Acme Outdoor", then its second, "Second Shop": both sign-ups' answers."""
+    first = await sign_up(client)
+    return first, await _start(client, first["email"])
+
+
 async def test_an_accounts_sign_up_sent_again_makes_no_second_store_and_names_the_first(
     client: AsyncTestClient[Litestar], database: Database
 ) -> None:
-    first = await sign_up(client)
+    first, started = await _second_store(client)
     email = first["email"]
-    started = await client.post("/api/v1/signup", json=_signup(email))
-    assert started.status_code == 201, started.text
-    slug = started.json()["tenant"]["slug"]
+    slug = started["tenant"]["slug"]
     tenants, schemas = await _tenant_count(database), await _tenant_schema_count(database)
 
     again = await client.post("/api/v1/signup", json=_signup(email))
@@ -117,9 +131,7 @@ async def test_a_new_addresss_sign_up_sent_again_after_it_finished_makes_no_seco
     client: AsyncTestClient[Litestar], database: Database
 ) -> None:
     email = f"{new_slug('newcomer')}@example.com"
-    started = await client.post("/api/v1/signup", json=_signup(email, "Acme Outdoor"))
-    assert started.status_code == 201, started.text
-    slug = started.json()["tenant"]["slug"]
+    slug = (await _start(client, email, "Acme Outdoor"))["tenant"]["slug"]
 
     # The retry finds the account the first one made, with the same password.
     again = await client.post("/api/v1/signup", json=_signup(email, "Acme Outdoor"))
@@ -177,15 +189,13 @@ async def test_two_identical_sign_ups_at_once_make_one_store(
 async def test_another_store_name_or_a_sign_up_after_ten_minutes_starts_another_store(
     client: AsyncTestClient[Litestar], database: Database
 ) -> None:
-    first = await sign_up(client)
+    first, started = await _second_store(client)
     email = first["email"]
-    started = await client.post("/api/v1/signup", json=_signup(email))
-    assert started.status_code == 201, started.text
 
     other_name = await client.post("/api/v1/signup", json=_signup(email, "Third Shop"))
     # Made 11 minutes ago: not a double click or a retry any more, but a second store wanted.
     async with database.platform_session() as session:
-        made = uuid.UUID(started.json()["tenant"]["id"])
+        made = uuid.UUID(started["tenant"]["id"])
         earlier = dt.timedelta(minutes=11)
         await session.execute(
             update(Tenant).where(Tenant.id == made).values(created_at=Tenant.created_at - earlier)
@@ -205,13 +215,11 @@ async def test_another_store_name_or_a_sign_up_after_ten_minutes_starts_another_
 async def test_a_repeat_with_a_wrong_password_is_email_taken_and_names_no_store(
     client: AsyncTestClient[Litestar], database: Database
 ) -> None:
-    first = await sign_up(client)
+    first, started = await _second_store(client)
     email = first["email"]
-    started = await client.post("/api/v1/signup", json=_signup(email))
-    assert started.status_code == 201, started.text
 
     guessed = await client.post("/api/v1/signup", json=_signup(email, password=WRONG_PASSWORD))
 
     assert (guessed.status_code, guessed.json()["code"]) == (409, "email_taken")
-    assert started.json()["tenant"]["slug"] not in guessed.text
+    assert started["tenant"]["slug"] not in guessed.text
     assert "slug" not in guessed.json()

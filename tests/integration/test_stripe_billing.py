@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 import stripe
@@ -25,8 +24,9 @@ from ordersmith.platform.plans import Meter
 from ordersmith.platform.settings import SettingsError, load_settings
 from ordersmith.platform.tenancy import TenantRecord, provision_tenant
 from ordersmith.tenants.schema import TENANT_SCHEMA
-from tests.support.billing import WEBHOOK_SECRET, billing_with, forget_stripe_catalog, stripe_settings
-from tests.support.fake_stripe import FakeStripe, event, serve_fake_stripe, sign_webhook
+from tests.support import billing
+from tests.support.billing import WEBHOOK_SECRET, billing_account, stripe_settings
+from tests.support.fake_stripe import FakeStripe, event, sign_webhook
 from tests.support.fake_stripe.billing import metered_usage
 from tests.support.services import new_slug
 
@@ -34,18 +34,22 @@ UTC = dt.UTC
 EVENT_NAME = "ordersmith_orders"
 
 
-@pytest.fixture
-async def fake(database: Database) -> AsyncIterator[FakeStripe]:
-    await forget_stripe_catalog(database)
-    with serve_fake_stripe() as fake, billing_with(stripe_settings(fake)):
-        yield fake
+# Billing on a new fake Stripe: this `fake` overrides the payments one of tests/conftest.py.
+fake = billing.billing_fake
 
 
-async def _account(database: Database, tenant: TenantRecord) -> BillingAccount:
-    async with database.platform_session() as session:
-        account = await session.get(BillingAccount, tenant.id)
-    assert account is not None
-    return account
+async def _growth_made_at_stripe_but_not_recorded(
+    database: Database, tenant: TenantRecord, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Choose Growth: Stripe makes the subscription, and then our record of it is lost."""
+
+    async def lost(*args: object, **kwargs: object) -> None:
+        raise ConnectionError("the database went away after Stripe answered")
+
+    monkeypatch.setattr(lifecycle, "plan_changed", lost)
+    with pytest.raises(ConnectionError):
+        await change_plan(database, tenant.id, "growth", actor=SYSTEM)
+    monkeypatch.undo()
 
 
 async def _orders_at(database: Database, tenant: TenantRecord, *moments: dt.datetime) -> None:
@@ -71,7 +75,7 @@ async def _subscribe(
         assert account is not None
         # Usage counts from the subscription's start; the tests place it before their hours.
         account.metered_since = since
-    return await _account(database, tenant)
+    return await billing_account(database, tenant.id)
 
 
 async def test_the_first_paid_plan_creates_a_customer_and_a_subscription_with_a_metered_price(
@@ -79,7 +83,7 @@ async def test_the_first_paid_plan_creates_a_customer_and_a_subscription_with_a_
 ) -> None:
     await change_plan(database, tenant.id, "growth", actor=SYSTEM)
 
-    account = await _account(database, tenant)
+    account = await billing_account(database, tenant.id)
     customer = fake.objects["customer"][account.stripe_customer_id or ""]
     assert customer["metadata"] == {"tenant_id": str(tenant.id), "slug": tenant.slug}
     subscription = fake.objects["subscription"][account.stripe_subscription_id or ""]
@@ -110,9 +114,9 @@ async def test_changing_plan_swaps_both_prices_on_the_same_subscription_with_pro
     fake: FakeStripe, database: Database, tenant: TenantRecord
 ) -> None:
     await change_plan(database, tenant.id, "starter", actor=SYSTEM)
-    first = await _account(database, tenant)
+    first = await billing_account(database, tenant.id)
     await change_plan(database, tenant.id, "growth", actor=SYSTEM)
-    second = await _account(database, tenant)
+    second = await billing_account(database, tenant.id)
 
     assert second.stripe_subscription_id == first.stripe_subscription_id
     assert len(fake.objects["subscription"]) == 1
@@ -135,15 +139,8 @@ async def test_changing_plan_swaps_both_prices_on_the_same_subscription_with_pro
 async def test_a_subscription_stripe_made_but_we_did_not_record_is_not_made_again_for_another_plan(
     fake: FakeStripe, database: Database, tenant: TenantRecord, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def lost(*args: object, **kwargs: object) -> None:
-        raise ConnectionError("the database went away after Stripe answered")
-
-    # Stripe makes the Growth subscription; recording it fails.
-    monkeypatch.setattr(lifecycle, "plan_changed", lost)
-    with pytest.raises(ConnectionError):
-        await change_plan(database, tenant.id, "growth", actor=SYSTEM)
-    monkeypatch.undo()
-    assert (await _account(database, tenant)).stripe_subscription_id is None
+    await _growth_made_at_stripe_but_not_recorded(database, tenant, monkeypatch)
+    assert (await billing_account(database, tenant.id)).stripe_subscription_id is None
     # Choosing another plan next reaches the same first subscription, which Stripe will not
     # make again with other prices.
     with pytest.raises(BillingProviderError):
@@ -151,21 +148,14 @@ async def test_a_subscription_stripe_made_but_we_did_not_record_is_not_made_agai
     assert len(fake.objects["subscription"]) == 1
     # The first choice again gets Stripe's first answer, and is recorded.
     await change_plan(database, tenant.id, "growth", actor=SYSTEM)
-    account = await _account(database, tenant)
+    account = await billing_account(database, tenant.id)
     assert (list(fake.objects["subscription"]), account.plan) == ([account.stripe_subscription_id], "growth")
 
 
 async def test_orders_of_a_subscription_recorded_from_its_created_webhook_are_reported_to_stripe(
     fake: FakeStripe, database: Database, tenant: TenantRecord, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def lost(*args: object, **kwargs: object) -> None:
-        raise ConnectionError("the database went away after Stripe answered")
-
-    # Stripe makes the Growth subscription; our record of it is lost.
-    monkeypatch.setattr(lifecycle, "plan_changed", lost)
-    with pytest.raises(ConnectionError):
-        await change_plan(database, tenant.id, "growth", actor=SYSTEM)
-    monkeypatch.undo()
+    await _growth_made_at_stripe_but_not_recorded(database, tenant, monkeypatch)
     (subscription,) = fake.objects["subscription"].values()
     # Its `customer.subscription.created` webhook brings it in (the documented way back).
     payload = json.dumps(event("customer.subscription.created", dict(subscription))).encode()
@@ -173,7 +163,7 @@ async def test_orders_of_a_subscription_recorded_from_its_created_webhook_are_re
     assert (
         await handle_webhook(database, settings, payload, sign_webhook(payload, WEBHOOK_SECRET)) == "applied"
     )
-    account = await _account(database, tenant)
+    account = await billing_account(database, tenant.id)
     async with database.platform_session() as session:
         plan = await session.scalar(select(Tenant.plan).where(Tenant.id == tenant.id))
     # Its orders count from the moment Stripe made it, as if `change_plan` had recorded it.
@@ -200,13 +190,13 @@ async def test_a_subscription_stripe_ended_before_telling_us_is_replaced_by_the_
     fake: FakeStripe, database: Database, tenant: TenantRecord
 ) -> None:
     await change_plan(database, tenant.id, "growth", actor=SYSTEM)
-    old = (await _account(database, tenant)).stripe_subscription_id or ""
+    old = (await billing_account(database, tenant.id)).stripe_subscription_id or ""
     # Its first invoice was never paid: Stripe ended it, and its webhook has not reached us yet.
     fake.objects["subscription"][old]["status"] = "incomplete_expired"
 
     await change_plan(database, tenant.id, "enterprise", actor=SYSTEM)
 
-    account = await _account(database, tenant)
+    account = await billing_account(database, tenant.id)
     assert account.stripe_subscription_id != old
     assert (account.plan, account.subscription_status) == ("enterprise", "active")
     new = fake.objects["subscription"][account.stripe_subscription_id or ""]

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -15,7 +13,6 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select
 
-from ordersmith.app import create_app
 from ordersmith.billing.gateway import client_for
 from ordersmith.billing.subscriptions import change_plan
 from ordersmith.platform.billing_models import BillingAccount, BillingInvoice, StripeWebhookEvent
@@ -23,49 +20,24 @@ from ordersmith.platform.database import Database
 from ordersmith.platform.identity.audit import SYSTEM
 from ordersmith.platform.identity.models import AuditEntry
 from ordersmith.platform.models import Tenant
-from ordersmith.platform.settings import Settings
 from ordersmith.platform.tenancy import TenantRecord
-from tests.support.billing import WEBHOOK_SECRET, forget_stripe_catalog, stripe_settings
-from tests.support.fake_stripe import FakeStripe, event, serve_fake_stripe, sign_webhook
+from tests.support import billing
+from tests.support.billing import (
+    WEBHOOK_PATH,
+    WEBHOOK_SECRET,
+    send_billing_webhook,
+    stamped,
+    stripe_settings,
+    stripe_subscription,
+    subscribed_account,
+    subscription_event,
+)
+from tests.support.fake_stripe import FakeStripe, event, sign_webhook
 from tests.support.http import bearer, sign_up
 
-PATH = "/api/v1/billing/stripe/webhook"
-
-
-@pytest.fixture
-async def fake(database: Database) -> AsyncIterator[FakeStripe]:
-    await forget_stripe_catalog(database)
-    with serve_fake_stripe() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def stripe_client(settings: Settings, fake: FakeStripe) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    app = create_app(dataclasses.replace(settings, billing=stripe_settings(fake)))
-    async with AsyncTestClient(app) as client:
-        yield client
-
-
-async def _customer_of(database: Database, tenant: TenantRecord) -> BillingAccount:
-    await change_plan(database, tenant.id, "growth", actor=SYSTEM)
-    async with database.platform_session() as session:
-        account = await session.get(BillingAccount, tenant.id)
-    assert account is not None
-    return account
-
-
-async def _send(
-    client: AsyncTestClient[Litestar], body: dict[str, Any], *, secret: str = WEBHOOK_SECRET, **signing: Any
-) -> Any:
-    payload = json.dumps(body).encode()
-    return await client.post(
-        PATH,
-        content=payload,
-        headers={
-            "Stripe-Signature": sign_webhook(payload, secret, **signing),
-            "Content-Type": "application/json",
-        },
-    )
+# Billing on a new fake Stripe: this `fake` overrides the payments one of tests/conftest.py.
+fake = billing.billing_fake
+stripe_client = billing.billing_client
 
 
 async def _billing_status(database: Database, tenant: TenantRecord) -> str:
@@ -99,19 +71,19 @@ def _invoice(account: BillingAccount, invoice_id: str) -> dict[str, Any]:
 async def test_a_payment_failure_applies_once_and_its_redelivery_after_payment_changes_nothing(
     stripe_client: AsyncTestClient[Litestar], database: Database, tenant: TenantRecord
 ) -> None:
-    account = await _customer_of(database, tenant)
+    account = await subscribed_account(database, tenant.id)
     failed = event("invoice.payment_failed", _invoice(account, "in_1"))
     paid = event("invoice.paid", _invoice(account, "in_1"))
 
-    response = await _send(stripe_client, failed)
+    response = await send_billing_webhook(stripe_client, failed)
     assert (response.status_code, response.json()) == (200, {"received": True, "outcome": "applied"})
     assert await _billing_status(database, tenant) == "past_due"
-    response = await _send(stripe_client, paid)
+    response = await send_billing_webhook(stripe_client, paid)
     assert response.json()["outcome"] == "applied"
     assert await _billing_status(database, tenant) == "active"
 
     # Stripe delivers the failure again (it never saw our answer): no second effect.
-    response = await _send(stripe_client, failed)
+    response = await send_billing_webhook(stripe_client, failed)
     assert (response.status_code, response.json()) == (200, {"received": True, "outcome": "duplicate"})
     assert await _billing_status(database, tenant) == "active"
     assert [(change["from"], change["to"]) for change in await _status_changes(database, tenant)] == [
@@ -141,10 +113,12 @@ async def test_a_bad_signature_or_a_stale_timestamp_is_refused_and_nothing_appli
     secret: str,
     age_seconds: int,
 ) -> None:
-    account = await _customer_of(database, tenant)
+    account = await subscribed_account(database, tenant.id)
     failed = event("invoice.payment_failed", _invoice(account, "in_2"))
 
-    response = await _send(stripe_client, failed, secret=secret, timestamp=int(time.time()) - age_seconds)
+    response = await send_billing_webhook(
+        stripe_client, failed, secret=secret, timestamp=int(time.time()) - age_seconds
+    )
 
     assert response.status_code == 400
     assert response.json()["code"] == "webhook_signature_invalid"
@@ -156,15 +130,15 @@ async def test_a_bad_signature_or_a_stale_timestamp_is_refused_and_nothing_appli
 async def test_a_body_changed_after_signing_is_refused(
     stripe_client: AsyncTestClient[Litestar], database: Database, tenant: TenantRecord
 ) -> None:
-    account = await _customer_of(database, tenant)
+    account = await subscribed_account(database, tenant.id)
     signed = json.dumps(event("invoice.paid", _invoice(account, "in_3"))).encode()
     response = await stripe_client.post(
-        PATH,
+        WEBHOOK_PATH,
         content=signed.replace(b"12345", b"1"),
         headers={"Stripe-Signature": sign_webhook(signed, WEBHOOK_SECRET)},
     )
     assert response.status_code == 400
-    response = await stripe_client.post(PATH, content=signed)
+    response = await stripe_client.post(WEBHOOK_PATH, content=signed)
     assert response.status_code == 400
 
 
@@ -174,13 +148,13 @@ async def test_an_unknown_customer_is_logged_and_acknowledged_and_nothing_change
     tenant: TenantRecord,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    await _customer_of(database, tenant)
+    await subscribed_account(database, tenant.id)
     stranger = event(
         "customer.subscription.deleted",
         {"id": "sub_x", "object": "subscription", "customer": "cus_nobody", "status": "canceled"},
     )
 
-    response = await _send(stripe_client, stranger)
+    response = await send_billing_webhook(stripe_client, stranger)
 
     assert (response.status_code, response.json()["outcome"]) == (200, "unknown_customer")
     assert "unknown customer cus_nobody" in caplog.text
@@ -194,14 +168,20 @@ async def test_an_unknown_customer_is_logged_and_acknowledged_and_nothing_change
 async def test_subscription_updates_and_deletion_follow_stripe(
     stripe_client: AsyncTestClient[Litestar], fake: FakeStripe, database: Database, tenant: TenantRecord
 ) -> None:
-    account = await _customer_of(database, tenant)
-    subscription = dict(fake.objects["subscription"][account.stripe_subscription_id or ""])
+    account = await subscribed_account(database, tenant.id)
+    subscription = stripe_subscription(fake, account)
 
-    await _send(stripe_client, event("customer.subscription.updated", {**subscription, "status": "past_due"}))
+    await send_billing_webhook(
+        stripe_client, event("customer.subscription.updated", {**subscription, "status": "past_due"})
+    )
     assert await _billing_status(database, tenant) == "past_due"
-    await _send(stripe_client, event("customer.subscription.updated", {**subscription, "status": "active"}))
+    await send_billing_webhook(
+        stripe_client, event("customer.subscription.updated", {**subscription, "status": "active"})
+    )
     assert await _billing_status(database, tenant) == "active"
-    await _send(stripe_client, event("customer.subscription.deleted", {**subscription, "status": "canceled"}))
+    await send_billing_webhook(
+        stripe_client, event("customer.subscription.deleted", {**subscription, "status": "canceled"})
+    )
     assert await _billing_status(database, tenant) == "canceled"
     async with database.platform_session() as session:
         refreshed = await session.get(BillingAccount, tenant.id)
@@ -221,7 +201,7 @@ async def test_a_meter_error_report_is_acknowledged_and_kept_for_an_operator(
     report = {"object": "billing.meter_error_report", "reason": {"error_count": 1}}
     error = event("v1.billing.meter.error_report_triggered", report)
 
-    response = await _send(stripe_client, error)
+    response = await send_billing_webhook(stripe_client, error)
 
     assert response.json()["outcome"] == "meter_error"
     async with database.platform_session() as session:
@@ -234,7 +214,7 @@ async def test_a_signed_event_holding_a_nul_character_is_taken_as_signed(
     stripe_client: AsyncTestClient[Litestar], database: Database, tenant: TenantRecord
 ) -> None:
     """Other input with a NUL is a 422; a Stripe event is verified as sent, and none of its text is stored."""
-    await _customer_of(database, tenant)
+    await subscribed_account(database, tenant.id)
     stranger = event(
         "customer.subscription.deleted",
         {
@@ -246,7 +226,7 @@ async def test_a_signed_event_holding_a_nul_character_is_taken_as_signed(
         },
     )
 
-    response = await _send(stripe_client, stranger)
+    response = await send_billing_webhook(stripe_client, stranger)
 
     assert (response.status_code, response.json()["outcome"]) == (200, "unknown_customer")
 
@@ -254,21 +234,18 @@ async def test_a_signed_event_holding_a_nul_character_is_taken_as_signed(
 # ---- Stripe delivers events in no set order: a late event never undoes a newer one ----------------
 
 
-def _at(body: dict[str, Any], created: int) -> dict[str, Any]:
-    """The event as if Stripe had created it at `created` (seconds since the epoch)."""
-    return {**body, "created": created}
-
-
 async def test_a_failed_attempt_reported_after_the_invoice_was_paid_changes_nothing(
     stripe_client: AsyncTestClient[Litestar], database: Database, tenant: TenantRecord
 ) -> None:
-    account = await _customer_of(database, tenant)
+    account = await subscribed_account(database, tenant.id)
     # The first attempt failed (t=1000), the retry succeeded (t=2000); the success arrives first.
-    paid = _at(event("invoice.paid", {**_invoice(account, "in_late"), "status": "paid"}), 2_000)
-    failed = _at(event("invoice.payment_failed", {**_invoice(account, "in_late"), "status": "open"}), 1_000)
+    paid = stamped(event("invoice.paid", {**_invoice(account, "in_late"), "status": "paid"}), 2_000)
+    failed = stamped(
+        event("invoice.payment_failed", {**_invoice(account, "in_late"), "status": "open"}), 1_000
+    )
 
-    assert (await _send(stripe_client, paid)).json()["outcome"] == "applied"
-    response = await _send(stripe_client, failed)
+    assert (await send_billing_webhook(stripe_client, paid)).json()["outcome"] == "applied"
+    response = await send_billing_webhook(stripe_client, failed)
 
     assert (response.status_code, response.json()["outcome"]) == (200, "ignored")
     async with database.platform_session() as session:
@@ -286,15 +263,15 @@ async def test_a_failed_attempt_reported_after_the_invoice_was_paid_changes_noth
 async def test_a_subscription_event_older_than_the_last_one_applied_changes_nothing(
     stripe_client: AsyncTestClient[Litestar], fake: FakeStripe, database: Database, tenant: TenantRecord
 ) -> None:
-    account = await _customer_of(database, tenant)
-    subscription = dict(fake.objects["subscription"][account.stripe_subscription_id or ""])
-    created = _at(event("customer.subscription.created", {**subscription, "status": "active"}), 1_000)
-    recovered = _at(event("customer.subscription.updated", {**subscription, "status": "active"}), 2_000)
-    overdue = _at(event("customer.subscription.updated", {**subscription, "status": "past_due"}), 3_000)
-    deleted = _at(event("customer.subscription.deleted", {**subscription, "status": "canceled"}), 4_000)
+    account = await subscribed_account(database, tenant.id)
+    subscription = stripe_subscription(fake, account)
+    created = subscription_event("created", subscription, "active", 1_000)
+    recovered = subscription_event("updated", subscription, "active", 2_000)
+    overdue = subscription_event("updated", subscription, "past_due", 3_000)
+    deleted = subscription_event("deleted", subscription, "canceled", 4_000)
 
     outcomes = [
-        (await _send(stripe_client, body)).json()["outcome"]
+        (await send_billing_webhook(stripe_client, body)).json()["outcome"]
         for body in (overdue, recovered, deleted, created)
     ]
 
@@ -322,10 +299,12 @@ async def test_a_subscription_event_older_than_the_last_one_applied_changes_noth
 async def test_an_event_of_an_older_subscription_never_takes_over_the_store_s_current_one(
     stripe_client: AsyncTestClient[Litestar], fake: FakeStripe, database: Database, tenant: TenantRecord
 ) -> None:
-    first = await _customer_of(database, tenant)
+    first = await subscribed_account(database, tenant.id)
     old = dict(fake.objects["subscription"][first.stripe_subscription_id or ""])
     # The old subscription ends, the owner subscribes again.
-    await _send(stripe_client, event("customer.subscription.deleted", {**old, "status": "canceled"}))
+    await send_billing_webhook(
+        stripe_client, event("customer.subscription.deleted", {**old, "status": "canceled"})
+    )
     await change_plan(database, tenant.id, "growth", actor=SYSTEM)
     async with database.platform_session() as session:
         resubscribed = await session.get(BillingAccount, tenant.id)
@@ -336,10 +315,10 @@ async def test_an_event_of_an_older_subscription_never_takes_over_the_store_s_cu
 
     # Sent before the old subscription ended, these arrive now.
     late = [
-        _at(event("customer.subscription.updated", {**old, "status": "past_due"}), 1),
-        _at(event("customer.subscription.created", {**old, "status": "active"}), 1),
+        subscription_event("updated", old, "past_due", 1),
+        subscription_event("created", old, "active", 1),
     ]
-    outcomes = [(await _send(stripe_client, body)).json()["outcome"] for body in late]
+    outcomes = [(await send_billing_webhook(stripe_client, body)).json()["outcome"] for body in late]
 
     assert outcomes == ["ignored", "ignored"]
     async with database.platform_session() as session:
@@ -352,21 +331,21 @@ async def test_an_event_of_an_older_subscription_never_takes_over_the_store_s_cu
 async def test_only_a_subscription_created_after_the_current_one_replaces_it(
     stripe_client: AsyncTestClient[Litestar], fake: FakeStripe, database: Database, tenant: TenantRecord
 ) -> None:
-    account = await _customer_of(database, tenant)
-    current = dict(fake.objects["subscription"][account.stripe_subscription_id or ""])
-    await _send(stripe_client, event("customer.subscription.created", current))
+    account = await subscribed_account(database, tenant.id)
+    current = stripe_subscription(fake, account)
+    await send_billing_webhook(stripe_client, event("customer.subscription.created", current))
     # Made in Stripe's dashboard, one a minute before the current subscription and one a minute after.
     older = {**current, "id": "sub_older", "created": current["created"] - 60, "status": "active"}
     newer = {**current, "id": "sub_newer", "created": current["created"] + 60, "status": "past_due"}
 
-    assert (await _send(stripe_client, event("customer.subscription.created", older))).json()[
+    assert (await send_billing_webhook(stripe_client, event("customer.subscription.created", older))).json()[
         "outcome"
     ] == "ignored"
     async with database.platform_session() as session:
         unchanged = await session.get(BillingAccount, tenant.id)
         assert unchanged is not None
         assert unchanged.stripe_subscription_id == current["id"]
-    assert (await _send(stripe_client, event("customer.subscription.created", newer))).json()[
+    assert (await send_billing_webhook(stripe_client, event("customer.subscription.created", newer))).json()[
         "outcome"
     ] == "applied"
 
@@ -393,7 +372,7 @@ async def _expired_store(
     # After 23 hours without a first payment, Stripe ends the subscription: `incomplete_expired`.
     subscription = fake.objects["subscription"][old]
     subscription["status"] = "incomplete_expired"
-    updated = await _send(client, event("customer.subscription.updated", dict(subscription)))
+    updated = await send_billing_webhook(client, event("customer.subscription.updated", dict(subscription)))
     assert updated.json()["outcome"] == "applied"
     plan = (await client.get("/api/v1/billing/plan", headers=headers)).json()
     assert (plan["state"], plan["is_read_only"]) == ("canceled", True)

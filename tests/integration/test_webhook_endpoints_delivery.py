@@ -27,6 +27,7 @@ from tests.support.entitlements import set_tenant_billing
 from tests.support.loopback import serve_on_loopback
 from tests.support.orders import Store, open_store
 from tests.support.webhook_receiver import (
+    Receiver,
     fan_out,
     fan_out_consumer,
     outbox_events,
@@ -65,6 +66,26 @@ def _attempts(delivery: dict[str, Any]) -> list[tuple[int, str, int | None, str 
         (item["attempt_number"], item["trigger"], item["status_code"], item["error"])
         for item in delivery["attempts"]
     ]
+
+
+async def _replay(store: Store, delivery: dict[str, Any]) -> dict[str, Any]:
+    """The merchant's replay of a delivery, through the API; the delivery after it."""
+    replayed: dict[str, Any] = await store.call(
+        "POST", f"/api/v1/webhook-deliveries/{delivery['id']}/replay", 200
+    )
+    return replayed
+
+
+async def _failed_once(
+    database: Database, store: Store, tenant: TenantRecord, receiver: Receiver
+) -> dict[str, Any]:
+    """An endpoint at `receiver`, which answers 500 to the store's first customer.created; that delivery."""
+    created = await _endpoint(store, receiver.url(), ["customer.created"])
+    receiver.default_status = 500
+    await _add_customer(store, "bo@example.com")
+    assert await pump(database, tenant) == 1
+    (delivery,) = await _deliveries(store, created["endpoint"]["id"])
+    return delivery
 
 
 async def test_an_order_event_arrives_signed_with_the_secret_shown_at_creation(
@@ -199,7 +220,7 @@ async def test_retries_back_off_then_the_last_failure_dead_letters_and_a_replay_
         assert len(receiver.requests) == 6
 
         receiver.default_status = 200
-        replayed = await store.call("POST", f"/api/v1/webhook-deliveries/{delivery['id']}/replay", 200)
+        replayed = await _replay(store, delivery)
         assert len(receiver.requests) == 7
         assert (replayed["status"], replayed["attempt_count"], replayed["last_status_code"]) == (
             "succeeded",
@@ -208,7 +229,7 @@ async def test_retries_back_off_then_the_last_failure_dead_letters_and_a_replay_
         )
         assert _attempts(replayed)[-1] == (7, "replay", 200, None)
         # A delivered one can be replayed too: another send, another line in the log.
-        again = await store.call("POST", f"/api/v1/webhook-deliveries/{delivery['id']}/replay", 200)
+        again = await _replay(store, delivery)
         assert len(receiver.requests) == 8
         assert [attempt[:3] for attempt in _attempts(again)[-2:]] == [(7, "replay", 200), (8, "replay", 200)]
     assert receiver.requests[-1].body == receiver.requests[0].body
@@ -219,12 +240,8 @@ async def test_a_failed_replay_of_a_pending_delivery_keeps_its_schedule(
 ) -> None:
     store, tenant = await _store(client, database)
     with serve_receiver() as receiver:
-        created = await _endpoint(store, receiver.url(), ["customer.created"])
-        receiver.default_status = 500
-        await _add_customer(store, "bo@example.com")
-        await pump(database, tenant)
-        (before,) = await _deliveries(store, created["endpoint"]["id"])
-        replayed = await store.call("POST", f"/api/v1/webhook-deliveries/{before['id']}/replay", 200)
+        before = await _failed_once(database, store, tenant, receiver)
+        replayed = await _replay(store, before)
     assert (replayed["status"], replayed["next_attempt_at"]) == ("pending", before["next_attempt_at"])
     assert [attempt[:3] for attempt in _attempts(replayed)] == [(1, "automatic", 500), (2, "replay", 500)]
 
@@ -234,16 +251,12 @@ async def test_a_failed_replay_of_a_pending_delivery_does_not_use_up_its_automat
 ) -> None:
     store, tenant = await _store(client, database)
     with serve_receiver() as receiver:
-        created = await _endpoint(store, receiver.url(), ["customer.created"])
-        receiver.default_status = 500
-        await _add_customer(store, "bo@example.com")
-        assert await pump(database, tenant) == 1
-        (delivery,) = await _deliveries(store, created["endpoint"]["id"])
+        delivery = await _failed_once(database, store, tenant, receiver)
         # The merchant tries a replay while fixing their receiver; it fails too.
-        await store.call("POST", f"/api/v1/webhook-deliveries/{delivery['id']}/replay", 200)
+        await _replay(store, delivery)
         waits = []
         for _ in range(10):
-            (delivery,) = await _deliveries(store, created["endpoint"]["id"])
+            (delivery,) = await _deliveries(store, delivery["endpoint_id"])
             if delivery["status"] != "pending":
                 break
             last_automatic = [item for item in delivery["attempts"] if item["trigger"] == "automatic"][-1]
@@ -265,12 +278,8 @@ async def test_the_migration_counts_the_automatic_attempts_of_existing_deliverie
 ) -> None:
     store, tenant = await _store(client, database)
     with serve_receiver() as receiver:
-        created = await _endpoint(store, receiver.url(), ["customer.created"])
-        receiver.default_status = 500
-        await _add_customer(store, "bo@example.com")
-        await pump(database, tenant)
-        (delivery,) = await _deliveries(store, created["endpoint"]["id"])
-        await store.call("POST", f"/api/v1/webhook-deliveries/{delivery['id']}/replay", 200)
+        delivery = await _failed_once(database, store, tenant, receiver)
+        await _replay(store, delivery)
         await pump(database, tenant, now=dt.datetime.fromisoformat(delivery["next_attempt_at"]))
     buffer = io.StringIO()
     downgrade = TENANT_MIGRATIONS.config()
@@ -487,7 +496,7 @@ async def test_a_host_that_cannot_be_encoded_fails_its_own_attempt_and_the_batch
             )
 
         # A replay of one is a logged failure too, not a 500.
-        replayed = await store.call("POST", f"/api/v1/webhook-deliveries/{snowy['id']}/replay", 200)
+        replayed = await _replay(store, snowy)
         assert _attempts(replayed)[-1] == (2, "replay", None, "InvalidURL: Invalid IDNA hostname: '☃.com'")
         assert (replayed["status"], replayed["next_attempt_at"]) == ("pending", snowy["next_attempt_at"])
     assert len(receiver.requests) == 1

@@ -89,8 +89,7 @@ async def test_deleting_an_endpoint_mid_send_keeps_the_outcome_of_the_rest_of_th
         receiver.release()
         assert await run == 2
         # Nothing is due again, however late: the kept delivery's success was recorded.
-        later = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
-        assert await sending.send_due_for_tenant(database, tenant.context, now=later) == 0
+        assert await _sent_a_day_later(database, tenant) == 0
         (delivery,) = (await store.call("GET", f"{ENDPOINTS}/{kept['endpoint']['id']}/deliveries", 200))[
             "data"
         ]
@@ -144,6 +143,41 @@ async def _automatic_attempt(
         return claimed, await sending.post(http, claimed)
 
 
+async def _replay(store: Store, claimed: sending.Claimed) -> dict[str, Any]:
+    """The admin's replay of the claimed delivery, through the API."""
+    return dict(await store.call("POST", f"/api/v1/webhook-deliveries/{claimed.delivery_id}/replay", 200))
+
+
+async def _record(
+    database: Database, tenant: TenantRecord, claimed: sending.Claimed, outcome: sending.Outcome
+) -> bool:
+    """The sender's step (3): record the outcome of the automatic attempt, late."""
+    async with database.tenant_session(tenant.context) as session:
+        return await sending.record(session, claimed, outcome)
+
+
+async def _sent_a_day_later(database: Database, tenant: TenantRecord) -> int:
+    """How many deliveries a run a day from now sends the store: none once every outcome is recorded."""
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+    return await sending.send_due_for_tenant(database, tenant.context, now=later)
+
+
+def _attempts(delivery: dict[str, Any]) -> list[tuple[int, str, int]]:
+    """The delivery's attempts as (number, trigger, status code), in order."""
+    return [(item["attempt_number"], item["trigger"], item["status_code"]) for item in delivery["attempts"]]
+
+
+async def _run_held_by_the_slow_one(
+    database: Database, stores: list[tuple[Store, TenantRecord]], slow: Receiver, fast: Receiver
+) -> asyncio.Task[int]:
+    """Owe the first store one event at `slow`, the second one at `fast`; start a run that `slow` holds."""
+    (first, first_tenant), (second, second_tenant) = stores
+    await _owe_one(database, first, first_tenant, slow)
+    await _owe_one(database, second, second_tenant, fast)
+    slow.hold()
+    return asyncio.create_task(sending.send_due(database))
+
+
 async def test_a_2xx_from_an_automatic_attempt_is_not_lost_to_a_concurrent_failed_replay(
     client: AsyncTestClient[Litestar], database: Database
 ) -> None:
@@ -154,13 +188,11 @@ async def test_a_2xx_from_an_automatic_attempt_is_not_lost_to_a_concurrent_faile
         claimed, outcome = await _automatic_attempt(database, tenant)
         assert outcome.status_code == 200
         # ... while, before the sender records it, the admin's replay (attempt 2) gets a 500.
-        await store.call("POST", f"/api/v1/webhook-deliveries/{claimed.delivery_id}/replay", 200)
-        async with database.tenant_session(tenant.context) as session:
-            assert await sending.record(session, claimed, outcome) is True
+        await _replay(store, claimed)
+        assert await _record(database, tenant, claimed, outcome) is True
         delivery = await _only_delivery(store, endpoint_id)
         # The receiver has the event: the delivery is succeeded and never sent again.
-        later = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
-        assert await sending.send_due_for_tenant(database, tenant.context, now=later) == 0
+        assert await _sent_a_day_later(database, tenant) == 0
         assert len(receiver.requests) == 2
     assert (delivery["status"], delivery["next_attempt_at"], delivery["attempt_count"]) == (
         "succeeded",
@@ -168,9 +200,7 @@ async def test_a_2xx_from_an_automatic_attempt_is_not_lost_to_a_concurrent_faile
         2,
     )
     assert dt.datetime.fromisoformat(delivery["delivered_at"]) == outcome.attempted_at
-    assert [
-        (item["attempt_number"], item["trigger"], item["status_code"]) for item in delivery["attempts"]
-    ] == [
+    assert _attempts(delivery) == [
         (1, "automatic", 200),
         (2, "replay", 500),
     ]
@@ -183,17 +213,13 @@ async def test_a_failed_automatic_attempt_recorded_after_a_successful_replay_lea
         store, tenant, endpoint_id = await _one_delivery_owed(client, database, receiver)
         receiver.answer(500, 200)
         claimed, outcome = await _automatic_attempt(database, tenant)
-        replayed = await store.call("POST", f"/api/v1/webhook-deliveries/{claimed.delivery_id}/replay", 200)
-        async with database.tenant_session(tenant.context) as session:
-            await sending.record(session, claimed, outcome)
+        replayed = await _replay(store, claimed)
+        await _record(database, tenant, claimed, outcome)
         delivery = await _only_delivery(store, endpoint_id)
-        later = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
-        assert await sending.send_due_for_tenant(database, tenant.context, now=later) == 0
+        assert await _sent_a_day_later(database, tenant) == 0
     assert (delivery["status"], delivery["next_attempt_at"]) == ("succeeded", None)
     assert delivery["delivered_at"] == replayed["delivered_at"]
-    assert [
-        (item["attempt_number"], item["trigger"], item["status_code"]) for item in delivery["attempts"]
-    ] == [
+    assert _attempts(delivery) == [
         (1, "automatic", 500),
         (2, "replay", 200),
     ]
@@ -211,8 +237,7 @@ async def test_a_failed_replay_recorded_after_the_automatic_attempt_leaves_its_r
         replay = asyncio.create_task(sending.replay(database, tenant.context, claimed.delivery_id))
         await receiver.received(2)
         # ... which records first: a retry a minute after it was sent.
-        async with database.tenant_session(tenant.context) as session:
-            await sending.record(session, claimed, outcome)
+        await _record(database, tenant, claimed, outcome)
         receiver.release()
         await replay
         delivery = await _only_delivery(store, endpoint_id)
@@ -221,9 +246,7 @@ async def test_a_failed_replay_recorded_after_the_automatic_attempt_leaves_its_r
     assert dt.datetime.fromisoformat(delivery["next_attempt_at"]) == outcome.attempted_at + dt.timedelta(
         minutes=1
     )
-    assert [
-        (item["attempt_number"], item["trigger"], item["status_code"]) for item in delivery["attempts"]
-    ] == [
+    assert _attempts(delivery) == [
         (1, "automatic", 500),
         (2, "replay", 500),
     ]
@@ -232,13 +255,10 @@ async def test_a_failed_replay_recorded_after_the_automatic_attempt_leaves_its_r
 async def test_a_slow_receiver_of_one_store_does_not_delay_another_stores_webhooks(
     client: AsyncTestClient[Litestar], database: Database
 ) -> None:
-    first, second = await _two_stores_in_run_order(client, database)
+    stores = await _two_stores_in_run_order(client, database)
     with serve_receiver() as slow, serve_receiver() as fast:
         # The run reaches the slow store first.
-        await _owe_one(database, *first, slow)
-        await _owe_one(database, *second, fast)
-        slow.hold()
-        run = asyncio.create_task(sending.send_due(database))
+        run = await _run_held_by_the_slow_one(database, stores, slow, fast)
         try:
             await slow.received(1)
             # The other store's receiver answers at once: its event does not wait for the slow one.
@@ -255,12 +275,9 @@ async def test_a_run_serves_at_most_stores_at_once_stores_at_a_time(
     client: AsyncTestClient[Litestar], database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(sending, "STORES_AT_ONCE", 1)
-    first, second = await _two_stores_in_run_order(client, database)
+    stores = await _two_stores_in_run_order(client, database)
     with serve_receiver() as slow, serve_receiver() as fast:
-        await _owe_one(database, *first, slow)
-        await _owe_one(database, *second, fast)
-        slow.hold()
-        run = asyncio.create_task(sending.send_due(database))
+        run = await _run_held_by_the_slow_one(database, stores, slow, fast)
         try:
             await slow.received(1)
             # Its one place is taken by the slow store until that store is done.

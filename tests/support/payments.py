@@ -16,6 +16,7 @@ from ordersmith.platform.database import Database
 from ordersmith.tenants.payments import config
 from ordersmith.tenants.payments.models import PaymentTransaction
 from tests.support.fake_stripe import SECRET_KEY, FakeStripe, sign_webhook
+from tests.support.fake_stripe.payments import VISA
 from tests.support.order_actions import tenant_context
 from tests.support.orders import Store, open_store
 
@@ -60,6 +61,14 @@ async def pay(store: Store, order_id: str, expected: int = 201, **body: Any) -> 
     return result
 
 
+async def paid_by_card(store: Store) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An order of two TEE-S (50.00 EUR) paid in full by card through Stripe; the order and its payment."""
+    order = await store.place(("TEE-S", 2))
+    taken = await pay(store, order["id"], provider="stripe", method=VISA)
+    assert taken["payment_status"] == "paid"
+    return order, taken["payment"]
+
+
 async def payments_of(store: Store, order_id: str) -> dict[str, Any]:
     result: dict[str, Any] = await store.call("GET", f"/api/v1/orders/{order_id}/payments", 200)
     return result
@@ -68,6 +77,27 @@ async def payments_of(store: Store, order_id: str) -> dict[str, Any]:
 def ledger(payment: dict[str, Any]) -> list[tuple[str, str, int]]:
     """A payment's ledger as (kind, state, amount), oldest first."""
     return [(item["kind"], item["state"], item["amount"]) for item in payment["transactions"]]
+
+
+def origin(transaction: dict[str, Any]) -> tuple[Any, ...]:
+    """Where a ledger row came from and why: its provider reference, error code, reason, actor and request."""
+    return (
+        transaction["provider_reference"],
+        transaction["error_code"],
+        transaction["reason"],
+        transaction["actor_type"],
+        transaction["actor_id"],
+        transaction["request_id"],
+    )
+
+
+async def refund_all_and_no_more(store: Store, payment: dict[str, Any], amount: int) -> None:
+    """Refund `amount`, the whole payment, then one cent more: the first is taken, the second refused."""
+    refunds = f"/api/v1/payments/{payment['id']}/refunds"
+    whole = await store.call("POST", refunds, 201, json={"amount": amount})
+    assert (whole["payment_status"], whole["payment"]["refunded_amount"]) == ("refunded", amount)
+    beyond = await store.call("POST", refunds, 422, json={"amount": 1})
+    assert (beyond["code"], beyond["refundable_amount"]) == ("refund_exceeds_captured", 0)
 
 
 async def send_webhook(
