@@ -441,6 +441,17 @@ async def test_a_final_capture_the_provider_missed_is_retried_as_final(
 
 # --- what the order still owes: money given back is not taken again ----------------------
 
+
+def edit_money(edit: dict[str, Any]) -> tuple[int, int, int, int]:
+    """An edit preview's money: (new total, settled, balance due, refund owed)."""
+    return (
+        edit["new_total_amount"],
+        edit["settled_amount"],
+        edit["balance_due_amount"],
+        edit["refund_owed_amount"],
+    )
+
+
 NOTHING_OWED = {"field": "amount", "message": "required: the order's balance is already paid or authorized"}
 NOTHING_OWED_DETAIL = (
     "the order owes nothing more: its total is captured or authorized already, and money "
@@ -488,25 +499,26 @@ async def test_a_goodwill_refund_on_a_paid_order_is_not_owed_again(client: Async
     assert len((await payments_of(store, order["id"]))["data"]) == 1
 
 
-async def test_an_edit_after_a_goodwill_refund_owes_only_the_raise_beyond_what_was_captured(
-    client: AsyncTestClient[Litestar],
-) -> None:
+async def _paid_with_goodwill(client: AsyncTestClient[Litestar]) -> tuple[Store, dict[str, Any]]:
+    """A store and an order of two tees (5000) paid in full, then 500 given back for a scratched box."""
     store = await payment_store(client)
-    order = await store.place(("TEE-S", 2))  # 5000
+    order = await store.place(("TEE-S", 2))
     taken = await pay(store, order["id"], provider="manual", method="bank_transfer")
     refunds = f"/api/v1/payments/{taken['payment']['id']}/refunds"
     await store.call("POST", refunds, 201, json={"amount": 500, "reason": "scratched box"})
+    return store, order
+
+
+async def test_an_edit_after_a_goodwill_refund_owes_only_the_raise_beyond_what_was_captured(
+    client: AsyncTestClient[Litestar],
+) -> None:
+    store, order = await _paid_with_goodwill(client)
     line = order["lines"][0]["id"]
 
     raised = (await preview(store, order["id"], set_quantity(line, 3)))["edit"]
 
     # settled: the 5000 captured toward the 5000 total; the 500 given back is not owed again.
-    assert (
-        raised["new_total_amount"],
-        raised["settled_amount"],
-        raised["balance_due_amount"],
-        raised["refund_owed_amount"],
-    ) == (7500, 5000, 2500, 0)
+    assert edit_money(raised) == (7500, 5000, 2500, 0)
     # Committed, the order's payments agree, and a payment without an amount takes just that.
     await commit(store, order["id"], set_quantity(line, 3))
     assert money(await payments_of(store, order["id"])) == ("partially_paid", 5000, 500, 4500, 0, 2500)
@@ -518,21 +530,12 @@ async def test_an_edit_after_a_goodwill_refund_owes_only_the_raise_beyond_what_w
 async def test_an_edit_cutting_the_total_after_a_goodwill_refund_owes_back_the_whole_cut(
     client: AsyncTestClient[Litestar],
 ) -> None:
-    store = await payment_store(client)
-    order = await store.place(("TEE-S", 2))  # 5000
-    taken = await pay(store, order["id"], provider="manual", method="bank_transfer")
-    refunds = f"/api/v1/payments/{taken['payment']['id']}/refunds"
-    await store.call("POST", refunds, 201, json={"amount": 500, "reason": "scratched box"})
+    store, order = await _paid_with_goodwill(client)
 
     cut = (await preview(store, order["id"], set_quantity(order["lines"][0]["id"], 1)))["edit"]
 
     # The goodwill was given for the box; the unit taken off the order is owed back whole.
-    assert (
-        cut["new_total_amount"],
-        cut["settled_amount"],
-        cut["balance_due_amount"],
-        cut["refund_owed_amount"],
-    ) == (
+    assert edit_money(cut) == (
         2500,
         5000,
         0,
@@ -553,12 +556,7 @@ async def test_an_edit_cutting_the_total_again_owes_back_only_what_was_not_refun
 
     cut = (await preview(store, order["id"], set_quantity(line, 1)))["edit"]
 
-    assert (
-        cut["new_total_amount"],
-        cut["settled_amount"],
-        cut["balance_due_amount"],
-        cut["refund_owed_amount"],
-    ) == (
+    assert edit_money(cut) == (
         2500,
         5000,
         0,
