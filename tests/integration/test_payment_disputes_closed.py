@@ -17,7 +17,7 @@ from litestar.testing import AsyncTestClient
 from ordersmith.platform.database import Database
 from ordersmith.tenants.payments.status import LedgerEntry, amounts_of
 from tests.support.fake_stripe import FakeStripe, event
-from tests.support.fake_stripe.payments import close_dispute, fail_at_stripe, open_dispute
+from tests.support.fake_stripe.payments import DECLINED, VISA, close_dispute, fail_at_stripe, open_dispute
 from tests.support.order_actions import events_of, timeline_of
 from tests.support.orders import Store
 from tests.support.payments import (
@@ -25,6 +25,7 @@ from tests.support.payments import (
     ledger_rows,
     origin,
     paid_by_card,
+    pay,
     payment_store,
     payments_of,
     refund_all_and_no_more,
@@ -343,4 +344,25 @@ def test_a_chargeback_reversal_undoes_what_its_chargeback_counted(
         refunded,
         refundable,
         5000 - charged_back - refunded,
+    )
+
+
+async def test_a_dispute_opened_while_a_decline_hold_is_open_still_holds_the_order_after_payment(
+    client: AsyncTestClient[Litestar], fake: FakeStripe
+) -> None:
+    store = await payment_store(client, providers=("stripe",), capture_policy="at_placement")
+    order = await store.place(("TEE-S", 2))  # 5000
+    first = await pay(store, order["id"], provider="stripe", method=VISA, amount=2500)
+    await pay(store, order["id"], provider="stripe", method=DECLINED)  # an "authorize failed" hold
+    dispute = open_dispute(fake, first["payment"]["provider_reference"], 2500)
+    assert (await send_webhook(store, event("charge.dispute.created", dispute)))["outcome"] == "applied"
+
+    # The customer pays what is owed with another card: the decline's wait is over, the dispute's is not.
+    await pay(store, order["id"], provider="stripe", method=VISA)
+
+    read = await store.call("GET", f"/api/v1/orders/{order['id']}", 200)
+    open_holds = [hold["reason"] for hold in read["holds"] if hold["released_at"] is None]
+    assert (read["open_hold_count"], open_holds) == (
+        1,
+        ["chargeback: the customer disputed 2500 EUR with their bank"],
     )

@@ -625,3 +625,25 @@ async def test_a_card_payment_taken_while_units_are_left_to_ship_stays_authorize
         "partially_fulfilled",
         10000,
     )
+
+
+async def test_a_card_payment_of_a_given_amount_after_the_last_shipment_is_captured_whole(
+    client: AsyncTestClient[Litestar], fake: FakeStripe
+) -> None:
+    store = await payment_store(client, providers=("stripe", "manual"), capture_policy="at_shipment")
+    order = await store.place(("TEE-S", 2))  # 5000
+    first = await pay(store, order["id"], provider="manual", method="bank_transfer")
+    await ship_whole(store, order["id"])
+    refunds = f"/api/v1/payments/{first['payment']['id']}/refunds"
+    await store.call("POST", refunds, 201, json={"amount": 5000, "reason": "paying by card instead"})
+
+    # A refund is never owed again (known limits): the merchant names the amount to take.
+    second = await pay(store, order["id"], provider="stripe", method=VISA, amount=5000)
+
+    [intent] = payment_intents(fake)
+    assert (second["payment"]["status"], intent["status"], intent["amount_received"]) == (
+        "captured",
+        "succeeded",
+        5000,
+    )
+    assert money(await payments_of(store, order["id"])) == ("partially_refunded", 10000, 5000, 5000, 0, 0)

@@ -22,7 +22,7 @@ from typing import Any
 
 from ordersmith.tenants.payments import status
 from ordersmith.tenants.payments.models import Payment, PaymentTransaction
-from ordersmith.tenants.payments.recording import Recorder
+from ordersmith.tenants.payments.recording import CHARGEBACK_HOLD, Recorder
 
 # How a closed dispute is written: the row's state, its error code, and the reason it gives.
 _CLOSINGS: dict[str, tuple[str, str | None, str]] = {
@@ -50,7 +50,9 @@ async def record_dispute_opened(
         provider_reference=dispute_id,
         reason=f"dispute opened: {dispute.get('reason') or 'no reason given'}",
     )
-    recorder.hold_reason = f"chargeback: the customer disputed {amount} {payment.currency} with their bank"
+    recorder.hold_reason = (
+        f"{CHARGEBACK_HOLD}the customer disputed {amount} {payment.currency} with their bank"
+    )
 
 
 async def record_dispute_closed(

@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.platform.database import TenantContext
@@ -62,6 +62,8 @@ _VERBS = {
 }
 
 
+# How a chargeback's hold reason starts (`disputes.py`): such a hold is never released by a payment.
+CHARGEBACK_HOLD = "chargeback: "
 # Failures that leave the order waiting for its money, and the successes that end the wait.
 _PAYMENT_KINDS = ("authorize", "capture")
 
@@ -322,13 +324,19 @@ class Recorder:
 
     async def _hold(self, reason: str) -> None:
         # A closed order takes no holds; an order already waiting on payment needs no second one.
+        # A chargeback's hold stands on its own: a failed payment's hold is released by the next
+        # payment that succeeds, which must not leave a disputed order free to ship.
         if self.order.status not in lifecycle.OPEN:
             return
+        same_cause = (
+            OrderHold.reason.startswith(CHARGEBACK_HOLD) if reason.startswith(CHARGEBACK_HOLD) else true()
+        )
         already = await self.session.scalar(
             select(OrderHold.id).where(
                 OrderHold.order_id == self.order.id,
                 OrderHold.type == "payment",
                 OrderHold.released_at.is_(None),
+                same_cause,
             )
         )
         if already is not None:

@@ -313,7 +313,9 @@ async def create_payment(
         if outcome.state == status.SUCCESS and capture:
             outcome = await _capture(recorder, provider, payment_row, outcome.amount, outcome.amount)
         elif request.capture is None and policy == "at_shipment":
-            outcome = await _collect_if_shipped(tenant, session, recorder, provider, payment_row, outcome)
+            outcome = await _collect_if_shipped(
+                tenant, session, recorder, provider, payment_row, outcome, asked=request.amount is not None
+            )
     payment_status = await recorder.finish()
     return PaymentChange(await _view(session, payment_row), outcome, payment_status)
 
@@ -338,17 +340,24 @@ async def _collect_if_shipped(
     provider: PaymentProvider,
     payment: Payment,
     outcome: PaymentTransaction,
+    *,
+    asked: bool = False,
 ) -> PaymentTransaction:
     """At a store capturing at shipment, a card authorized once nothing is left to ship is collected now.
 
-    No shipment is left to capture it, so it takes the path the last shipment takes
-    (`closing.close_authorizations`): what the order still owes is captured in a final
-    capture and the rest released. Returns the payment's last ledger outcome.
+    No shipment is left to capture it. A payment whose amount the merchant gave (`asked`) is
+    captured whole: they chose it, and what the order owes may not show it (money refunded
+    to be taken another way is not owed again, `status.balance_due`). One without takes the
+    path the last shipment takes (`closing.close_authorizations`): what the order still owes
+    is captured in a final capture and the rest released. Returns the payment's last ledger
+    outcome.
     """
     if outcome.state != status.SUCCESS or not provider.captures_at_shipment:
         return outcome
     if not await closing.nothing_left_to_ship(session, payment.order_id):
         return outcome
+    if asked:
+        return await _capture(recorder, provider, payment, outcome.amount, outcome.amount)
     await closing.close_authorizations(tenant, session, recorder, capture_cards=True)
     # The provider's answers, not the notes the ledger adds beside them (a release with a capture).
     answers = [row for paid, row in recorder.outcomes if paid.id == payment.id and row.request_id is not None]
