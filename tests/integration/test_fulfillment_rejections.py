@@ -120,7 +120,8 @@ async def test_units_no_location_has_are_backordered_under_a_stock_hold(
     assert (hold["id"], hold["type"], order_now["open_hold_count"]) == (result["hold_id"], "stock", 1)
     assert hold["reason"] == (
         "TEE-S: 2 unit(s) rejected at WH-1 (not found on shelf) and no other location has them; they are "
-        "backordered. Count WH-1 to put its stock right, then release this hold or cancel the units."
+        "backordered. Count WH-1 to put its stock right, then release this hold; if the units are gone, "
+        "cancel them and release this hold."
     )
     # The person who rejected placed it, and a person releases it.
     assert hold["placed_by_type"] == "user"
@@ -145,6 +146,15 @@ async def test_units_no_location_has_are_backordered_under_a_stock_hold(
         json={"line_id": line, "quantity": 0, "reason": ""},
     )
     assert sorted(error["field"] for error in invalid["errors"]) == ["quantity", "reason"]
+    # A rejection names one line in its own `line_id` field, not in a list of lines.
+    for unknown in ("nope", "00000000-0000-7000-8000-000000000000"):
+        problem = await store.call(
+            "POST",
+            reject_path(result["fulfillment_orders"][1]),
+            422,
+            json={"line_id": unknown, "quantity": 1, "reason": "gone"},
+        )
+        assert problem["errors"] == [{"field": "line_id", "message": "no such line on this order"}]
 
     # Two units arrive at WH-2. WH-1 still counts the five it could not find, so the filler
     # takes the backordered two there; the person's hold stays.

@@ -285,10 +285,15 @@ async def test_only_a_confirmed_order_is_released(store: Store) -> None:
 async def test_delivery_is_recorded_once(store: Store, database: Database) -> None:
     order = await store.place(("TEE-S", 1))
     [fulfillment_order] = (await release(store, order["id"]))["data"]
-    shipment = await ship(store, fulfillment_order["id"], [(line_of(order, "TEE-S")["id"], 1)])
+    shipment = await ship(
+        store,
+        fulfillment_order["id"],
+        [(line_of(order, "TEE-S")["id"], 1)],
+        shipped_at="2026-11-27T09:00:00Z",
+    )
     path = f"/api/v1/shipments/{shipment['id']}/delivered"
     for bad, message in (
-        ("2026-11-30T10:00:00", "must carry a time zone, such as 2026-11-27T00:00:00Z"),
+        ("2026-11-28T10:00:00", "must carry a time zone, such as 2026-11-27T00:00:00Z"),
         (
             "0001-01-01T00:00:00+01:00",
             "must lie between 0001-02-01 and 9999-12-30, such as 2026-11-27T00:00:00Z",
@@ -306,17 +311,49 @@ async def test_delivery_is_recorded_once(store: Store, database: Database) -> No
             "give the time the carrier delivered it",
         }
     ]
-    when = "2026-11-30T10:00:00Z"
+    when = "2026-11-28T10:00:00Z"
     delivered = await store.call("POST", path, 200, json={"delivered_at": when})
-    assert (delivered["status"], delivered["delivered_at"]) == ("delivered", "2026-11-30T10:00:00Z")
+    assert (delivered["status"], delivered["delivered_at"]) == ("delivered", "2026-11-28T10:00:00Z")
     assert await store.call("POST", path, 200) == delivered
-    other_date = await store.call("POST", path, 409, json={"delivered_at": "2026-12-01T10:00:00Z"})
+    other_date = await store.call("POST", path, 409, json={"delivered_at": "2026-11-29T10:00:00Z"})
     assert other_date["code"] == "shipment_already_delivered"
     assert await store.call("GET", f"/api/v1/shipments/{shipment['id']}", 200) == delivered
     kinds = [entry["kind"] for entry in await timeline_of(store, order["id"])]
     assert kinds.count("shipment_delivered") == 1
     topics = [topic for topic, _ in await events_of(database, order["id"])]
     assert topics.count("shipment.delivered") == 1
+
+
+async def test_a_shipment_or_delivery_dated_in_the_future_is_refused(store: Store) -> None:
+    order = await store.place(("TEE-S", 2))
+    [fulfillment_order] = (await release(store, order["id"]))["data"]
+    line = line_of(order, "TEE-S")["id"]
+    now = dt.datetime.now(dt.UTC)
+    next_year = (now + dt.timedelta(days=365)).isoformat()
+    problem = await ship(store, fulfillment_order["id"], [(line, 1)], expected=422, shipped_at=next_year)
+    assert problem["errors"] == [
+        {
+            "field": "shipped_at",
+            "message": "must not be later than now (up to 5 minutes ahead is allowed for clock "
+            "differences); give the time the units left, or leave it out to mean now",
+        }
+    ]
+    # A minute ahead is a clock difference, not a date in the future: it ships.
+    ahead = now + dt.timedelta(minutes=1)
+    shipment = await ship(store, fulfillment_order["id"], [(line, 1)], shipped_at=ahead.isoformat())
+    assert dt.datetime.fromisoformat(shipment["shipped_at"]) == ahead
+    path = f"/api/v1/shipments/{shipment['id']}/delivered"
+    problem = await store.call("POST", path, 422, json={"delivered_at": next_year})
+    assert problem["errors"] == [
+        {
+            "field": "delivered_at",
+            "message": "must not be later than now (up to 5 minutes ahead is allowed for clock "
+            "differences); give the time the carrier delivered it, or leave it out to mean now",
+        }
+    ]
+    # Undated, the delivery is dated now, but never before the shipment left: here, when it left.
+    delivered = await store.call("POST", path, 200)
+    assert (delivered["status"], delivered["delivered_at"]) == ("delivered", shipment["shipped_at"])
 
 
 async def test_another_stores_fulfillment_is_404_on_every_route(

@@ -14,8 +14,9 @@ what no other location has comes from its own other free units before anything w
 and a hold for what still waits is the system's, released by itself once the units are
 reserved again (`shortfall.hold_for_stock`). Without it the
 location still counts units it could not ship, so the hold is whoever rejected: a person
-counts the location and then releases the hold or cancels the units (the backorder filler
-may reserve them again meanwhile, but leaves this hold alone).
+counts the location and then releases the hold; if the units are gone, cancels them and
+releases the hold too, since cancelling leaves it open (the backorder filler may reserve
+them again meanwhile, but leaves this hold alone).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from ordersmith.platform.ids import uuid7
 from ordersmith.tenants.fulfillment.errors import OrderNotReleasableError
 from ordersmith.tenants.fulfillment.models import FulfillmentOrderLine
 from ordersmith.tenants.fulfillment.release import assign, assigned_details, created_payloads, sync_statuses
-from ordersmith.tenants.fulfillment.rules import LineQuantity, RejectRequest, check_reject, line_ids
+from ordersmith.tenants.fulfillment.rules import RejectRequest, check_reject, rejected_line
 from ordersmith.tenants.fulfillment.shortfall import hold_for_stock
 from ordersmith.tenants.fulfillment.stock import (
     backorder,
@@ -97,8 +98,8 @@ async def reject_line(
         )
     number = order.number
     lines = {line.id: line for line in view.lines}
-    [(line_id, quantity)] = line_ids([LineQuantity(request.line_id, request.quantity)], set(lines))
-    line = lines[line_id]
+    line = lines[rejected_line(request, set(lines))]
+    quantity = request.quantity
     location_id = fulfillment_order.location_id
     code = await session.scalar(select(Location.code).where(Location.id == location_id))
     assert code is not None
@@ -218,7 +219,7 @@ async def reject_line(
                 "stock",
                 f"{line.sku_code}: {backordered} unit(s) rejected at {code} ({reason[:500]}) and no other "
                 f"location has them; they are backordered. Count {code} to put its stock right, then "
-                "release this hold or cancel the units.",
+                "release this hold; if the units are gone, cancel them and release this hold.",
             ),
             actor=actor,
         )

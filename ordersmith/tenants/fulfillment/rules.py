@@ -19,6 +19,8 @@ MAX_REASON = 1_000
 # 1 tonne and 10 metres: beyond that it is freight, not a parcel.
 MAX_WEIGHT_GRAMS = 1_000_000
 MAX_DIMENSION_MM = 10_000
+# How far ahead of our clock a caller's "now" may be: a warehouse's scanner runs a little fast.
+MAX_CLOCK_SKEW = dt.timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,25 @@ def _measure(errors: list[FieldError], name: str, value: int | None, limit: int)
         errors.append(FieldError(name, f"must be a whole number from 1 to {limit}, or left out"))
 
 
+def past_time_errors(name: str, value: dt.datetime | None, now: dt.datetime, what: str) -> list[FieldError]:
+    """The time's own errors (`times.time_errors`), then whether it lies ahead of now.
+
+    A shipment or delivery records something that happened: a time in the future would
+    order a delivery before its shipment. `what` says which time to give instead.
+    """
+    errors = time_errors(**{name: value})
+    if not errors and value is not None and value > now + MAX_CLOCK_SKEW:
+        minutes = int(MAX_CLOCK_SKEW.total_seconds()) // 60
+        errors.append(
+            FieldError(
+                name,
+                f"must not be later than now (up to {minutes} minutes ahead is allowed for clock "
+                f"differences); give {what}, or leave it out to mean now",
+            )
+        )
+    return errors
+
+
 def check_lines(lines: Sequence[LineQuantity], errors: list[FieldError]) -> None:
     """At least one line, each named once with 1 to 100000 units."""
     if not lines:
@@ -106,7 +127,8 @@ def check_shipment(request: ShipmentRequest) -> None:
     url = request.tracking_url
     if url is not None and (len(url) > 2000 or not url.startswith(("https://", "http://"))):
         errors.append(FieldError("tracking_url", "must be an http(s) address of at most 2000 characters"))
-    errors.extend(time_errors(shipped_at=request.shipped_at))
+    now = dt.datetime.now(dt.UTC)
+    errors.extend(past_time_errors("shipped_at", request.shipped_at, now, "the time the units left"))
     check_lines(request.lines, errors)
     if not request.packages:
         errors.append(FieldError("packages", "give at least one package"))
@@ -138,6 +160,18 @@ def check_reject(request: RejectRequest) -> None:
         raise ValidationFailedError("the rejection is invalid; see errors", errors=errors)
 
 
+NO_SUCH_LINE = "no such line on this order"
+
+
+def _known_line(line_id: str, known: set[uuid.UUID]) -> uuid.UUID | None:
+    """The order line an id the caller gave names, or None when it names none of the order's."""
+    try:
+        key = uuid.UUID(line_id)
+    except ValueError:
+        return None
+    return key if key in known else None
+
+
 def line_ids(
     lines: Sequence[LineQuantity], known: set[uuid.UUID], *, field_name: str = "lines"
 ) -> list[tuple[uuid.UUID, int]]:
@@ -145,14 +179,21 @@ def line_ids(
     errors: list[FieldError] = []
     parsed: list[tuple[uuid.UUID, int]] = []
     for index, item in enumerate(lines):
-        try:
-            key = uuid.UUID(item.line_id)
-        except ValueError:
-            key = None
-        if key is None or key not in known:
-            errors.append(FieldError(f"{field_name}[{index}].line_id", "no such line on this order"))
+        key = _known_line(item.line_id, known)
+        if key is None:
+            errors.append(FieldError(f"{field_name}[{index}].line_id", NO_SUCH_LINE))
         else:
             parsed.append((key, item.quantity))
     if errors:
         raise ValidationFailedError("some lines are not on this order; see errors", errors=errors)
     return parsed
+
+
+def rejected_line(request: RejectRequest, known: set[uuid.UUID]) -> uuid.UUID:
+    """The order line a rejection names; 422 on its own `line_id` field when it is not on the order."""
+    key = _known_line(request.line_id, known)
+    if key is None:
+        raise ValidationFailedError(
+            "the line is not on this order; see errors", errors=[FieldError("line_id", NO_SUCH_LINE)]
+        )
+    return key

@@ -28,7 +28,6 @@ from ordersmith.platform.errors import FieldError, ValidationFailedError
 from ordersmith.platform.events import record_event
 from ordersmith.platform.identity.audit import Actor
 from ordersmith.platform.ids import uuid7
-from ordersmith.platform.times import time_errors
 from ordersmith.tenants.fulfillment.errors import ShipmentAlreadyDeliveredError
 from ordersmith.tenants.fulfillment.models import (
     FulfillmentOrderLine,
@@ -37,7 +36,12 @@ from ordersmith.tenants.fulfillment.models import (
     ShipmentPackage,
 )
 from ordersmith.tenants.fulfillment.release import check_releasable, sync
-from ordersmith.tenants.fulfillment.rules import ShipmentRequest, check_shipment, line_ids
+from ordersmith.tenants.fulfillment.rules import (
+    ShipmentRequest,
+    check_shipment,
+    line_ids,
+    past_time_errors,
+)
 from ordersmith.tenants.fulfillment.stock import check_held, held_here, take_here
 from ordersmith.tenants.fulfillment.views import (
     ShipmentView,
@@ -254,7 +258,8 @@ async def mark_delivered(
     actor: Actor,
 ) -> ShipmentView:
     """Record that the carrier delivered a shipment; saying it twice changes nothing."""
-    if errors := time_errors(delivered_at=delivered_at):
+    now = dt.datetime.now(dt.UTC)
+    if errors := past_time_errors("delivered_at", delivered_at, now, "the time the carrier delivered it"):
         raise ValidationFailedError("the delivery time is invalid; see errors", errors=errors)
     order_id = (await shipment_row(session, shipment_id)).order_id
     order = await order_row(session, order_id, lock=True)
@@ -279,11 +284,13 @@ async def mark_delivered(
                 extensions={"delivered_at": recorded},
             )
         return await shipment_view(session, shipment_id)
-    when = delivered_at or dt.datetime.now(dt.UTC)
+    # Undated, it was delivered now; but a shipment dated a little ahead (clock skew, or one
+    # stored before future dates were refused) was not delivered before it left.
+    when = delivered_at or max(now, shipment.shipped_at)
     await session.execute(
         update(Shipment)
         .where(Shipment.id == shipment_id)
-        .values(status="delivered", delivered_at=when, updated_at=dt.datetime.now(dt.UTC))
+        .values(status="delivered", delivered_at=when, updated_at=now)
     )
     await timeline.record(
         session,
