@@ -47,6 +47,22 @@ def reject_path(fulfillment_order: dict[str, Any]) -> str:
     return f"/api/v1/fulfillment-orders/{fulfillment_order['id']}/reject"
 
 
+async def write_off(
+    store: Store,
+    fulfillment_order: dict[str, Any],
+    line: str,
+    quantity: int,
+    reason: str,
+    kind: str,
+    *,
+    expected: int = 200,
+) -> dict[str, Any]:
+    """Reject `quantity` units of a line at its fulfillment order, writing them off as `kind`."""
+    body = {"line_id": line, "quantity": quantity, "reason": reason, "write_off": kind}
+    result: dict[str, Any] = await store.call("POST", reject_path(fulfillment_order), expected, json=body)
+    return result
+
+
 async def ledger_at(store: Store, code: str) -> list[tuple[str, int, int, str, str | None, str]]:
     """TEE-S's ledger at a location, newest first: kind, quantity, on_hand after, reason, reference, actor."""
     body = await store.call("GET", "/api/v1/inventory/adjustments", 200, params={"sku": "TEE-S"})
@@ -70,12 +86,7 @@ async def test_written_off_units_leave_the_count_and_are_rerouted(
     store = await two_location_store(client, 5, 4)
     order, line, wh1 = await released_at_wh1(store, 3)
 
-    result = await store.call(
-        "POST",
-        reject_path(wh1),
-        200,
-        json={"line_id": line, "quantity": 2, "reason": "not on the shelf", "write_off": "correction"},
-    )
+    result = await write_off(store, wh1, line, 2, "not on the shelf", "correction")
     assert (result["written_off"], result["backordered"], result["hold_id"]) == (2, 0, None)
     assert [(item["location"], item["quantity"]) for item in result["rerouted"]] == [("WH-2", 2)]
     # WH-1 counted 5 and held 3: 2 are gone from its count and its reservation, 1 stays reserved.
@@ -126,12 +137,7 @@ async def test_written_off_units_no_location_has_wait_under_a_hold_that_releases
     store = await two_location_store(client, 4, 0)
     order, line, wh1 = await released_at_wh1(store, 4)
 
-    result = await store.call(
-        "POST",
-        reject_path(wh1),
-        200,
-        json={"line_id": line, "quantity": 3, "reason": "crushed in the rack", "write_off": "damage"},
-    )
+    result = await write_off(store, wh1, line, 3, "crushed in the rack", "damage")
     assert (result["written_off"], result["backordered"], result["rerouted"]) == (3, 3, [])
     assert await stock_at(store, "TEE-S") == {"WH-1": (1, 1)}
     assert (await ledger_at(store, "WH-1"))[0][:3] == ("damage", -3, 1)
@@ -165,12 +171,7 @@ async def test_written_off_units_no_other_location_has_come_from_the_rejecting_s
     store = await two_location_store(client, 5, 0)
     order, line, wh1 = await released_at_wh1(store, 2)
 
-    result = await store.call(
-        "POST",
-        reject_path(wh1),
-        200,
-        json={"line_id": line, "quantity": 1, "reason": "cracked", "write_off": "damage"},
-    )
+    result = await write_off(store, wh1, line, 1, "cracked", "damage")
     # WH-1 refused one broken unit, not its other stock: once its count is right, a good unit takes its place.
     assert (result["written_off"], result["backordered"], result["hold_id"]) == (1, 0, None)
     assert [(item["location"], item["quantity"]) for item in result["rerouted"]] == [("WH-1", 1)]
@@ -205,12 +206,7 @@ async def test_a_write_off_leaves_other_orders_at_the_location_alone(
     other = await store.place(("TEE-S", 2))
     assert [item["location_code"] for item in other["reservations"]] == ["WH-1"]
 
-    result = await store.call(
-        "POST",
-        reject_path(wh1),
-        200,
-        json={"line_id": line, "quantity": 2, "reason": "shelf empty", "write_off": "correction"},
-    )
+    result = await write_off(store, wh1, line, 2, "shelf empty", "correction")
     assert (result["written_off"], [(item["location"], item["quantity"]) for item in result["rerouted"]]) == (
         2,
         [("WH-2", 2)],
@@ -242,12 +238,7 @@ async def test_a_write_off_takes_no_more_than_the_location_counts(
             "reason": "water leak",
         },
     )
-    result = await store.call(
-        "POST",
-        reject_path(wh1),
-        200,
-        json={"line_id": line, "quantity": 3, "reason": "wet boxes", "write_off": "damage"},
-    )
+    result = await write_off(store, wh1, line, 3, "wet boxes", "damage")
     # Only the one unit still counted is written off; the two recorded before are not taken twice.
     assert (result["written_off"], result["backordered"]) == (1, 0)
     assert (await ledger_at(store, "WH-1"))[:2] == [
@@ -276,12 +267,7 @@ async def test_a_write_off_of_an_unknown_kind_is_refused_and_changes_nothing(
 ) -> None:
     store = await two_location_store(client, 3, 3)
     order, line, wh1 = await released_at_wh1(store, 2)
-    problem = await store.call(
-        "POST",
-        reject_path(wh1),
-        422,
-        json={"line_id": line, "quantity": 1, "reason": "lost", "write_off": "receive"},
-    )
+    problem = await write_off(store, wh1, line, 1, "lost", "receive", expected=422)
     assert problem["errors"] == [
         {
             "field": "write_off",
