@@ -28,34 +28,24 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersmith.platform.database import Database
-from ordersmith.platform.entitlement_usage import count_held_seats
-from ordersmith.platform.entitlements import LimitReachedError, enforce_limit, entitlements_in
 from ordersmith.platform.errors import (
-    AccountNotMemberError,
-    AccountUnverifiedError,
     FieldError,
     NotFoundError,
     OrdersmithError,
-    PermissionDeniedError,
     ServiceUnavailableError,
     TenantNotFoundError,
     UnauthenticatedError,
     ValidationFailedError,
 )
 from ordersmith.platform.identity import oidc
-from ordersmith.platform.identity.accounts import IssuedSession, start_session
 from ordersmith.platform.identity.audit import Actor, record_audit
-from ordersmith.platform.identity.members import lock_members
 from ordersmith.platform.identity.models import (
-    Invitation,
-    Membership,
     SsoLoginState,
     TenantSsoConfig,
-    User,
 )
 from ordersmith.platform.identity.permissions import Role
+from ordersmith.platform.identity.sso_members import SsoSignIn, record_failure, sign_in_member
 from ordersmith.platform.identity.tokens import TokenSigner, derived_key
-from ordersmith.platform.plans import Limit
 from ordersmith.platform.tenancy import TenantRecord, get_tenant_by_id, get_tenant_record, require_active
 
 LOGIN_STATE_LIFETIME = dt.timedelta(minutes=10)
@@ -79,11 +69,6 @@ class SsoStateInvalidError(OrdersmithError):
 class SsoDeniedError(UnauthenticatedError):
     code = "sso_denied"
     title = "Identity provider refused the sign-in"
-
-
-class MembershipDeactivatedError(PermissionDeniedError):
-    code = "membership_deactivated"
-    title = "Membership deactivated"
 
 
 class SsoSecretUnreadableError(ServiceUnavailableError):
@@ -310,15 +295,6 @@ async def remove_sso(database: Database, tenant_id: uuid.UUID, *, actor: Actor) 
 # --- sign-in ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class SsoSignIn:
-    """A finished SSO sign-in: the session, and where the web app should land."""
-
-    issued: IssuedSession
-    created_user: bool
-    return_to: str
-
-
 def _is_plain_path(path: str) -> bool:
     """A path starting with one slash, without a character a browser reads differently.
 
@@ -470,9 +446,9 @@ async def finish_sso_login(
             oidc.SsoTokenInvalidError,
             oidc.SsoEmailUnverifiedError,
         ) as failure:
-            await _record_failure(database, tenant.id, client_address, config.issuer, failure.code)
+            await record_failure(database, tenant.id, client_address, config.issuer, failure.code)
             raise
-    return await _sign_in_member(
+    return await sign_in_member(
         database,
         signer,
         tenant,
@@ -480,151 +456,4 @@ async def finish_sso_login(
         identity,
         return_to=login.redirect_uri,
         client_address=client_address,
-    )
-
-
-async def _record_failure(
-    database: Database, tenant_id: uuid.UUID, client_address: str | None, issuer: str, reason: str
-) -> None:
-    async with database.platform_session() as session:
-        await record_audit(
-            session,
-            tenant_id=tenant_id,
-            actor=Actor("anonymous", None, client_address),
-            action="auth.sso_sign_in_failed",
-            data={"issuer": issuer, "reason": reason},
-        )
-
-
-async def _find_or_create_user(session: AsyncSession, identity: oidc.Identity) -> tuple[uuid.UUID, bool]:
-    """The user with the provider's email (and whether it is new); an unverified one is refused.
-
-    Anyone can sign up with an address they do not own: linking that account to the
-    provider's person would hand the store to whoever knows its password.
-    """
-    # ON CONFLICT: two first sign-ins of one person at once must not create two users.
-    created = (
-        await session.execute(
-            pg_insert(User)
-            .values(
-                id=uuid.uuid4(),
-                email=identity.email,
-                full_name=identity.full_name,
-                email_verified_at=dt.datetime.now(dt.UTC),
-            )
-            .on_conflict_do_nothing(index_elements=[User.email])
-            .returning(User.id)
-        )
-    ).scalar_one_or_none()
-    if created is not None:
-        return created, True
-    user_id, verified_at = (
-        await session.execute(select(User.id, User.email_verified_at).where(User.email == identity.email))
-    ).one()
-    if verified_at is None:
-        raise AccountUnverifiedError(
-            f"an account for {identity.email} exists but its email address was never confirmed, so single "
-            "sign-on cannot use it; confirm the address with the link emailed at sign-up, or reset that "
-            "account's password (the emailed reset link confirms the address too), then sign in again"
-        )
-    return user_id, False
-
-
-async def _require_membership(
-    session: AsyncSession, tenant: TenantRecord, user_id: uuid.UUID, email: str
-) -> None:
-    """Refuse an existing account this store has no membership for.
-
-    The store's admin chooses its identity provider, so the provider's word that someone
-    owns an address only vouches for people the store already has. Anyone else joins the
-    way every existing account does, by accepting an invitation sent to the address.
-    """
-    member = await session.scalar(
-        select(Membership.id).where(Membership.tenant_id == tenant.id, Membership.user_id == user_id)
-    )
-    if member is None:
-        raise AccountNotMemberError(
-            f"an Ordersmith account already uses {email} and is not a member of this store; ask a store "
-            f"admin to invite {email}, accept the invitation emailed to you, then sign in with single "
-            "sign-on again"
-        )
-
-
-async def _take_seat(session: AsyncSession, tenant: TenantRecord, email: str) -> None:
-    """Count a newcomer's seat as inviting does: a hard limit refuses them (402), a soft one warns.
-
-    Under the members lock, which invitations and reactivations take too, so that people
-    joining at once cannot all take the last seat.
-    """
-    await lock_members(session, tenant.id)
-    now = dt.datetime.now(dt.UTC)
-    # A pending invitation to this very address holds the seat the newcomer takes: not counted twice.
-    invited = await session.scalar(
-        select(func.count()).where(
-            Invitation.tenant_id == tenant.id,
-            Invitation.email == email,
-            Invitation.accepted_at.is_(None),
-            Invitation.revoked_at.is_(None),
-            Invitation.expires_at > now,
-        )
-    )
-    held = await count_held_seats(session, tenant.id, now=now) - int(invited or 0)
-    try:
-        await enforce_limit(
-            session, tenant.context, await entitlements_in(session, tenant.id), Limit.SEATS, current=held
-        )
-    except LimitReachedError as full:
-        raise LimitReachedError(
-            f"store {tenant.slug!r} has no free seat for a new member, so you cannot join it yet; ask a "
-            f"store admin to make room ({full.detail}), then sign in with single sign-on again",
-            extensions=full.extensions,
-        ) from None
-
-
-async def _sign_in_member(
-    database: Database,
-    signer: TokenSigner,
-    tenant: TenantRecord,
-    config: TenantSsoConfig,
-    identity: oidc.Identity,
-    *,
-    return_to: str,
-    client_address: str | None,
-) -> SsoSignIn:
-    try:
-        async with database.platform_session() as session:
-            user_id, created_user = await _find_or_create_user(session, identity)
-            if created_user:
-                await _take_seat(session, tenant, identity.email)
-            else:
-                await _require_membership(session, tenant, user_id, identity.email)
-            await session.execute(
-                pg_insert(Membership)
-                .values(id=uuid.uuid4(), tenant_id=tenant.id, user_id=user_id, role=config.default_role)
-                .on_conflict_do_nothing(index_elements=[Membership.tenant_id, Membership.user_id])
-            )
-            membership = (
-                await session.execute(
-                    select(Membership).where(Membership.tenant_id == tenant.id, Membership.user_id == user_id)
-                )
-            ).scalar_one()
-            if membership.status == "active":
-                issued = await start_session(
-                    session, signer, user_id=user_id, tenant=tenant, role=membership.role
-                )
-                await record_audit(
-                    session,
-                    tenant_id=tenant.id,
-                    actor=Actor("user", str(user_id), client_address),
-                    action="auth.sso_signed_in",
-                    data={"issuer": config.issuer, "created_user": created_user},
-                )
-                return SsoSignIn(issued, created_user, return_to)
-    except (AccountUnverifiedError, AccountNotMemberError, LimitReachedError) as refused:
-        await _record_failure(database, tenant.id, client_address, config.issuer, refused.code)
-        raise
-    # A deactivated member stays out: an admin reactivates people, a provider does not.
-    await _record_failure(database, tenant.id, client_address, config.issuer, "membership_deactivated")
-    raise MembershipDeactivatedError(
-        "your access to this store was deactivated; ask a store admin to reactivate it"
     )
