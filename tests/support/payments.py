@@ -17,6 +17,7 @@ from ordersmith.tenants.payments import config
 from ordersmith.tenants.payments.models import PaymentTransaction
 from tests.support.fake_stripe import SECRET_KEY, FakeStripe, sign_webhook
 from tests.support.fake_stripe.payments import VISA
+from tests.support.fulfillment import release, ship
 from tests.support.order_actions import tenant_context
 from tests.support.orders import Store, open_store
 
@@ -132,3 +133,37 @@ async def ledger_rows(database: Database, store: Store, order_id: str) -> list[P
             .order_by(PaymentTransaction.created_at, PaymentTransaction.id)
         )
         return list(rows)
+
+
+def money(summary: dict[str, Any]) -> tuple[str, int, int, int, int, int]:
+    """(payment_status, captured, refunded, net paid, capturable, balance due) of an order's payments."""
+    return (
+        summary["payment_status"],
+        summary["captured_amount"],
+        summary["refunded_amount"],
+        summary["net_paid_amount"],
+        summary["capturable_amount"],
+        summary["balance_due_amount"],
+    )
+
+
+async def order_state(store: Store, order_id: str) -> tuple[str, str, str, int]:
+    """(status, payment_status, fulfillment_status, total) of an order."""
+    order = await store.call("GET", f"/api/v1/orders/{order_id}", 200)
+    return order["status"], order["payment_status"], order["fulfillment_status"], order["total_amount"]
+
+
+async def card_order_one_unit_shipped(
+    client: AsyncTestClient[Litestar],
+) -> tuple[Store, dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """A store capturing at shipment, an order of 4 TEE-S (10000) paid by card, 1 unit shipped.
+
+    Returns the store, the order, the payment's answer, the fulfillment order and its line.
+    """
+    store = await payment_store(client, providers=("stripe",), capture_policy="at_shipment")
+    order = await store.place(("TEE-S", 4))
+    taken = await pay(store, order["id"], provider="stripe", method=VISA)
+    [fulfillment_order] = (await release(store, order["id"]))["data"]
+    [line] = fulfillment_order["lines"]
+    await ship(store, fulfillment_order["id"], [(line["line_id"], 1)])
+    return store, order, taken, fulfillment_order, line
